@@ -1,0 +1,169 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qguard/qguard/internal/engine"
+)
+
+// Source returns a fresh snapshot; *engine.Engine's Stats method fits.
+type Source func() engine.Stats
+
+// BuildInfo labels qguard_build_info.
+type BuildInfo struct {
+	Version, Commit, GoVersion string
+}
+
+var (
+	lq      = []string{"queue"}
+	dPkts   = prometheus.NewDesc("qguard_packets_total", "Packets received from the kernel queue.", lq, nil)
+	dBytes  = prometheus.NewDesc("qguard_bytes_total", "Bytes received from the kernel queue (copied length).", lq, nil)
+	dVerd   = prometheus.NewDesc("qguard_verdicts_total", "Verdicts given, by verdict.", []string{"queue", "verdict"}, nil)
+	dOff    = prometheus.NewDesc("qguard_offloaded_total", "Flows whose later packets the kernel decides.", lq, nil)
+	dMark   = prometheus.NewDesc("qguard_marked_total", "Packets given a mark by a rule.", lq, nil)
+	dCached = prometheus.NewDesc("qguard_cached_decisions_total", "Decisions taken from the flow table.", lq, nil)
+	dRule   = prometheus.NewDesc("qguard_rule_hits_total", "Decisions made by each policy rule; rule=\"default\" is the default action.", []string{"rule", "action"}, nil)
+	dFlow   = prometheus.NewDesc("qguard_flow_table_entries", "Flows in the flow table.", lq, nil)
+	dEvict  = prometheus.NewDesc("qguard_flow_table_evictions_total", "Flows evicted from a full flow table.", lq, nil)
+	dLat    = prometheus.NewDesc("qguard_decision_latency_seconds", "Decision latency, sampled one packet in "+strconv.Itoa(engine.SampleEvery)+".", lq, nil)
+	dKQ     = prometheus.NewDesc("qguard_kernel_queue_dropped_total", "Packets the kernel dropped (or bypassed) because the queue was full.", lq, nil)
+	dKU     = prometheus.NewDesc("qguard_kernel_user_dropped_total", "Packets the kernel dropped because the socket buffer was full.", lq, nil)
+	dKP     = prometheus.NewDesc("qguard_kernel_queue_pending", "Packets waiting in the kernel queue.", lq, nil)
+	dReload = prometheus.NewDesc("qguard_reloads_total", "Configuration reloads by result.", []string{"result"}, nil)
+	dBlock  = prometheus.NewDesc("qguard_block_requests_total", "Source blocks requested by rules, by result.", []string{"result"}, nil)
+	dLogSup = prometheus.NewDesc("qguard_log_suppressed_total", "Per-decision log lines dropped by the rate limit.", nil, nil)
+	dStart  = prometheus.NewDesc("qguard_start_time_seconds", "When the engine started, Unix time.", nil, nil)
+)
+
+// Collector turns engine snapshots into metrics at scrape time.
+type Collector struct{ src Source }
+
+// NewCollector returns a collector reading src.
+func NewCollector(src Source) *Collector { return &Collector{src: src} }
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dLogSup, dStart} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src()
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for _, q := range s.Queues {
+		n := strconv.Itoa(int(q.Queue))
+		counter(dPkts, q.Packets, n)
+		counter(dBytes, q.Bytes, n)
+		counter(dVerd, q.Accepted, n, "accept")
+		counter(dVerd, q.Dropped, n, "drop")
+		counter(dVerd, q.Rejected, n, "reject")
+		counter(dOff, q.Offloaded, n)
+		counter(dMark, q.Marked, n)
+		counter(dCached, q.Cached, n)
+		gauge(dFlow, float64(q.FlowEntries), n)
+		counter(dEvict, q.FlowEvictions, n)
+		counter(dKQ, q.KernelQueueDropped, n)
+		counter(dKU, q.KernelUserDropped, n)
+		gauge(dKP, float64(q.KernelPending), n)
+		ch <- histogram(q.Latency, n)
+	}
+	for _, r := range s.Rules {
+		counter(dRule, r.Hits, r.Name, r.Action)
+	}
+	counter(dRule, s.Default.Hits, "default", s.Default.Action)
+	counter(dReload, s.Reloads-s.Failures, "ok")
+	counter(dReload, s.Failures, "error")
+	counter(dBlock, s.BlockQueued, "queued")
+	counter(dBlock, s.BlockDropped, "dropped")
+	counter(dBlock, s.BlockErrors, "error")
+	counter(dLogSup, s.LogSuppressed)
+	if !s.Started.IsZero() {
+		gauge(dStart, float64(s.Started.UnixNano())/1e9)
+	}
+}
+
+func histogram(h engine.Histogram, queue string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, b := range h.Bounds {
+		if i < len(h.Buckets) {
+			cum += h.Buckets[i]
+		}
+		buckets[b] = cum
+	}
+	return prometheus.MustNewConstHistogram(dLat, h.Count, h.Sum, buckets, queue)
+}
+
+// NewRegistry returns a registry with the engine collector, build info and
+// the Go runtime and process collectors.
+func NewRegistry(src Source, bi BuildInfo) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(src))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "qguard_build_info",
+		Help:        "Build information; the value is always 1.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "go_version": bi.GoVersion},
+	}, func() float64 { return 1 }))
+	reg.MustRegister(collectors.NewGoCollector())
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Server serves /metrics until Shutdown.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr at once, so a taken port fails start-up rather than
+// surfacing later in a log line.
+func Listen(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, "qguard: metrics at /metrics")
+	})
+	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && log != nil {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Shutdown stops the server, waiting up to a second for scrapes in flight.
+func (s *Server) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
