@@ -1,0 +1,32 @@
+// Package verdict decides what happens to each queued packet: it decodes the
+// packet, extracts the names that application protocols reveal in the first
+// bytes of a flow, evaluates the policy and remembers per-flow decisions.
+//
+// # Decoding
+//
+// [Decode] fills a caller-owned [Packet] from an IPv4 or IPv6 packet:
+// options and fragments, a bounded walk of IPv6 extension headers, TCP,
+// UDP, UDP-Lite, ICMP, ICMPv6, SCTP and DCCP ports. It never allocates and
+// never panics; malformed input sets Packet.Invalid to a [Reason]. Slices in
+// a Packet point into the decoded buffer.
+//
+// # Application-layer names
+//
+// [DNSQueryName] and [DNSQuestions] read DNS question names over UDP and
+// TCP, [TLSServerName] reads the server name of a TLS ClientHello, and
+// [HTTPHost] reads the Host of an HTTP/1.x request. Names are written
+// lowercased into caller buffers, so extraction allocates nothing. A
+// ClientHello that spans several TCP segments is collected in a
+// [HelloBuffer], a bounded buffer owned by the flow.
+//
+// # Payload patterns
+//
+// [Patterns] matches many byte strings at once, case-sensitive or not, with
+// a deterministic automaton built once by [CompilePatterns].
+//
+// # Concurrency
+//
+// Decode and the extractors are pure functions. A compiled Patterns is
+// read-only and safe for concurrent use; a HelloBuffer belongs to one flow
+// and one goroutine.
+package verdict
