@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qguard/qguard/internal/engine"
+)
+
+func init() {
+	var (
+		sock   string
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "print live counters from a running daemon",
+		Long: `NAME
+    qguard status - show what a running qguard daemon is doing
+
+SYNOPSIS
+    qguard status [--control SOCKET] [--json]
+
+DESCRIPTION
+    Reads a snapshot of the daemon's counters over its control socket and
+    prints them: per queue, packets and verdicts (accept, drop, reject,
+    offloaded flows), decisions served from the flow table, flow-table size
+    and evictions, the kernel's own queue drops, and the sampled decision
+    latency; per policy rule, its hits; and the reload history.
+
+    The same counters are exported to Prometheus at the metrics address
+    (see "qguard run --help").
+
+OPTIONS
+    --control SOCKET   control socket (default ` + engine.DefaultControlSocket + `)
+    --json             print the raw snapshot as JSON
+
+EXIT STATUS
+    0 printed; 1 the daemon could not be reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := engine.Call(sock, "status", 10*time.Second)
+			if err != nil {
+				return err
+			}
+			if !r.OK || r.Status == nil {
+				return errors.New("status: " + r.Error)
+			}
+			if asJSON {
+				e := json.NewEncoder(cmd.OutOrStdout())
+				e.SetIndent("", "  ")
+				return e.Encode(r.Status)
+			}
+			printStatus(cmd.OutOrStdout(), r.Status)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&sock, "control", engine.DefaultControlSocket, "control socket of the running daemon")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	root.AddCommand(c)
+}
+
+func printStatus(out io.Writer, s *engine.Stats) {
+	fmt.Fprintf(out, "qguard %s, up %s, rules installed: %v", s.Version,
+		time.Since(s.Started).Truncate(time.Second), s.RulesInstalled)
+	if len(s.XDP) > 0 {
+		fmt.Fprintf(out, ", xdp on %v", s.XDP)
+	}
+	fmt.Fprintf(out, "\nreloads: %d (%d failed)", s.Reloads, s.Failures)
+	if s.LastReloadError != "" {
+		fmt.Fprintf(out, ", last failure: %s", s.LastReloadError)
+	}
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "queue\tpackets\taccept\tdrop\treject\toffload\tcached\tflows\tevicted\tkdrop\tudrop\tp50\tp99\t")
+	for _, q := range s.Queues {
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", q.Queue, q.Packets,
+			q.Accepted, q.Dropped, q.Rejected, q.Offloaded, q.Cached, q.FlowEntries, q.FlowEvictions,
+			q.KernelQueueDropped, q.KernelUserDropped, quantile(q.Latency, 0.5), quantile(q.Latency, 0.99))
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "rule\taction\thits")
+	for _, r := range s.Rules {
+		fmt.Fprintf(w, "%s\t%s\t%d\n", r.Name, r.Action, r.Hits)
+	}
+	fmt.Fprintf(w, "(default)\t%s\t%d\n", s.Default.Action, s.Default.Hits)
+	w.Flush()
+	if s.BlockQueued+s.BlockDropped+s.BlockErrors > 0 {
+		fmt.Fprintf(out, "\nsource blocks: %d queued, %d dropped (channel full), %d failed\n",
+			s.BlockQueued, s.BlockDropped, s.BlockErrors)
+	}
+}
+
+// quantile returns the upper bound of the bucket holding quantile q, as a
+// string ("-" without samples, ">10ms" past the last bound).
+func quantile(h engine.Histogram, q float64) string {
+	if h.Count == 0 {
+		return "-"
+	}
+	want := uint64(q*float64(h.Count) + 0.5)
+	if want == 0 {
+		want = 1
+	}
+	var cum uint64
+	for i, n := range h.Buckets {
+		cum += n
+		if cum >= want {
+			if i < len(h.Bounds) {
+				return "<=" + time.Duration(h.Bounds[i]*1e9).String()
+			}
+			break
+		}
+	}
+	return ">" + time.Duration(h.Bounds[len(h.Bounds)-1]*1e9).String()
+}
