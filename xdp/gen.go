@@ -1,0 +1,6 @@
+package xdp
+
+// The BPF object and its Go bindings are generated and committed, so `go
+// build` needs no clang. Regenerate with `go generate ./xdp` (clang, llvm and
+// libbpf-dev from Debian); TestGeneratedObjectsUpToDate checks the result.
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -no-global-types filter bpf/filter.c -- -I/usr/include/x86_64-linux-gnu
