@@ -1,0 +1,53 @@
+package rules
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/qguard/qguard/internal/topo"
+	"github.com/vishvananda/netns"
+)
+
+// nsPrefix names this package's test namespaces.
+const nsPrefix = "qgr"
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN) to create network namespaces and install nftables rules")
+	}
+}
+
+// testNS creates a namespace, removed at cleanup, and returns it with an
+// open fd for nftables.WithNetNSFd.
+func testNS(t *testing.T) (topo.NS, int) {
+	t.Helper()
+	needRoot(t)
+	ns, err := topo.New(nsPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Remove() })
+	return ns, nsFd(t, ns)
+}
+
+func nsFd(t *testing.T, ns topo.NS) int {
+	t.Helper()
+	h, err := netns.GetFromName(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return int(h)
+}
+
+// nft runs the nft binary (test-only) inside ns.
+func nft(t *testing.T, ns topo.NS, args ...string) string {
+	t.Helper()
+	out, err := ns.Output(append([]string{"nft"}, args...)...)
+	if err != nil {
+		t.Fatalf("nft %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}

@@ -1,0 +1,302 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Manager installs, replaces and removes qguard's table.
+type Manager struct {
+	mu   sync.Mutex
+	cfg  *Config
+	caps Capabilities
+	impl QueueImpl
+	dial func() (*nftables.Conn, error)
+}
+
+// New validates cfg (nil: DefaultConfig), probes the kernel and picks the
+// queue expression. It installs nothing; call Apply.
+func New(cfg *Config) (*Manager, error) {
+	n, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	dial := dialer(n.NetNS)
+	caps, err := probe(dial)
+	if err != nil {
+		return nil, err
+	}
+	return newManager(n, caps, dial)
+}
+
+// newManager is New without the probe, for tests with a fake kernel.
+func newManager(n *Config, caps Capabilities, dial func() (*nftables.Conn, error)) (*Manager, error) {
+	m := &Manager{cfg: n, caps: caps, dial: dial}
+	if err := m.pick(n); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) pick(n *Config) error {
+	switch {
+	case n.Queue == QueueAuto:
+		impl, err := m.caps.Best()
+		if err != nil {
+			return err
+		}
+		m.impl = impl
+	case n.Queue == QueueNative && !m.caps.NativeQueue:
+		return fmt.Errorf("use native queue expression: %w: %s", ErrNoQueueSupport, m.caps.NativeErr)
+	case n.Queue == QueueCompat && !m.caps.CompatQueue:
+		return fmt.Errorf("use compat NFQUEUE target: %w: %s", ErrNoQueueSupport, m.caps.CompatErr)
+	default:
+		m.impl = n.Queue
+	}
+	return nil
+}
+
+// Capabilities returns the probe results.
+func (m *Manager) Capabilities() Capabilities { return m.caps }
+
+// QueueImpl returns the queue expression the rules use.
+func (m *Manager) QueueImpl() QueueImpl {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.impl
+}
+
+// Config returns a copy of the normalized configuration in force.
+func (m *Manager) Config() Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return *m.cfg
+}
+
+// Apply installs the table, its sets and chains in one transaction. A table
+// of the same name left by an earlier run is brought to the configured
+// state in the same transaction; its block set entries survive.
+func (m *Manager) Apply() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.install(m.cfg, "", false); err != nil {
+		return fmt.Errorf("apply rules: %w", err)
+	}
+	return nil
+}
+
+// Replace switches to cfg (reload) in one transaction: chains are flushed
+// and refilled, chains whose hook or priority changed are deleted and
+// re-created, all in the batch that installs the new rules. The kernel
+// commits a batch atomically (every object carries a generation mask and
+// packets run against the generation current when they enter the hook), so
+// each packet sees either the complete old table or the complete new one:
+// there is no moment in which the chains are empty and traffic would pass
+// unqueued. Block set entries survive unless the table is renamed.
+func (m *Manager) Replace(cfg *Config) error {
+	n, err := cfg.normalize()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	oldImpl := m.impl
+	if err := m.pick(n); err != nil {
+		return err
+	}
+	if n.NetNS != m.cfg.NetNS {
+		m.impl = oldImpl
+		return fmt.Errorf("replace rules: %w: the network namespace cannot change", ErrInvalidConfig)
+	}
+	if err := m.install(n, m.cfg.Table, false); err != nil {
+		m.impl = oldImpl
+		return fmt.Errorf("replace rules: %w", err)
+	}
+	m.cfg = n
+	return nil
+}
+
+// SteerAway prepares shutdown: with Bypass it replaces the queue rules with
+// accept in one transaction, so no new packet is queued while the handler
+// drains and unbinds; fail-closed configurations (no Bypass) keep queueing,
+// and the kernel drops what no handler takes. Offload and block rules stay.
+func (m *Manager) SteerAway() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.cfg.Bypass {
+		return nil
+	}
+	if err := m.install(m.cfg, "", true); err != nil {
+		return fmt.Errorf("steer away: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes qguard's table and nothing else. Removing a table that is
+// not there is not an error.
+func (m *Manager) Remove() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return removeTable(m.dial, m.cfg.Table)
+}
+
+// RemoveTable deletes the inet table name in the namespace netnsFd (0: the
+// caller's), for `qguard rules flush` without a running daemon.
+func RemoveTable(netnsFd int, name string) error {
+	if name == "" {
+		name = "qguard"
+	}
+	return removeTable(dialer(netnsFd), name)
+}
+
+func removeTable(dial func() (*nftables.Conn, error), name string) error {
+	c, err := dial()
+	if err != nil {
+		return fmt.Errorf("remove table %s: %w", name, err)
+	}
+	c.DelTable(inetTable(name))
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove table %s: %w", name, err)
+	}
+	return nil
+}
+
+// BlockSource drops packets from a in every qguard chain for d (0: the
+// set's default timeout), without a queue round trip. Adding an address
+// that is already blocked keeps its entry.
+func (m *Manager) BlockSource(a netip.Addr, d time.Duration) error {
+	a = a.Unmap()
+	if !a.IsValid() {
+		return fmt.Errorf("block source: %w: invalid address", ErrInvalidConfig)
+	}
+	if d < 0 || (d > 0 && d < time.Millisecond) {
+		return fmt.Errorf("block source %s: %w: duration %v", a, ErrInvalidConfig, d)
+	}
+	m.mu.Lock()
+	table := m.cfg.Table
+	timeout := m.cfg.BlockSetTimeout
+	m.mu.Unlock()
+	c, err := m.dial()
+	if err != nil {
+		return fmt.Errorf("block source %s: %w", a, err)
+	}
+	s4, s6 := blockSets(inetTable(table), timeout)
+	s := s4
+	if a.Is6() {
+		s = s6
+	}
+	if err := c.SetAddElements(s, []nftables.SetElement{{Key: a.AsSlice(), Timeout: d}}); err != nil {
+		return fmt.Errorf("block source %s: %w", a, err)
+	}
+	if err := c.Flush(); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			err = ErrNotInstalled
+		}
+		return fmt.Errorf("block source %s: %w", a, err)
+	}
+	return nil
+}
+
+// install queues one transaction that brings the table to cfg and sends it.
+// oldTable, when different from cfg.Table, is deleted in the same batch.
+func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) error {
+	c, err := m.dial()
+	if err != nil {
+		return err
+	}
+	t := inetTable(cfg.Table)
+	chains, sets, err := current(c, t)
+	if err != nil {
+		return err
+	}
+	if oldTable != "" && oldTable != cfg.Table {
+		c.DelTable(inetTable(oldTable))
+	}
+	b := &builder{c: c, cfg: cfg, impl: m.impl, t: c.AddTable(t), sets: sets, used: map[string]bool{}}
+	s4, s6 := blockSets(t, cfg.BlockSetTimeout)
+	for _, s := range []*nftables.Set{s4, s6} {
+		if !sets[s.Name] {
+			if err := c.AddSet(s, nil); err != nil {
+				return fmt.Errorf("add set %s: %w", s.Name, err)
+			}
+		}
+	}
+	want := map[string]bool{}
+	for _, h := range cfg.Hooks {
+		want[h.Name] = true
+	}
+	for name, ch := range chains {
+		if !want[name] || !sameHook(ch, cfg) {
+			c.FlushChain(ch)
+			c.DelChain(ch)
+			delete(chains, name)
+		}
+	}
+	for _, h := range cfg.Hooks {
+		ch, ok := chains[h.Name]
+		if ok {
+			c.FlushChain(ch)
+		} else {
+			ch = c.AddChain(baseChain(t, h))
+		}
+		if err := b.chainRules(ch, h.Name, steerAway); err != nil {
+			return err
+		}
+	}
+	b.dropUnusedSets()
+	return c.Flush()
+}
+
+// current lists the chains and set names of table t; both empty when the
+// table does not exist.
+func current(c *nftables.Conn, t *nftables.Table) (map[string]*nftables.Chain, map[string]bool, error) {
+	chains := map[string]*nftables.Chain{}
+	sets := map[string]bool{}
+	tables, err := c.ListTablesOfFamily(t.Family)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list tables: %w", err)
+	}
+	found := false
+	for _, x := range tables {
+		found = found || x.Name == t.Name
+	}
+	if !found {
+		return chains, sets, nil
+	}
+	all, err := c.ListChainsOfTableFamily(t.Family)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, ch := range all {
+		if ch.Table.Name == t.Name {
+			chains[ch.Name] = ch
+		}
+	}
+	ss, err := c.GetSets(t)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range ss {
+		sets[s.Name] = true
+	}
+	return chains, sets, nil
+}
+
+// sameHook reports whether an installed chain matches the configured hook
+// and priority of the same name (both are immutable in the kernel).
+func sameHook(ch *nftables.Chain, cfg *Config) bool {
+	for _, h := range cfg.Hooks {
+		if h.Name != ch.Name {
+			continue
+		}
+		return ch.Hooknum != nil && uint32(*ch.Hooknum) == hookNums[h.Name] &&
+			ch.Priority != nil && int32(*ch.Priority) == h.Priority && ch.Type == nftables.ChainTypeFilter
+	}
+	return false
+}

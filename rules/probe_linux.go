@@ -1,0 +1,134 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Capabilities is what Probe found out about the kernel.
+type Capabilities struct {
+	// NativeQueue: the nftables queue expression (CONFIG_NFT_QUEUE).
+	NativeQueue bool
+	// CompatQueue: the xtables NFQUEUE target, revision 3, through
+	// nft_compat in an inet table.
+	CompatQueue bool
+	// NativeErr and CompatErr say why a path is missing ("" when present).
+	NativeErr, CompatErr string
+	// Kernel is the running kernel's release.
+	Kernel string
+}
+
+// Best is the implementation QueueAuto picks: native when present.
+func (c Capabilities) Best() (QueueImpl, error) {
+	switch {
+	case c.NativeQueue:
+		return QueueNative, nil
+	case c.CompatQueue:
+		return QueueCompat, nil
+	}
+	return QueueAuto, fmt.Errorf("pick queue expression: %w (native: %s; compat: %s)", ErrNoQueueSupport, c.NativeErr, c.CompatErr)
+}
+
+// String is a one-line summary for logs and `qguard rules show`.
+func (c Capabilities) String() string {
+	state := func(ok bool, why string) string {
+		if ok {
+			return "yes"
+		}
+		return "no (" + why + ")"
+	}
+	best, err := c.Best()
+	chosen := best.String()
+	if err != nil {
+		chosen = "none"
+	}
+	return fmt.Sprintf("kernel %s: nft queue expression: %s; xt NFQUEUE via compat: %s; using %s",
+		c.Kernel, state(c.NativeQueue, c.NativeErr), state(c.CompatQueue, c.CompatErr), chosen)
+}
+
+// Probe tests, in the caller's network namespace, which queue expressions
+// the kernel accepts. See ProbeNS.
+func Probe() (Capabilities, error) { return ProbeNS(0) }
+
+// ProbeNS tests the queue expressions in the network namespace open as
+// netnsFd (0: the caller's). Each test is one transaction that creates a
+// throwaway inet table with a regular chain and a queue rule, and deletes
+// it again: the kernel checks the expression when it parses the rule, so a
+// missing one fails the whole batch and a present one leaves nothing behind
+// (the table is gone when the batch commits). No packet ever sees the rule:
+// the chain is not attached to a hook.
+func ProbeNS(netnsFd int) (Capabilities, error) {
+	return probe(dialer(netnsFd))
+}
+
+var probeSeq atomic.Uint32
+
+func probe(dial func() (*nftables.Conn, error)) (Capabilities, error) {
+	caps := Capabilities{Kernel: kernelRelease()}
+	var err error
+	caps.NativeQueue, caps.NativeErr, err = probeExpr(dial, queueExpr(QueueNative, 0, 1, true, false))
+	if err != nil {
+		return caps, err
+	}
+	caps.CompatQueue, caps.CompatErr, err = probeExpr(dial, queueExpr(QueueCompat, 0, 1, true, false))
+	return caps, err
+}
+
+// probeExpr reports whether the kernel accepts e; err is set only when the
+// probe itself could not run (e.g. no permission).
+func probeExpr(dial func() (*nftables.Conn, error), e expr.Any) (ok bool, why string, err error) {
+	c, err := dial()
+	if err != nil {
+		return false, "", fmt.Errorf("probe queue expression: %w", err)
+	}
+	t := c.AddTable(inetTable(fmt.Sprintf("qguard-probe-%d-%d", os.Getpid(), probeSeq.Add(1))))
+	ch := c.AddChain(&nftables.Chain{Name: "probe", Table: t})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{e}})
+	c.DelTable(t)
+	err = c.Flush()
+	switch {
+	case err == nil:
+		return true, "", nil
+	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+		return false, "", fmt.Errorf("probe queue expression: %w", err)
+	case errors.Is(err, unix.ENOENT):
+		return false, "not in this kernel (ENOENT)", nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EAFNOSUPPORT), errors.Is(err, unix.EINVAL):
+		return false, "rejected by the kernel: " + unwrapErrno(err), nil
+	}
+	return false, "", fmt.Errorf("probe queue expression: %w", err)
+}
+
+func unwrapErrno(err error) string {
+	var no unix.Errno
+	if errors.As(err, &no) {
+		return no.Error()
+	}
+	return err.Error()
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return "unknown"
+	}
+	return strings.TrimRight(string(u.Release[:]), "\x00")
+}
+
+// dialer returns a function opening an nftables connection in the
+// namespace netnsFd (0: the caller's).
+func dialer(netnsFd int) func() (*nftables.Conn, error) {
+	return func() (*nftables.Conn, error) {
+		if netnsFd != 0 {
+			return nftables.New(nftables.WithNetNSFd(netnsFd))
+		}
+		return nftables.New()
+	}
+}

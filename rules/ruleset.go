@@ -1,0 +1,305 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the sets in qguard's table.
+const (
+	Block4Set = "block4"
+	Block6Set = "block6"
+)
+
+// rejectHooks are the hooks where the kernel accepts the reject expression
+// (nft_reject_validate); elsewhere a Reject mark drops.
+var rejectHooks = map[string]bool{"prerouting": true, "input": true, "forward": true, "output": true}
+
+// builder queues the messages of one transaction on a Conn. It does no I/O.
+type builder struct {
+	c    *nftables.Conn
+	cfg  *Config
+	impl QueueImpl
+	t    *nftables.Table
+	// sets are the named sets already in the table; used collects the
+	// steering sets this transaction fills.
+	sets, used map[string]bool
+}
+
+func inetTable(name string) *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyINet, Name: name}
+}
+
+func blockSets(t *nftables.Table, timeout time.Duration) (s4, s6 *nftables.Set) {
+	s4 = &nftables.Set{Table: t, Name: Block4Set, KeyType: nftables.TypeIPAddr, HasTimeout: true, Timeout: timeout}
+	s6 = &nftables.Set{Table: t, Name: Block6Set, KeyType: nftables.TypeIP6Addr, HasTimeout: true, Timeout: timeout}
+	return s4, s6
+}
+
+func baseChain(t *nftables.Table, h Hook) *nftables.Chain {
+	num := nftables.ChainHook(hookNums[h.Name])
+	prio := nftables.ChainPriority(h.Priority)
+	accept := nftables.ChainPolicyAccept
+	return &nftables.Chain{
+		Name: h.Name, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: &num, Priority: &prio, Policy: &accept,
+	}
+}
+
+func comment(s string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, "qguard: "+s)
+}
+
+// rule adds one rule to ch.
+func (b *builder) rule(ch *nftables.Chain, note string, exprs ...[]expr.Any) {
+	var all []expr.Any
+	for _, e := range exprs {
+		all = append(all, e...)
+	}
+	b.c.AddRule(&nftables.Rule{Table: b.t, Chain: ch, Exprs: all, UserData: comment(note)})
+}
+
+func one(e ...expr.Any) []expr.Any { return e }
+
+// chainRules adds the rules of one base chain; steerAway replaces the queue
+// verdict with accept.
+func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) error {
+	m := b.cfg.Marks
+	counter := func() expr.Any { return &expr.Counter{} }
+	b.rule(ch, "blocked source", nfproto(unix.NFPROTO_IPV4),
+		one(addrLoad(false, true), &expr.Lookup{SourceRegister: 1, SetName: Block4Set}, counter(), verdict(expr.VerdictDrop)))
+	b.rule(ch, "blocked source", nfproto(unix.NFPROTO_IPV6),
+		one(addrLoad(true, true), &expr.Lookup{SourceRegister: 1, SetName: Block6Set}, counter(), verdict(expr.VerdictDrop)))
+	if b.cfg.Offload {
+		b.rule(ch, "offloaded flow accepted", maskedEq(ctMark(), m.Mask, m.AcceptFlow), one(counter(), verdict(expr.VerdictAccept)))
+		b.rule(ch, "offloaded flow dropped", maskedEq(ctMark(), m.Mask, m.DropFlow), one(counter(), verdict(expr.VerdictDrop)))
+	}
+	for _, v := range []struct {
+		note string
+		mark uint32
+		kind expr.VerdictKind
+	}{{"verdict accept flow", m.AcceptFlow, expr.VerdictAccept}, {"verdict drop flow", m.DropFlow, expr.VerdictDrop}} {
+		var merge []expr.Any
+		if b.cfg.Offload {
+			merge = ctMarkMerge(m.Mask, v.mark)
+		}
+		b.rule(ch, v.note, maskedEq(metaMark(), m.Mask, v.mark), merge, one(counter(), verdict(v.kind)))
+	}
+	if rejectHooks[hook] {
+		b.rule(ch, "verdict reject", maskedEq(metaMark(), m.Mask, m.Reject), one(
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			counter(), &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}))
+		b.rule(ch, "verdict reject", maskedEq(metaMark(), m.Mask, m.Reject), one(
+			counter(), &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}))
+	} else {
+		b.rule(ch, "verdict reject (drop: no reject at this hook)", maskedEq(metaMark(), m.Mask, m.Reject), one(counter(), verdict(expr.VerdictDrop)))
+	}
+	return b.queueRules(ch, steerAway)
+}
+
+// queueRules adds the steering rule(s): one, or one per address family when
+// address prefixes are configured.
+func (b *builder) queueRules(ch *nftables.Chain, steerAway bool) error {
+	common, err := b.steerMatch()
+	if err != nil {
+		return err
+	}
+	// Never queue a packet that carries a qguard mark: user space re-injected
+	// it with NF_REPEAT and an unknown value would otherwise loop forever.
+	common = append(common, maskedEq(metaMark(), b.cfg.Marks.Mask, 0)...)
+	final := []expr.Any{&expr.Counter{}}
+	note := "steer to queue"
+	if steerAway && b.cfg.Bypass {
+		final, note = append(final, verdict(expr.VerdictAccept)), "steered away (shutdown)"
+	} else {
+		c := b.cfg
+		final = append(final, queueExpr(b.impl, c.QueueNum, c.QueueCount, c.Bypass, c.Fanout))
+	}
+	s := &b.cfg.Steer
+	if len(s.Sources)+len(s.Destinations) == 0 {
+		b.rule(ch, note, common, final)
+		return nil
+	}
+	n := 0
+	for _, v6 := range []bool{false, true} {
+		m, ok, err := b.addrMatch(v6)
+		if err != nil {
+			return err
+		}
+		if ok {
+			b.rule(ch, note, m, common, final)
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: sources and destinations share no address family", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// steerMatch returns the matchers of Config.Steer common to all families.
+func (b *builder) steerMatch() ([]expr.Any, error) {
+	s := &b.cfg.Steer
+	var out []expr.Any
+	for _, ifs := range []struct {
+		key   expr.MetaKey
+		names []string
+	}{{expr.MetaKeyIIFNAME, s.InIfs}, {expr.MetaKeyOIFNAME, s.OutIfs}} {
+		if len(ifs.names) == 0 {
+			continue
+		}
+		m, err := b.ifMatch(ifs.key, ifs.names)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
+	}
+	if ps := b.cfg.protocols(); len(ps) > 0 {
+		var keys [][]byte
+		for _, p := range ps {
+			keys = append(keys, []byte{p})
+		}
+		m, err := b.match(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, nftables.TypeInetProto, keys)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
+	}
+	for _, p := range []struct {
+		src bool
+		rs  []PortRange
+	}{{true, s.SPorts}, {false, s.DPorts}} {
+		if len(p.rs) == 0 {
+			continue
+		}
+		m, err := b.portMatch(p.src, p.rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
+	}
+	if s.NewOnly {
+		out = append(out,
+			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(expr.CtStateBitNEW), Xor: u32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)})
+	}
+	return out, nil
+}
+
+// match is `load == key` for one key, `load { keys }` for several.
+func (b *builder) match(load expr.Any, typ nftables.SetDatatype, keys [][]byte) ([]expr.Any, error) {
+	if len(keys) == 1 {
+		return one(load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: keys[0]}), nil
+	}
+	s := anonSet(b.t, typ, false)
+	el := make([]nftables.SetElement, len(keys))
+	for i, k := range keys {
+		el[i].Key = k
+	}
+	if err := b.c.AddSet(s, el); err != nil {
+		return nil, fmt.Errorf("add %s set: %w", typ.Name, err)
+	}
+	return one(load, lookup(s)), nil
+}
+
+func (b *builder) portMatch(src bool, rs []PortRange) ([]expr.Any, error) {
+	if len(rs) == 1 {
+		r := rs[0]
+		if r.First == r.Last {
+			return one(portLoad(src), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(r.First)}), nil
+		}
+		return one(portLoad(src), &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(r.First), ToData: be16(r.Last)}), nil
+	}
+	s := anonSet(b.t, nftables.TypeInetService, true)
+	if err := b.c.AddSet(s, portElems(rs)); err != nil {
+		return nil, fmt.Errorf("add port set: %w", err)
+	}
+	return one(portLoad(src), lookup(s)), nil
+}
+
+// addrMatch returns the address matchers for one family, ok false when the
+// configured prefixes leave that family out.
+func (b *builder) addrMatch(v6 bool) (_ []expr.Any, ok bool, _ error) {
+	fam, typ := byte(unix.NFPROTO_IPV4), nftables.TypeIPAddr
+	if v6 {
+		fam, typ = unix.NFPROTO_IPV6, nftables.TypeIP6Addr
+	}
+	out := nfproto(fam)
+	s := &b.cfg.Steer
+	for _, l := range []struct {
+		src bool
+		ps  []netip.Prefix
+	}{{true, s.Sources}, {false, s.Destinations}} {
+		if len(l.ps) == 0 {
+			continue
+		}
+		el := prefixElems(l.ps, v6)
+		if el == nil {
+			return nil, false, nil
+		}
+		set := anonSet(b.t, typ, true)
+		if err := b.c.AddSet(set, el); err != nil {
+			return nil, false, fmt.Errorf("add address set: %w", err)
+		}
+		out = append(out, addrLoad(v6, l.src), lookup(set))
+	}
+	return out, true, nil
+}
+
+// Names of the interface sets. They are named rather than anonymous so the
+// set can say its keys are host-endian strings and `nft list` shows the
+// names (anonymous sets are always marked big-endian by the library).
+const (
+	inIfSet  = "steer_iifname"
+	outIfSet = "steer_oifname"
+)
+
+// ifMatch is `iifname/oifname "x"` for one name, a named set for several.
+func (b *builder) ifMatch(key expr.MetaKey, names []string) ([]expr.Any, error) {
+	load := &expr.Meta{Key: key, Register: 1}
+	if len(names) == 1 {
+		return one(load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(names[0])}), nil
+	}
+	name := inIfSet
+	if key == expr.MetaKeyOIFNAME {
+		name = outIfSet
+	}
+	s := &nftables.Set{Table: b.t, Name: name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	el := make([]nftables.SetElement, 0, len(names))
+	for _, n := range names {
+		el = append(el, nftables.SetElement{Key: ifname(n)})
+	}
+	if !b.used[name] {
+		b.used[name] = true
+		var err error
+		if b.sets[name] {
+			b.c.FlushSet(s)
+			err = b.c.SetAddElements(s, el)
+		} else {
+			err = b.c.AddSet(s, el)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add set %s: %w", name, err)
+		}
+	}
+	return one(load, &expr.Lookup{SourceRegister: 1, SetName: name}), nil
+}
+
+// dropUnusedSets deletes steering sets of an earlier configuration; it runs
+// after the chains were flushed so no rule refers to them any more.
+func (b *builder) dropUnusedSets() {
+	for _, name := range []string{inIfSet, outIfSet} {
+		if b.sets[name] && !b.used[name] {
+			b.c.DelSet(&nftables.Set{Table: b.t, Name: name})
+		}
+	}
+}
