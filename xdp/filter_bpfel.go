@@ -8,34 +8,9 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"structs"
 
 	"github.com/cilium/ebpf"
 )
-
-type filterEntry struct {
-	_         structs.HostLayout
-	ExpiresNs uint64
-	Hits      uint64
-}
-
-type filterFlowKey struct {
-	_      structs.HostLayout
-	Family uint8
-	Proto  uint8
-	Sport  uint16
-	Dport  uint16
-	Pad    uint16
-	Src    [16]uint8
-	Dst    [16]uint8
-}
-
-type filterSrcKey struct {
-	_      structs.HostLayout
-	Family uint8
-	Pad    [3]uint8
-	Addr   [16]uint8
-}
 
 // Names of all BPF objects in the ELF.
 //
