@@ -1,0 +1,186 @@
+package verdict
+
+import "bytes"
+
+// An HTTP/1.x request starts with a request line and header fields
+// (RFC 9112 3, 5):
+//
+//	request-line = method SP request-target SP HTTP-version CRLF
+//	field-line   = field-name ":" OWS field-value OWS CRLF
+//	...
+//	CRLF                                   (end of the header section)
+//
+// The host comes from the Host field, except that an absolute-form target
+// ("GET http://host/ HTTP/1.1") or a CONNECT authority overrides it, as a
+// server must do (RFC 9112 3.2.2); matching Host there would let a client
+// name one host and reach another.
+
+// httpMethods are the request methods HTTPHost recognises (RFC 9110 9.1
+// and RFC 5789 PATCH).
+var httpMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+
+// HTTPHost returns the host an HTTP/1.x request in payload is for, without
+// port, lowercased into dst (capacity MaxNameLen); an IPv6 literal is
+// returned without brackets. L7NeedMore means the header section continues
+// in a later segment; two Host fields, whitespace before a colon and line
+// folding are L7Malformed, since servers must reject them (RFC 9112 3.2,
+// 5.1, 5.2). It never allocates.
+func HTTPHost(payload, dst []byte) ([]byte, L7Status) {
+	target, rest, st := httpRequestLine(payload)
+	if st != L7Found {
+		return nil, st
+	}
+	if host, ok := targetAuthority(target); ok {
+		return httpHostName(host, dst)
+	}
+	host, st := httpHostField(rest)
+	if st != L7Found {
+		return nil, st
+	}
+	return httpHostName(host, dst)
+}
+
+// httpRequestLine checks the method and version and returns the request
+// target and the bytes after the request line.
+func httpRequestLine(b []byte) (target, rest []byte, st L7Status) {
+	sp := bytes.IndexByte(b, ' ')
+	if sp < 0 {
+		for _, m := range httpMethods {
+			if len(b) < len(m)+1 && m[:min(len(b), len(m))] == string(b) {
+				return nil, nil, L7NeedMore
+			}
+		}
+		return nil, nil, L7NotProtocol
+	}
+	if !knownMethod(b[:sp]) {
+		return nil, nil, L7NotProtocol
+	}
+	eol := bytes.IndexByte(b, '\n')
+	if eol < 0 {
+		if len(b) > 8192 {
+			return nil, nil, L7Malformed // request line longer than servers accept
+		}
+		return nil, nil, L7NeedMore
+	}
+	line := bytes.TrimSuffix(b[:eol], []byte{'\r'})
+	sp2 := bytes.LastIndexByte(line, ' ')
+	if sp2 <= sp {
+		return nil, nil, L7NotProtocol // HTTP/0.9 has no version
+	}
+	v := line[sp2+1:]
+	if len(v) != 8 || string(v[:7]) != "HTTP/1." || v[7] < '0' || v[7] > '9' {
+		return nil, nil, L7NotProtocol
+	}
+	return line[sp+1 : sp2], b[eol+1:], L7Found
+}
+
+func knownMethod(m []byte) bool {
+	for _, k := range httpMethods {
+		if string(m) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// targetAuthority returns the authority of an absolute-form
+// ("http://host:port/path") or authority-form ("host:port") target.
+func targetAuthority(t []byte) ([]byte, bool) {
+	if len(t) == 0 || t[0] == '/' || (len(t) == 1 && t[0] == '*') {
+		return nil, false
+	}
+	if i := bytes.Index(t, []byte("://")); i > 0 {
+		t = t[i+3:]
+		if j := bytes.IndexAny(t, "/?#"); j >= 0 {
+			t = t[:j]
+		}
+		if at := bytes.LastIndexByte(t, '@'); at >= 0 {
+			t = t[at+1:] // userinfo
+		}
+	}
+	return t, true
+}
+
+// httpHostField finds the single Host field in the header section b.
+func httpHostField(b []byte) ([]byte, L7Status) {
+	var host []byte
+	found := false
+	for {
+		eol := bytes.IndexByte(b, '\n')
+		if eol < 0 {
+			if found {
+				// The rest of the header section is still on its way. A second
+				// Host field there makes the server answer 400, so this one stands.
+				return host, L7Found
+			}
+			return nil, L7NeedMore
+		}
+		line := bytes.TrimSuffix(b[:eol], []byte{'\r'})
+		b = b[eol+1:]
+		if len(line) == 0 {
+			break // end of the header section
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, L7Malformed // obs-fold
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, L7Malformed
+		}
+		name := line[:colon]
+		if bytes.IndexAny(name, " \t") >= 0 {
+			return nil, L7Malformed
+		}
+		if !bytes.EqualFold(name, []byte("host")) {
+			continue
+		}
+		if found {
+			return nil, L7Malformed // two Host fields
+		}
+		found = true
+		host = bytes.Trim(line[colon+1:], " \t")
+	}
+	if !found || len(host) == 0 {
+		return nil, L7Absent
+	}
+	return host, L7Found
+}
+
+// httpHostName strips the port (and the brackets of an IPv6 literal) from
+// host = uri-host [ ":" port ] and lowercases the name into dst.
+func httpHostName(host, dst []byte) ([]byte, L7Status) {
+	name := host
+	var port []byte
+	if len(host) > 0 && host[0] == '[' {
+		end := bytes.IndexByte(host, ']')
+		if end < 0 {
+			return nil, L7Malformed
+		}
+		name, port = host[1:end], host[end+1:]
+		if len(port) > 0 && port[0] != ':' {
+			return nil, L7Malformed
+		}
+	} else if i := bytes.IndexByte(host, ':'); i >= 0 {
+		name, port = host[:i], host[i:]
+	}
+	if len(port) > 0 {
+		for _, c := range port[1:] {
+			if c < '0' || c > '9' {
+				return nil, L7Malformed
+			}
+		}
+	}
+	if len(name) == 0 {
+		return nil, L7Absent
+	}
+	for _, c := range name {
+		if c <= ' ' || c == 0x7f || c == '/' || c == '@' {
+			return nil, L7Malformed
+		}
+	}
+	n := appendLowerName(dst, 0, name)
+	if n <= 0 {
+		return nil, L7Malformed
+	}
+	return dst[:n], L7Found
+}
