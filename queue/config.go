@@ -1,0 +1,162 @@
+package queue
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// CopyMode says how much of each packet the kernel copies to user space.
+type CopyMode uint8
+
+// Copy modes. The zero value selects CopyPacket.
+const (
+	CopyDefault CopyMode = iota
+	// CopyNone: not even metadata (the kernel refuses to queue then; kept
+	// for completeness).
+	CopyNone
+	// CopyMeta: metadata only, no payload.
+	CopyMeta
+	// CopyPacket: metadata and up to CopyRange bytes of the packet.
+	CopyPacket
+)
+
+// Flags are the queue's NFQA_CFG_F_* flags.
+type Flags uint32
+
+// Queue flags, values as in nfnetlink_queue.h.
+const (
+	// FlagFailOpen accepts packets when the queue is full instead of
+	// dropping them.
+	FlagFailOpen Flags = 1 << 0
+	// FlagConntrack adds conntrack attributes (CTID).
+	FlagConntrack Flags = 1 << 1
+	// FlagGSO delivers GSO super-packets whole instead of segmenting them.
+	FlagGSO Flags = 1 << 2
+	// FlagUIDGID adds the local socket's UID and GID.
+	FlagUIDGID Flags = 1 << 3
+	// FlagSecCtx adds the security context.
+	FlagSecCtx Flags = 1 << 4
+)
+
+// Config configures Open. A nil Config, and every zero field, means the
+// default written next to the field.
+type Config struct {
+	// Num is the first queue number; Count queues Num..Num+Count-1 are
+	// bound (default 1).
+	Num, Count uint16
+	// CopyMode defaults to CopyPacket.
+	CopyMode CopyMode
+	// CopyRange is the most bytes of each packet copied (default and
+	// maximum 65531).
+	CopyRange uint32
+	// MaxLen is the kernel's queue length limit (default 1024).
+	MaxLen uint32
+	// Flags are NFQA_CFG_F_* flags; flags not set are cleared.
+	Flags Flags
+	// RcvBuf is the socket receive buffer in bytes (default 8 MiB), forced
+	// with SO_RCVBUFFORCE where allowed.
+	RcvBuf int
+	// NoENOBUFS sets NETLINK_NO_ENOBUFS: the kernel stops reporting receive
+	// buffer overruns. Without it they are counted in Stats.ENOBUFS.
+	NoENOBUFS bool
+	// DefaultVerdict is applied when the handler sets none, panics, or the
+	// packet cannot be decoded (default Accept).
+	DefaultVerdict Verdict
+	// VerdictMode defaults to Batch.
+	VerdictMode VerdictMode
+	// BatchSize is the most packets read per recvmmsg and verdicts held
+	// before a flush (default 64, at most 1024).
+	BatchSize int
+	// FlushInterval bounds how long a verdict may wait for its batch while
+	// the handler is busy (default 1ms). Verdicts are also flushed whenever
+	// the socket runs dry.
+	FlushInterval time.Duration
+	// DrainTimeout bounds the drain on shutdown (default 2s); DrainIdle is
+	// how long the socket must stay quiet to end it (default 20ms).
+	DrainTimeout, DrainIdle time.Duration
+	// CPUs, when set, pins queue i's thread to CPUs[i%len(CPUs)].
+	CPUs []int
+	// Logger receives rate-limited reports of ENOBUFS, handler panics and
+	// kernel errors (default slog.Default()).
+	Logger *slog.Logger
+}
+
+const (
+	defaultMaxLen    = 1024
+	defaultRcvBuf    = 8 << 20
+	defaultBatchSize = 64
+	maxBatchSize     = 1024 // UIO_MAXIOV bounds recvmmsg's vlen
+	defaultFlush     = time.Millisecond
+	defaultDrain     = 2 * time.Second
+	defaultDrainIdle = 20 * time.Millisecond
+)
+
+// resolve returns a copy of c with defaults filled in, or an error naming
+// the bad field.
+func (c *Config) resolve() (Config, error) {
+	var r Config
+	if c != nil {
+		r = *c
+	}
+	if r.Count == 0 {
+		r.Count = 1
+	}
+	if int(r.Num)+int(r.Count) > 1<<16 {
+		return r, fmt.Errorf("%w: queues %d..%d exceed 65535", ErrConfig, r.Num, int(r.Num)+int(r.Count)-1)
+	}
+	if r.CopyMode == CopyDefault {
+		r.CopyMode = CopyPacket
+	}
+	if r.CopyMode > CopyPacket {
+		return r, fmt.Errorf("%w: CopyMode %d", ErrConfig, r.CopyMode)
+	}
+	if r.CopyRange == 0 || r.CopyRange > nfqMaxCopyRange {
+		r.CopyRange = nfqMaxCopyRange
+	}
+	if r.MaxLen == 0 {
+		r.MaxLen = defaultMaxLen
+	}
+	if r.Flags&^Flags(cfgFlagsAllKnown) != 0 {
+		return r, fmt.Errorf("%w: unknown Flags %#x", ErrConfig, uint32(r.Flags&^Flags(cfgFlagsAllKnown)))
+	}
+	if r.RcvBuf <= 0 {
+		r.RcvBuf = defaultRcvBuf
+	}
+	if r.DefaultVerdict == VerdictUnset {
+		r.DefaultVerdict = Accept
+	}
+	if r.DefaultVerdict != Accept && r.DefaultVerdict != Drop {
+		return r, fmt.Errorf("%w: DefaultVerdict %s (want accept or drop)", ErrConfig, r.DefaultVerdict)
+	}
+	if r.VerdictMode == VerdictModeDefault {
+		r.VerdictMode = Batch
+	}
+	if r.VerdictMode > PerPacket {
+		return r, fmt.Errorf("%w: VerdictMode %d", ErrConfig, r.VerdictMode)
+	}
+	if r.BatchSize <= 0 {
+		r.BatchSize = defaultBatchSize
+	}
+	if r.BatchSize > maxBatchSize {
+		return r, fmt.Errorf("%w: BatchSize %d > %d", ErrConfig, r.BatchSize, maxBatchSize)
+	}
+	if r.FlushInterval <= 0 {
+		r.FlushInterval = defaultFlush
+	}
+	if r.DrainTimeout <= 0 {
+		r.DrainTimeout = defaultDrain
+	}
+	if r.DrainIdle <= 0 {
+		r.DrainIdle = defaultDrainIdle
+	}
+	for i, cpu := range r.CPUs {
+		if cpu < 0 || cpu >= 1024 {
+			return r, fmt.Errorf("%w: CPUs[%d] = %d", ErrConfig, i, cpu)
+		}
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	return r, nil
+}

@@ -1,0 +1,53 @@
+// Package queue is qguard's nfnetlink_queue engine: it binds NFQUEUE queues,
+// receives queued packets into a reusable buffer without allocating, hands
+// each one to a handler as a caller-owned Packet value, and returns the
+// verdicts in batches.
+//
+// The receive and verdict path is hand-written netlink on
+// golang.org/x/sys/unix: one netlink socket and one goroutine per queue,
+// locked to its OS thread, recvmmsg(2) to read many packet messages per
+// system call (the kernel puts each queued packet in its own skb, and one
+// recvmsg returns one skb, so a large recvmsg buffer would still return one
+// packet per call), and one sendmsg per batch of verdicts. A run of in-order
+// packets that share verdict and mark collapses into one
+// NFQNL_MSG_VERDICT_BATCH message.
+//
+// # Verdicts
+//
+// Every packet the engine receives gets exactly one verdict: the one the
+// handler set, or Config.DefaultVerdict when the handler set none, panicked,
+// or the packet could not be decoded. Verdicts are flushed when the socket
+// runs dry, when BatchSize verdicts are pending and when the oldest pending
+// verdict is older than FlushInterval, so no packet waits for a batch to
+// fill.
+//
+// # Shutdown
+//
+// Close (or cancelling Run's context) stops taking new packets, keeps reading
+// until the socket stays idle for a short while (or DrainTimeout passes),
+// verdicts everything it read, and only then unbinds: the kernel drops every
+// packet still queued when a queue is unbound. To lose nothing, steer traffic
+// away from the queue first (rules.Manager.SteerAway), then Close.
+//
+// # Privileges
+//
+// Binding a queue needs CAP_NET_ADMIN in the socket's network namespace;
+// forcing the socket receive buffer (SO_RCVBUFFORCE) needs CAP_NET_ADMIN in
+// the initial user namespace and falls back to SO_RCVBUF. The socket belongs
+// to the network namespace of the thread that calls Open; it keeps that
+// namespace afterwards, so Open inside netns.Do and Run anywhere.
+//
+// # Concurrency
+//
+// Each queue runs its handler on its own goroutine, locked to its OS thread
+// (pinned to Config.CPUs when set). A handler for several queues is called
+// concurrently, once per queue at a time; the Packet and its Payload belong
+// to that call and must not be kept after it returns. Stats and Close may be
+// called from any goroutine.
+//
+// # Kernel interface
+//
+// Messages follow include/uapi/linux/netfilter/nfnetlink_queue.h and
+// include/uapi/linux/netfilter/nfnetlink.h; kernel behaviour referred to in
+// comments is net/netfilter/nfnetlink_queue.c.
+package queue

@@ -1,0 +1,382 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// sendBufSize is the socket send buffer: a sendmsg larger than it
+	// fails with EMSGSIZE, so flushAt stays well below.
+	sendBufSize = 4 << 20
+	flushAt     = 256 << 10
+	// slotSlack is room for everything but the payload in a packet
+	// message: headers, interfaces, timestamps, conntrack, security context.
+	slotSlack = 4096
+	// pollInterval is how often an idle loop looks at its stop flag.
+	pollInterval = 100 * time.Millisecond
+	// retryPause slows a loop down after an unexpected receive error so a
+	// persistent one does not spin.
+	retryPause = 10 * time.Millisecond
+	// timeCheckEvery: the flush timer is looked at every this many packets.
+	timeCheckEvery = 4
+)
+
+func recvSlotSize(c *Config) int { return align4(int(c.CopyRange)) + slotSlack }
+
+// loop is one queue's receive -> handler -> verdict loop. Only its own
+// goroutine touches it, except stop and pub.
+type loop struct {
+	fd    int
+	queue uint16
+	cfg   *Config
+	sock  *sock // nil in tests over a socketpair
+	h     Handler
+
+	slot int
+	buf  []byte
+	iov  []unix.Iovec
+	mm   []unix.Mmsghdr
+
+	enc        *encoder
+	pkt        Packet
+	pending    int
+	pendSince  time.Time
+	defVerdict uint32
+
+	c   counters
+	pub statsCell
+
+	stop    atomic.Bool
+	limits  [nLogKinds]limiter
+	flushes uint64
+}
+
+func newLoop(fd int, queue uint16, c *Config) *loop {
+	n := c.BatchSize
+	l := &loop{fd: fd, queue: queue, cfg: c, slot: recvSlotSize(c)}
+	l.buf = make([]byte, n*l.slot)
+	l.iov = make([]unix.Iovec, n)
+	l.mm = make([]unix.Mmsghdr, n)
+	for i := range n {
+		l.iov[i].Base = &l.buf[i*l.slot]
+		l.iov[i].SetLen(l.slot)
+		l.mm[i].Hdr.Iov = &l.iov[i]
+		l.mm[i].Hdr.SetIovlen(1)
+	}
+	l.enc = newEncoder(queue, c.VerdictMode, flushAt+64<<10)
+	l.defVerdict = kernelVerdict(c.DefaultVerdict, 0, false)
+	return l
+}
+
+// recv reads up to BatchSize messages with one recvmmsg.
+func (l *loop) recv(flags int) (int, error) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.mm[0])),
+		uintptr(len(l.mm)), uintptr(flags), 0, 0)
+	l.c.syscalls++
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// step blocks for at least one message (or the receive timeout), takes
+// whatever else is queued on the socket without blocking (MSG_WAITFORONE),
+// runs the handler on every packet and flushes the verdicts: the socket ran
+// dry or the vector is full, and either way nothing waits longer.
+func (l *loop) step() (int, error) {
+	n, err := l.recv(unix.MSG_WAITFORONE)
+	if err != nil {
+		return 0, err
+	}
+	l.c.recvCalls++
+	for i := range n {
+		m := &l.mm[i]
+		size := min(int(m.Len), l.slot)
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			l.c.truncated++
+		}
+		l.datagram(l.buf[i*l.slot : i*l.slot+size])
+	}
+	l.flush()
+	return n, nil
+}
+
+// datagram handles every netlink message in one received skb.
+func (l *loop) datagram(b []byte) {
+	for {
+		typ, body, rest, trunc, ok := nextMsg(b)
+		if !ok {
+			return
+		}
+		b = rest
+		switch typ {
+		case msgPacket:
+			l.packet(body, trunc)
+		case nlmsgError:
+			if errno, _, ok := nlError(body); ok && errno != 0 {
+				l.c.kernelErrs++
+				if l.allow(logKernel) {
+					l.cfg.Logger.Warn("nfqueue: kernel rejected a verdict", "queue", l.queue,
+						"err", unix.Errno(-errno), "suppressed", l.suppressed(logKernel))
+				}
+			}
+		}
+	}
+}
+
+// packet decodes one packet, runs the handler and queues its verdict.
+func (l *loop) packet(body []byte, trunc bool) {
+	p := &l.pkt
+	p.reset()
+	l.c.received++
+	res := decodePacket(body, p)
+	p.Queue = l.queue
+	if trunc && res == decodeOK {
+		res = decodeBad
+	}
+	switch res {
+	case decodeNoID:
+		l.c.decodeErrors++
+		l.c.unverdictable++
+		if l.allow(logDecode) {
+			l.cfg.Logger.Warn("nfqueue: packet message without id, no verdict possible",
+				"queue", l.queue, "len", len(body), "suppressed", l.suppressed(logDecode))
+		}
+		return
+	case decodeBad:
+		l.c.decodeErrors++
+		p.verdict = VerdictUnset
+	default:
+		if l.h != nil && l.call(p) {
+			l.c.panics++
+			p.verdict, p.setMark, p.hasPayload = l.cfg.DefaultVerdict, false, false
+		}
+	}
+	l.verdict(p)
+}
+
+// call runs the handler and reports whether it panicked.
+func (l *loop) call(p *Packet) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			if l.allow(logPanic) {
+				l.cfg.Logger.Error("nfqueue: handler panicked; default verdict applied", "queue", l.queue,
+					"id", p.ID, "panic", fmt.Sprint(r), "suppressed", l.suppressed(logPanic))
+			}
+		}
+	}()
+	l.h(p)
+	return false
+}
+
+// verdict queues p's verdict and flushes when the mode or the timer says so.
+func (l *loop) verdict(p *Packet) {
+	v := p.verdict
+	if !v.valid() {
+		v = l.cfg.DefaultVerdict
+		p.toQueue, p.bypass = 0, false
+		l.c.defaulted++
+	}
+	payload, hasPayload := p.newPayload, p.hasPayload
+	if hasPayload && len(payload) > maxAttrValue {
+		v, hasPayload, payload = Drop, false, nil
+		l.c.payloadErrors++
+	}
+	switch v {
+	case Accept:
+		l.c.accepted++
+	case Drop:
+		l.c.dropped++
+	case Repeat:
+		l.c.repeated++
+	case Queue:
+		l.c.queued++
+	}
+	if len(l.enc.buf) > 0 && len(l.enc.buf)+verdictSize(p.setMark, len(payload), hasPayload) > flushAt {
+		l.flush()
+	}
+	l.enc.add(p.ID, kernelVerdict(v, p.toQueue, p.bypass), p.newMark, p.setMark, payload, hasPayload)
+	if l.cfg.VerdictMode == PerPacket {
+		l.flush()
+		return
+	}
+	l.pending++
+	switch {
+	case l.pending == 1:
+		l.pendSince = time.Now()
+	case l.pending%timeCheckEvery == 0 && time.Since(l.pendSince) > l.cfg.FlushInterval:
+		l.flush()
+	}
+}
+
+// flush sends every queued verdict with one sendmsg.
+func (l *loop) flush() {
+	if len(l.enc.buf) == 0 {
+		return
+	}
+	for {
+		_, err := unix.Write(l.fd, l.enc.buf)
+		l.c.syscalls++
+		l.c.sendCalls++
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			l.c.sendErrors++
+			if l.allow(logSend) {
+				l.cfg.Logger.Error("nfqueue: sending verdicts failed; these packets wait until unbind",
+					"queue", l.queue, "packets", l.enc.pkts, "err", err, "suppressed", l.suppressed(logSend))
+			}
+		}
+		break
+	}
+	l.c.verdictMsgs += uint64(l.enc.msgs)
+	l.c.batches += uint64(l.enc.batches)
+	l.enc.reset()
+	l.pending = 0
+	if l.flushes++; l.flushes%16 == 0 {
+		l.c.publish(&l.pub)
+	}
+}
+
+// recvError handles a failed receive; it returns an error only when the
+// loop cannot go on.
+func (l *loop) recvError(err error) error {
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		l.c.publish(&l.pub)
+		return nil
+	case err == unix.ENOBUFS:
+		// The kernel could not queue a packet message on the socket; that
+		// packet was dropped (or accepted, with FlagFailOpen) already.
+		l.c.enobufs++
+		if l.allow(logENOBUFS) {
+			l.cfg.Logger.Warn("nfqueue: socket receive buffer overrun (ENOBUFS); raise RcvBuf or add queues",
+				"queue", l.queue, "suppressed", l.suppressed(logENOBUFS))
+		}
+		return nil
+	case err == unix.EBADF:
+		return fmt.Errorf("receive on queue %d: %w", l.queue, err)
+	}
+	l.c.recvErrors++
+	if l.allow(logRecv) {
+		l.cfg.Logger.Error("nfqueue: receive failed; retrying", "queue", l.queue, "err", err,
+			"suppressed", l.suppressed(logRecv))
+	}
+	time.Sleep(retryPause)
+	return nil
+}
+
+func (l *loop) setTimeout(d time.Duration) error {
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	return unix.SetsockoptTimeval(l.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+}
+
+// run is the queue's goroutine: it owns a locked OS thread until stop is
+// set, then drains, unbinds and closes the socket.
+func (l *loop) run(h Handler, cpu int) (err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l.h = h
+	if cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			l.cfg.Logger.Warn("nfqueue: cannot pin queue thread", "queue", l.queue, "cpu", cpu, "err", err)
+		}
+	}
+	if err := l.setTimeout(pollInterval); err != nil {
+		return errors.Join(fmt.Errorf("set receive timeout on queue %d: %w", l.queue, err), l.shutdown())
+	}
+	l.takeStash()
+	for !l.stop.Load() {
+		if _, err := l.step(); err != nil {
+			if ferr := l.recvError(err); ferr != nil {
+				return errors.Join(ferr, l.shutdown())
+			}
+		}
+	}
+	return l.shutdown()
+}
+
+// takeStash verdicts the packets that arrived while Open waited for the
+// kernel's acknowledgement.
+func (l *loop) takeStash() {
+	if l.sock == nil {
+		return
+	}
+	for _, d := range l.sock.stash {
+		l.datagram(d)
+	}
+	l.sock.stash = nil
+	l.flush()
+}
+
+// shutdown drains the socket until it stays idle for DrainIdle (or
+// DrainTimeout passes), verdicting everything, then unbinds and closes.
+func (l *loop) shutdown() error {
+	l.takeStash()
+	err := l.setTimeout(l.cfg.DrainIdle)
+	deadline := time.Now().Add(l.cfg.DrainTimeout)
+	for err == nil && time.Now().Before(deadline) {
+		n, rerr := l.step()
+		if rerr == unix.EAGAIN || (rerr == nil && n == 0) {
+			break
+		}
+		if rerr != nil {
+			err = l.recvError(rerr)
+		}
+	}
+	l.flush()
+	l.c.publish(&l.pub)
+	if l.sock != nil {
+		if uerr := l.sock.unbind(); uerr != nil && err == nil {
+			err = uerr
+		}
+		if cerr := l.sock.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Rate-limited logging: at most one line per kind per second.
+const (
+	logENOBUFS = iota
+	logPanic
+	logDecode
+	logKernel
+	logSend
+	logRecv
+	nLogKinds
+)
+
+type limiter struct {
+	last       time.Time
+	suppressed uint64
+}
+
+func (l *loop) allow(kind int) bool {
+	lim := &l.limits[kind]
+	now := time.Now()
+	if now.Sub(lim.last) < time.Second {
+		lim.suppressed++
+		return false
+	}
+	lim.last = now
+	return true
+}
+
+func (l *loop) suppressed(kind int) uint64 {
+	n := l.limits[kind].suppressed
+	l.limits[kind].suppressed = 0
+	return n
+}

@@ -1,0 +1,180 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+)
+
+// Queues is a set of bound queues, Num..Num+Count-1.
+type Queues struct {
+	cfg   Config
+	loops []*loop
+	proc  *os.File // the socket namespace's nfnetlink_queue table
+
+	mu      sync.Mutex
+	state   int
+	runDone chan struct{}
+}
+
+const (
+	stateOpen = iota
+	stateRunning
+	stateClosed
+)
+
+// Open binds every queue of cfg in the calling thread's network namespace,
+// or none: on error the queues bound so far are unbound again. A nil cfg
+// means defaults.
+func Open(cfg *Config) (*Queues, error) {
+	c, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	q := &Queues{cfg: c}
+	// Opened now, the file keeps showing this namespace's queues.
+	if f, err := os.Open(procQueuePath); err == nil {
+		q.proc = f
+	}
+	for i := range int(c.Count) {
+		num := c.Num + uint16(i)
+		s, err := openSocket(&q.cfg, num)
+		if err != nil {
+			for _, l := range q.loops {
+				_ = l.sock.close()
+			}
+			if q.proc != nil {
+				q.proc.Close()
+			}
+			return nil, err
+		}
+		l := newLoop(s.fd, num, &q.cfg)
+		l.sock = s
+		q.loops = append(q.loops, l)
+	}
+	return q, nil
+}
+
+// Run calls h for every packet until ctx is done or Close is called, then
+// drains and unbinds every queue (see the package documentation) and
+// returns. It returns nil after a clean shutdown.
+func (q *Queues) Run(ctx context.Context, h Handler) error {
+	q.mu.Lock()
+	switch q.state {
+	case stateClosed:
+		q.mu.Unlock()
+		return ErrClosed
+	case stateRunning:
+		q.mu.Unlock()
+		return ErrRunning
+	}
+	q.state = stateRunning
+	q.runDone = make(chan struct{})
+	q.mu.Unlock()
+
+	errs := make([]error, len(q.loops))
+	var wg sync.WaitGroup
+	for i, l := range q.loops {
+		cpu := -1
+		if len(q.cfg.CPUs) > 0 {
+			cpu = q.cfg.CPUs[i%len(q.cfg.CPUs)]
+		}
+		wg.Go(func() {
+			errs[i] = l.run(h, cpu)
+			// One failed queue stops them all: Run's caller decides.
+			q.stopLoops()
+		})
+	}
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			q.stopLoops()
+		case <-finished:
+		}
+	}()
+	wg.Wait()
+	close(finished)
+	q.finish()
+	return errors.Join(errs...)
+}
+
+func (q *Queues) stopLoops() {
+	for _, l := range q.loops {
+		l.stop.Store(true)
+	}
+}
+
+func (q *Queues) finish() {
+	q.mu.Lock()
+	q.state = stateClosed
+	if q.proc != nil {
+		q.proc.Close()
+		q.proc = nil
+	}
+	close(q.runDone)
+	q.mu.Unlock()
+}
+
+// Close stops the queues: it drains, verdicts and unbinds them, waiting for
+// a running Run to return. Without Run, queued packets get DefaultVerdict.
+// Close is idempotent.
+func (q *Queues) Close() error {
+	q.mu.Lock()
+	switch q.state {
+	case stateRunning:
+		done := q.runDone
+		q.stopLoops()
+		q.mu.Unlock()
+		<-done
+		return nil
+	case stateClosed:
+		done := q.runDone
+		q.mu.Unlock()
+		if done != nil {
+			<-done
+		}
+		return nil
+	}
+	q.state = stateRunning
+	q.runDone = make(chan struct{})
+	q.mu.Unlock()
+	errs := make([]error, len(q.loops))
+	var wg sync.WaitGroup
+	for i, l := range q.loops {
+		wg.Go(func() { errs[i] = l.shutdown() })
+	}
+	wg.Wait()
+	q.finish()
+	return errors.Join(errs...)
+}
+
+// Stats returns every queue's counters and its kernel line. Counters are
+// published by the queue goroutines at least every 16 flushes, when idle
+// and at shutdown.
+func (q *Queues) Stats() []Stats {
+	out := make([]Stats, len(q.loops))
+	for i, l := range q.loops {
+		out[i] = l.pub.load(l.queue)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.proc == nil {
+		return out
+	}
+	buf := make([]byte, 64<<10)
+	n, err := q.proc.ReadAt(buf, 0)
+	if err != nil && n == 0 {
+		return out
+	}
+	all, _ := ParseProcQueues(buf[:n])
+	for i := range out {
+		for _, k := range all {
+			if k.Queue == out[i].Queue {
+				out[i].Kernel = k
+			}
+		}
+	}
+	return out
+}
