@@ -33,6 +33,10 @@ var (
 	// exist in the caller's network namespace.
 	ErrNoInterface error = &sentinel{"no such interface", ErrUnsupported}
 
+	// ErrBusy means the interface already has an XDP program attached by
+	// someone else (EBUSY/EEXIST); qguard does not replace it.
+	ErrBusy error = &sentinel{"interface already has an XDP program", ErrUnsupported}
+
 	// ErrInvalid reports bad input: a configuration value, an address, a
 	// port or a TTL. It does not match ErrUnsupported: it is a caller bug or
 	// a configuration mistake, not a missing kernel feature.
@@ -47,6 +51,8 @@ func classify(op string, err error) error {
 	switch {
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
 		return fmt.Errorf("xdp: %s: %w: %w", op, ErrPermission, err)
+	case errors.Is(err, syscall.EBUSY), errors.Is(err, syscall.EEXIST):
+		return fmt.Errorf("xdp: %s: %w: %w", op, ErrBusy, err)
 	default:
 		return fmt.Errorf("xdp: %s: %w: %w", op, ErrUnsupported, err)
 	}
