@@ -93,6 +93,10 @@ type Config struct {
 	Offload bool
 	// BlockSetTimeout is the default lifetime of block set entries (10m).
 	BlockSetTimeout time.Duration
+	// FlowTimeout is how long a flow decided DropFlow stays in the drop-flow
+	// sets, for flows whose first packet was dropped before conntrack
+	// confirmed them (default 2m).
+	FlowTimeout time.Duration
 	// Queue forces an implementation; QueueAuto probes.
 	Queue QueueImpl
 	// NetNS is an open network namespace file descriptor to work in; 0 is
@@ -107,7 +111,7 @@ func DefaultConfig() *Config {
 		Hooks:      []Hook{{Name: "forward", Priority: 0}},
 		Steer:      Steer{Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}},
 		QueueCount: 1, Bypass: true, Offload: true,
-		Marks: DefaultMarks, BlockSetTimeout: 10 * time.Minute,
+		Marks: DefaultMarks, BlockSetTimeout: 10 * time.Minute, FlowTimeout: 2 * time.Minute,
 	}
 }
 
@@ -174,6 +178,9 @@ func (c *Config) normalize() (*Config, error) {
 	if n.BlockSetTimeout == 0 {
 		n.BlockSetTimeout = 10 * time.Minute
 	}
+	if n.FlowTimeout == 0 {
+		n.FlowTimeout = 2 * time.Minute
+	}
 	if n.Queue > QueueCompat {
 		return nil, fmt.Errorf("%w: queue implementation %d", ErrInvalidConfig, n.Queue)
 	}
@@ -206,8 +213,8 @@ func (c *Config) checkQueue() error {
 	if c.Fanout && c.QueueCount < 2 {
 		return fmt.Errorf("%w: fanout needs a queue count of at least 2", ErrInvalidConfig)
 	}
-	if c.BlockSetTimeout < time.Millisecond {
-		return fmt.Errorf("%w: block set timeout %v is below 1ms", ErrInvalidConfig, c.BlockSetTimeout)
+	if c.BlockSetTimeout < time.Millisecond || c.FlowTimeout < time.Millisecond {
+		return fmt.Errorf("%w: block timeout %v or flow timeout %v is below 1ms", ErrInvalidConfig, c.BlockSetTimeout, c.FlowTimeout)
 	}
 	return nil
 }

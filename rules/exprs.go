@@ -13,7 +13,7 @@ import (
 // Expression helpers. Registers hold meta and ct values in host byte order
 // and packet fields in network byte order, as nft does.
 
-func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+func u32(v uint32) []byte  { return binary.NativeEndian.AppendUint32(nil, v) }
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
 // ifname pads an interface name to IFNAMSIZ, the register layout of
@@ -167,4 +167,32 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// The flow tuple occupies consecutive 32-bit registers from NFT_REG32_00,
+// the layout of a concatenation key: saddr . daddr . l4proto . sport . dport
+// (each field padded to 4 bytes; loads shorter than 4 bytes zero the rest).
+const tupleReg = unix.NFT_REG32_00
+
+// tupleLoad loads the flow tuple of an IPv4 or IPv6 packet. For protocols
+// without ports the "ports" are the first four transport header bytes.
+func tupleLoad(v6 bool) []expr.Any {
+	n := uint32(1) // registers per address
+	if v6 {
+		n = 4
+	}
+	src, dst := addrLoad(v6, true).(*expr.Payload), addrLoad(v6, false).(*expr.Payload)
+	src.DestRegister, dst.DestRegister = tupleReg, tupleReg+n
+	sport, dport := portLoad(true).(*expr.Payload), portLoad(false).(*expr.Payload)
+	sport.DestRegister, dport.DestRegister = tupleReg+2*n+1, tupleReg+2*n+2
+	return []expr.Any{src, dst, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: tupleReg + 2*n}, sport, dport}
+}
+
+// tupleType is the set key type matching tupleLoad.
+func tupleType(v6 bool) nftables.SetDatatype {
+	a := nftables.TypeIPAddr
+	if v6 {
+		a = nftables.TypeIP6Addr
+	}
+	return nftables.MustConcatSetType(a, a, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeInetService)
 }

@@ -220,7 +220,8 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) error {
 	}
 	b := &builder{c: c, cfg: cfg, impl: m.impl, t: c.AddTable(t), sets: sets, used: map[string]bool{}}
 	s4, s6 := blockSets(t, cfg.BlockSetTimeout)
-	for _, s := range []*nftables.Set{s4, s6} {
+	d4, d6 := dropFlowSets(t, cfg.FlowTimeout)
+	for _, s := range []*nftables.Set{s4, s6, d4, d6} {
 		if !sets[s.Name] {
 			if err := c.AddSet(s, nil); err != nil {
 				return fmt.Errorf("add set %s: %w", s.Name, err)

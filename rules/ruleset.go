@@ -16,6 +16,12 @@ import (
 const (
 	Block4Set = "block4"
 	Block6Set = "block6"
+	// DropFlow4Set and DropFlow6Set hold the tuples of flows decided
+	// DropFlow. A packet dropped before its conntrack entry is confirmed
+	// takes the entry (and its mark) with it, so the mark alone cannot keep
+	// a flow dropped whose first packet was the one decided.
+	DropFlow4Set = "dropflow4"
+	DropFlow6Set = "dropflow6"
 )
 
 // rejectHooks are the hooks where the kernel accepts the reject expression
@@ -43,6 +49,14 @@ func blockSets(t *nftables.Table, timeout time.Duration) (s4, s6 *nftables.Set) 
 	return s4, s6
 }
 
+func dropFlowSets(t *nftables.Table, timeout time.Duration) (s4, s6 *nftables.Set) {
+	mk := func(name string, v6 bool) *nftables.Set {
+		return &nftables.Set{Table: t, Name: name, KeyType: tupleType(v6), Concatenation: true,
+			HasTimeout: true, Timeout: timeout, Dynamic: true}
+	}
+	return mk(DropFlow4Set, false), mk(DropFlow6Set, true)
+}
+
 func baseChain(t *nftables.Table, h Hook) *nftables.Chain {
 	num := nftables.ChainHook(hookNums[h.Name])
 	prio := nftables.ChainPriority(h.Priority)
@@ -68,6 +82,13 @@ func (b *builder) rule(ch *nftables.Chain, note string, exprs ...[]expr.Any) {
 
 func one(e ...expr.Any) []expr.Any { return e }
 
+// families are the address families of an inet chain.
+var families = []struct {
+	proto   byte
+	v6      bool
+	dropSet string
+}{{unix.NFPROTO_IPV4, false, DropFlow4Set}, {unix.NFPROTO_IPV6, true, DropFlow6Set}}
+
 // chainRules adds the rules of one base chain; steerAway replaces the queue
 // verdict with accept.
 func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) error {
@@ -81,17 +102,26 @@ func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) er
 		b.rule(ch, "offloaded flow accepted", maskedEq(ctMark(), m.Mask, m.AcceptFlow), one(counter(), verdict(expr.VerdictAccept)))
 		b.rule(ch, "offloaded flow dropped", maskedEq(ctMark(), m.Mask, m.DropFlow), one(counter(), verdict(expr.VerdictDrop)))
 	}
-	for _, v := range []struct {
-		note string
-		mark uint32
-		kind expr.VerdictKind
-	}{{"verdict accept flow", m.AcceptFlow, expr.VerdictAccept}, {"verdict drop flow", m.DropFlow, expr.VerdictDrop}} {
-		var merge []expr.Any
-		if b.cfg.Offload {
-			merge = ctMarkMerge(m.Mask, v.mark)
+	if b.cfg.Offload {
+		for _, f := range families {
+			b.rule(ch, "dropped flow", nfproto(f.proto), tupleLoad(f.v6),
+				one(&expr.Lookup{SourceRegister: tupleReg, SetName: f.dropSet}, counter(), verdict(expr.VerdictDrop)))
 		}
-		b.rule(ch, v.note, maskedEq(metaMark(), m.Mask, v.mark), merge, one(counter(), verdict(v.kind)))
 	}
+	var merge []expr.Any
+	if b.cfg.Offload {
+		merge = ctMarkMerge(m.Mask, m.AcceptFlow)
+	}
+	b.rule(ch, "verdict accept flow", maskedEq(metaMark(), m.Mask, m.AcceptFlow), merge, one(counter(), verdict(expr.VerdictAccept)))
+	if b.cfg.Offload {
+		for _, f := range families {
+			b.rule(ch, "verdict drop flow", maskedEq(metaMark(), m.Mask, m.DropFlow), nfproto(f.proto),
+				ctMarkMerge(m.Mask, m.DropFlow), tupleLoad(f.v6),
+				one(&expr.Dynset{SrcRegKey: tupleReg, SetName: f.dropSet, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: b.cfg.FlowTimeout},
+					counter(), verdict(expr.VerdictDrop)))
+		}
+	}
+	b.rule(ch, "verdict drop", maskedEq(metaMark(), m.Mask, m.DropFlow), one(counter(), verdict(expr.VerdictDrop)))
 	if rejectHooks[hook] {
 		b.rule(ch, "verdict reject", maskedEq(metaMark(), m.Mask, m.Reject), one(
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},

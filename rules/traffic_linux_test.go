@@ -1,0 +1,131 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// newTopo builds client -> firewall -> server for one test.
+func newTopo(t *testing.T) (*topo.Topology, int) {
+	t.Helper()
+	needRoot(t)
+	tp, err := topo.NewTopology(&topo.Options{Prefix: nsPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tp.Close() })
+	return tp, nsFd(t, tp.Firewall)
+}
+
+// tcpServer listens on addr:port in ns and echoes what it reads.
+func tcpServer(t *testing.T, ns topo.NS, addr netip.Addr, port uint16) {
+	t.Helper()
+	var ln net.Listener
+	err := ns.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, port).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
+		}
+	}()
+}
+
+// udpServer counts datagrams received on addr:port in ns and echoes them.
+func udpServer(t *testing.T, ns topo.NS, addr netip.Addr, port uint16) *counter {
+	t.Helper()
+	var pc net.PacketConn
+	err := ns.Do(func() (err error) {
+		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, port).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	c := &counter{}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			c.add()
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+	return c
+}
+
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) add()     { c.n.Add(1) }
+func (c *counter) get() int { return int(c.n.Load()) }
+
+// dial connects from ns to addr:port over network ("tcp" or "udp").
+func dial(ns topo.NS, network string, addr netip.Addr, port uint16) (net.Conn, error) {
+	var c net.Conn
+	err := ns.Do(func() (err error) {
+		c, err = net.DialTimeout(network, netip.AddrPortFrom(addr, port).String(), 2*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// echo sends n messages over c and reads each back.
+func echo(c net.Conn, n int) error {
+	buf := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		msg := fmt.Sprintf("message %d", i)
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return err
+		}
+		m, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		if string(buf[:m]) != msg {
+			return fmt.Errorf("echo %q, want %q", buf[:m], msg)
+		}
+	}
+	return nil
+}
+
+// udpExchange sends one datagram over a connected UDP socket and waits for
+// the echo or an error (ECONNREFUSED when an ICMP unreachable came back).
+func udpExchange(c net.Conn, wait time.Duration) error {
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 64)
+	_, err := c.Read(buf)
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
