@@ -1,0 +1,129 @@
+package ruletest
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Expect is a case's expected outcome, and a probe's observed one.
+type Expect uint8
+
+// Outcomes. The zero value is invalid on purpose.
+const (
+	ExpectUnset Expect = iota
+	Delivered
+	Dropped
+	Rejected
+	Modified
+	// Errored is never expected: the probe failed in a way that is none of
+	// the above (a TLS handshake error, a wrong answer, a local error).
+	Errored
+)
+
+var expectNames = [...]string{"unset", "delivered", "dropped", "rejected", "modified", "error"}
+
+func (e Expect) String() string {
+	if int(e) < len(expectNames) {
+		return expectNames[e]
+	}
+	return "invalid"
+}
+
+// Kind is what a case sends.
+type Kind uint8
+
+// Kinds of traffic. The zero value is invalid on purpose.
+const (
+	KindUnset Kind = iota
+	KindTCP
+	KindUDP
+	KindICMP
+	KindDNS
+	KindTLS
+	KindHTTP
+)
+
+var kindNames = [...]string{"unset", "tcp", "udp", "icmp", "dns", "tls", "http"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "invalid"
+}
+
+// Send describes the traffic of one case.
+type Send struct {
+	Kind Kind
+	Port uint16 // tcp, udp, dns, tls, http
+	Data []byte // tcp (optional: echoed back), udp (echoed back)
+	// DNS
+	Name    string
+	QType   uint16 // dnsmessage.Type
+	OverTCP bool
+	// TLS
+	SNI string
+	// HTTP
+	Host, Path string
+}
+
+// Proto is the transport protocol the probe uses.
+func (s *Send) Proto() string {
+	switch s.Kind {
+	case KindUDP:
+		return "udp"
+	case KindDNS:
+		if s.OverTCP {
+			return "tcp"
+		}
+		return "udp"
+	case KindICMP:
+		return "icmp"
+	}
+	return "tcp"
+}
+
+// Metric is one expected counter delta.
+type Metric struct {
+	Name    string
+	Delta   int64
+	AtLeast bool // ">= Delta" rather than "== Delta"
+	Line    int
+	Col     int
+}
+
+// Case is one probe and its expectation.
+type Case struct {
+	Name      string
+	Line, Col int
+	Send      Send
+	From      netip.Addr // zero: the client's main address of Family
+	// FromFirewall sends from the firewall namespace itself (`from:
+	// firewall`): the packets pass qguard's output hook, where the socket's
+	// UID, GID and mark are known.
+	FromFirewall bool
+	UID, GID     *uint32 // socket owner for FromFirewall (setfsuid/setfsgid)
+	SocketMark   uint32  // SO_MARK for FromFirewall
+	Family       int     // 4 or 6
+	Expect       Expect
+	Rule         string // "" when not checked; "default" for the policy default
+	Mark         uint32 // with HasMark: the mark "modified" must observe
+	HasMark      bool
+	Metrics      []Metric
+	Repeat       int // send this many probes; the expectation applies to the last
+}
+
+// File is a parsed test file.
+type File struct {
+	Path string
+	// Config is the YAML handed to the config package: the test file's own
+	// text with every line outside the policy, queue and rules sections
+	// blanked (so config errors keep the test file's line numbers), or the
+	// content of policy_file.
+	Config     []byte
+	ConfigName string
+	ExtraAddrs []netip.Addr
+	Timeout    time.Duration
+	Parallel   bool
+	Cases      []Case
+}
