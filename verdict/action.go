@@ -1,0 +1,72 @@
+package verdict
+
+import "time"
+
+// Action is what happens to a packet. The zero value ActionUnset is invalid
+// on purpose: a Decision that leaves the pipeline with it is a bug, and a
+// Policy with an unset Default is rejected by Compile.
+type Action uint8
+
+// Actions. Marking, logging, rate limiting, flow offload and source blocking
+// are rule options (see Rule), not actions of their own.
+const (
+	ActionUnset  Action = iota
+	ActionAccept        // let the packet through
+	ActionDrop          // discard it silently
+	ActionReject        // discard it and answer with a TCP reset or ICMP unreachable
+	numActions
+)
+
+var actionNames = [numActions]string{"unset", "accept", "drop", "reject"}
+
+// String returns the action's name as written in a policy file.
+func (a Action) String() string {
+	if a < numActions {
+		return actionNames[a]
+	}
+	return "unknown"
+}
+
+// ParseAction returns the action named s ("accept", "drop", "reject").
+func ParseAction(s string) (Action, bool) {
+	for a := ActionAccept; a < numActions; a++ {
+		if actionNames[a] == s {
+			return a, true
+		}
+	}
+	return ActionUnset, false
+}
+
+// Special values of Decision.Rule besides rule indexes.
+const (
+	RuleDefault = -1 // no rule matched: Policy.Default
+	RuleInvalid = -2 // the packet did not decode: Policy.Invalid
+	RulePending = -3 // the flow waits for L7 data: accepted, evaluated again on its next packet
+	RuleStage   = -4 // a user Stage decided (Decision.Stage names it)
+)
+
+// Decision is the outcome of Pipeline.Decide for one packet. Callers own it
+// and reuse it; Decide overwrites every field.
+type Decision struct {
+	Action  Action
+	Mark    uint32
+	SetMark bool // set the packet mark to Mark
+	// Offload asks for the whole flow to be decided in the kernel from now on
+	// (the rule had flow: true).
+	Offload bool
+	// BlockSource asks for the source address to be put in the kernel block
+	// set for this long. It is set on the packet that decided the flow only.
+	BlockSource time.Duration
+	Rule        int  // index into Policy.Rules, or RuleDefault, RuleInvalid, RulePending, RuleStage
+	Cached      bool // the flow's decision came from the flow table
+	// Log is set when the rule asks for logging and the log rate limit had
+	// room: the caller prints the line (the pipeline never does I/O).
+	Log bool
+	// Limited is set when the rule's rate limit was exceeded and Action is
+	// the rule's exceed action.
+	Limited bool
+	// Stage is the name of the user stage that decided (Rule == RuleStage).
+	Stage string
+	// Reason is why the packet did not decode (Rule == RuleInvalid).
+	Reason Reason
+}

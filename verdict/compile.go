@@ -1,0 +1,391 @@
+package verdict
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+// Errors wrapped by Compile.
+var (
+	ErrNoDefault     = errors.New("policy has no default action")
+	ErrBadAction     = errors.New("bad action")
+	ErrUnknownSet    = errors.New("unknown prefix set")
+	ErrInterface     = errors.New("interface not found")
+	ErrBadPrefix     = errors.New("bad prefix")
+	ErrBadPortRange  = errors.New("bad port range")
+	ErrBadRateLimit  = errors.New("bad rate limit")
+	ErrDuplicateRule = errors.New("duplicate rule name")
+	ErrConflict      = errors.New("conflicting rule options")
+)
+
+// CompileError says which rule and which field of it Compile rejected.
+// Rule is -1 for errors in the policy itself.
+type CompileError struct {
+	Rule  int
+	Name  string
+	Field string
+	Err   error
+}
+
+func (e *CompileError) Error() string {
+	if e.Rule < 0 {
+		return fmt.Sprintf("policy: %s: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("rule %q (#%d): %s: %v", e.Name, e.Rule, e.Field, e.Err)
+}
+
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// CompileOptions changes how Compile resolves names. A nil *CompileOptions
+// means defaults.
+type CompileOptions struct {
+	// Interface resolves an interface name to its index. nil means
+	// net.InterfaceByName in the calling process's network namespace.
+	Interface func(name string) (uint32, error)
+}
+
+// Compiled is a policy in the form the pipeline evaluates: rules with their
+// matchers prepared, and an index that narrows the candidate rules of each
+// packet. It is read-only once built, safe to share between pipelines, and
+// holds the rate limiters' state, so pipelines sharing it share limits.
+type Compiled struct {
+	rules     []crule
+	def       Action
+	invalid   Action
+	l7Packets int
+	idx       index
+	words     int
+	l7Any     bool // some rule has an L7 matcher
+}
+
+// Len returns the number of rules.
+func (c *Compiled) Len() int { return len(c.rules) }
+
+// RuleName returns the name of rule i, "default", "invalid", "pending" or
+// "stage" for the special Decision.Rule values.
+func (c *Compiled) RuleName(i int) string {
+	switch {
+	case i >= 0 && i < len(c.rules):
+		return c.rules[i].name
+	case i == RuleDefault:
+		return "default"
+	case i == RuleInvalid:
+		return "invalid"
+	case i == RulePending:
+		return "pending"
+	case i == RuleStage:
+		return "stage"
+	}
+	return "unknown"
+}
+
+// l7 matcher bits of a rule.
+const (
+	needDNS = 1 << iota
+	needSNI
+	needHost
+	needPayload
+)
+
+// crule is a compiled rule.
+type crule struct {
+	name string
+
+	// Indexed matchers, kept for Trace's rule-by-rule walk.
+	family           uint8
+	protos           [4]uint64 // bit set of protocol numbers; all ones when any
+	anyProto         bool
+	src, dst         []*bart.Lite
+	sports, dports   []PortRange
+	hasSrc, hasDst   bool
+	srcDesc, dstDesc string
+
+	// Residual matchers, checked for each candidate.
+	inIf, outIf []uint32
+	hasIn       bool
+	hasOut      bool
+	mark        MarkMatch
+	hasMark     bool
+	uids, gids  []IDRange
+	ct          CTStates
+	dns, sni    *nameSet
+	host        *nameSet
+	payload     *payloadSet
+	l7          uint8
+	perPacket   bool // mark or conntrack state: the decision cannot be cached
+	residual    bool
+
+	// Action and options.
+	action      Action
+	mark2       uint32
+	setMark     bool
+	log         bool
+	flow        bool
+	blockSource time.Duration
+	limit       *limiter
+}
+
+// Compile checks p and builds its evaluated form, resolving interface names
+// with net.InterfaceByName.
+func Compile(p *Policy) (*Compiled, error) { return CompileWith(p, nil) }
+
+// CompileWith is Compile with options. Every problem found is returned,
+// joined with errors.Join; each is a *CompileError.
+func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
+	var errs []error
+	fail := func(rule int, name, field string, err error) {
+		errs = append(errs, &CompileError{Rule: rule, Name: name, Field: field, Err: err})
+	}
+	if p.Default == ActionUnset {
+		fail(-1, "", "default", ErrNoDefault)
+	} else if p.Default >= numActions {
+		fail(-1, "", "default", fmt.Errorf("%w: %d", ErrBadAction, p.Default))
+	}
+	if p.Invalid >= numActions {
+		fail(-1, "", "invalid", fmt.Errorf("%w: %d", ErrBadAction, p.Invalid))
+	}
+	for name, ps := range p.Sets {
+		for _, pf := range ps {
+			if !pf.IsValid() {
+				fail(-1, "", "sets."+name, fmt.Errorf("%w: %v", ErrBadPrefix, pf))
+			}
+		}
+	}
+	resolve := ifaceByName
+	if o != nil && o.Interface != nil {
+		resolve = o.Interface
+	}
+	n := len(p.Rules)
+	words := max(1, (n+63)/64)
+	c := &Compiled{rules: make([]crule, n), def: p.Default, invalid: p.Invalid,
+		l7Packets: p.L7Packets, words: words}
+	if c.invalid == ActionUnset {
+		c.invalid = c.def
+	}
+	if c.l7Packets <= 0 {
+		c.l7Packets = DefaultL7Packets
+	}
+	if c.l7Packets > 255 {
+		c.l7Packets = 255
+	}
+	setTables := map[string]*bart.Lite{}
+	names := map[string]int{}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if j, dup := names[r.Name]; dup && r.Name != "" {
+			fail(i, r.Name, "name", fmt.Errorf("%w: also rule #%d", ErrDuplicateRule, j))
+		}
+		names[r.Name] = i
+		for _, err := range compileRule(&c.rules[i], r, p.Sets, setTables, resolve) {
+			fail(i, r.Name, err.field, err.err)
+		}
+		c.l7Any = c.l7Any || c.rules[i].l7 != 0
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	c.buildIndex(p)
+	return c, nil
+}
+
+func ifaceByName(name string) (uint32, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return uint32(ifi.Index), nil
+}
+
+type fieldErr struct {
+	field string
+	err   error
+}
+
+func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables map[string]*bart.Lite,
+	resolve func(string) (uint32, error)) []fieldErr {
+	var errs []fieldErr
+	fail := func(field string, err error) { errs = append(errs, fieldErr{field, err}) }
+	m := &r.Match
+	cr.name = r.Name
+	if r.Name == "" {
+		fail("name", errors.New("rule has no name"))
+	}
+	if r.Action == ActionUnset || r.Action >= numActions {
+		fail("action", fmt.Errorf("%w: %d: expected accept, drop or reject", ErrBadAction, r.Action))
+	}
+	if m.Family != 0 && m.Family != 4 && m.Family != 6 {
+		fail("family", fmt.Errorf("family %d: expected 4 or 6", m.Family))
+	}
+	cr.family = m.Family
+	cr.anyProto = len(m.Protos) == 0
+	for _, pr := range m.Protos {
+		cr.protos[pr>>6] |= 1 << (pr & 63)
+	}
+	if cr.anyProto {
+		cr.protos = [4]uint64{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint64}
+	}
+	var err error
+	cr.src, cr.srcDesc, err = prefixTables(m.Src, m.SrcSets, sets, setTables)
+	if err != nil {
+		fail("src", err)
+	}
+	cr.dst, cr.dstDesc, err = prefixTables(m.Dst, m.DstSets, sets, setTables)
+	if err != nil {
+		fail("dst", err)
+	}
+	cr.hasSrc, cr.hasDst = len(cr.src) > 0, len(cr.dst) > 0
+	for _, pr := range append(append([]PortRange(nil), m.SrcPorts...), m.DstPorts...) {
+		if pr.Lo > pr.Hi {
+			fail("port", fmt.Errorf("%w: %d-%d: the first port is above the last", ErrBadPortRange, pr.Lo, pr.Hi))
+		}
+	}
+	cr.sports, cr.dports = m.SrcPorts, m.DstPorts
+	cr.inIf, err = resolveIfaces(m.InIfaces, m.InIfIndexes, resolve)
+	if err != nil {
+		fail("in_iface", err)
+	}
+	cr.outIf, err = resolveIfaces(m.OutIfaces, m.OutIfIndexes, resolve)
+	if err != nil {
+		fail("out_iface", err)
+	}
+	cr.hasIn, cr.hasOut = len(cr.inIf) > 0, len(cr.outIf) > 0
+	if m.Mark != nil {
+		cr.mark, cr.hasMark = *m.Mark, true
+		cr.mark.Value &= cr.mark.Mask
+	}
+	cr.uids, cr.gids, cr.ct = m.UIDs, m.GIDs, m.CT
+	for _, f := range []struct {
+		field string
+		pats  []string
+		dst   **nameSet
+		bit   uint8
+	}{{"dns", m.DNS, &cr.dns, needDNS}, {"sni", m.SNI, &cr.sni, needSNI}, {"http_host", m.HTTPHost, &cr.host, needHost}} {
+		if len(f.pats) == 0 {
+			continue
+		}
+		s, err := newNameSet(f.pats)
+		if err != nil {
+			fail(f.field, err)
+			continue
+		}
+		*f.dst = s
+		cr.l7 |= f.bit
+	}
+	if len(m.Payload) > 0 {
+		ps, err := newPayloadSet(m.Payload)
+		if err != nil {
+			fail("payload", err)
+		} else {
+			cr.payload = ps
+			cr.l7 |= needPayload
+		}
+	}
+	cr.perPacket = cr.hasMark || cr.ct != 0
+	cr.residual = cr.hasIn || cr.hasOut || cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0
+	cr.action, cr.mark2, cr.setMark, cr.log = r.Action, r.Mark, r.SetMark, r.Log
+	cr.flow, cr.blockSource = r.Flow, r.BlockSource
+	if r.BlockSource < 0 {
+		fail("block_source", fmt.Errorf("negative duration %v", r.BlockSource))
+	}
+	if rl := r.RateLimit; rl != nil {
+		if r.Flow {
+			fail("rate_limit", fmt.Errorf("%w: a rate limit needs every packet, flow: true hands the flow to the kernel", ErrConflict))
+		}
+		l, err := newLimiter(rl)
+		if err != nil {
+			fail("rate_limit", err)
+		}
+		cr.limit = l
+	}
+	return errs
+}
+
+func prefixTables(own []netip.Prefix, names []string, sets map[string][]netip.Prefix,
+	cache map[string]*bart.Lite) ([]*bart.Lite, string, error) {
+	var out []*bart.Lite
+	desc := ""
+	if len(own) > 0 {
+		t := new(bart.Lite)
+		for _, p := range own {
+			if !p.IsValid() {
+				return nil, "", fmt.Errorf("%w: %v", ErrBadPrefix, p)
+			}
+			t.Insert(p.Masked())
+		}
+		out = append(out, t)
+		desc = fmt.Sprintf("%d prefixes", len(own))
+		if len(own) <= 4 {
+			desc = fmt.Sprint(own)
+		}
+	}
+	for _, name := range names {
+		ps, ok := sets[name]
+		if !ok {
+			return nil, "", fmt.Errorf("%w %q", ErrUnknownSet, name)
+		}
+		t := cache[name]
+		if t == nil {
+			t = new(bart.Lite)
+			for _, p := range ps {
+				if p.IsValid() {
+					t.Insert(p.Masked())
+				}
+			}
+			cache[name] = t
+		}
+		out = append(out, t)
+		if desc != "" {
+			desc += " + "
+		}
+		desc += fmt.Sprintf("set %s (%d prefixes)", name, len(ps))
+	}
+	return out, desc, nil
+}
+
+func resolveIfaces(names []string, idx []uint32, resolve func(string) (uint32, error)) ([]uint32, error) {
+	out := append([]uint32(nil), idx...)
+	for _, n := range names {
+		i, err := resolve(n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: %v", ErrInterface, n, err)
+		}
+		out = append(out, i)
+	}
+	return out, nil
+}
+
+func (c *Compiled) buildIndex(p *Policy) {
+	n, w := len(c.rules), c.words
+	x := &c.idx
+	x.words = w
+	x.fam = [2]bitmap{newBitmap(w), newBitmap(w)}
+	x.proto = bitmaps{words: w, data: make([]uint64, 256*w)}
+	for i := range c.rules {
+		r := &c.rules[i]
+		if r.family != 6 {
+			x.fam[0].set(i)
+		}
+		if r.family != 4 {
+			x.fam[1].set(i)
+		}
+		for pr := 0; pr < 256; pr++ {
+			if r.protos[pr>>6]&(1<<(pr&63)) != 0 {
+				x.proto.at(pr).set(i)
+			}
+		}
+	}
+	x.sport = buildPortIndex(n, w, func(i int) []PortRange { return c.rules[i].sports })
+	x.dport = buildPortIndex(n, w, func(i int) []PortRange { return c.rules[i].dports })
+	x.src = buildPrefixIndex(n, w, func(i int) prefixSource {
+		return prefixSource{p.Rules[i].Match.Src, p.Rules[i].Match.SrcSets}
+	}, p.Sets)
+	x.dst = buildPrefixIndex(n, w, func(i int) prefixSource {
+		return prefixSource{p.Rules[i].Match.Dst, p.Rules[i].Match.DstSets}
+	}, p.Sets)
+}

@@ -1,0 +1,260 @@
+package verdict
+
+import (
+	"math/bits"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// FlowConfig sizes a flow table. A nil *FlowConfig or zero fields mean the
+// defaults below.
+type FlowConfig struct {
+	// Capacity is the most flows held; rounded up to a power of two times
+	// flowWays. Default DefaultFlowCapacity.
+	Capacity int
+	// Idle timeouts by protocol; ClosingTimeout applies to TCP flows after a
+	// FIN or RST.
+	TCPTimeout, UDPTimeout, OtherTimeout, ClosingTimeout time.Duration
+	// HelloBuffers bounds how many flows at once may be collecting a TLS
+	// ClientHello that spans several segments. Default DefaultHelloBuffers.
+	HelloBuffers int
+}
+
+// Flow table defaults.
+const (
+	DefaultFlowCapacity   = 1 << 18
+	DefaultTCPTimeout     = 10 * time.Minute
+	DefaultUDPTimeout     = time.Minute
+	DefaultOtherTimeout   = 30 * time.Second
+	DefaultClosingTimeout = 10 * time.Second
+	DefaultHelloBuffers   = 1024
+)
+
+// FlowStats are a flow table's counters.
+type FlowStats struct {
+	Capacity    int
+	Size        int    // flows held, including expired ones not yet swept
+	Inserts     uint64 // new flows
+	Evictions   uint64 // live flows replaced because their bucket was full
+	Expirations uint64 // flows removed after their idle timeout
+	HelloFull   uint64 // ClientHellos not collected because every buffer was busy
+}
+
+// FlowTable remembers flows and their decisions. It is a fixed array of
+// buckets of flowWays entries allocated once: a flow hashes to one bucket
+// and, when the bucket is full, replaces the bucket's least recently seen
+// flow. Memory is therefore fixed whatever the traffic, and a random-tuple
+// flood evicts flows (counted) instead of growing the table. Expired flows
+// are reclaimed when their bucket is visited and by a sweep of one bucket
+// per packet.
+//
+// A FlowTable belongs to one goroutine; Stats may be called from any.
+type FlowTable struct {
+	buckets  []flowBucket
+	mask     uint64
+	seed     uint64
+	timeouts [4]int64 // tcp, udp, other, closing (ns)
+	sweep    uint64
+	hellos   helloPool
+
+	size, inserts, evictions, expirations atomic.Int64
+}
+
+const flowWays = 8
+
+type flowBucket struct {
+	tags [flowWays]uint32 // hash bits of the entry; 0 means empty
+	e    [flowWays]flowEntry
+}
+
+// flowEntry is one flow. 64 bytes.
+type flowEntry struct {
+	key   flowKey
+	last  int64  // last packet, ns on the pipeline's clock
+	gen   uint32 // policy generation the decision belongs to
+	rule  int32  // decided rule or RuleDefault
+	hello uint16 // 1 + index of the flow's HelloBuffer; 0 for none
+	pkts  uint8  // packets evaluated while undecided
+	flags uint8
+}
+
+const (
+	flowAIsInit = 1 << iota // endpoint A sent the first packet
+	flowDecided             // rule holds the flow's decision for generation gen
+	flowClosing             // a FIN or RST was seen
+)
+
+// FlowEntrySize is the memory one flow takes in the table, bucket tag
+// included.
+const FlowEntrySize = int(unsafe.Sizeof(flowBucket{})) / flowWays
+
+// NewFlowTable allocates a flow table.
+func NewFlowTable(c *FlowConfig) *FlowTable {
+	var cfg FlowConfig
+	if c != nil {
+		cfg = *c
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.TCPTimeout, DefaultTCPTimeout)
+	def(&cfg.UDPTimeout, DefaultUDPTimeout)
+	def(&cfg.OtherTimeout, DefaultOtherTimeout)
+	def(&cfg.ClosingTimeout, DefaultClosingTimeout)
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = DefaultFlowCapacity
+	}
+	if cfg.HelloBuffers <= 0 {
+		cfg.HelloBuffers = DefaultHelloBuffers
+	}
+	nb := max(1, (cfg.Capacity+flowWays-1)/flowWays)
+	nb = 1 << bits.Len(uint(nb-1))
+	t := &FlowTable{
+		buckets: make([]flowBucket, nb),
+		mask:    uint64(nb - 1),
+		seed:    rand.Uint64(),
+		timeouts: [4]int64{int64(cfg.TCPTimeout), int64(cfg.UDPTimeout),
+			int64(cfg.OtherTimeout), int64(cfg.ClosingTimeout)},
+	}
+	t.hellos.init(min(cfg.HelloBuffers, 65535))
+	return t
+}
+
+// Stats returns the table's counters.
+func (t *FlowTable) Stats() FlowStats {
+	return FlowStats{
+		Capacity:    len(t.buckets) * flowWays,
+		Size:        int(t.size.Load()),
+		Inserts:     uint64(t.inserts.Load()),
+		Evictions:   uint64(t.evictions.Load()),
+		Expirations: uint64(t.expirations.Load()),
+		HelloFull:   t.hellos.full.Load(),
+	}
+}
+
+func (t *FlowTable) timeout(e *flowEntry) int64 {
+	if e.flags&flowClosing != 0 {
+		return t.timeouts[3]
+	}
+	switch e.key.proto() {
+	case ProtoTCP:
+		return t.timeouts[0]
+	case ProtoUDP, ProtoUDPLite:
+		return t.timeouts[1]
+	}
+	return t.timeouts[2]
+}
+
+func (t *FlowTable) expired(e *flowEntry, now int64) bool {
+	return now-e.last > t.timeout(e)
+}
+
+// get returns k's entry, inserting one if the flow is new (found false).
+// A new entry is zero but for its key and time.
+func (t *FlowTable) get(k *flowKey, h uint64, now int64) (e *flowEntry, found bool) {
+	b := &t.buckets[h&t.mask]
+	tag := uint32(h>>32) | 1
+	for i := range b.tags {
+		if b.tags[i] == tag && b.e[i].key == *k {
+			e = &b.e[i]
+			if !t.expired(e, now) {
+				e.last = now
+				return e, true
+			}
+			t.remove(b, i)
+			t.expirations.Add(1)
+			break
+		}
+	}
+	slot, oldest := -1, -1
+	for i := range b.tags {
+		if b.tags[i] == 0 {
+			slot = i
+			break
+		}
+		if t.expired(&b.e[i], now) {
+			t.remove(b, i)
+			t.expirations.Add(1)
+			slot = i
+			break
+		}
+		if oldest < 0 || b.e[i].last < b.e[oldest].last {
+			oldest = i
+		}
+	}
+	if slot < 0 {
+		slot = oldest
+		t.remove(b, slot)
+		t.evictions.Add(1)
+	}
+	b.tags[slot] = tag
+	b.e[slot] = flowEntry{key: *k, last: now}
+	t.size.Add(1)
+	t.inserts.Add(1)
+	return &b.e[slot], false
+}
+
+func (t *FlowTable) remove(b *flowBucket, i int) {
+	if b.e[i].hello != 0 {
+		t.hellos.put(b.e[i].hello)
+	}
+	b.tags[i] = 0
+	b.e[i] = flowEntry{}
+	t.size.Add(-1)
+}
+
+// tick reclaims the expired flows of the next bucket in turn.
+func (t *FlowTable) tick(now int64) {
+	b := &t.buckets[t.sweep&t.mask]
+	t.sweep++
+	for i := range b.tags {
+		if b.tags[i] != 0 && t.expired(&b.e[i], now) {
+			t.remove(b, i)
+			t.expirations.Add(1)
+		}
+	}
+}
+
+// helloPool lends HelloBuffers (16.5 KiB each) to the flows collecting a
+// ClientHello that spans segments. Buffers are allocated on first need up to
+// the bound and then reused, so a flood of half-sent ClientHellos costs at
+// most the bound and leaves later flows without a buffer (counted in
+// HelloFull; their server name then counts as absent).
+type helloPool struct {
+	bufs []*HelloBuffer
+	free []uint16 // 1-based indexes of idle buffers
+	max  int
+	full atomic.Uint64
+}
+
+func (p *helloPool) init(n int) {
+	p.max = n
+	p.bufs = make([]*HelloBuffer, 0, n)
+	p.free = make([]uint16, 0, n)
+}
+
+// get returns a buffer index, or 0 when every buffer is in use.
+func (p *helloPool) get() uint16 {
+	if n := len(p.free); n > 0 {
+		i := p.free[n-1]
+		p.free = p.free[:n-1]
+		return i
+	}
+	if len(p.bufs) < p.max {
+		p.bufs = append(p.bufs, new(HelloBuffer))
+		return uint16(len(p.bufs))
+	}
+	p.full.Add(1)
+	return 0
+}
+
+func (p *helloPool) put(i uint16) {
+	p.bufs[i-1].Reset()
+	p.free = append(p.free, i)
+}
+
+func (p *helloPool) at(i uint16) *HelloBuffer { return p.bufs[i-1] }

@@ -1,0 +1,291 @@
+package verdict
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Pipeline. A nil *Options means defaults.
+type Options struct {
+	Flows *FlowConfig // nil: defaults
+	// LogRate limits Decision.Log: at most this many log lines are asked
+	// for. The zero Rate means DefaultLogRate; Events 0 with a Per disables
+	// logging.
+	LogRate Rate
+	// Now is the clock; nil means time.Now. Tests set it to move time.
+	Now func() time.Time
+}
+
+// DefaultLogRate is Options.LogRate when it is zero.
+var DefaultLogRate = Rate{Events: 10, Per: time.Second}
+
+// PipelineStats are a pipeline's counters. They may be read from any
+// goroutine.
+type PipelineStats struct {
+	Packets   uint64 // Decide calls
+	Invalid   uint64 // packets that did not decode
+	Cached    uint64 // decided from the flow table
+	Evaluated uint64 // ran through the stages and rules
+	Pending   uint64 // accepted while waiting for L7 data
+	Limited   uint64 // got a rate limit's exceed action
+	LogDenied uint64 // log lines suppressed by the log rate limit
+	Flows     FlowStats
+}
+
+// Pipeline decides packets: decode, flow lookup, cached decision or user
+// stages and rules. One pipeline serves one queue and is used by one
+// goroutine: Decide, Trace and Use are not safe for concurrent use. Swap and
+// Stats are, so a reload or a metrics scrape can run elsewhere.
+type Pipeline struct {
+	state  atomic.Pointer[pipeState]
+	flows  *FlowTable
+	stages []Stage
+	now    func() time.Time
+	start  time.Time
+
+	pkt  Packet
+	x    inspect
+	ctx  Context
+	cand bitmap
+
+	logRate, logTokens, logBurst float64
+	logLast                      int64
+
+	packets, invalid, cached, evaluated, pending, limited, logDenied atomic.Uint64
+}
+
+// pipeState pairs the policy with a generation number: flow decisions made
+// under another generation are stale.
+type pipeState struct {
+	c   *Compiled
+	gen uint32
+}
+
+// NewPipeline returns a pipeline evaluating c.
+func NewPipeline(c *Compiled, o *Options) *Pipeline {
+	var opt Options
+	if o != nil {
+		opt = *o
+	}
+	p := &Pipeline{flows: NewFlowTable(opt.Flows), now: opt.Now}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.start = p.now()
+	lr := opt.LogRate
+	if lr.Per == 0 {
+		lr = DefaultLogRate
+	}
+	p.logRate = lr.PerSecond() / 1e9
+	p.logBurst = math.Max(1, math.Ceil(lr.PerSecond()))
+	if lr.Events <= 0 {
+		p.logBurst = 0
+	}
+	p.logTokens = p.logBurst
+	p.state.Store(&pipeState{c: c, gen: 1})
+	p.cand = make(bitmap, c.words)
+	return p
+}
+
+// Swap replaces the policy. It is safe to call from any goroutine while
+// Decide runs; cached flow decisions of the old policy are ignored from the
+// next packet on.
+func (p *Pipeline) Swap(c *Compiled) {
+	for {
+		old := p.state.Load()
+		if p.state.CompareAndSwap(old, &pipeState{c: c, gen: old.gen + 1}) {
+			return
+		}
+	}
+}
+
+// Compiled returns the policy in use.
+func (p *Pipeline) Compiled() *Compiled { return p.state.Load().c }
+
+// FlowTable returns the pipeline's flow table.
+func (p *Pipeline) FlowTable() *FlowTable { return p.flows }
+
+// Stats returns the pipeline's counters.
+func (p *Pipeline) Stats() PipelineStats {
+	return PipelineStats{
+		Packets: p.packets.Load(), Invalid: p.invalid.Load(), Cached: p.cached.Load(),
+		Evaluated: p.evaluated.Load(), Pending: p.pending.Load(), Limited: p.limited.Load(),
+		LogDenied: p.logDenied.Load(), Flows: p.flows.Stats(),
+	}
+}
+
+// Decide decides the IP packet raw with meta data m into d. It does not
+// allocate. Slices the stages see point into raw.
+func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
+	st := p.state.Load()
+	c := st.c
+	*d = Decision{}
+	now := int64(p.now().Sub(p.start))
+	p.packets.Add(1)
+	p.flows.tick(now)
+	pk := &p.pkt
+	if !Decode(raw, pk) {
+		p.invalid.Add(1)
+		d.Action, d.Rule, d.Reason = c.invalid, RuleInvalid, pk.Invalid
+		return
+	}
+	if pk.FragOffset != 0 {
+		// Non-first fragments have no ports and no flow: judge them alone.
+		p.evaluate(c, raw, m, d, nil, nil, false, now)
+		return
+	}
+	k, srcIsA := makeKey(pk)
+	e, found := p.flows.get(&k, k.hash(p.flows.seed), now)
+	if pk.Proto == ProtoTCP && pk.TCPFlags&(TCPFin|TCPRst) != 0 {
+		e.flags |= flowClosing
+	}
+	reply := false
+	if found {
+		reply = srcIsA != (e.flags&flowAIsInit != 0)
+		if e.gen == st.gen && e.flags&flowDecided != 0 {
+			p.cached.Add(1)
+			d.Cached = true
+			p.apply(c, int(e.rule), &k, d, false, now)
+			return
+		}
+		if e.gen != st.gen {
+			e.gen, e.pkts, e.flags = st.gen, 0, e.flags&^flowDecided
+		} else if reply {
+			// Undecided flow, responder's packet (a SYN-ACK): the flow is
+			// judged on its initiator's packets.
+			p.pending.Add(1)
+			d.Action, d.Rule = ActionAccept, RulePending
+			return
+		}
+	} else {
+		e.gen = st.gen
+		if srcIsA {
+			e.flags |= flowAIsInit
+		}
+	}
+	if e.pkts < 255 {
+		e.pkts++
+	}
+	p.evaluate(c, raw, m, d, e, &k, reply, now)
+}
+
+// evaluate runs the stages and rules for a packet without a cached
+// decision. e is nil outside the flow table.
+func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *flowEntry, k *flowKey, reply bool, now int64) {
+	p.evaluated.Add(1)
+	pk := &p.pkt
+	if len(p.stages) > 0 && p.runStages(raw, m, d, e, reply) {
+		return
+	}
+	final := e == nil || int(e.pkts) >= c.l7Packets
+	if reply {
+		// A flow met again under a new policy through a reply: judge it as
+		// its initiator's packet would be, without the reply's payload.
+		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = pk.Dst, pk.Src, pk.DstPort, pk.SrcPort
+		pk.Payload = nil
+	}
+	x := &p.x
+	x.reset(pk, m, e, p.flows, final)
+	rule, t := p.rules(c, x)
+	if t == triWait {
+		p.pending.Add(1)
+		d.Action, d.Rule = ActionAccept, RulePending
+		return
+	}
+	if e != nil && !x.perPacket {
+		e.rule = int32(rule)
+		e.flags |= flowDecided
+		if e.hello != 0 {
+			p.flows.hellos.put(e.hello)
+			e.hello = 0
+		}
+	}
+	var zero flowKey
+	if k == nil {
+		k = &zero
+	}
+	p.apply(c, rule, k, d, true, now)
+}
+
+func (p *Pipeline) runStages(raw []byte, m *Meta, d *Decision, e *flowEntry, reply bool) bool {
+	ctx := &p.ctx
+	*ctx = Context{Raw: raw, Packet: &p.pkt, Meta: m, Reply: reply}
+	if e != nil {
+		ctx.FlowPackets = int(e.pkts)
+	}
+	for _, s := range p.stages {
+		if s.Decide(ctx, d) {
+			d.Rule, d.Stage = RuleStage, s.Name()
+			if d.Action == ActionUnset {
+				d.Action = ActionAccept
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// rules finds the first rule matching the packet among the index's
+// candidates.
+func (p *Pipeline) rules(c *Compiled, x *inspect) (int, tri) {
+	if len(p.cand) < c.words {
+		p.cand = make(bitmap, c.words) // once per larger policy after a Swap
+	}
+	cand := p.cand[:c.words]
+	c.idx.candidates(x.p, cand)
+	for i := nextBit(cand, 0); i >= 0; i = nextBit(cand, i+1) {
+		r := &c.rules[i]
+		if !r.residual {
+			return i, triYes
+		}
+		switch x.residual(r) {
+		case triYes:
+			return i, triYes
+		case triWait:
+			return RulePending, triWait
+		}
+	}
+	return RuleDefault, triYes
+}
+
+// apply turns the matched rule into d. first is true for the packet that
+// decided the flow (or any packet not served from the cache).
+func (p *Pipeline) apply(c *Compiled, rule int, k *flowKey, d *Decision, first bool, now int64) {
+	if rule < 0 {
+		d.Rule = rule
+		d.Action = c.def
+		return
+	}
+	r := &c.rules[rule]
+	d.Rule, d.Action = rule, r.action
+	if r.setMark {
+		d.Mark, d.SetMark = r.mark2, true
+	}
+	if r.limit != nil && !r.limit.allow(r.limit.keyOf(&p.pkt, k), now) {
+		p.limited.Add(1)
+		d.Action, d.Limited = r.limit.exceed, true
+		return
+	}
+	d.Offload = r.flow
+	if first {
+		d.BlockSource = r.blockSource
+		if r.log {
+			d.Log = p.logAllow(now)
+		}
+	}
+}
+
+// logAllow takes a token from the log rate limit.
+func (p *Pipeline) logAllow(now int64) bool {
+	if el := now - p.logLast; el > 0 {
+		p.logTokens = math.Min(p.logBurst, p.logTokens+float64(el)*p.logRate)
+		p.logLast = now
+	}
+	if p.logTokens >= 1 {
+		p.logTokens--
+		return true
+	}
+	p.logDenied.Add(1)
+	return false
+}
