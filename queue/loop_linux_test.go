@@ -170,7 +170,7 @@ func TestLoopPanicAndDecodeErrorGetDefault(t *testing.T) {
 	k.send(pktMsg(1, 1, 10))
 	k.send(pktMsg(1, 2, 10))
 	k.send(newMsg(msgPacket, 1).hdr(3, 0x800, 0).attr(attrMark, 1).done()) // bad mark: default
-	k.send(newMsg(msgPacket, 1).done())                                     // no id: nothing to verdict
+	k.send(newMsg(msgPacket, 1).done())                                    // no id: nothing to verdict
 	k.send(pktMsg(1, 4, 10))
 	if _, err := l.step(); err != nil {
 		t.Fatal(err)
