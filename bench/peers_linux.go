@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+//go:embed peers/nfq_accept.c
+var nfqAcceptC []byte
+
+// buildCPeer compiles the C peer into dir. It returns the binary's path, or
+// why it could not be built (then the C modes are reported as skipped).
+func buildCPeer(ctx context.Context, cc, srcDir, dir string) (path, skip string) {
+	if _, err := exec.LookPath(cc); err != nil {
+		return "", fmt.Sprintf("C peer not built: no C compiler %q in PATH", cc)
+	}
+	src := filepath.Join(dir, "nfq_accept.c")
+	if srcDir != "" {
+		src = filepath.Join(srcDir, "nfq_accept.c")
+	} else if err := os.WriteFile(src, nfqAcceptC, 0o600); err != nil {
+		return "", fmt.Sprintf("C peer not built: write source: %v", err)
+	}
+	path = filepath.Join(dir, "nfq_accept")
+	cmd := exec.CommandContext(ctx, cc, "-O2", "-o", path, src, "-lnetfilter_queue")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if strings.Contains(msg, "libnetfilter_queue.h") || strings.Contains(msg, "-lnetfilter_queue") {
+			return "", "C peer not built: libnetfilter_queue headers or library missing (Debian: libnetfilter-queue-dev)"
+		}
+		if len(msg) > 300 {
+			msg = msg[:300] + "..."
+		}
+		return "", fmt.Sprintf("C peer not built: %s: %v: %s", cc, err, msg)
+	}
+	return path, ""
+}
+
+// procHandler is a peer running as its own process in the firewall
+// namespace; its CPU time is the whole process's.
+type procHandler struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	mu     sync.Mutex
+	done   chan error
+}
+
+// startProc starts argv in ns pinned to cpu and waits for it to print
+// "ready" (bound to its queue).
+func startProc(ctx context.Context, ns topo.NS, cpu int, extraEnv []string, argv ...string) (*procHandler, error) {
+	p := &procHandler{done: make(chan error, 1)}
+	p.cmd = ns.Command(ctx, argv...)
+	p.cmd.Env = append(os.Environ(), extraEnv...)
+	p.cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("start peer %s: %w", argv[0], err)
+	}
+	if err := startPinned(p.cmd, cpu); err != nil {
+		return nil, fmt.Errorf("start peer %s: %w", argv[0], err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		r := bufio.NewReader(out)
+		sent := false
+		for {
+			line, err := r.ReadString('\n')
+			if !sent && strings.TrimSpace(line) == "ready" {
+				ready <- true
+				sent = true
+			}
+			if err != nil {
+				break
+			}
+		}
+		if !sent {
+			ready <- false
+		}
+		p.done <- p.cmd.Wait()
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return p, nil
+		}
+		err = <-p.done
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		err = errors.Join(errors.New("not ready after 20s"), <-p.done)
+	}
+	return nil, fmt.Errorf("start peer %s: %w: %s", filepath.Base(argv[0]), err, p.errText())
+}
+
+func (p *procHandler) errText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.TrimSpace(p.stderr.String())
+}
+
+// cpu reads the process CPU clock. `ip netns exec` execs the peer in
+// place, so the child's pid is the peer's.
+func (p *procHandler) cpu() (time.Duration, error) {
+	return processCPU(p.cmd.Process.Pid)
+}
+
+// close asks the peer to stop (it verdicts what it holds and unbinds) and
+// kills it if it does not.
+func (p *procHandler) close() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("stop peer: %w: %s", err, p.errText())
+		}
+		return nil
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("stop peer: killed after 5s: %s", p.errText())
+	}
+}
+
+// startPinned starts cmd from a thread pinned to cpu: the fork happens on
+// the calling thread, so the child and all its threads inherit the mask.
+func startPinned(cmd *exec.Cmd, cpu int) error {
+	if cpu < 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("read CPU mask: %w", err)
+	}
+	if err := pinThread(cpu); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	err := cmd.Start()
+	if unix.SchedSetaffinity(0, &orig) == nil {
+		runtime.UnlockOSThread()
+	} // else: leave the thread locked; the runtime discards it with the goroutine.
+	return err
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}

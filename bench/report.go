@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable prints the report as an aligned table with a legend.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "qguard bench  %s  kernel %s  %d CPUs  %s per mode x %d run(s)\n",
+		r.Started.Format("2006-01-02 15:04 UTC"), r.Kernel, r.CPUs, r.Duration, r.Runs)
+	fmt.Fprintf(w, "pinning: %s\nflows: %s\n\n", r.Pinning, r.Flows)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tns/pkt\tlat p50 us\tlat p99 us\tvs C\tvs kernel\t")
+	for _, x := range r.Results {
+		switch {
+		case x.Skipped != "":
+			fmt.Fprintf(tw, "%s\t%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
+			continue
+		case x.Error != "":
+			fmt.Fprintf(tw, "%s\t%s\tfailed\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
+			continue
+		case x.Traffic == Flood:
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s dropped\t%s\t\t\t\t%s\t\t\t%s\t\t\n", x.Mode, x.Traffic,
+				num(x.SentPPS.Median), num(x.DroppedPPS.Median), spread(x.DroppedPPS),
+				nsPkt(x.SystemCPUPkt.Median), ratio(x.VsQueue, "q"))
+			continue
+		}
+		sent, deliv, sp := num(x.SentPPS.Median), num(x.DeliveredPPS.Median), spread(x.DeliveredPPS)
+		if x.Traffic == TCP {
+			sent, deliv, sp = "-", "-", spread(x.DeliveredMbps)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+			x.Mode, x.Traffic, sent, deliv, sp, x.DeliveredMbps.Median, x.QueueDropped, x.UserDropped,
+			nsPkt(x.CPUPerPacket.Median), us(x.LatencyP50Us.Median), us(x.LatencyP99Us.Median),
+			ratio(x.VsC, ""), ratio(x.VsKernel, ""))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nns/pkt: handler CPU time per handled packet (flood rows: whole-machine CPU per dropped packet).")
+	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped, summed.")
+	fmt.Fprintln(w, "vs C / vs kernel: delivered pps (Mbit/s for tcp) over c-nfq's and kernel's for the same traffic; flood rows: drop rate over flood-queue's.")
+	fmt.Fprintln(w)
+	for _, x := range r.Results {
+		switch {
+		case x.Skipped != "":
+			fmt.Fprintf(w, "  %-20s skipped: %s\n", x.Mode, x.Skipped)
+		case x.Error != "":
+			fmt.Fprintf(w, "  %-20s FAILED: %s\n", x.Mode, x.Error)
+		default:
+			fmt.Fprintf(w, "  %-20s %s [%s]\n", x.Mode, x.About, x.Pinning)
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes the report, samples included, as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// SaveJSON writes the report to a file.
+func (r *Report) SaveJSON(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	if err := r.WriteJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write JSON report %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func spread(s Summary) string {
+	if s.Min == s.Max {
+		return "-"
+	}
+	return num(s.Min) + ".." + num(s.Max)
+}
+
+func nsPkt(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func us(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func ratio(v float64, suffix string) string {
+	if v == 0 {
+		return "-"
+	}
+	return strings.TrimSpace(fmt.Sprintf("%.2fx%s", v, suffix))
+}

@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"slices"
+	"time"
+)
+
+// Sample is one run of one mode: raw counts over the measured window.
+type Sample struct {
+	Seconds        float64 `json:"seconds"`
+	Sent           uint64  `json:"sent"`            // packets (UDP) or bytes (TCP) the generator sent
+	Delivered      uint64  `json:"delivered"`       // packets the sink received (UDP)
+	DeliveredBytes uint64  `json:"delivered_bytes"` // payload bytes the sink received
+	SinkDrops      uint64  `json:"sink_drops"`      // sink socket buffer overruns
+	Queued         uint64  `json:"queued"`          // packets the kernel queued (id_sequence)
+	QueueDropped   uint64  `json:"queue_dropped"`
+	UserDropped    uint64  `json:"user_dropped"`
+	HandlerCPU     int64   `json:"handler_cpu_ns"`
+	SystemCPU      int64   `json:"system_cpu_ns"` // all CPUs busy time (flood modes)
+	Dropped        uint64  `json:"dropped"`       // flood modes: packets the firewall dropped
+	RTTMedian      int64   `json:"rtt_median_ns"`
+	RTTP99         int64   `json:"rtt_p99_ns"`
+	RTTLost        int     `json:"rtt_lost"`
+	RTTSamples     int     `json:"rtt_samples"`
+}
+
+// Summary is the median and spread of one figure over the runs.
+type Summary struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+// Result is one mode's row.
+type Result struct {
+	Mode    string  `json:"mode"`
+	Group   string  `json:"group"`
+	Traffic Traffic `json:"traffic"`
+	Queues  int     `json:"queues"`
+	About   string  `json:"about"`
+	Skipped string  `json:"skipped,omitempty"` // why the mode could not run
+	Error   string  `json:"error,omitempty"`   // how the mode failed
+	Pinning string  `json:"pinning,omitempty"`
+
+	SentPPS       Summary `json:"sent_pps"`
+	DeliveredPPS  Summary `json:"delivered_pps"`
+	DeliveredMbps Summary `json:"delivered_mbps"`
+	CPUPerPacket  Summary `json:"handler_cpu_ns_per_packet"`
+	SystemCPUPkt  Summary `json:"system_cpu_ns_per_packet,omitzero"`
+	DroppedPPS    Summary `json:"dropped_pps,omitzero"`
+	QueueDropped  uint64  `json:"queue_dropped"` // summed over runs
+	UserDropped   uint64  `json:"user_dropped"`
+	SinkDrops     uint64  `json:"sink_drops"`
+	LatencyP50Us  Summary `json:"latency_median_us"`
+	LatencyP99Us  Summary `json:"latency_p99_us"`
+
+	// VsC and VsKernel compare delivered packets/s (bytes/s for TCP, drop
+	// rate for floods) with the C peer and kernel-only for the same
+	// traffic; 0 when either side did not run.
+	VsC      float64 `json:"vs_c,omitempty"`
+	VsKernel float64 `json:"vs_kernel,omitempty"`
+	// VsQueue compares a flood mode's drop rate with the queue deciding.
+	VsQueue float64 `json:"vs_queue,omitempty"`
+
+	Samples []Sample `json:"samples,omitempty"`
+}
+
+// Ran reports whether the mode produced figures.
+func (r *Result) Ran() bool { return r.Skipped == "" && r.Error == "" && len(r.Samples) > 0 }
+
+// Report is everything one Run measured.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Host     string    `json:"host"`
+	Kernel   string    `json:"kernel"`
+	CPUs     int       `json:"cpus"`
+	Pinning  string    `json:"pinning"`
+	Duration string    `json:"duration_per_mode"`
+	Runs     int       `json:"runs"`
+	Flows    string    `json:"flows"`
+	Results  []Result  `json:"results"`
+}
+
+func summarize(v []float64) Summary {
+	if len(v) == 0 {
+		return Summary{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Summary{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+// percentile of sorted durations, nearest rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}
+
+// finish computes a result's summaries from its samples.
+func (r *Result) finish() {
+	var sent, dpps, mbps, cpu, sys, drop, p50, p99 []float64
+	r.QueueDropped, r.UserDropped, r.SinkDrops = 0, 0, 0
+	for _, s := range r.Samples {
+		if s.Seconds <= 0 {
+			continue
+		}
+		sent = append(sent, float64(s.Sent)/s.Seconds)
+		dpps = append(dpps, float64(s.Delivered)/s.Seconds)
+		mbps = append(mbps, float64(s.DeliveredBytes)*8/s.Seconds/1e6)
+		// The kernel numbers a packet after the queue-full check, so Queued
+		// excludes queue_dropped but includes user_dropped.
+		handled := s.Queued - min(s.Queued, s.UserDropped)
+		if r.Traffic == Flood {
+			handled = s.Dropped
+		}
+		if handled == 0 && r.Queues == 0 {
+			handled = s.Delivered
+		}
+		if s.HandlerCPU > 0 && handled > 0 {
+			cpu = append(cpu, float64(s.HandlerCPU)/float64(handled))
+		}
+		if s.SystemCPU > 0 && s.Dropped > 0 {
+			sys = append(sys, float64(s.SystemCPU)/float64(s.Dropped))
+		}
+		if r.Traffic == Flood {
+			drop = append(drop, float64(s.Dropped)/s.Seconds)
+		}
+		if s.RTTSamples > 0 {
+			p50 = append(p50, float64(s.RTTMedian)/1e3)
+			p99 = append(p99, float64(s.RTTP99)/1e3)
+		}
+		r.QueueDropped += s.QueueDropped
+		r.UserDropped += s.UserDropped
+		r.SinkDrops += s.SinkDrops
+	}
+	r.SentPPS, r.DeliveredPPS, r.DeliveredMbps = summarize(sent), summarize(dpps), summarize(mbps)
+	r.CPUPerPacket, r.SystemCPUPkt, r.DroppedPPS = summarize(cpu), summarize(sys), summarize(drop)
+	r.LatencyP50Us, r.LatencyP99Us = summarize(p50), summarize(p99)
+}
+
+// figure is what ratios compare: packets/s, bytes/s for TCP, drops/s for floods.
+func (r *Result) figure() float64 {
+	switch r.Traffic {
+	case TCP:
+		return r.DeliveredMbps.Median
+	case Flood:
+		return r.DroppedPPS.Median
+	}
+	return r.DeliveredPPS.Median
+}
+
+// ratios fills VsC and VsKernel from the rows of the same traffic.
+func ratios(rs []Result) {
+	ref := func(kind, traffic string) float64 {
+		for i := range rs {
+			r := &rs[i]
+			if r.Ran() && r.Mode == kind+traffic {
+				return r.figure()
+			}
+		}
+		return 0
+	}
+	for i := range rs {
+		r := &rs[i]
+		if !r.Ran() || r.Traffic == Flood {
+			continue
+		}
+		suffix := ""
+		switch r.Traffic {
+		case UDPMTU:
+			suffix = ":mtu"
+		case TCP:
+			suffix = ":tcp"
+		}
+		if c := ref("c-nfq", suffix); c > 0 {
+			r.VsC = r.figure() / c
+		}
+		if k := ref("kernel", suffix); k > 0 {
+			r.VsKernel = r.figure() / k
+		}
+	}
+	// Floods compare with the queue deciding each packet.
+	var q float64
+	for i := range rs {
+		if rs[i].Mode == "flood-queue" && rs[i].Ran() {
+			q = rs[i].figure()
+		}
+	}
+	for i := range rs {
+		if rs[i].Traffic == Flood && rs[i].Ran() && q > 0 {
+			rs[i].VsQueue = rs[i].figure() / q
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mmsghdr is struct mmsghdr from <sys/socket.h>; Go's natural alignment
+// matches the C layout on every Linux architecture.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// mmsgBatch is a prebuilt array of messages, each with one iovec pointing
+// into buf, reused for every sendmmsg/recvmmsg call so the hot loops
+// allocate nothing.
+type mmsgBatch struct {
+	msgs []mmsghdr
+	iovs []unix.Iovec
+	buf  []byte
+}
+
+func newMmsgBatch(n, size int) *mmsgBatch {
+	b := &mmsgBatch{msgs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), buf: make([]byte, n*size)}
+	for i := range b.msgs {
+		b.iovs[i].Base = &b.buf[i*size]
+		b.iovs[i].SetLen(size)
+		b.msgs[i].hdr.Iov = &b.iovs[i]
+		b.msgs[i].hdr.SetIovlen(1)
+	}
+	return b
+}
+
+// sendmmsg goes through the raw syscall: x/sys/unix has no wrapper for it.
+func sendmmsg(fd int, msgs []mmsghdr) (int, error) {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func recvmmsg(fd int, msgs []mmsghdr, flags int) (int, error) {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), uintptr(flags), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// pinThread binds the calling OS thread to cpu; cpu < 0 leaves it alone.
+// Callers lock the goroutine to its thread first and never unlock it, so the
+// runtime discards the pinned thread when the goroutine ends.
+func pinThread(cpu int) error {
+	if cpu < 0 {
+		return nil
+	}
+	var s unix.CPUSet
+	s.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &s); err != nil {
+		return fmt.Errorf("pin thread to CPU %d: %w", cpu, err)
+	}
+	return nil
+}
+
+// usableCPUs lists the CPUs this process may run on.
+func usableCPUs() []int {
+	var s unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &s); err != nil {
+		return nil
+	}
+	var out []int
+	for i := 0; i < 1024 && len(out) < s.Count(); i++ {
+		if s.IsSet(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// CPU clocks, from <linux/posix-timers.h>: a clockid for another process or
+// thread is (^pid << 3) | CPUCLOCK_SCHED, with CPUCLOCK_PERTHREAD_MASK for a
+// thread. They count in nanoseconds, unlike /proc/<pid>/stat's clock ticks.
+const (
+	cpuclockSched     = 2
+	cpuclockPerThread = 4
+)
+
+// processCPU is the CPU time used so far by every thread of process pid.
+func processCPU(pid int) (time.Duration, error) {
+	return clockCPU(int32(^pid<<3 | cpuclockSched))
+}
+
+// threadCPU is the CPU time used so far by thread tid of this process.
+func threadCPU(tid int) (time.Duration, error) {
+	return clockCPU(int32(^tid<<3 | cpuclockSched | cpuclockPerThread))
+}
+
+func clockCPU(id int32) (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(id, &ts); err != nil {
+		return 0, fmt.Errorf("read CPU clock: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
+// systemCPU is the busy time of all CPUs from /proc/stat (everything but
+// idle and iowait), including softirq work no process is charged for.
+func systemCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("parse /proc/stat: unexpected first line %q", line)
+	}
+	var busy uint64
+	for i, s := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/stat field %d: %w", i+1, err)
+		}
+		busy += v
+	}
+	// USER_HZ is 100 on every Linux architecture Go supports.
+	return time.Duration(busy) * 10 * time.Millisecond, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qguard/qguard/bench"
+	"github.com/qguard/qguard/bench/peers/gonfqueue"
+)
+
+func init() {
+	var (
+		cfg       bench.Config
+		modes     string
+		batches   []int
+		jsonPath  string
+		plotPath  string
+		list      bool
+		genCPU    int
+		sinkCPU   int
+		handlerCP []int
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "measure qguard against kernel forwarding, a C libnetfilter_queue handler and go-nfqueue",
+		Long: `bench builds a throwaway client -> firewall -> server topology in fresh network
+namespaces, floods it, and measures every mode in one run: kernel forwarding
+without a queue, a minimal C handler on libnetfilter_queue, go-nfqueue v2, and
+qguard's queue engine in its verdict modes, batch sizes, fanout, with a real
+policy and with flow offload. It needs root and removes everything it made on
+exit, on error and on Ctrl-C.
+
+Micro-benchmarks of the hot paths live beside the code:
+  go test -run '^$' -bench . -benchmem ./queue ./verdict ./rules`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if modes != "" {
+				cfg.Modes = strings.Split(modes, ",")
+			}
+			cfg.Batches = batches
+			if list {
+				ms, err := bench.SelectModes(&cfg)
+				if err != nil {
+					return err
+				}
+				for _, m := range ms {
+					fmt.Fprintf(cmd.OutOrStdout(), "%-22s %-7s %s\n", m.Name, m.Traffic, m.About)
+				}
+				return nil
+			}
+			if cmd.Flags().Changed("gen-cpu") {
+				cfg.GenCPU = &genCPU
+			}
+			if cmd.Flags().Changed("sink-cpu") {
+				cfg.SinkCPU = &sinkCPU
+			}
+			cfg.HandlerCPUs = handlerCP
+			if _, err := bench.SelectModes(&cfg); err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find own executable for the go-nfqueue peer: %w", err)
+			}
+			cfg.GoPeer = []string{exe, "bench", "peer-gonfqueue"}
+			if isTerminal(os.Stdout) {
+				cfg.Progress = progressLine(os.Stderr)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.Run(ctx, &cfg)
+			if cfg.Progress != nil {
+				fmt.Fprint(os.Stderr, "\r\033[K")
+			}
+			if err != nil && rep == nil {
+				return err
+			}
+			if rep != nil {
+				if werr := rep.WriteTable(cmd.OutOrStdout()); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if jsonPath != "" {
+				if err := rep.SaveJSON(jsonPath); err != nil {
+					return err
+				}
+			}
+			if plotPath != "" {
+				if err := rep.WritePlot(plotPath); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&cfg.Quick, "quick", false, "all modes with short phases (under two minutes)")
+	f.DurationVar(&cfg.Duration, "duration", 0, "measured throughput phase per mode (default 3s, quick 1s)")
+	f.IntVar(&cfg.Runs, "runs", 1, "repetitions of every mode; the table shows median and spread")
+	f.StringVar(&modes, "modes", "", "comma-separated modes or groups (limit, peer, qguard, flood); see --list")
+	f.BoolVar(&list, "list", false, "list the modes and exit")
+	f.IntSliceVar(&batches, "batches", nil, "qguard batch sizes to measure (default 8,32,128)")
+	f.IntVar(&cfg.PolicyRules, "rules", 0, "rules in the policy mode (default 100)")
+	f.IntVar(&cfg.FanoutQueues, "fanout", 0, "queues in the fanout mode (default 2)")
+	f.BoolVar(&cfg.NoIPv6, "no-ipv6", false, "IPv4 flows only")
+	f.IntVar(&genCPU, "gen-cpu", -1, "CPU for the generator (-1: unpinned; default first CPU)")
+	f.IntVar(&sinkCPU, "sink-cpu", -1, "CPU for the sink (-1: unpinned; default first CPU)")
+	f.IntSliceVar(&handlerCP, "handler-cpus", nil, "CPUs for the handler threads (default last CPU, then the others)")
+	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	f.StringVar(&plotPath, "plot", "", "also write an SVG bar chart of packets/s by mode to this file")
+	f.DurationVar(&cfg.LatencyInterval, "latency-interval", 0, "interval of the low-rate echo probe (default 1ms)")
+	f.IntVar(&cfg.LatencySamples, "latency-samples", 0, "echo probes per mode (default 1000, quick 200)")
+
+	peer := &cobra.Command{
+		Use:    "peer-gonfqueue",
+		Short:  "run the go-nfqueue peer (used by bench inside its firewall namespace)",
+		Hidden: true,
+		// The peer parses its own flags.
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return gonfqueue.Main(args)
+		},
+	}
+	cmd.AddCommand(peer)
+	root.AddCommand(cmd)
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressLine redraws one status line on a terminal.
+func progressLine(w *os.File) func(bench.Progress) {
+	start := time.Now()
+	return func(p bench.Progress) {
+		fmt.Fprintf(w, "\r\033[K[%s] run %d/%d  mode %d/%d  %s: %s",
+			time.Since(start).Truncate(time.Second), p.Run, p.Runs, p.Index, p.Of, p.Mode, p.Phase)
+	}
+}
