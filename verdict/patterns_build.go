@@ -1,12 +1,9 @@
 package verdict
 
-// build compiles patterns into a, recording idx[i] as the index of
-// patterns[i]. With fold, ASCII letters are folded to lowercase in both the
-// patterns and the byte classes. No patterns leave a empty.
-func (a *automaton) build(patterns [][]byte, idx []int32, fold bool) error {
-	if len(patterns) == 0 {
-		return nil
-	}
+// build compiles patterns into a. With fold, ASCII letters are folded to
+// lowercase in both the patterns and the byte classes, and verify marks the
+// patterns whose hits must be confirmed against the input.
+func (a *automaton) build(patterns [][]byte, verify []bool, fold bool) error {
 	norm := func(c byte) byte {
 		if fold {
 			return lower(c)
@@ -16,12 +13,12 @@ func (a *automaton) build(patterns [][]byte, idx []int32, fold bool) error {
 	a.buildClasses(patterns, norm, fold)
 	t := newTrie()
 	for i, p := range patterns {
-		t.insert(p, norm, idx[i])
+		t.insert(p, norm, int32(i))
 	}
 	if int64(len(t.nodes))*int64(a.stride) > maxPatternTable {
 		return ErrPatternsTooLarge
 	}
-	a.buildDFA(t)
+	a.buildDFA(t, verify)
 	return nil
 }
 
@@ -82,12 +79,13 @@ func (t *trie) insert(p []byte, norm func(byte) byte, id int32) {
 // buildDFA computes failure links breadth first and fills the full
 // transition table: a missing edge follows the failure link's transition,
 // which is already final because BFS visits shallower states first.
-func (a *automaton) buildDFA(t *trie) {
+func (a *automaton) buildDFA(t *trie, verify []bool) {
 	n := int32(len(t.nodes))
 	stride := a.stride
 	next := make([]int32, n*stride) // state indexes, not yet premultiplied
 	a.first = make([]int32, n)
 	a.own = make([][]int32, n)
+	a.check = make([]bool, n)
 	a.dict = make([]int32, n)
 	// reps: one byte per class, the one the trie edges use. Walking down
 	// from 255 picks the lowercase letter of a folded class, which is what
@@ -127,7 +125,10 @@ func (a *automaton) buildDFA(t *trie) {
 			next[s*stride+cl] = child
 			queue = append(queue, child)
 		}
-		a.setOutput(t, s)
+		a.setOutput(t, s, verify)
+	}
+	for c := range 256 {
+		a.skip[c] = next[a.class[c]] == 0
 	}
 	a.trans = make([]int32, len(next))
 	for i, target := range next {
@@ -141,7 +142,7 @@ func (a *automaton) buildDFA(t *trie) {
 
 // setOutput records the patterns ending at state s: its own and, through
 // the failure chain, every pattern that is a suffix of its prefix.
-func (a *automaton) setOutput(t *trie, s int32) {
+func (a *automaton) setOutput(t *trie, s int32, verify []bool) {
 	node := &t.nodes[s]
 	a.own[s] = node.out
 	best := int32(-1)
@@ -149,6 +150,7 @@ func (a *automaton) setOutput(t *trie, s int32) {
 		if best < 0 || p < best {
 			best = p
 		}
+		a.check[s] = a.check[s] || verify[p]
 	}
 	a.dict[s] = -1
 	if s != 0 {
@@ -158,6 +160,7 @@ func (a *automaton) setOutput(t *trie, s int32) {
 		} else {
 			a.dict[s] = a.dict[f]
 		}
+		a.check[s] = a.check[s] || a.check[f]
 		if x := a.first[f]; x >= 0 && (best < 0 || x < best) {
 			best = x
 		}
