@@ -2,35 +2,30 @@ package verdict
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 )
 
-// ErrBadPattern is wrapped by Compile for an empty payload pattern.
-var ErrBadPattern = errors.New("bad payload pattern")
-
-// payloadSet matches byte patterns anywhere in a packet's payload.
+// payloadSet matches a rule's byte patterns anywhere in a packet's payload
+// with one pass of a Patterns automaton, whatever the number of patterns.
 type payloadSet struct {
 	pats [][]byte
+	m    *Patterns
 }
 
 func newPayloadSet(pats [][]byte) (*payloadSet, error) {
 	s := &payloadSet{}
+	ps := make([]Pattern, len(pats))
 	for i, p := range pats {
-		if len(p) == 0 {
-			return nil, fmt.Errorf("pattern %d: %w: empty", i, ErrBadPattern)
-		}
 		s.pats = append(s.pats, bytes.Clone(p))
+		ps[i] = Pattern{Bytes: s.pats[i]}
 	}
+	m, err := CompilePatterns(ps)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	s.m = m
 	return s, nil
 }
 
-// match returns the index of the first pattern found in b, or -1.
-func (s *payloadSet) match(b []byte) int {
-	for i, p := range s.pats {
-		if bytes.Contains(b, p) {
-			return i
-		}
-	}
-	return -1
-}
+// match returns the index of the pattern found in b, or -1.
+func (s *payloadSet) match(b []byte) int { return s.m.Match(b) }
