@@ -1,0 +1,537 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// qenv is one client -> firewall -> server topology shared by the
+// integration subtests; each subtest installs its own FORWARD rules.
+type qenv struct {
+	top *topo.Topology
+}
+
+func newQEnv(t *testing.T) *qenv {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and binds NFQUEUE queues")
+	}
+	top, err := topo.NewTopology(&topo.Options{Prefix: "qgq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = top.Close() })
+	return &qenv{top: top}
+}
+
+// steer replaces the firewall's FORWARD rules (IPv4 and IPv6) with one rule.
+func (e *qenv) steer(t *testing.T, rule string) {
+	t.Helper()
+	for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
+		if err := e.top.Firewall.Run(tool, "-t", "filter", "-F", "FORWARD"); err != nil {
+			t.Fatal(err)
+		}
+		if rule == "" {
+			continue
+		}
+		if err := e.top.Firewall.Run(append([]string{tool, "-t", "filter", "-A", "FORWARD"}, strings.Fields(rule)...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
+			_ = e.top.Firewall.Run(tool, "-t", "filter", "-F", "FORWARD")
+		}
+	})
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// open binds queues inside the firewall namespace.
+func (e *qenv) open(t *testing.T, c *Config) *Queues {
+	t.Helper()
+	if c.Logger == nil {
+		c.Logger = quietLogger()
+	}
+	var q *Queues
+	err := e.top.Firewall.Do(func() (err error) {
+		q, err = Open(c)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
+
+// run starts q.Run and returns a function that stops it and returns its
+// error.
+func run(t *testing.T, q *Queues, h Handler) func() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- q.Run(ctx, h) }()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-errc:
+			case <-time.After(10 * time.Second):
+				err = errors.New("Run did not return 10s after cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// sink listens for UDP on the server.
+func (e *qenv) sink(t *testing.T, port int) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	err := e.top.Server.Do(func() (err error) {
+		c, err = net.ListenUDP("udp", &net.UDPAddr{Port: port})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadBuffer(8 << 20)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// collect reads datagrams until want arrived or nothing came for idle.
+func collect(c *net.UDPConn, want int, idle time.Duration) [][]byte {
+	var out [][]byte
+	buf := make([]byte, 65536)
+	for len(out) < want {
+		_ = c.SetReadDeadline(time.Now().Add(idle))
+		n, err := c.Read(buf)
+		if err != nil {
+			break
+		}
+		out = append(out, append([]byte(nil), buf[:n]...))
+	}
+	return out
+}
+
+// client returns a UDP socket in the client namespace connected to dst.
+func (e *qenv) client(t *testing.T, dst netip.Addr, port int) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	err := e.top.Client.Do(func() (err error) {
+		c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(port))))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func send(t *testing.T, c *net.UDPConn, n int, payload string) {
+	t.Helper()
+	for i := range n {
+		if _, err := fmt.Fprintf(c, "%s %04d", payload, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestIntegrationQueue(t *testing.T) {
+	e := newQEnv(t)
+	t.Run("DeliverIPv4IPv6", e.testDeliver)
+	t.Run("Drop", e.testDrop)
+	t.Run("MarkVisibleToLaterRule", e.testMark)
+	t.Run("ModifiedPayload", e.testPayload)
+	t.Run("Repeat", e.testRepeat)
+	t.Run("QueueTo", e.testQueueTo)
+	t.Run("FailOpen", e.testFailOpen)
+	t.Run("Bypass", e.testBypass)
+	t.Run("SecondOpenIsBusy", e.testBusy)
+	t.Run("ShutdownUnderLoad", e.testShutdownUnderLoad)
+}
+
+func (e *qenv) testDeliver(t *testing.T) {
+	e.steer(t, "-p udp --dport 9001 -j NFQUEUE --queue-num 10")
+	q := e.open(t, &Config{Num: 10})
+	var v4, v6, badMeta atomic.Int32
+	stop := run(t, q, func(p *Packet) {
+		switch p.HwProto {
+		case 0x0800:
+			v4.Add(1)
+		case 0x86dd:
+			v6.Add(1)
+		}
+		if p.Hook != 2 || p.Has&(AttrInIf|AttrOutIf|AttrPayload) != AttrInIf|AttrOutIf|AttrPayload || p.Queue != 10 ||
+			int(p.CapLen) != len(p.Payload) || p.OrigLen != p.CapLen {
+			badMeta.Add(1)
+		}
+		p.Accept()
+	})
+	srv := e.sink(t, 9001)
+	send(t, e.client(t, e.top.ServerIP4, 9001), 20, "v4")
+	send(t, e.client(t, e.top.ServerIP6, 9001), 20, "v6")
+	got := collect(srv, 40, 2*time.Second)
+	if len(got) != 40 || v4.Load() != 20 || v6.Load() != 20 || badMeta.Load() != 0 {
+		t.Fatalf("server got %d of 40; handler saw %d IPv4, %d IPv6, %d with bad metadata", len(got), v4.Load(), v6.Load(), badMeta.Load())
+	}
+	st := q.Stats()
+	if len(st) != 1 || !st[0].Kernel.Valid || st[0].Kernel.PortID == 0 || st[0].Kernel.IDSequence < 40 || st[0].Kernel.CopyMode != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats()[0]; s.Received != 40 || s.Accepted != 40 {
+		t.Fatalf("stats after stop %+v", s)
+	}
+}
+
+func (e *qenv) testDrop(t *testing.T) {
+	e.steer(t, "-p udp --dport 9002 -j NFQUEUE --queue-num 11")
+	q := e.open(t, &Config{Num: 11})
+	run(t, q, func(p *Packet) {
+		if bytes.Contains(p.Payload, []byte("drop")) {
+			p.Drop()
+			return
+		}
+		p.Accept()
+	})
+	srv := e.sink(t, 9002)
+	c := e.client(t, e.top.ServerIP4, 9002)
+	send(t, c, 10, "drop")
+	send(t, c, 10, "keep")
+	got := collect(srv, 20, 500*time.Millisecond)
+	if len(got) != 10 {
+		t.Fatalf("server got %d, want the 10 kept", len(got))
+	}
+	for _, g := range got {
+		if !bytes.HasPrefix(g, []byte("keep")) {
+			t.Fatalf("dropped packet delivered: %q", g)
+		}
+	}
+}
+
+var counterRE = regexp.MustCompile(`counter packets (\d+)`)
+
+func (e *qenv) testMark(t *testing.T) {
+	e.steer(t, "-p udp --dport 9003 -j NFQUEUE --queue-num 12")
+	nft := `table inet qgqmark {
+  chain post {
+    type filter hook postrouting priority 0; policy accept;
+    meta mark 0x42 udp dport 9003 counter
+  }
+}`
+	if err := os.WriteFile(t.TempDir()+"/r.nft", []byte(nft), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := t.TempDir() + "/mark.nft"
+	_ = os.WriteFile(f, []byte(nft), 0o600)
+	if err := e.top.Firewall.Run("nft", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.top.Firewall.Run("nft", "delete", "table", "inet", "qgqmark") })
+	q := e.open(t, &Config{Num: 12})
+	run(t, q, func(p *Packet) {
+		if p.Mark != 0 {
+			p.Drop() // must arrive unmarked
+			return
+		}
+		p.SetMark(0x42)
+		p.Accept()
+	})
+	srv := e.sink(t, 9003)
+	send(t, e.client(t, e.top.ServerIP4, 9003), 10, "m4")
+	send(t, e.client(t, e.top.ServerIP6, 9003), 10, "m6")
+	if got := collect(srv, 20, time.Second); len(got) != 20 {
+		t.Fatalf("server got %d of 20", len(got))
+	}
+	out, err := e.top.Firewall.Output("nft", "list", "chain", "inet", "qgqmark", "post")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := counterRE.FindStringSubmatch(out)
+	if m == nil || m[1] != "20" {
+		t.Fatalf("nft counter for meta mark 0x42: %v\n%s", m, out)
+	}
+}
+
+// upcase returns a copy of the IP packet b with its UDP payload upper-cased
+// and the UDP checksum (and for IPv4 the header checksum) recomputed.
+func upcase(b []byte) []byte {
+	out := append([]byte(nil), b...)
+	var l4 int
+	var pseudo []byte
+	switch out[0] >> 4 {
+	case 4:
+		l4 = int(out[0]&0xf) * 4
+		pseudo = append(append([]byte{}, out[12:20]...), 0, 17, 0, 0)
+		binary.BigEndian.PutUint16(pseudo[10:], uint16(len(out)-l4))
+	case 6:
+		l4 = 40
+		pseudo = append(append([]byte{}, out[8:40]...), 0, 0, 0, 0, 0, 0, 0, 17)
+		binary.BigEndian.PutUint32(pseudo[32:], uint32(len(out)-l4))
+	}
+	payload := out[l4+8:]
+	copy(payload, bytes.ToUpper(payload))
+	binary.BigEndian.PutUint16(out[l4+6:], 0)
+	cs := checksum(append(pseudo, out[l4:]...))
+	if cs == 0 {
+		cs = 0xffff
+	}
+	binary.BigEndian.PutUint16(out[l4+6:], cs)
+	if out[0]>>4 == 4 {
+		binary.BigEndian.PutUint16(out[10:], 0)
+		binary.BigEndian.PutUint16(out[10:], checksum(out[:l4]))
+	}
+	return out
+}
+
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+func (e *qenv) testPayload(t *testing.T) {
+	e.steer(t, "-p udp --dport 9004 -j NFQUEUE --queue-num 13")
+	q := e.open(t, &Config{Num: 13})
+	run(t, q, func(p *Packet) {
+		p.SetPayload(upcase(p.Payload))
+		p.Accept()
+	})
+	srv := e.sink(t, 9004)
+	send(t, e.client(t, e.top.ServerIP4, 9004), 5, "hello v4")
+	send(t, e.client(t, e.top.ServerIP6, 9004), 5, "hello v6")
+	got := collect(srv, 10, time.Second)
+	if len(got) != 10 {
+		t.Fatalf("server got %d of 10 (a bad checksum makes the server drop them)", len(got))
+	}
+	for _, g := range got {
+		if !bytes.HasPrefix(g, []byte("HELLO V")) {
+			t.Fatalf("payload not modified: %q", g)
+		}
+	}
+	if s := q.Stats()[0]; s.KernelErrs != 0 {
+		t.Fatalf("kernel rejected verdicts: %+v", s)
+	}
+}
+
+func (e *qenv) testRepeat(t *testing.T) {
+	// Marked packets skip the queue rule, so a repeated packet passes.
+	e.steer(t, "-p udp --dport 9005 -m mark ! --mark 0x1/0x1 -j NFQUEUE --queue-num 14")
+	q := e.open(t, &Config{Num: 14})
+	var seen atomic.Int32
+	stop := run(t, q, func(p *Packet) {
+		seen.Add(1)
+		p.SetMark(p.Mark | 1)
+		p.Repeat()
+	})
+	srv := e.sink(t, 9005)
+	send(t, e.client(t, e.top.ServerIP4, 9005), 10, "r4")
+	send(t, e.client(t, e.top.ServerIP6, 9005), 10, "r6")
+	if got := collect(srv, 20, time.Second); len(got) != 20 || seen.Load() != 20 {
+		t.Fatalf("server got %d of 20, handler saw %d (want each once)", len(got), seen.Load())
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats()[0]; s.Repeated != 20 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func (e *qenv) testQueueTo(t *testing.T) {
+	e.steer(t, "-p udp --dport 9006 -j NFQUEUE --queue-num 20")
+	q := e.open(t, &Config{Num: 20, Count: 2})
+	var first, second, other atomic.Int32
+	stop := run(t, q, func(p *Packet) {
+		switch {
+		case p.Queue == 20 && bytes.Contains(p.Payload, []byte("to21")):
+			first.Add(1)
+			p.QueueTo(21, false)
+		case p.Queue == 20 && bytes.Contains(p.Payload, []byte("nobypass")):
+			p.QueueTo(29, false) // nobody on 29: the kernel drops
+		case p.Queue == 20:
+			p.QueueTo(29, true) // nobody on 29: the kernel accepts
+		case p.Queue == 21:
+			second.Add(1)
+			p.Accept()
+		default:
+			other.Add(1)
+		}
+	})
+	srv := e.sink(t, 9006)
+	c := e.client(t, e.top.ServerIP4, 9006)
+	send(t, c, 10, "to21")
+	send(t, c, 10, "bypass")
+	send(t, c, 10, "nobypass")
+	got := collect(srv, 30, time.Second)
+	var to21, bypass int
+	for _, g := range got {
+		switch {
+		case bytes.HasPrefix(g, []byte("to21")):
+			to21++
+		case bytes.HasPrefix(g, []byte("bypass")):
+			bypass++
+		default:
+			t.Errorf("delivered although queued to an unbound queue without bypass: %q", g)
+		}
+	}
+	if to21 != 10 || bypass != 10 || first.Load() != 10 || second.Load() != 10 || other.Load() != 0 {
+		t.Fatalf("delivered to21 %d bypass %d; queue 20 saw %d, queue 21 saw %d, other %d", to21, bypass, first.Load(), second.Load(), other.Load())
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats(); s[0].Queued != 30 || s[1].Accepted != 10 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func (e *qenv) testFailOpen(t *testing.T) {
+	e.steer(t, "-p udp --dport 9007 -j NFQUEUE --queue-num 15")
+	q := e.open(t, &Config{Num: 15, MaxLen: 4, Flags: FlagFailOpen})
+	release := make(chan struct{})
+	var seen atomic.Int32
+	run(t, q, func(p *Packet) {
+		if seen.Add(1) == 1 {
+			<-release // stall: the kernel queue fills up
+		}
+		p.Accept()
+	})
+	srv := e.sink(t, 9007)
+	send(t, e.client(t, e.top.ServerIP4, 9007), 30, "fo")
+	// While the handler stalls, all but the queued few pass fail-open.
+	early := collect(srv, 30, 500*time.Millisecond)
+	close(release)
+	late := collect(srv, 30-len(early), time.Second)
+	if len(early) < 30-5 || len(early)+len(late) != 30 {
+		t.Fatalf("delivered %d while stalled and %d after (want >= 25 and 30 in all)", len(early), len(late))
+	}
+}
+
+func (e *qenv) testBypass(t *testing.T) {
+	srv := e.sink(t, 9008)
+	c := e.client(t, e.top.ServerIP4, 9008)
+	e.steer(t, "-p udp --dport 9008 -j NFQUEUE --queue-num 16 --queue-bypass")
+	send(t, c, 5, "bypass")
+	if got := collect(srv, 5, time.Second); len(got) != 5 {
+		t.Fatalf("--queue-bypass with no program bound: %d of 5 delivered", len(got))
+	}
+	e.steer(t, "-p udp --dport 9008 -j NFQUEUE --queue-num 16")
+	send(t, c, 5, "nobypass")
+	if got := collect(srv, 1, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("no bypass and no program bound: %d delivered, want 0", len(got))
+	}
+}
+
+func (e *qenv) testBusy(t *testing.T) {
+	q := e.open(t, &Config{Num: 40})
+	_ = q
+	var err error
+	_ = e.top.Firewall.Do(func() error {
+		var q2 *Queues
+		q2, err = Open(&Config{Num: 40, Logger: quietLogger()})
+		if q2 != nil {
+			q2.Close()
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrQueueBusy) || !strings.Contains(err.Error(), "queue 40") {
+		t.Fatalf("second Open of queue 40: %v, want ErrQueueBusy naming the queue", err)
+	}
+	t.Logf("second Open: %v", err)
+	// A range overlapping the bound queue binds nothing.
+	_ = e.top.Firewall.Do(func() error {
+		_, err = Open(&Config{Num: 39, Count: 3, Logger: quietLogger()})
+		return nil
+	})
+	if !errors.Is(err, ErrQueueBusy) {
+		t.Fatalf("range 39..41: %v", err)
+	}
+	out, _ := e.top.Firewall.Output("cat", "/proc/net/netfilter/nfnetlink_queue")
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && (f[0] == "39" || f[0] == "41") {
+			t.Fatalf("failed Open left queue %s bound:\n%s", f[0], out)
+		}
+	}
+}
+
+func (e *qenv) testShutdownUnderLoad(t *testing.T) {
+	e.steer(t, "-p udp --dport 9009 -j NFQUEUE --queue-num 17")
+	q := e.open(t, &Config{Num: 17})
+	var seen atomic.Int64
+	run(t, q, func(p *Packet) {
+		seen.Add(1)
+		p.Accept()
+	})
+	srv := e.sink(t, 9009)
+	var received atomic.Int64
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		received.Store(int64(len(collect(srv, 1<<30, time.Second))))
+	}()
+	c := e.client(t, e.top.ServerIP4, 9009)
+	var sent atomic.Int64
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		for i := 0; i < 200000; i++ {
+			if _, err := c.Write([]byte("load")); err == nil {
+				sent.Add(1)
+			}
+			if i%64 == 0 {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}()
+	for seen.Load() < 5000 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := q.Close(); err != nil { // while the client keeps sending
+		t.Fatal(err)
+	}
+	<-sendDone
+	<-recvDone
+	s := q.Stats()[0]
+	verdicts := s.Accepted + s.Dropped + s.Repeated + s.Queued
+	t.Logf("sent %d, handler saw %d, verdicts %d, server received %d, kernel %+v", sent.Load(), seen.Load(), verdicts, received.Load(), s.Kernel)
+	if uint64(seen.Load()) != s.Received || verdicts != s.Received {
+		t.Fatalf("handler saw %d, received %d, verdicts %d: a packet went without a verdict", seen.Load(), s.Received, verdicts)
+	}
+	if received.Load() != seen.Load() {
+		t.Fatalf("server received %d but the handler accepted %d: verdicted packets lost (or unqueued ones passed)", received.Load(), seen.Load())
+	}
+}
