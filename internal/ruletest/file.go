@@ -56,7 +56,10 @@ func (k Kind) String() string {
 type Send struct {
 	Kind Kind
 	Port uint16 // tcp, udp, dns, tls, http
-	Data []byte // tcp (optional: echoed back), udp (echoed back)
+	// SPort is the client's source port (tcp, udp); 0 lets the kernel
+	// choose an ephemeral one.
+	SPort uint16
+	Data  []byte // tcp (optional: echoed back), udp (echoed back)
 	// DNS
 	Name    string
 	QType   uint16 // dnsmessage.Type
@@ -107,10 +110,15 @@ type Case struct {
 	Family       int     // 4 or 6
 	Expect       Expect
 	Rule         string // "" when not checked; "default" for the policy default
+	RuleLine     int    // position of the rule value, for errors found later
+	RuleCol      int
 	Mark         uint32 // with HasMark: the mark "modified" must observe
 	HasMark      bool
 	Metrics      []Metric
-	Repeat       int // send this many probes; the expectation applies to the last
+	// Logged, when set, says whether qguard must (true) or must not (false)
+	// write a decision log line for the case's flow (the rule option log).
+	Logged *bool
+	Repeat int // send this many probes; the expectation applies to the last
 }
 
 // File is a parsed test file.

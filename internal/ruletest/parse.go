@@ -1,6 +1,7 @@
 package ruletest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -116,6 +117,13 @@ func Parse(name string, data []byte) (*File, error) {
 		p.errf(root, "missing cases: expected a list of cases")
 	} else {
 		f.Cases = p.cases(casesNode, f)
+		if _, err := planServers(f.Cases); err != nil {
+			var pe *PosError
+			if errors.As(err, &pe) {
+				pe.File = name
+				p.errs = append(p.errs, pe)
+			}
+		}
 	}
 	if len(p.errs) > 0 {
 		return nil, p.errs

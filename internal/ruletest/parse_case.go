@@ -98,13 +98,16 @@ func (p *parser) oneCase(n *yaml.Node) (Case, bool) {
 			expectNode = v
 			c.Expect = p.expect(v)
 		case "rule":
-			c.Rule = p.str(v, "rule")
+			c.Rule, c.RuleLine, c.RuleCol = p.str(v, "rule"), v.Line, v.Column
 		case "mark":
 			markNode = v
 			m, ok := p.uint(v, "mark", math.MaxUint32)
 			c.Mark, c.HasMark = uint32(m), ok
 		case "metrics":
 			c.Metrics = p.metrics(v)
+		case "logged":
+			b := p.boolean(v, "logged")
+			c.Logged = &b
 		case "repeat":
 			r, ok := p.uint(v, "repeat", 100)
 			if ok && r == 0 {
@@ -112,7 +115,7 @@ func (p *parser) oneCase(n *yaml.Node) (Case, bool) {
 			}
 			c.Repeat = int(r)
 		default:
-			p.errf(k, "case: unknown key %q: expected name, send, from, family, expect, rule, mark, metrics, repeat, uid, gid or socket_mark", k.Value)
+			p.errf(k, "case: unknown key %q: expected name, send, from, family, expect, rule, mark, metrics, logged, repeat, uid, gid or socket_mark", k.Value)
 		}
 	}
 	for _, k := range fwOnly {
@@ -225,9 +228,9 @@ func (p *parser) send(v *yaml.Node) Send {
 	var allowed []string
 	switch k.Value {
 	case "tcp":
-		s.Kind, allowed = KindTCP, []string{"port", "data"}
+		s.Kind, allowed = KindTCP, []string{"port", "data", "sport"}
 	case "udp":
-		s.Kind, allowed = KindUDP, []string{"port", "data"}
+		s.Kind, allowed = KindUDP, []string{"port", "data", "sport"}
 		s.Data = []byte("qguard-test")
 	case "icmp", "ping":
 		s.Kind = KindICMP
@@ -264,6 +267,9 @@ func (p *parser) sendFields(s *Send, k *yaml.Node, f map[string]*yaml.Node) {
 		s.Port = p.port(n, what+".port")
 	} else if s.Kind == KindTCP || s.Kind == KindUDP {
 		p.errf(k, "%s: missing port", what)
+	}
+	if n := f["sport"]; n != nil {
+		s.SPort = p.port(n, what+".sport")
 	}
 	if n := f["data"]; n != nil {
 		s.Data = []byte(p.str(n, what+".data"))

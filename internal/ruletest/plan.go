@@ -28,7 +28,7 @@ func planServers(cases []Case) (serverPlan, error) {
 		}
 		key := s.Proto() + "/" + strconv.Itoa(int(s.Port))
 		if prev, ok := m[s.Port]; ok && prev != s.Kind {
-			return p, fmt.Errorf("case %q (line %d): %s port %d already serves %s for case %s", c.Name, c.Line, s.Proto(), s.Port, prev, owner[key])
+			return p, &PosError{Line: c.Line, Col: c.Col, Msg: fmt.Sprintf("case %q: %s port %d already serves %s for case %s; use another port", c.Name, s.Proto(), s.Port, prev, owner[key])}
 		}
 		m[s.Port] = s.Kind
 		owner[key] = strconv.Quote(c.Name)

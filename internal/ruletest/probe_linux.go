@@ -40,6 +40,7 @@ type Probe struct {
 // probeEnv is where and how a probe runs.
 type probeEnv struct {
 	src     netip.Addr // zero: let the kernel choose (from: firewall)
+	sport   uint16     // zero: ephemeral
 	dst     netip.Addr
 	timeout time.Duration
 	uid     *uint32
@@ -114,17 +115,22 @@ func dialer(env *probeEnv, pr *Probe) *net.Dialer {
 			}
 			var sa unix.Sockaddr
 			if env.dst.Is4() {
-				sa4 := &unix.SockaddrInet4{}
+				sa4 := &unix.SockaddrInet4{Port: int(env.sport)}
 				if env.src.IsValid() {
 					sa4.Addr = env.src.As4()
 				}
 				sa = sa4
 			} else {
-				sa6 := &unix.SockaddrInet6{}
+				sa6 := &unix.SockaddrInet6{Port: int(env.sport)}
 				if env.src.IsValid() {
 					sa6.Addr = env.src.As16()
 				}
 				sa = sa6
+			}
+			if env.sport != 0 {
+				// A fixed source port is reused by repeated probes while
+				// the previous socket lingers in TIME_WAIT.
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 			}
 			if serr = unix.Bind(int(fd), sa); serr != nil {
 				return

@@ -1,0 +1,252 @@
+package ruletest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// Options tune Run; a nil *Options means defaults.
+type Options struct {
+	// Jobs is how many files run at once (default min(2, files)).
+	Jobs int
+	// Prefix names the namespaces (default "qgrt"); Leftovers(Prefix) finds
+	// any that a killed run left behind.
+	Prefix string
+	// Verbose attaches the rule trace to passing cases too.
+	Verbose bool
+	// OnCase is called as each case finishes, from the file's goroutine;
+	// calls for different files may be concurrent.
+	OnCase func(CaseResult)
+
+	// firewall starts qguard for one file; tests replace it.
+	firewall func(ctx context.Context, t *topo.Topology, f *File) (firewall, error)
+}
+
+// DefaultPrefix names the namespaces of a run.
+const DefaultPrefix = "qgrt"
+
+// firewall is the qguard instance a file's cases run against, inside the
+// topology's firewall namespace.
+type firewall interface {
+	// Counters returns "hits.NAME" for every rule (NAME "(default)",
+	// "(invalid)", "(pending)" for the special decisions) and the queue
+	// totals "packets", "accepted", "dropped", "rejected", "offloaded",
+	// "marked", "cached" and "block_requests".
+	Counters() map[string]uint64
+	// Explain traces the recorded packets of the flow that src opened,
+	// returning the rule that decides it and the trace text.
+	Explain(src netip.AddrPort, proto uint8) (rule, trace string)
+	// Logged returns the rules named by decision log lines about the flow
+	// that src opened.
+	Logged(src netip.AddrPort, proto uint8) []string
+	// MarkMask is the part of the packet mark qguard keeps for itself.
+	MarkMask() uint32
+	Close() error
+}
+
+// CollectFiles expands directories into their *.yaml and *.yml files,
+// recursively and sorted, skipping directories named "policies" (where
+// policy_file targets live). Named files are taken as they are.
+func CollectFiles(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && d.Name() == "policies" && p != a {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				found = append(found, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%s: no *.yaml test files", a)
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// ParseAll parses every file; the error joins every file's errors.
+func ParseAll(paths []string) ([]*File, error) {
+	var files []*File
+	var errs []error
+	for _, p := range paths {
+		f, err := ParseFile(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		files = append(files, f)
+	}
+	return files, errors.Join(errs...)
+}
+
+// Run runs the files. Cancelling ctx stops the cases early; the
+// namespaces, links, tables and queues of every file are removed before Run
+// returns either way. The report lists files in the order given.
+func Run(ctx context.Context, files []*File, o *Options) *Report {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.firewall == nil {
+		opts.firewall = startEngine
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = 2
+	}
+	jobs = min(jobs, len(files))
+	start := time.Now()
+	results := make([]FileResult, len(files))
+	sem := make(chan struct{}, max(jobs, 1))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = runFile(ctx, f, i, &opts)
+		}()
+	}
+	wg.Wait()
+	rep := &Report{Duration: time.Since(start)}
+	for _, r := range results {
+		rep.add(r)
+	}
+	return rep
+}
+
+// fileRun is one file's topology, servers and firewall.
+type fileRun struct {
+	f    *File
+	opts *Options
+	t    *topo.Topology
+	fw   firewall
+}
+
+func runFile(ctx context.Context, f *File, idx int, opts *Options) (res FileResult) {
+	start := time.Now()
+	res.Path = f.Path
+	defer func() { res.Duration = time.Since(start) }()
+	fail := func(err error) FileResult {
+		res.Error = err.Error()
+		res.Cases = res.Cases[:0]
+		for i := range f.Cases {
+			c := &f.Cases[i]
+			cr := CaseResult{File: f.Path, Line: c.Line, Name: c.Name, Expected: c.Expect.String(),
+				ExpectedRule: c.Rule, Outcome: Errored.String(), Detail: "file setup failed",
+				Failures: []string{"setup: " + err.Error()}}
+			res.Cases = append(res.Cases, cr)
+			if opts.OnCase != nil {
+				opts.OnCase(cr)
+			}
+		}
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(fmt.Errorf("not run: %w", err))
+	}
+	t, err := topo.NewTopology(&topo.Options{Prefix: fmt.Sprintf("%s%d", opts.Prefix, idx%100), ExtraClientAddrs: f.ExtraAddrs})
+	if err != nil {
+		return fail(fmt.Errorf("build topology: %w", err))
+	}
+	defer t.Close()
+	r := &fileRun{f: f, opts: opts, t: t}
+	if err := warmUp(t); err != nil {
+		return fail(err)
+	}
+	plan, err := planServers(f.Cases)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := startServers(t.Server, plan)
+	if err != nil {
+		return fail(fmt.Errorf("start servers: %w", err))
+	}
+	defer srv.close()
+	if err := installObserver(t.Firewall, t.FwServerLink); err != nil {
+		return fail(err)
+	}
+	if r.fw, err = opts.firewall(ctx, t, f); err != nil {
+		return fail(fmt.Errorf("start qguard in the firewall namespace: %w", err))
+	}
+	defer func() {
+		if err := r.fw.Close(); err != nil && res.Error == "" {
+			res.Error = fmt.Sprintf("stop qguard: %v", err)
+		}
+	}()
+	res.Cases = r.runCases(ctx)
+	return res
+}
+
+// exclusive reports whether a case needs the engine to itself: its rule
+// and metric checks read counter deltas.
+func exclusive(c *Case) bool { return c.Rule != "" || len(c.Metrics) > 0 }
+
+// runCases runs the cases that need no counters concurrently (when the
+// file allows), then the others one at a time, and returns results in file
+// order.
+func (r *fileRun) runCases(ctx context.Context) []CaseResult {
+	out := make([]CaseResult, len(r.f.Cases))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	done := func(i int, cr CaseResult) {
+		out[i] = cr
+		if r.opts.OnCase != nil {
+			r.opts.OnCase(cr)
+		}
+	}
+	if r.f.Parallel {
+		for i := range r.f.Cases {
+			if c := &r.f.Cases[i]; !exclusive(c) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					done(i, r.runCase(ctx, c))
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	for i := range r.f.Cases {
+		if c := &r.f.Cases[i]; !r.f.Parallel || exclusive(c) {
+			done(i, r.runCase(ctx, c))
+		}
+	}
+	return out
+}

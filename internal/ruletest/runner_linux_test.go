@@ -1,0 +1,79 @@
+package ruletest
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// nftFirewall stands in for qguard: plain nftables rules decide, so the
+// runner's orchestration is tested apart from the engine.
+type nftFirewall struct{ counters map[string]uint64 }
+
+func (n *nftFirewall) Counters() map[string]uint64 { return n.counters }
+func (n *nftFirewall) Explain(netip.AddrPort, uint8) (string, string) {
+	return "", "no trace: nftables stand-in"
+}
+func (n *nftFirewall) Logged(netip.AddrPort, uint8) []string { return nil }
+func (n *nftFirewall) MarkMask() uint32                      { return defaultMarkMask }
+func (n *nftFirewall) Close() error                          { return nil }
+
+func startNFT(ctx context.Context, t *topo.Topology, f *File) (firewall, error) {
+	cmd := t.Firewall.Command(ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(probeRules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, &PosError{File: "probeRules", Msg: err.Error() + string(out)}
+	}
+	return &nftFirewall{counters: map[string]uint64{"packets": 0}}, nil
+}
+
+const runnerFile = `policy:
+  default: accept
+cases:
+  - {name: tcp delivered, send: {tcp: {port: 1000}}, expect: delivered}
+  - {name: tcp dropped v6, send: {tcp: {port: 2000}}, family: 6, expect: dropped}
+  - {name: tcp rejected, send: {tcp: {port: 2001}}, expect: rejected}
+  - {name: marked, send: {tcp: {port: 2005}}, expect: modified, mark: 0x42}
+  - {name: icmp rejected from extra, send: ping, from: 198.18.1.20, expect: rejected}
+  - {name: wrong expectation, send: {udp: {port: 2004}}, expect: delivered}
+`
+
+func TestIntegrationRunnerStandIn(t *testing.T) {
+	needRoot(t)
+	f, err := Parse("runner.yaml", []byte(runnerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines bytes.Buffer
+	rep := Run(context.Background(), []*File{f, f}, &Options{Prefix: "qgrr", firewall: startNFT,
+		OnCase: func(c CaseResult) { WriteCase(&lines, c) }})
+	if rep.Passed != 10 || rep.Failed != 2 {
+		t.Fatalf("%s\n%s", rep.Summary(), lines.String())
+	}
+	for _, fr := range rep.Files {
+		last := fr.Cases[len(fr.Cases)-1]
+		if last.Passed || last.Name != "wrong expectation" || !strings.Contains(last.Failures[0], "expected delivered, got dropped") {
+			t.Errorf("wrong expectation case: %+v", last)
+		}
+	}
+	if !strings.Contains(lines.String(), "FAIL runner.yaml:9 wrong expectation") {
+		t.Errorf("output:\n%s", lines.String())
+	}
+	var x bytes.Buffer
+	if err := WriteJUnit(&x, rep); err != nil {
+		t.Fatal(err)
+	}
+	var js junitSuites
+	if err := xml.Unmarshal(x.Bytes(), &js); err != nil || js.Tests != 12 || js.Failures != 2 {
+		t.Errorf("junit: %v %+v\n%s", err, js, x.String())
+	}
+	left, err := topo.Leftovers("qgrr")
+	if err != nil || len(left) > 0 {
+		t.Errorf("left behind: %v %v", left, err)
+	}
+}
