@@ -24,9 +24,17 @@
 // [Patterns] matches many byte strings at once, case-sensitive or not, with
 // a deterministic automaton built once by [CompilePatterns].
 //
+// # Policy and pipeline
+//
+// [Compile] turns a [Policy] (an ordered list of rules and a default action)
+// into a [Compiled] policy; a [Pipeline] decodes each packet, runs user
+// [Stage]s, evaluates the rules and caches per-flow decisions in its
+// [FlowTable]. [Pipeline.Trace] explains which rule matched and why.
+//
 // # Concurrency
 //
 // Decode and the extractors are pure functions. A compiled Patterns is
 // read-only and safe for concurrent use; a HelloBuffer belongs to one flow
-// and one goroutine.
+// and one goroutine. A Pipeline, with its flow table, belongs to one queue
+// goroutine; Pipeline.Swap may be called from any goroutine.
 package verdict
