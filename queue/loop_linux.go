@@ -75,10 +75,22 @@ func newLoop(fd int, queue uint16, c *Config) *loop {
 	return l
 }
 
-// recv reads up to BatchSize messages with one recvmmsg.
+// recv reads up to BatchSize messages with one recvmmsg. A call that
+// cannot block (MSG_DONTWAIT) goes through RawSyscall: it keeps the
+// goroutine's P, so under load the loop never waits for the scheduler to
+// hand a P back after a system call (Go threads of the same process, a
+// traffic generator say, would otherwise take it). A blocking call must
+// release the P and uses Syscall.
 func (l *loop) recv(flags int) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.mm[0])),
-		uintptr(len(l.mm)), uintptr(flags), 0, 0)
+	var n uintptr
+	var e unix.Errno
+	if flags&unix.MSG_DONTWAIT != 0 {
+		n, _, e = unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.mm[0])),
+			uintptr(len(l.mm)), uintptr(flags), 0, 0)
+	} else {
+		n, _, e = unix.Syscall6(unix.SYS_RECVMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.mm[0])),
+			uintptr(len(l.mm)), uintptr(flags), 0, 0)
+	}
 	l.c.syscalls++
 	if e != 0 {
 		return 0, e
@@ -86,12 +98,16 @@ func (l *loop) recv(flags int) (int, error) {
 	return int(n), nil
 }
 
-// step blocks for at least one message (or the receive timeout), takes
-// whatever else is queued on the socket without blocking (MSG_WAITFORONE),
-// runs the handler on every packet and flushes the verdicts: the socket ran
-// dry or the vector is full, and either way nothing waits longer.
+// step reads what is queued on the socket without blocking; only when the
+// socket is dry does it block for at least one message (or the receive
+// timeout), taking whatever else arrived with it (MSG_WAITFORONE). It runs
+// the handler on every packet and flushes the verdicts: the socket ran dry
+// or the vector is full, and either way nothing waits longer.
 func (l *loop) step() (int, error) {
-	n, err := l.recv(unix.MSG_WAITFORONE)
+	n, err := l.recv(unix.MSG_DONTWAIT)
+	if err == unix.EAGAIN {
+		n, err = l.recv(unix.MSG_WAITFORONE)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -223,13 +239,15 @@ func (l *loop) flush() {
 		return
 	}
 	for {
-		_, err := unix.Write(l.fd, l.enc.buf)
+		// Raw: the kernel handles a verdict without sleeping (see recv).
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(l.fd), uintptr(unsafe.Pointer(&l.enc.buf[0])), uintptr(len(l.enc.buf)))
 		l.c.syscalls++
 		l.c.sendCalls++
-		if err == unix.EINTR {
+		if e == unix.EINTR {
 			continue
 		}
-		if err != nil {
+		if e != 0 {
+			err := error(e)
 			l.c.sendErrors++
 			if l.allow(logSend) {
 				l.cfg.Logger.Error("nfqueue: sending verdicts failed; these packets wait until unbind",
