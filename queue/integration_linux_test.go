@@ -170,6 +170,7 @@ func TestIntegrationQueue(t *testing.T) {
 	t.Run("FailOpen", e.testFailOpen)
 	t.Run("Bypass", e.testBypass)
 	t.Run("SecondOpenIsBusy", e.testBusy)
+	t.Run("ENOBUFSCountedLoopContinues", e.testENOBUFS)
 	t.Run("ShutdownUnderLoad", e.testShutdownUnderLoad)
 }
 
@@ -533,5 +534,44 @@ func (e *qenv) testShutdownUnderLoad(t *testing.T) {
 	}
 	if received.Load() != seen.Load() {
 		t.Fatalf("server received %d but the handler accepted %d: verdicted packets lost (or unqueued ones passed)", received.Load(), seen.Load())
+	}
+}
+
+func (e *qenv) testENOBUFS(t *testing.T) {
+	e.steer(t, "-p udp --dport 9010 -j NFQUEUE --queue-num 18")
+	// The smallest receive buffer the kernel allows holds a few messages.
+	q := e.open(t, &Config{Num: 18, RcvBuf: 1, BatchSize: 1})
+	release := make(chan struct{})
+	var seen atomic.Int32
+	stop := run(t, q, func(p *Packet) {
+		if seen.Add(1) == 1 {
+			<-release
+		}
+		p.Accept()
+	})
+	srv := e.sink(t, 9010)
+	c := e.client(t, e.top.ServerIP4, 9010)
+	send(t, c, 100, "flood")
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	before := len(collect(srv, 100, 300*time.Millisecond))
+	for i := range 10 { // slowly: the tiny buffer holds only a few
+		if _, err := fmt.Fprintf(c, "after %d", i); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	after := collect(srv, 10, time.Second)
+	k := q.Stats()[0].Kernel
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := q.Stats()[0]
+	t.Logf("delivered %d of the flood, %d after; stats %+v kernel %+v", before, len(after), s, k)
+	if s.ENOBUFS == 0 || k.UserDropped == 0 {
+		t.Fatalf("no ENOBUFS counted (user_dropped %d)", k.UserDropped)
+	}
+	if len(after) != 10 {
+		t.Fatalf("the loop stopped after ENOBUFS: %d of 10 later packets delivered", len(after))
 	}
 }

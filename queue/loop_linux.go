@@ -53,6 +53,7 @@ type loop struct {
 	c   counters
 	pub statsCell
 
+	dry     bool // the last receive emptied the socket
 	stop    atomic.Bool
 	limits  [nLogKinds]limiter
 	flushes uint64
@@ -104,10 +105,17 @@ func (l *loop) recv(flags int) (int, error) {
 // the handler on every packet and flushes the verdicts: the socket ran dry
 // or the vector is full, and either way nothing waits longer.
 func (l *loop) step() (int, error) {
-	n, err := l.recv(unix.MSG_DONTWAIT)
+	var n int
+	err := unix.EAGAIN
+	if !l.dry {
+		n, err = l.recv(unix.MSG_DONTWAIT)
+	}
 	if err == unix.EAGAIN {
 		n, err = l.recv(unix.MSG_WAITFORONE)
 	}
+	// A short read means the socket was empty a moment ago: the next call
+	// may as well block at once (one system call per wake-up at low rates).
+	l.dry = n < len(l.mm)
 	if err != nil {
 		return 0, err
 	}
