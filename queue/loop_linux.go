@@ -106,7 +106,7 @@ func (l *loop) recv(flags int) (int, error) {
 // or the vector is full, and either way nothing waits longer.
 func (l *loop) step() (int, error) {
 	var n int
-	err := unix.EAGAIN
+	var err error = unix.EAGAIN
 	if !l.dry {
 		n, err = l.recv(unix.MSG_DONTWAIT)
 	}
