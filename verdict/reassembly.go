@@ -98,6 +98,9 @@ func (h *HelloBuffer) consume(seg []byte) L7Status {
 		h.n += c
 		h.rec -= c
 		seg = seg[c:]
+		if st := h.helloStatus(); st != L7NeedMore {
+			return st // bytes after the ClientHello are not ours to judge
+		}
 	}
 	return h.helloStatus()
 }
