@@ -21,7 +21,7 @@ import (
 // lab is a client -> firewall -> server topology with nft counters in the
 // firewall's forward chain: whatever XDP drops on fw-c never reaches them.
 type lab struct {
-	t *testing.T
+	t testing.TB
 	*topo.Topology
 }
 
@@ -37,7 +37,7 @@ var labCounters = map[string]string{
 	"udp5002":  "udp dport 5002",
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	needRoot(t)
 	tp, err := topo.NewTopology(&topo.Options{Prefix: "qx", ExtraClientAddrs: []netip.Addr{alt4, alt6}})
