@@ -47,15 +47,18 @@ type FlowStats struct {
 // and, when the bucket is full, replaces the bucket's least recently seen
 // flow. Memory is therefore fixed whatever the traffic, and a random-tuple
 // flood evicts flows (counted) instead of growing the table. Expired flows
-// are reclaimed when their bucket is visited and by a sweep of one bucket
-// per packet.
+// are reclaimed when their bucket is visited and by a slow sweep.
+//
+// Each bucket starts with a 64-byte header (hash tags and last-seen times)
+// so that finding a flow, an idle slot or the eviction victim reads one
+// cache line; the flow's key is read only on a tag hit.
 //
 // A FlowTable belongs to one goroutine; Stats may be called from any.
 type FlowTable struct {
 	buckets  []flowBucket
 	mask     uint64
 	seed     uint64
-	timeouts [4]int64 // tcp, udp, other, closing (ns)
+	timeouts [4]uint32 // ms by class: tcp, udp, other, closing
 	sweep    uint64
 	hellos   helloPool
 
@@ -64,15 +67,25 @@ type FlowTable struct {
 
 const flowWays = 8
 
+// Timeout classes, kept in the low two bits of a tag.
+const (
+	classTCP = iota
+	classUDP
+	classOther
+	classClosing
+	classMask = 3
+	tagSet    = 4 // always set in a used tag, so 0 means empty
+)
+
 type flowBucket struct {
-	tags [flowWays]uint32 // hash bits of the entry; 0 means empty
+	tags [flowWays]uint32 // hash bits | tagSet | class; 0 means empty
+	last [flowWays]uint32 // last packet, ms on the pipeline's clock (wraps after 49 days)
 	e    [flowWays]flowEntry
 }
 
-// flowEntry is one flow. 64 bytes.
+// flowEntry is one flow's state besides its tag and time.
 type flowEntry struct {
 	key   flowKey
-	last  int64  // last packet, ns on the pipeline's clock
 	gen   uint32 // policy generation the decision belongs to
 	rule  int32  // decided rule or RuleDefault
 	hello uint16 // 1 + index of the flow's HelloBuffer; 0 for none
@@ -83,11 +96,10 @@ type flowEntry struct {
 const (
 	flowAIsInit = 1 << iota // endpoint A sent the first packet
 	flowDecided             // rule holds the flow's decision for generation gen
-	flowClosing             // a FIN or RST was seen
 )
 
-// FlowEntrySize is the memory one flow takes in the table, bucket tag
-// included.
+// FlowEntrySize is the memory one flow takes in the table, its share of the
+// bucket header included.
 const FlowEntrySize = int(unsafe.Sizeof(flowBucket{})) / flowWays
 
 // NewFlowTable allocates a flow table.
@@ -100,6 +112,7 @@ func NewFlowTable(c *FlowConfig) *FlowTable {
 		if *v <= 0 {
 			*v = d
 		}
+		*v = min(*v, 24*time.Hour)
 	}
 	def(&cfg.TCPTimeout, DefaultTCPTimeout)
 	def(&cfg.UDPTimeout, DefaultUDPTimeout)
@@ -113,12 +126,13 @@ func NewFlowTable(c *FlowConfig) *FlowTable {
 	}
 	nb := max(1, (cfg.Capacity+flowWays-1)/flowWays)
 	nb = 1 << bits.Len(uint(nb-1))
+	ms := func(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 	t := &FlowTable{
 		buckets: make([]flowBucket, nb),
 		mask:    uint64(nb - 1),
 		seed:    rand.Uint64(),
-		timeouts: [4]int64{int64(cfg.TCPTimeout), int64(cfg.UDPTimeout),
-			int64(cfg.OtherTimeout), int64(cfg.ClosingTimeout)},
+		timeouts: [4]uint32{ms(cfg.TCPTimeout), ms(cfg.UDPTimeout),
+			ms(cfg.OtherTimeout), ms(cfg.ClosingTimeout)},
 	}
 	t.hellos.init(min(cfg.HelloBuffers, 65535))
 	return t
@@ -136,34 +150,35 @@ func (t *FlowTable) Stats() FlowStats {
 	}
 }
 
-func (t *FlowTable) timeout(e *flowEntry) int64 {
-	if e.flags&flowClosing != 0 {
-		return t.timeouts[3]
-	}
-	switch e.key.proto() {
+func classOf(proto uint8) uint32 {
+	switch proto {
 	case ProtoTCP:
-		return t.timeouts[0]
+		return classTCP
 	case ProtoUDP, ProtoUDPLite:
-		return t.timeouts[1]
+		return classUDP
 	}
-	return t.timeouts[2]
+	return classOther
 }
 
-func (t *FlowTable) expired(e *flowEntry, now int64) bool {
-	return now-e.last > t.timeout(e)
+func (t *FlowTable) expired(b *flowBucket, i int, now uint32) bool {
+	return now-b.last[i] > t.timeouts[b.tags[i]&classMask]
 }
 
 // get returns k's entry, inserting one if the flow is new (found false).
-// A new entry is zero but for its key and time.
-func (t *FlowTable) get(k *flowKey, h uint64, now int64) (e *flowEntry, found bool) {
+// A new entry is zero but for its key. now is in nanoseconds; closing moves
+// a TCP flow to the closing timeout.
+func (t *FlowTable) get(k *flowKey, h uint64, now int64, closing bool) (e *flowEntry, found bool) {
 	b := &t.buckets[h&t.mask]
-	tag := uint32(h>>32) | 1
+	tag := (uint32(h>>32) | tagSet) &^ classMask
+	ms := uint32(now / 1e6)
 	for i := range b.tags {
-		if b.tags[i] == tag && b.e[i].key == *k {
-			e = &b.e[i]
-			if !t.expired(e, now) {
-				e.last = now
-				return e, true
+		if b.tags[i]&^classMask == tag && b.e[i].key == *k {
+			if !t.expired(b, i, ms) {
+				b.last[i] = ms
+				if closing {
+					b.tags[i] = tag | classClosing
+				}
+				return &b.e[i], true
 			}
 			t.remove(b, i)
 			t.expirations.Add(1)
@@ -176,13 +191,13 @@ func (t *FlowTable) get(k *flowKey, h uint64, now int64) (e *flowEntry, found bo
 			slot = i
 			break
 		}
-		if t.expired(&b.e[i], now) {
+		if t.expired(b, i, ms) {
 			t.remove(b, i)
 			t.expirations.Add(1)
 			slot = i
 			break
 		}
-		if oldest < 0 || b.e[i].last < b.e[oldest].last {
+		if oldest < 0 || ms-b.last[i] > ms-b.last[oldest] {
 			oldest = i
 		}
 	}
@@ -191,8 +206,13 @@ func (t *FlowTable) get(k *flowKey, h uint64, now int64) (e *flowEntry, found bo
 		t.remove(b, slot)
 		t.evictions.Add(1)
 	}
-	b.tags[slot] = tag
-	b.e[slot] = flowEntry{key: *k, last: now}
+	class := classOf(k.proto())
+	if closing && class == classTCP {
+		class = classClosing
+	}
+	b.tags[slot] = tag | class
+	b.last[slot] = ms
+	b.e[slot] = flowEntry{key: *k}
 	t.size.Add(1)
 	t.inserts.Add(1)
 	return &b.e[slot], false
@@ -203,16 +223,19 @@ func (t *FlowTable) remove(b *flowBucket, i int) {
 		t.hellos.put(b.e[i].hello)
 	}
 	b.tags[i] = 0
-	b.e[i] = flowEntry{}
+	b.e[i].hello = 0
 	t.size.Add(-1)
 }
 
-// tick reclaims the expired flows of the next bucket in turn.
+// tick reclaims the expired flows of the next bucket in turn. Decide calls
+// it every 16th packet: expiry on lookup keeps decisions right, the sweep
+// only returns idle slots and keeps Size honest.
 func (t *FlowTable) tick(now int64) {
 	b := &t.buckets[t.sweep&t.mask]
 	t.sweep++
+	ms := uint32(now / 1e6)
 	for i := range b.tags {
-		if b.tags[i] != 0 && t.expired(&b.e[i], now) {
+		if b.tags[i] != 0 && t.expired(b, i, ms) {
 			t.remove(b, i)
 			t.expirations.Add(1)
 		}

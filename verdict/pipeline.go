@@ -13,7 +13,8 @@ type Options struct {
 	// for. The zero Rate means DefaultLogRate; Events 0 with a Per disables
 	// logging.
 	LogRate Rate
-	// Now is the clock; nil means time.Now. Tests set it to move time.
+	// Now is the clock; nil means a shared clock with millisecond
+	// resolution that costs nothing to read. Tests set it to move time.
 	Now func() time.Time
 }
 
@@ -69,10 +70,9 @@ func NewPipeline(c *Compiled, o *Options) *Pipeline {
 		opt = *o
 	}
 	p := &Pipeline{flows: NewFlowTable(opt.Flows), now: opt.Now}
-	if p.now == nil {
-		p.now = time.Now
+	if p.now != nil {
+		p.start = p.now()
 	}
-	p.start = p.now()
 	lr := opt.LogRate
 	if lr.Per == 0 {
 		lr = DefaultLogRate
@@ -121,9 +121,10 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 	st := p.state.Load()
 	c := st.c
 	*d = Decision{}
-	now := int64(p.now().Sub(p.start))
-	p.packets.Add(1)
-	p.flows.tick(now)
+	now := p.clock()
+	if p.packets.Add(1)&15 == 0 {
+		p.flows.tick(now)
+	}
 	pk := &p.pkt
 	if !Decode(raw, pk) {
 		p.invalid.Add(1)
@@ -136,10 +137,8 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		return
 	}
 	k, srcIsA := makeKey(pk)
-	e, found := p.flows.get(&k, k.hash(p.flows.seed), now)
-	if pk.Proto == ProtoTCP && pk.TCPFlags&(TCPFin|TCPRst) != 0 {
-		e.flags |= flowClosing
-	}
+	closing := pk.Proto == ProtoTCP && pk.TCPFlags&(TCPFin|TCPRst) != 0
+	e, found := p.flows.get(&k, k.hash(p.flows.seed), now, closing)
 	reply := false
 	if found {
 		reply = srcIsA != (e.flags&flowAIsInit != 0)
@@ -168,6 +167,13 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		e.pkts++
 	}
 	p.evaluate(c, raw, m, d, e, &k, reply, now)
+}
+
+func (p *Pipeline) clock() int64 {
+	if p.now == nil {
+		return coarseNow()
+	}
+	return int64(p.now().Sub(p.start))
 }
 
 // evaluate runs the stages and rules for a packet without a cached

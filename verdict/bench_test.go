@@ -1,0 +1,187 @@
+package verdict
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+// bigPolicy is the benchmark policy: rule 0 drops sources in a set of
+// nPrefixes random prefixes (none inside 198.18.0.0/15), then nRules-2 rules
+// on TCP ports and /16 sources, then the rule the benchmark packets match.
+func bigPolicy(nRules, nPrefixes int) *Policy {
+	r := rand.New(rand.NewPCG(1, 2))
+	set := make([]netip.Prefix, 0, nPrefixes)
+	for len(set) < nPrefixes {
+		var a netip.Addr
+		bits := 16 + r.IntN(17)
+		if r.IntN(10) == 0 {
+			var b [16]byte
+			binary.BigEndian.PutUint64(b[:], 0x2a00000000000000|r.Uint64()>>8)
+			a, bits = netip.AddrFrom16(b), 32+r.IntN(33)
+		} else {
+			a = netip.AddrFrom4([4]byte{byte(1 + r.IntN(190)), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
+		}
+		set = append(set, netip.PrefixFrom(a, bits).Masked())
+	}
+	p := &Policy{Default: ActionDrop, Sets: map[string][]netip.Prefix{"blocklist": set}}
+	p.Rules = append(p.Rules, Rule{Name: "blocklist", Match: Match{SrcSets: []string{"blocklist"}}, Action: ActionDrop})
+	for i := 1; i < nRules-1; i++ {
+		m := Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{uint16(1000 + i), uint16(1000 + i)})}
+		if i%3 == 0 {
+			m.Src = pfx(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16).String())
+		}
+		if i%5 == 0 {
+			m.Protos = []uint8{ProtoUDP}
+			m.DNS = []string{"*.example" + string(rune('a'+i%26))}
+		}
+		p.Rules = append(p.Rules, Rule{Name: "r" + itoa(i), Match: m, Action: ActionAccept})
+	}
+	p.Rules = append(p.Rules, Rule{Name: "web", Action: ActionAccept,
+		Match: Match{Protos: []uint8{ProtoTCP}, Dst: pfx("198.18.2.0/24", "2001:db8:2::/64"), DstPorts: ports(PortRange{443, 443})}})
+	return p
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// newFlowPacket rewrites the source address and port of a TCP packet so
+// every call yields a flow not seen for a long time.
+type flowGen struct {
+	raw []byte
+	n   uint32
+}
+
+func (g *flowGen) next() []byte {
+	g.n++
+	binary.BigEndian.PutUint16(g.raw[20:], uint16(1024+g.n%64000))
+	q := g.n / 64000
+	g.raw[15] = byte(q)
+	g.raw[14] = byte(q >> 8)
+	return g.raw
+}
+
+func benchPipeline(b *testing.B) *Pipeline {
+	c, err := Compile(bigPolicy(1000, 100000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return NewPipeline(c, &Options{Flows: &FlowConfig{Capacity: 1 << 20}})
+}
+
+func BenchmarkDecideFirstPacket(b *testing.B) {
+	p := benchPipeline(b)
+	g := &flowGen{raw: tcp(tc4, ts4, 1, 443, nil).raw()}
+	var m Meta
+	var d Decision
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		p.Decide(g.next(), &m, &d)
+	}
+	b.StopTimer()
+	cpu.report(b, "decisions")
+	if d.Rule != 999 || d.Cached {
+		b.Fatalf("decision %+v", d)
+	}
+}
+
+func BenchmarkDecideCachedFlow(b *testing.B) {
+	p := benchPipeline(b)
+	const flows = 4096
+	pkts := make([][]byte, flows)
+	g := &flowGen{raw: tcp(tc4, ts4, 1, 443, []byte("payload")).raw()}
+	var m Meta
+	var d Decision
+	for i := range pkts {
+		pkts[i] = append([]byte(nil), g.next()...)
+		p.Decide(pkts[i], &m, &d)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		p.Decide(pkts[i&(flows-1)], &m, &d)
+	}
+	b.StopTimer()
+	cpu.report(b, "decisions")
+	if d.Rule != 999 || !d.Cached {
+		b.Fatalf("decision %+v", d)
+	}
+}
+
+func BenchmarkDecideFirstPacketDNS(b *testing.B) {
+	p := benchPipeline(b)
+	g := &flowGen{raw: udp(tc4, ts4, 1, 53, tDNS("www.example.org")).raw()}
+	var m Meta
+	var d Decision
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		p.Decide(g.next(), &m, &d)
+	}
+	cpu.report(b, "decisions")
+}
+
+func BenchmarkCompile1000Rules100kPrefixes(b *testing.B) {
+	pol := bigPolicy(1000, 100000)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Compile(pol); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func flowKeys(n int) []flowKey {
+	ks := make([]flowKey, n)
+	g := &flowGen{raw: tcp(tc4, ts4, 1, 443, nil).raw()}
+	var p Packet
+	for i := range ks {
+		Decode(g.next(), &p)
+		ks[i], _ = makeKey(&p)
+	}
+	return ks
+}
+
+// BenchmarkFlowTable1M inserts 1M flows into a 1M-flow table, then looks
+// them up in random order.
+func BenchmarkFlowTable1M(b *testing.B) {
+	const n = 1 << 20
+	ks := flowKeys(n)
+	t := NewFlowTable(&FlowConfig{Capacity: n})
+	b.Run("insert", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := startCPU(b)
+		for i := 0; i < b.N; i++ {
+			k := &ks[i&(n-1)]
+			t.get(k, k.hash(t.seed), int64(i), false)
+		}
+		cpu.report(b, "ops")
+		b.ReportMetric(float64(FlowEntrySize), "bytes/flow")
+	})
+	for i := range ks {
+		t.get(&ks[i], ks[i].hash(t.seed), int64(n+i), false)
+	}
+	perm := rand.Perm(n)
+	b.Run("lookup", func(b *testing.B) {
+		b.ReportAllocs()
+		miss := 0
+		cpu := startCPU(b)
+		for i := 0; i < b.N; i++ {
+			k := &ks[perm[i&(n-1)]]
+			if _, found := t.get(k, k.hash(t.seed), int64(2*n), false); !found {
+				miss++
+			}
+		}
+		cpu.report(b, "ops")
+		b.ReportMetric(float64(miss)/float64(b.N), "miss/op")
+	})
+}
