@@ -141,10 +141,22 @@ func (p *procHandler) close() error {
 // startPinned starts cmd from a thread pinned to cpu: the fork happens on
 // the calling thread, so the child and all its threads inherit the mask.
 func startPinned(cmd *exec.Cmd, cpu int) error {
-	if cpu < 0 {
+	nice := int(harnessNice.Load())
+	if cpu < 0 && nice == 0 {
 		return cmd.Start()
 	}
 	runtime.LockOSThread()
+	if nice != 0 {
+		// The thread goes back to the scheduler afterwards, so its nice
+		// value is restored too.
+		if err := renice(0, nice); err == nil {
+			defer func() { _ = renice(0, 0) }()
+		}
+	}
+	if cpu < 0 {
+		defer runtime.UnlockOSThread()
+		return cmd.Start()
+	}
 	var orig unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &orig); err != nil {
 		runtime.UnlockOSThread()

@@ -63,6 +63,9 @@ func runQueues(q *queue.Queues, first uint16, n int, h queue.Handler) *qgHandler
 	wrapped := func(p *queue.Packet) {
 		if i := int(p.Queue - first); i >= 0 && i < len(g.tids) && g.tids[i].Load() == 0 {
 			g.tids[i].Store(int32(unix.Gettid()))
+			if n := harnessNice.Load(); n != 0 {
+				_ = renice(0, int(n))
+			}
 		}
 		h(p)
 	}

@@ -70,6 +70,15 @@ func pinThread(cpu int) error {
 	return nil
 }
 
+// renice sets the nice value of thread tid (0: the calling thread); Linux
+// keeps it per thread and a fork inherits the forking thread's.
+func renice(tid, nice int) error {
+	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil {
+		return fmt.Errorf("set nice %d: %w", nice, err)
+	}
+	return nil
+}
+
 // usableCPUs lists the CPUs this process may run on.
 func usableCPUs() []int {
 	var s unix.CPUSet
@@ -111,9 +120,10 @@ func clockCPU(id int32) (time.Duration, error) {
 	return time.Duration(ts.Nano()), nil
 }
 
-// systemCPU is the busy time of all CPUs from /proc/stat (everything but
-// idle and iowait), including softirq work no process is charged for.
-func systemCPU() (time.Duration, error) {
+// softirqCPU is the time all CPUs spent in hard and soft interrupts, from
+// /proc/stat: where the kernel forwards, filters and drops packets that no
+// process is charged for.
+func softirqCPU() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, fmt.Errorf("read /proc/stat: %w", err)
@@ -123,17 +133,14 @@ func systemCPU() (time.Duration, error) {
 	if len(f) < 8 || f[0] != "cpu" {
 		return 0, fmt.Errorf("parse /proc/stat: unexpected first line %q", line)
 	}
-	var busy uint64
-	for i, s := range f[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		v, err := strconv.ParseUint(s, 10, 64)
+	var sum uint64
+	for _, i := range []int{6, 7} { // irq, softirq
+		v, err := strconv.ParseUint(f[i], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parse /proc/stat field %d: %w", i+1, err)
+			return 0, fmt.Errorf("parse /proc/stat field %d: %w", i, err)
 		}
-		busy += v
+		sum += v
 	}
 	// USER_HZ is 100 on every Linux architecture Go supports.
-	return time.Duration(busy) * 10 * time.Millisecond, nil
+	return time.Duration(sum) * 10 * time.Millisecond, nil
 }

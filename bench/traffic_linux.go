@@ -49,6 +49,10 @@ func setBuf(fd, force, plain, size int) {
 	}
 }
 
+// harnessNice is the nice value of every harness and handler thread, set
+// once by Run before any thread starts.
+var harnessNice atomic.Int32
+
 // loop runs body on a new goroutine locked to a thread pinned to cpu. The
 // thread is never unlocked, so the runtime throws it away afterwards instead
 // of reusing a pinned thread for other goroutines.
@@ -58,6 +62,9 @@ func loop(wg *sync.WaitGroup, cpu int, body func()) {
 		defer wg.Done()
 		runtime.LockOSThread()
 		_ = pinThread(cpu)
+		if n := harnessNice.Load(); n != 0 {
+			_ = renice(0, int(n))
+		}
 		body()
 	}()
 }

@@ -111,6 +111,8 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.IntSliceVar(&batches, "batches", nil, "qguard batch sizes to measure (default 8,32,128)")
 	f.IntVar(&cfg.PolicyRules, "rules", 0, "rules in the policy mode (default 100)")
 	f.IntVar(&cfg.FanoutQueues, "fanout", 0, "queues in the fanout mode (default 2)")
+	f.IntVar(&cfg.Nice, "nice", 0, "nice value of generator, sink and handler threads (default -10)")
+	f.BoolVar(&cfg.NoRenice, "no-renice", false, "leave the harness threads at the normal priority")
 	f.BoolVar(&cfg.NoIPv6, "no-ipv6", false, "IPv4 flows only")
 	f.IntVar(&genCPU, "gen-cpu", -1, "CPU for the generator (-1: unpinned; default first CPU)")
 	f.IntVar(&sinkCPU, "sink-cpu", -1, "CPU for the sink (-1: unpinned; default first CPU)")

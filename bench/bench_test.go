@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseNFQStats(t *testing.T) {
+	in := "  100  23456     2 2 65531     7     3   991  1\n101 0 0 2 65531 0 0 5 1\n"
+	st, err := ParseNFQStats(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NFQStat{Queue: 100, PortID: 23456, Total: 2, CopyMode: 2, CopyRange: 65531, Dropped: 7, UserDropped: 3, IDSequence: 991}
+	if len(st) != 2 || st[0] != want {
+		t.Fatalf("got %+v, want first %+v", st, want)
+	}
+	d, u, q := nfqTotals(st, 100, 2)
+	if d != 7 || u != 3 || q != 996 {
+		t.Fatalf("totals %d %d %d", d, u, q)
+	}
+	if d, _, _ := nfqTotals(st, 101, 1); d != 0 {
+		t.Fatalf("queue 101 dropped %d", d)
+	}
+	for _, bad := range []string{"1 2 3", "a 0 0 0 0 0 0 0 1", "70000 0 0 0 0 0 0 0 1"} {
+		if _, err := ParseNFQStats(bad); err == nil {
+			t.Errorf("ParseNFQStats(%q) accepted", bad)
+		}
+	}
+}
+
+func TestSummarizeAndPercentile(t *testing.T) {
+	s := summarize([]float64{5, 1, 3, 2})
+	if s.Median != 2.5 || s.Min != 1 || s.Max != 5 {
+		t.Fatalf("summary %+v", s)
+	}
+	if s := summarize(nil); s != (Summary{}) {
+		t.Fatalf("empty summary %+v", s)
+	}
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i))
+	}
+	if p := percentile(d, 0.5); p != 50 {
+		t.Errorf("p50 = %d", p)
+	}
+	if p := percentile(d, 0.99); p != 99 {
+		t.Errorf("p99 = %d", p)
+	}
+	if p := percentile(nil, 0.5); p != 0 {
+		t.Errorf("empty p50 = %d", p)
+	}
+}
+
+func TestSelectModes(t *testing.T) {
+	all := AllModes(nil)
+	seen := map[string]bool{}
+	for _, m := range all {
+		if seen[m.Name] {
+			t.Errorf("duplicate mode %s", m.Name)
+		}
+		seen[m.Name] = true
+	}
+	for _, want := range []string{"kernel", "c-nfq", "go-nfqueue", "go-nfqueue-batch", "qguard-perpkt", "qguard-vectored",
+		"qguard-batch8", "qguard-batch32", "qguard-batch128", "qguard-fanout2", "qguard-policy100", "qguard-offload",
+		"kernel:tcp", "c-nfq:mtu", "flood-xdp", "flood-nftset", "flood-queue"} {
+		if !seen[want] {
+			t.Errorf("mode %s missing", want)
+		}
+	}
+	ms, err := SelectModes(&Config{Modes: []string{"qguard-batch32", "kernel"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+	}
+	// Report order, and a bare name brings its traffic variants.
+	if got := strings.Join(names, ","); got != "kernel,qguard-batch32,kernel:mtu,kernel:tcp,qguard-batch32:mtu,qguard-batch32:tcp" {
+		t.Errorf("selected %s", got)
+	}
+	if ms, _ := SelectModes(&Config{Modes: []string{"kernel:tcp"}}); len(ms) != 1 {
+		t.Errorf("kernel:tcp selected %d modes", len(ms))
+	}
+	if ms, _ := SelectModes(&Config{Modes: []string{"flood"}}); len(ms) != 3 {
+		t.Errorf("group flood selected %d modes", len(ms))
+	}
+	_, err = SelectModes(&Config{Modes: []string{"nope"}})
+	if !errors.Is(err, ErrUnknownMode) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("unknown mode error: %v", err)
+	}
+}
+
+func TestReportOutputs(t *testing.T) {
+	rep := &Report{Kernel: "6.18", CPUs: 2, Runs: 2, Duration: "1s"}
+	mk := func(name, traffic string, deliv uint64) Result {
+		r := Result{Mode: name, Traffic: Traffic(traffic), Queues: 1}
+		r.Samples = []Sample{{Seconds: 1, Sent: 2 * deliv, Delivered: deliv, Queued: deliv, HandlerCPU: int64(deliv) * 1000, RTTSamples: 3, RTTMedian: 20000, RTTP99: 90000},
+			{Seconds: 1, Sent: 2 * deliv, Delivered: deliv + 10, Queued: deliv, HandlerCPU: int64(deliv) * 1000}}
+		return r
+	}
+	rep.Results = []Result{mk("kernel", "udp64", 200), mk("c-nfq", "udp64", 100), mk("qguard-batch32", "udp64", 150),
+		{Mode: "c-nfq:tcp", Traffic: TCP, Skipped: "no compiler"}, {Mode: "go-nfqueue", Traffic: UDP64, Error: "boom"}}
+	rep.Results[0].Queues = 0
+	for i := range rep.Results {
+		rep.Results[i].finish()
+	}
+	ratios(rep.Results)
+	q := rep.Results[2]
+	if q.VsC < 1.49 || q.VsC > 1.51 || q.VsKernel < 0.74 || q.VsKernel > 0.76 {
+		t.Errorf("ratios vs C %.3f vs kernel %.3f", q.VsC, q.VsKernel)
+	}
+	if q.CPUPerPacket.Median != 1000 || q.LatencyP50Us.Median != 20 {
+		t.Errorf("cpu/pkt %v, p50 %v", q.CPUPerPacket, q.LatencyP50Us)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"qguard-batch32", "1.50x", "skipped: no compiler", "FAILED: boom", "150..160"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := rep.WriteJSON(&b); err != nil || !strings.Contains(b.String(), `"vs_c": 1.5`) {
+		t.Errorf("JSON (%v):\n%s", err, b.String())
+	}
+	svg := filepath.Join(t.TempDir(), "p.svg")
+	if err := rep.WritePlot(svg); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(svg); err != nil || !bytes.Contains(data, []byte("<svg")) {
+		t.Errorf("plot not SVG (%v)", err)
+	}
+}

@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/bench/peers/gonfqueue"
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// peerEnv makes this test binary act as the go-nfqueue peer when the
+// harness starts it inside the firewall namespace.
+const peerEnv = "QGUARD_BENCH_TEST_PEER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(peerEnv) == "gonfqueue" {
+		if err := gonfqueue.Main(os.Args[1:]); err != nil {
+			os.Stderr.WriteString("peer-gonfqueue: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestIntegrationQuick runs every mode for a short phase and checks that
+// each one that ran delivered (or, for floods, dropped) packets, that a
+// skipped mode says why, and that no namespace is left behind.
+func TestIntegrationQuick(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "qgbt"
+	cfg := &Config{
+		Quick: true, Duration: 700 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50,
+		GoPeer: []string{exe}, GoPeerEnv: []string{peerEnv + "=gonfqueue"},
+		Prefix: prefix,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := time.Now()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Logf("%d modes in %s", len(rep.Results), time.Since(start).Round(time.Millisecond))
+	var table strings.Builder
+	_ = rep.WriteTable(&table)
+	t.Log("\n" + table.String())
+	ran := 0
+	for _, r := range rep.Results {
+		switch {
+		case r.Skipped != "":
+			if strings.TrimSpace(r.Skipped) == "" {
+				t.Errorf("%s: skipped without a reason", r.Mode)
+			}
+		case r.Error != "":
+			t.Errorf("%s failed: %s", r.Mode, r.Error)
+		case r.Traffic == Flood:
+			ran++
+			if r.DroppedPPS.Median <= 0 {
+				t.Errorf("%s: dropped nothing", r.Mode)
+			}
+		case r.Traffic == TCP:
+			ran++
+			if r.DeliveredMbps.Median <= 0 {
+				t.Errorf("%s: delivered no bytes", r.Mode)
+			}
+		default:
+			ran++
+			if r.DeliveredPPS.Median <= 0 {
+				t.Errorf("%s: delivered no packets", r.Mode)
+			}
+			if r.LatencyP50Us.Median <= 0 {
+				t.Errorf("%s: no latency figure", r.Mode)
+			}
+			var handled uint64
+			for _, s := range r.Samples {
+				handled += s.Queued
+			}
+			// Offloaded flows may leave the queue idle in the window.
+			if r.Queues > 0 && handled > 1000 && r.CPUPerPacket.Median <= 0 {
+				t.Errorf("%s: no handler CPU figure", r.Mode)
+			}
+		}
+	}
+	if ran == 0 {
+		t.Fatal("no mode ran")
+	}
+	left, err := topo.Leftovers(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+// TestIntegrationCancel cancels a run mid-way and checks the topology goes.
+func TestIntegrationCancel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	prefix := "qgbx"
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+	}()
+	_, err := Run(ctx, &Config{Modes: []string{"kernel"}, Duration: 10 * time.Second, Prefix: prefix})
+	if err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("Run after cancel: %v", err)
+	}
+	left, lerr := topo.Leftovers(prefix)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if len(left) > 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}
