@@ -20,10 +20,15 @@ import (
 // Probe reports whether XDP programs can be loaded here: nil, or an error
 // matching ErrUnsupported (and ErrPermission when privileges are missing).
 func Probe() error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return classify("raise memlock limit", err)
-	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Raising it
+	// needs CAP_SYS_RESOURCE, which a capability-trimmed service may lack
+	// while still being able to load programs on a newer kernel: only the
+	// probe's verdict counts, the memlock error merely explains it.
+	memErr := rlimit.RemoveMemlock()
 	if err := features.HaveProgramType(ebpf.XDP); err != nil {
+		if memErr != nil {
+			err = fmt.Errorf("%w (and raising RLIMIT_MEMLOCK failed: %v)", err, memErr)
+		}
 		return classify("probe XDP program type", err)
 	}
 	return nil

@@ -372,3 +372,45 @@ func TestHelperAttachAndWait(t *testing.T) {
 	fmt.Println("attached")
 	time.Sleep(time.Minute)
 }
+
+// TestIntegrationWithoutCapabilities re-runs the test binary as root with
+// every capability dropped (setpriv, util-linux) and checks that loading
+// fails with ErrPermission, which also matches ErrUnsupported: the daemon's
+// cue to fall back to nftables sets.
+func TestIntegrationWithoutCapabilities(t *testing.T) {
+	needRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	exe, err := os.Executable()
+	must(t, err)
+	cmd := exec.Command(setpriv, "--bounding-set=-all", "--inh-caps=-all", exe, "-test.run=^TestHelperLoadWithoutCapabilities$", "-test.v")
+	cmd.Env = append(os.Environ(), "QGUARD_XDP_HELPER_NOCAPS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestHelperLoadWithoutCapabilities") {
+		t.Fatalf("helper without capabilities: %v\n%s", err, out)
+	}
+}
+
+// TestHelperLoadWithoutCapabilities is the child of
+// TestIntegrationWithoutCapabilities.
+func TestHelperLoadWithoutCapabilities(t *testing.T) {
+	if os.Getenv("QGUARD_XDP_HELPER_NOCAPS") == "" {
+		t.Skip("helper process for TestIntegrationWithoutCapabilities")
+	}
+	for name, load := range map[string]func() (*Filter, error){
+		"New":    func() (*Filter, error) { return New(nil) },
+		"Attach": func() (*Filter, error) { return Attach(&Config{Interfaces: []string{"lo"}}) },
+	} {
+		f, err := load()
+		if err == nil {
+			_ = f.Close()
+			t.Fatalf("%s succeeded without capabilities", name)
+		}
+		if !errors.Is(err, ErrPermission) || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "CAP_BPF") {
+			t.Errorf("%s: %v; want ErrPermission (and ErrUnsupported) naming CAP_BPF", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}
