@@ -194,6 +194,7 @@ func probeTCP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	defer c.Close()
+	setLocal(pr, c)
 	if len(s.Data) == 0 {
 		pr.Outcome, pr.Detail = Delivered, "connected"
 		return
@@ -225,6 +226,7 @@ func probeUDP(ctx context.Context, data []byte, env *probeEnv, pr *Probe, check 
 		return
 	}
 	defer c.Close()
+	setLocal(pr, c)
 	_ = c.SetDeadline(time.Now().Add(env.timeout))
 	if _, err := c.Write(data); err != nil {
 		classify(err, env, "send datagram", pr)
@@ -295,6 +297,7 @@ func probeDNS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	defer c.Close()
+	setLocal(pr, c)
 	_ = c.SetDeadline(time.Now().Add(env.timeout))
 	msg := append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)
 	if _, err := c.Write(msg); err != nil {
@@ -326,6 +329,7 @@ func probeTLS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	defer c.Close()
+	setLocal(pr, c)
 	hctx, cancel := context.WithTimeout(ctx, env.timeout)
 	defer cancel()
 	tc := tls.Client(c, &tls.Config{ServerName: s.SNI, InsecureSkipVerify: true}) // the server's certificate is a throwaway
@@ -347,6 +351,7 @@ func probeHTTP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	defer c.Close()
+	setLocal(pr, c)
 	_ = c.SetDeadline(time.Now().Add(env.timeout))
 	req := "GET " + s.Path + " HTTP/1.1\r\nHost: " + s.Host + "\r\nUser-Agent: qguard-test\r\nConnection: close\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
@@ -379,6 +384,10 @@ func probeICMP(s *Send, env *probeEnv, pr *Probe) {
 	}
 	pr.Proto = uint8(proto)
 	pr.Dst = netip.AddrPortFrom(env.dst, uint16(id))
+	pr.Src = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(id))
+	if env.dst.Is6() {
+		pr.Src = netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(id))
+	}
 	if env.src.IsValid() {
 		laddr = env.src.String()
 		pr.Src = netip.AddrPortFrom(env.src, uint16(id))
@@ -461,4 +470,15 @@ func warmUp(t *topo.Topology) error {
 		}
 	}
 	return nil
+}
+
+// setLocal records the connected socket's real source address (the kernel
+// chose it when the probe did not bind one).
+func setLocal(pr *Probe, c net.Conn) {
+	switch a := c.LocalAddr().(type) {
+	case *net.TCPAddr:
+		pr.Src = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	case *net.UDPAddr:
+		pr.Src = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	}
 }
