@@ -228,3 +228,43 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestIntegrationRunTruncated runs every prefix of blocked frames through
+// the program: it must never abort, and it may drop only once the frame
+// holds everything the matching entry needs.
+func TestIntegrationRunTruncated(t *testing.T) {
+	f := newFilter(t, nil)
+	must(t, f.BlockSource(cli4, 0))
+	must(t, f.BlockSource(cli6, 0))
+	must(t, f.BlockFlow(ProtoUDP, ap(alt4, 1), ap(srv4, 2), 0))
+	must(t, f.BlockFlow(ProtoTCP, ap(alt6, 1), ap(srv6, 2), 0))
+	for _, c := range []struct {
+		fr   frame
+		need int // bytes needed for a drop
+	}{
+		{frame{proto: ProtoUDP, src: ap(cli4, 1), dst: ap(srv4, 2)}, 14 + 20},
+		{frame{vlan: true, proto: ProtoUDP, src: ap(cli4, 1), dst: ap(srv4, 2)}, 18 + 20},
+		{frame{proto: ProtoUDP, src: ap(cli6, 1), dst: ap(srv6, 2)}, 14 + 40},
+		{frame{ext: []uint8{0, 60}, proto: ProtoUDP, src: ap(cli6, 1), dst: ap(srv6, 2)}, 14 + 40},
+		{frame{ihl: 15, proto: ProtoUDP, src: ap(cli4, 1), dst: ap(srv4, 2)}, 14 + 20},
+		{frame{proto: ProtoUDP, src: ap(alt4, 1), dst: ap(srv4, 2)}, 14 + 20 + 4},
+		{frame{ihl: 8, proto: ProtoUDP, src: ap(alt4, 1), dst: ap(srv4, 2)}, 14 + 32 + 4},
+		{frame{ext: []uint8{44}, proto: ProtoTCP, src: ap(alt6, 1), dst: ap(srv6, 2)}, 14 + 40 + 8 + 4},
+	} {
+		full := c.fr.build()
+		for n := 14; n <= len(full); n++ { // the kernel wants an Ethernet header
+			a, err := f.Run(full[:n])
+			must(t, err)
+			want := ActionPass
+			if n >= c.need {
+				want = ActionDrop
+			}
+			if a != want {
+				t.Errorf("%+v cut to %d bytes: %v, want %v", c.fr, n, a, want)
+			}
+		}
+	}
+	if s := f.Stats(); s.ParseErrors == 0 {
+		t.Errorf("no parse errors counted: %+v", s)
+	}
+}

@@ -414,3 +414,41 @@ func TestHelperLoadWithoutCapabilities(t *testing.T) {
 		t.Logf("%s: %v", name, err)
 	}
 }
+
+// TestIntegrationAutoFallback attaches to loopback, whose driver has no
+// native XDP: ModeNative fails, ModeAuto ends in generic mode and says why.
+func TestIntegrationAutoFallback(t *testing.T) {
+	needRoot(t)
+	ns, err := topo.New("qxl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Remove() })
+	var native, auto *Filter
+	var nerr, aerr error
+	must(t, ns.Do(func() error {
+		native, nerr = Attach(&Config{Interfaces: []string{"lo"}, Mode: ModeNative})
+		auto, aerr = Attach(&Config{Interfaces: []string{"lo"}, Mode: ModeAuto})
+		return nil
+	}))
+	if native != nil {
+		_ = native.Close()
+	}
+	if !errors.Is(nerr, ErrUnsupported) || !strings.Contains(nerr.Error(), `"lo" (native mode)`) {
+		t.Errorf("native on lo: %v; want ErrUnsupported naming lo and the mode", nerr)
+	}
+	if aerr != nil {
+		t.Fatalf("auto on lo: %v", aerr)
+	}
+	defer auto.Close()
+	a := auto.Attachments()
+	if len(a) != 1 || a[0].Mode != ModeGeneric || a[0].Fallback == "" {
+		t.Fatalf("auto on lo: %+v; want generic with the native error as Fallback", a)
+	}
+	t.Logf("auto on lo: %v, fallback because: %s", a[0], a[0].Fallback)
+	out, err := ns.Output("ip", "-d", "link", "show", "lo")
+	must(t, err)
+	if !strings.Contains(out, "xdpgeneric") {
+		t.Errorf("ip -d link show lo: no xdpgeneric:\n%s", out)
+	}
+}

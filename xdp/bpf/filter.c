@@ -18,11 +18,14 @@
 //     destination options and fragment. AH, ESP and anything unknown end the
 //     walk: such packets match source blocks only, with proto set to the
 //     header where the walk stopped. Non-first fragments carry no ports.
-//   - TCP, UDP, UDP-Lite and SCTP ports (first 4 bytes of the L4 header).
+//   - TCP, UDP, UDP-Lite and SCTP ports (first 4 bytes of the L4 header,
+//     which must start within the first 512 bytes of the frame).
 //     Other protocols (ICMP, ...) use ports 0 in the flow key, so a flow
 //     entry with ports 0 matches every packet of that protocol between the
 //     two addresses.
-// Truncated headers count as parse errors and pass: the stack drops them.
+// The source map is consulted as soon as the fixed IPv4/IPv6 header is
+// in, before options, extension headers or ports are read. Truncated
+// headers count as parse errors and pass: the stack drops them.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -212,20 +215,27 @@ int qguard_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(fk.src, &ip6->saddr, 16);
 		__builtin_memcpy(fk.dst, &ip6->daddr, 16);
 		fk.proto = ip6->nexthdr;
-		off = ipv6_walk(data, end, off + sizeof(*ip6), &fk.proto, &frag);
-		if (off < 0)
-			return pass(STAT_PARSE_ERR);
+		off += sizeof(*ip6);
 	} else {
 		return pass(STAT_NON_IP);
 	}
 	fk.family = sk.family;
 
+	// The source decides before anything past the fixed IP header is
+	// read, so a blocked source cannot slip through with mangled options,
+	// extension headers or L4 headers.
 	struct entry *e = bpf_map_lookup_elem(&src_blocks, &sk);
 	if (e) {
 		int v = hit(e, STAT_DROPPED_SRC);
 		if (v >= 0)
 			return v;
 		count(STAT_EXPIRED);
+	}
+
+	if (fk.family == FAMILY_V6) {
+		off = ipv6_walk(data, end, off, &fk.proto, &frag);
+		if (off < 0)
+			return pass(STAT_PARSE_ERR);
 	}
 
 	if (has_ports(fk.proto)) {
