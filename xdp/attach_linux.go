@@ -86,7 +86,7 @@ func load(c *Config) (*Filter, error) {
 		return nil, classify("load program", err)
 	}
 	f := &Filter{prog: objs.QguardXdp, src: objs.SrcBlocks, flow: objs.FlowBlocks, counters: objs.Counters}
-	if c.ExpireInterval > 0 {
+	if c.ExpireInterval > 0 { // negative: the caller expires by hand
 		f.stop, f.done = make(chan struct{}), make(chan struct{})
 		go f.expireLoop(c.ExpireInterval, c.Logger)
 	}

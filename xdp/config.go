@@ -58,6 +58,9 @@ const (
 	// MaxEntriesLimit bounds MaxSources and MaxFlows: 16M entries of 40 to
 	// 56 bytes plus kernel overhead is already gigabytes.
 	MaxEntriesLimit = 1 << 24
+	// DefaultExpireInterval is how often expired entries are deleted when
+	// Config.ExpireInterval is 0.
+	DefaultExpireInterval = 10 * time.Second
 )
 
 // Config describes what to load and where to attach it. A nil *Config
@@ -72,9 +75,10 @@ type Config struct {
 	// default. When a map is full the least recently used entry is evicted
 	// to make room for a new block.
 	MaxSources, MaxFlows int
-	// ExpireInterval, when positive, starts a goroutine that deletes
-	// expired entries this often; Close stops it. Zero means the caller
-	// calls Expire itself.
+	// ExpireInterval is how often a goroutine deletes expired entries
+	// (Close stops it); 0 means DefaultExpireInterval, negative means no
+	// goroutine: the caller calls Expire itself. Expired entries already
+	// pass traffic; deleting them frees their slots.
 	ExpireInterval time.Duration
 	// Logger receives errors from the expiry goroutine; nil discards them.
 	Logger *slog.Logger
@@ -105,8 +109,8 @@ func (c *Config) withDefaults() (Config, error) {
 			return out, fmt.Errorf("xdp: config: %s %d out of range 1..%d: %w", f.name, *f.v, MaxEntriesLimit, ErrInvalid)
 		}
 	}
-	if out.ExpireInterval < 0 {
-		return out, fmt.Errorf("xdp: config: ExpireInterval %s is negative: %w", out.ExpireInterval, ErrInvalid)
+	if out.ExpireInterval == 0 {
+		out.ExpireInterval = DefaultExpireInterval
 	}
 	seen := make(map[string]bool, len(out.Interfaces))
 	for i, name := range out.Interfaces {

@@ -31,17 +31,16 @@ func TestParseMode(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c, err := (*Config)(nil).withDefaults()
-	if err != nil || c.Mode != ModeAuto || c.MaxSources != DefaultMaxSources || c.MaxFlows != DefaultMaxFlows {
+	if err != nil || c.Mode != ModeAuto || c.MaxSources != DefaultMaxSources || c.MaxFlows != DefaultMaxFlows || c.ExpireInterval != DefaultExpireInterval {
 		t.Errorf("nil config: %+v, %v", c, err)
 	}
 	bad := map[string]Config{
-		"MaxSources":     {MaxSources: -1},
-		"MaxFlows":       {MaxFlows: MaxEntriesLimit + 1},
-		"mode":           {Mode: 9},
-		"ExpireInterval": {ExpireInterval: -time.Second},
-		"Interfaces[1]":  {Interfaces: []string{"eth0", ""}},
-		`"eth0" listed`:  {Interfaces: []string{"eth0", "eth0"}},
-		"not a valid":    {Interfaces: []string{"a-very-long-interface-name"}},
+		"MaxSources":    {MaxSources: -1},
+		"MaxFlows":      {MaxFlows: MaxEntriesLimit + 1},
+		"mode":          {Mode: 9},
+		"Interfaces[1]": {Interfaces: []string{"eth0", ""}},
+		`"eth0" listed`: {Interfaces: []string{"eth0", "eth0"}},
+		"not a valid":   {Interfaces: []string{"a-very-long-interface-name"}},
 	}
 	for want, cfg := range bad {
 		if _, err := cfg.withDefaults(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {

@@ -19,8 +19,9 @@
 // instead of failing. Each entry holds a deadline on the kernel's
 // monotonic clock (bpf_ktime_get_ns; 0 means never) and a hit counter the
 // program increments atomically for every packet it drops. An entry past
-// its deadline is ignored by the program at once; Expire (or the
-// goroutine Config.ExpireInterval starts) deletes it later. Global per-CPU
+// its deadline is ignored by the program at once; a goroutine deletes it
+// within Config.ExpireInterval (10s by default), or the caller calls
+// Expire itself. Global per-CPU
 // counters are summed by Stats.
 //
 // # Attach and detach

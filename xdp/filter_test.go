@@ -88,7 +88,7 @@ func TestIntegrationRunVerdicts(t *testing.T) {
 }
 
 func TestIntegrationExpiry(t *testing.T) {
-	f := newFilter(t, nil)
+	f := newFilter(t, &Config{ExpireInterval: -1}) // Expire by hand only
 	must(t, f.BlockSource(cli4, time.Hour))
 	must(t, f.BlockSource(cli6, 0))
 	must(t, f.BlockFlow(ProtoUDP, ap(alt4, 1), ap(srv4, 2), 20*time.Millisecond))

@@ -173,7 +173,7 @@ func hitsOf(t *testing.T, f *Filter, kind Kind, src netip.Addr) uint64 {
 
 func TestIntegrationBlockInNamespace(t *testing.T) {
 	l := newLab(t)
-	f, err := l.attach(&Config{Interfaces: []string{l.FwClientLink}})
+	f, err := l.attach(&Config{Interfaces: []string{l.FwClientLink}, ExpireInterval: -1})
 	if err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
