@@ -7,7 +7,7 @@ import "errors"
 var (
 	// ErrQueueBusy: another netlink socket (usually another process) has
 	// bound the queue.
-	ErrQueueBusy = errors.New("queue busy: bound by another socket")
+	ErrQueueBusy = errors.New("queue already bound by another netlink socket")
 	// ErrNoNFQueue: the kernel lacks nfnetlink or nfnetlink_queue.
 	ErrNoNFQueue = errors.New("nfnetlink_queue not available")
 	// ErrPermission: binding needs CAP_NET_ADMIN.

@@ -457,6 +457,22 @@ func (e *qenv) testBypass(t *testing.T) {
 	}
 }
 
+// TestHelperProcessBind is not a test: testBusy runs the test binary with
+// QGUARD_HELPER_BIND set to bind a queue another process holds.
+func TestHelperProcessBind(t *testing.T) {
+	if os.Getenv("QGUARD_HELPER_BIND") == "" {
+		t.Skip("helper process for TestIntegrationQueue/SecondOpenIsBusy")
+	}
+	q, err := Open(&Config{Num: 40, Logger: quietLogger()})
+	if q != nil {
+		q.Close()
+	}
+	if errors.Is(err, ErrQueueBusy) {
+		fmt.Printf("ErrQueueBusy: %v\n", err)
+	}
+	t.Fatalf("helper: %v", err)
+}
+
 func (e *qenv) testBusy(t *testing.T) {
 	q := e.open(t, &Config{Num: 40})
 	_ = q
@@ -473,6 +489,12 @@ func (e *qenv) testBusy(t *testing.T) {
 		t.Fatalf("second Open of queue 40: %v, want ErrQueueBusy naming the queue", err)
 	}
 	t.Logf("second Open: %v", err)
+	// The same from another process: the test binary re-executed in the
+	// firewall namespace (TestHelperProcessBind).
+	out, perr := e.top.Firewall.Output("env", "QGUARD_HELPER_BIND=1", os.Args[0], "-test.run=^TestHelperProcessBind$", "-test.count=1")
+	if perr == nil || !strings.Contains(out, "ErrQueueBusy: bind queue 40:") {
+		t.Fatalf("second process binding queue 40: %v\n%s", perr, out)
+	}
 	// A range overlapping the bound queue binds nothing.
 	_ = e.top.Firewall.Do(func() error {
 		_, err = Open(&Config{Num: 39, Count: 3, Logger: quietLogger()})
@@ -481,7 +503,7 @@ func (e *qenv) testBusy(t *testing.T) {
 	if !errors.Is(err, ErrQueueBusy) {
 		t.Fatalf("range 39..41: %v", err)
 	}
-	out, _ := e.top.Firewall.Output("cat", "/proc/net/netfilter/nfnetlink_queue")
+	out, _ = e.top.Firewall.Output("cat", "/proc/net/netfilter/nfnetlink_queue")
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) > 0 && (f[0] == "39" || f[0] == "41") {
 			t.Fatalf("failed Open left queue %s bound:\n%s", f[0], out)

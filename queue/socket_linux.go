@@ -148,8 +148,8 @@ func mapBindErr(err error, num uint16, ours uint32) error {
 	}
 	if errors.Is(err, unix.EPERM) {
 		if ks, ok := readProcQueue(num); ok && ks.PortID != ours {
-			return fmt.Errorf("%w: queue %d is bound by netlink port id %d (another process or socket; see /proc/net/netfilter/nfnetlink_queue): %w",
-				ErrQueueBusy, num, ks.PortID, err)
+			return fmt.Errorf("%w: netlink port id %d holds queue %d (see /proc/net/netfilter/nfnetlink_queue): %w",
+				ErrQueueBusy, ks.PortID, num, err)
 		}
 		return fmt.Errorf("%w (queue %d): %w", ErrPermission, num, err)
 	}
