@@ -41,7 +41,7 @@ type testQueue struct {
 	counts map[flowKey]int
 	total  int
 	policy func(k flowKey) answer
-	// onPayload, when set before traffic starts, sees every queued packet.
+	// onPayload sees every queued packet.
 	onPayload func(b []byte)
 }
 
@@ -75,10 +75,10 @@ func bindQueue(t *testing.T, nsFd int, num uint16, policy func(k flowKey) answer
 			return 0
 		}
 		k := parseFlow(*a.Payload)
+		q.mu.Lock()
 		if q.onPayload != nil {
 			q.onPayload(*a.Payload)
 		}
-		q.mu.Lock()
 		q.counts[k]++
 		q.total++
 		ans := q.policy(k)
@@ -128,4 +128,10 @@ func parseFlow(b []byte) flowKey {
 		k.port = binary.BigEndian.Uint16(l4[2:])
 	}
 	return k
+}
+
+func (q *testQueue) setOnPayload(fn func(b []byte)) {
+	q.mu.Lock()
+	q.onPayload = fn
+	q.mu.Unlock()
 }
