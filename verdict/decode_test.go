@@ -255,8 +255,11 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			var p Packet
 			for b.Loop() {
-				Decode(buf, &p)
+				if !Decode(buf, &p) {
+					b.Fatal(p.Invalid)
+				}
 			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
 		})
 	}
 }

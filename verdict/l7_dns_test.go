@@ -129,6 +129,8 @@ func BenchmarkDNSQueryName(b *testing.B) {
 	var buf [MaxNameLen]byte
 	b.ReportAllocs()
 	for b.Loop() {
-		DNSQueryName(msg, false, buf[:0])
+		if _, st := DNSQueryName(msg, false, buf[:0]); st != L7Found {
+			b.Fatal(st)
+		}
 	}
 }

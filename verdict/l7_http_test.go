@@ -66,6 +66,8 @@ func BenchmarkHTTPHost(b *testing.B) {
 	var buf [MaxNameLen]byte
 	b.ReportAllocs()
 	for b.Loop() {
-		HTTPHost(req, buf[:0])
+		if _, st := HTTPHost(req, buf[:0]); st != L7Found {
+			b.Fatal(st)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -71,10 +72,16 @@ func TestTLSAllocs(t *testing.T) {
 }
 
 func BenchmarkTLSServerName(b *testing.B) {
-	ch := clientHello("www.example.com", 0)
-	var buf [MaxNameLen]byte
-	b.ReportAllocs()
-	for b.Loop() {
-		TLSServerName(ch, buf[:0])
+	for _, pad := range []int{0, 1500} { // 1500: a post-quantum-sized hello
+		ch := clientHello("www.example.com", pad)
+		b.Run(fmt.Sprintf("bytes=%d", len(ch)), func(b *testing.B) {
+			var buf [MaxNameLen]byte
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, st := TLSServerName(ch, buf[:0]); st != L7Found {
+					b.Fatal(st)
+				}
+			}
+		})
 	}
 }

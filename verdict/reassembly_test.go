@@ -33,7 +33,7 @@ func TestHelloBuffer(t *testing.T) {
 		{"many records byte by byte", multi, 1, "multi.example", L7Found},
 		{"no sni", records(handshake(helloBody()), 1<<14), 100, "", L7Absent},
 		{"not tls", []byte("GET / HTTP/1.1\r\n\r\n"), 3, "", L7NotProtocol},
-		{"server hello", append([]byte{22, 3, 3, 0, 4, 2, 0, 0, 0}), 3, "", L7NotProtocol},
+		{"server hello", []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, 3, "", L7NotProtocol},
 		{"alert after first record", append(records(handshake(helloBody(sniExt("x"))), 20)[:25], 21, 3, 3, 0, 2, 1, 0), 5, "", L7Malformed},
 		{"too large", records(handshake(helloBody(tlsExt(21, make([]byte, HelloBufferSize)))), 1<<14), 1448, "", L7Malformed},
 	}
@@ -110,6 +110,8 @@ func BenchmarkHelloBuffer(b *testing.B) {
 	b.SetBytes(int64(len(big)))
 	for b.Loop() {
 		h.Reset()
-		feed(h, big, 0, 1448)
+		if feed(h, big, 0, 1448) != L7Found {
+			b.Fatal("no server name")
+		}
 	}
 }
