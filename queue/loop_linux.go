@@ -257,6 +257,10 @@ func (l *loop) flush() {
 		if e != 0 {
 			err := error(e)
 			l.c.sendErrors++
+			// The lost verdicts' packets stay queued in the kernel, and a
+			// later batch verdict would sweep them up with whatever verdict
+			// it carries: from now on send individual verdicts only.
+			l.enc.mode = Vectored
 			if l.allow(logSend) {
 				l.cfg.Logger.Error("nfqueue: sending verdicts failed; these packets wait until unbind",
 					"queue", l.queue, "packets", l.enc.pkts, "err", err, "suppressed", l.suppressed(logSend))

@@ -20,7 +20,10 @@ type Stats struct {
 	// Panics counts handler panics (the packet got DefaultVerdict).
 	Panics uint64
 	// DecodeErrors counts malformed packet messages; those with a readable
-	// id got DefaultVerdict, the rest none (Unverdictable).
+	// id got DefaultVerdict, the rest none (Unverdictable: such a packet
+	// stays queued until a later batch verdict, which covers every older
+	// id, or the unbind). The kernel puts the id first, so only a
+	// message corrupted in transit can lack it.
 	DecodeErrors, Unverdictable uint64
 	// Truncated counts messages cut short by the receive buffer.
 	Truncated uint64
