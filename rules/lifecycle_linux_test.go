@@ -399,3 +399,37 @@ func TestIntegrationBlockSource(t *testing.T) {
 		t.Error("BlockSource(invalid address) succeeded")
 	}
 }
+
+func TestIntegrationShow(t *testing.T) {
+	_, fd := testNS(t)
+	out, err := ShowNS(fd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "is not installed") {
+		t.Errorf("before Apply:\n%s", out)
+	}
+	m := applied(t, listingConfig(fd))
+	if err := m.BlockSource(netip.MustParseAddr("2001:db8:1::2"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	out, err = ShowNS(fd, "qguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out)
+	for _, want := range []string{
+		"# kernel ", "using " + m.QueueImpl().String(),
+		"set block6 { type ipv6_addr; timeout 10m0s; 1 elements }",
+		"chain forward {", "type filter hook forward priority 0; policy accept;",
+		"ct mark & 0x00ff0000 == 0x00010000 counter packets 0 bytes 0 accept comment \"qguard: offloaded flow accepted\"",
+		"meta mark & 0x00ff0000 == 0x00010000 ct mark set ct mark & 0xff00ffff | 0x00010000 counter",
+		"ip saddr . ip daddr . meta l4proto . th sport . th dport @dropflow4",
+		"meta iifname @steer_iifname", "th dport @__set", "queue num 2-5 bypass,fanout",
+		"reject with tcp reset",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Show lacks %q", want)
+		}
+	}
+}
