@@ -100,3 +100,10 @@ func lowerName(b []byte) []byte {
 	}
 	return b
 }
+
+// CheckNamePattern reports whether p is a valid DNS name, server name or
+// host pattern: "example.com", "*.example.com" or "*".
+func CheckNamePattern(p string) error {
+	_, _, err := normalizeName(p)
+	return err
+}

@@ -1,0 +1,151 @@
+package config
+
+import (
+	_ "embed"
+	"time"
+
+	"github.com/qguard/qguard/verdict"
+)
+
+// File is a parsed configuration file. Every field holds a value: the
+// file's or the default.
+type File struct {
+	Name    string // the file name errors were reported against
+	Queue   Queue
+	Rules   Rules
+	XDP     XDP
+	Metrics Metrics
+	Control Control
+	Log     Log
+	Flows   Flows
+	Policy  verdict.Policy
+
+	rulePos []ruleInfo // where each policy rule and its keys are, for Compile's errors
+}
+
+// Queue is the queue section: how qguard binds nfnetlink_queue.
+type Queue struct {
+	Num            uint16 // first queue number
+	Count          uint16 // number of queues, one goroutine each
+	CopyRange      uint32 // bytes of each packet copied to user space
+	MaxLen         uint32 // kernel queue length per queue
+	FailOpen       bool   // the kernel accepts packets when the queue is full
+	GSO            bool   // receive GSO super-packets unsegmented
+	UIDGID         bool   // ask for socket UID/GID
+	Conntrack      bool   // ask for conntrack state
+	RcvBuf         int    // socket receive buffer, bytes
+	VerdictMode    string // "batch", "vectored" or "per-packet"
+	BatchSize      int
+	FlushInterval  time.Duration
+	DefaultVerdict verdict.Action // accept or drop: on handler panic, decode error, shutdown
+}
+
+// Rules is the rules section: the nftables table that steers packets.
+type Rules struct {
+	Install      bool // false: someone else steers traffic to the queues
+	Table        string
+	Hooks        []Hook
+	Protocols    []string // tcp, udp, icmp, icmpv6, sctp, udplite, dccp, esp, ah
+	DPorts       []verdict.PortRange
+	SPorts       []verdict.PortRange
+	InIfaces     []string
+	OutIfaces    []string
+	NewOnly      bool // queue only packets of conntrack state new
+	Bypass       bool // fail open when no handler is bound
+	Offload      bool // flows decided as a whole are handled by the kernel afterwards
+	Marks        Marks
+	BlockTimeout time.Duration // default lifetime of block set entries
+}
+
+// Hook is one netfilter hook the steering chain attaches to.
+type Hook struct {
+	Hook     string // prerouting, input, forward, output, postrouting
+	Priority int32
+}
+
+// Marks is the packet mark scheme of the rules section.
+type Marks struct {
+	Mask, AcceptFlow, DropFlow, Reject uint32
+}
+
+// XDP is the xdp section.
+type XDP struct {
+	Interfaces []string // empty: no XDP program
+	Mode       string   // auto, native or generic
+}
+
+// Metrics is the metrics section.
+type Metrics struct {
+	Listen string // host:port; empty disables the endpoint
+}
+
+// Control is the control section.
+type Control struct {
+	Socket string
+}
+
+// Log is the log section.
+type Log struct {
+	Format    string       // text or json
+	Level     string       // debug, info, warn or error
+	Decisions verdict.Rate // rate limit of per-decision log lines; zero Events: none
+}
+
+// Flows is the flows section: each queue's flow table.
+type Flows struct {
+	Max            int // flows per queue
+	TCPTimeout     time.Duration
+	UDPTimeout     time.Duration
+	OtherTimeout   time.Duration
+	ClosingTimeout time.Duration // TCP after FIN or RST
+	HelloBuffers   int           // flows at once collecting a multi-segment TLS ClientHello
+}
+
+// defaults returns a File holding every default of examples/qguard.yaml.
+func defaults() *File {
+	return &File{
+		Queue: Queue{Count: 1, CopyRange: 65535, MaxLen: 4096, FailOpen: true, GSO: true,
+			RcvBuf: 8 << 20, VerdictMode: "batch", BatchSize: 64, FlushInterval: time.Millisecond,
+			DefaultVerdict: verdict.ActionAccept},
+		Rules: Rules{Install: true, Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
+			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true,
+			Marks:        Marks{Mask: 0x00ff0000, AcceptFlow: 0x00010000, DropFlow: 0x00020000, Reject: 0x00030000},
+			BlockTimeout: 10 * time.Minute},
+		XDP:     XDP{Mode: "auto"},
+		Metrics: Metrics{Listen: "127.0.0.1:9477"},
+		Control: Control{Socket: "/run/qguard/control.sock"},
+		Log:     Log{Format: "text", Level: "info", Decisions: verdict.Rate{Events: 10, Per: time.Second}},
+		Flows: Flows{Max: verdict.DefaultFlowCapacity, TCPTimeout: verdict.DefaultTCPTimeout,
+			UDPTimeout: verdict.DefaultUDPTimeout, OtherTimeout: verdict.DefaultOtherTimeout,
+			ClosingTimeout: verdict.DefaultClosingTimeout, HelloBuffers: verdict.DefaultHelloBuffers},
+		Policy: verdict.Policy{Default: verdict.ActionAccept, L7Packets: verdict.DefaultL7Packets},
+	}
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the built-in observe-mode configuration (config/default.yaml):
+// all defaults and a policy that accepts every packet.
+func Default() *File {
+	f, err := Parse("default.yaml", defaultYAML)
+	if err != nil {
+		panic("config: embedded default.yaml: " + err.Error())
+	}
+	return f
+}
+
+// PipelineOptions returns the verdict pipeline options the file asks for:
+// the flow table and the log rate.
+func (f *File) PipelineOptions() *verdict.Options {
+	lr := f.Log.Decisions
+	if lr.Events == 0 {
+		lr.Per = time.Second // Events 0 with a period: logging off
+	}
+	return &verdict.Options{
+		LogRate: lr,
+		Flows: &verdict.FlowConfig{Capacity: f.Flows.Max, TCPTimeout: f.Flows.TCPTimeout,
+			UDPTimeout: f.Flows.UDPTimeout, OtherTimeout: f.Flows.OtherTimeout,
+			ClosingTimeout: f.Flows.ClosingTimeout, HelloBuffers: f.Flows.HelloBuffers},
+	}
+}

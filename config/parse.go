@@ -1,0 +1,357 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/qguard/qguard/verdict"
+)
+
+// MaxFileSize bounds the configuration files (and prefix set files) read.
+const MaxFileSize = 64 << 20
+
+// Load reads and parses the file at path.
+func Load(path string) (*File, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+func readLimited(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", path, fi.Size(), MaxFileSize)
+	}
+	return os.ReadFile(path)
+}
+
+// Parse parses a configuration file's contents; name is used in errors and
+// to resolve relative paths (prefix set files). Every problem is reported in
+// the returned *ErrorList.
+func Parse(name string, data []byte) (*File, error) {
+	d := &decoder{file: name, dir: filepath.Dir(name)}
+	f := defaults()
+	f.Name = name
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		d.yamlError(err)
+		return nil, d.result()
+	}
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		doc := root.Content[0]
+		if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+			return f, nil
+		}
+		d.refuseAliases(doc)
+		if len(d.errs) == 0 {
+			d.file1(f, doc)
+		}
+	}
+	if err := d.result(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// decoder walks the node tree, collecting errors.
+type decoder struct {
+	file string
+	dir  string
+	errs []*Error
+}
+
+// pos is a place in the file.
+type pos struct{ line, col int }
+
+func at(n *yaml.Node) pos { return pos{n.Line, n.Column} }
+
+func (d *decoder) errAt(p pos, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) errf(n *yaml.Node, format string, args ...any) { d.errAt(at(n), format, args...) }
+
+func (d *decoder) result() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(d.errs, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Col - b.Col
+	})
+	return &ErrorList{Errs: d.errs}
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError turns a syntax error of the YAML parser into an Error.
+func (d *decoder) yamlError(err error) {
+	msg := err.Error()
+	for _, m := range strings.Split(msg, "\n") {
+		m = strings.TrimSpace(m)
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			line, _ := strconv.Atoi(sm[1])
+			d.errAt(pos{line, 0}, "YAML syntax: %s", sm[2])
+			continue
+		}
+		if m != "" && m != "yaml: unmarshal errors:" {
+			d.errAt(pos{}, "YAML syntax: %s", strings.TrimPrefix(m, "yaml: "))
+		}
+	}
+}
+
+func (d *decoder) refuseAliases(n *yaml.Node) {
+	if n.Kind == yaml.AliasNode {
+		d.errf(n, "aliases (*%s) are not supported: write the value out", n.Value)
+		return
+	}
+	if n.Anchor != "" {
+		d.errf(n, "anchors (&%s) are not supported: write the value out", n.Anchor)
+	}
+	for _, c := range n.Content {
+		d.refuseAliases(c)
+	}
+}
+
+// kindName describes a node for "expected X, found Y" messages.
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.Tag {
+	case "!!null":
+		return "nothing (null)"
+	case "!!int":
+		return "the number " + n.Value
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!float":
+		return "the number " + n.Value
+	}
+	return strconv.Quote(n.Value)
+}
+
+// fields maps the keys of a mapping to their parsers.
+type fields map[string]func(v *yaml.Node)
+
+// mapping calls the parser of each key of n, reporting unknown and
+// duplicate keys. what names the mapping in messages.
+func (d *decoder) mapping(n *yaml.Node, what string, fs fields) {
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return // "section:" with nothing under it: all defaults
+		}
+		d.errf(n, "%s: expected a mapping of keys, found %s", what, kindName(n))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.errf(k, "%s: expected a key name, found %s", what, kindName(k))
+			continue
+		}
+		if line, dup := seen[k.Value]; dup {
+			d.errf(k, "%s: duplicate key %q (first set on line %d)", what, k.Value, line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		fn, ok := fs[k.Value]
+		if !ok {
+			d.errf(k, "unknown key %q in %s; expected one of: %s", k.Value, what, keyList(fs))
+			continue
+		}
+		fn(v)
+	}
+}
+
+func keyList(fs fields) string {
+	ks := make([]string, 0, len(fs))
+	for k := range fs {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return strings.Join(ks, ", ")
+}
+
+// list calls fn for each item of a sequence; a single scalar counts as a
+// one-item list.
+func (d *decoder) list(n *yaml.Node, what string, fn func(item *yaml.Node)) {
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		for _, c := range n.Content {
+			fn(c)
+		}
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+	case n.Kind == yaml.ScalarNode:
+		fn(n)
+	default:
+		d.errf(n, "%s: expected a list, found %s", what, kindName(n))
+	}
+}
+
+// file1 parses the top level.
+func (d *decoder) file1(f *File, n *yaml.Node) {
+	d.mapping(n, "the top level", fields{
+		"queue":   func(v *yaml.Node) { d.queue(&f.Queue, v) },
+		"rules":   func(v *yaml.Node) { d.rules(&f.Rules, v) },
+		"xdp":     func(v *yaml.Node) { d.xdp(&f.XDP, v) },
+		"metrics": func(v *yaml.Node) { d.mapping(v, "metrics", fields{"listen": d.listenAddr(&f.Metrics.Listen)}) },
+		"control": func(v *yaml.Node) {
+			d.mapping(v, "control", fields{"socket": d.str(&f.Control.Socket, "control.socket")})
+		},
+		"log":    func(v *yaml.Node) { d.log(&f.Log, v) },
+		"flows":  func(v *yaml.Node) { d.flows(&f.Flows, v) },
+		"policy": func(v *yaml.Node) { f.rulePos = d.policy(&f.Policy, v) },
+	})
+	d.crossCheck(f)
+}
+
+func (d *decoder) queue(q *Queue, n *yaml.Node) {
+	var numPos, countPos *yaml.Node
+	d.mapping(n, "queue", fields{
+		"num":   func(v *yaml.Node) { numPos = v; q.Num = uint16(d.intIn(v, "queue.num", 0, 65535, int(q.Num))) },
+		"count": func(v *yaml.Node) { countPos = v; q.Count = uint16(d.intIn(v, "queue.count", 1, 65535, int(q.Count))) },
+		"copy_range": func(v *yaml.Node) {
+			q.CopyRange = uint32(d.sizeIn(v, "queue.copy_range", 0, 65535, int64(q.CopyRange)))
+		},
+		"max_len":         func(v *yaml.Node) { q.MaxLen = uint32(d.intIn(v, "queue.max_len", 1, 1<<31-1, int(q.MaxLen))) },
+		"fail_open":       d.boolean(&q.FailOpen, "queue.fail_open"),
+		"gso":             d.boolean(&q.GSO, "queue.gso"),
+		"uid_gid":         d.boolean(&q.UIDGID, "queue.uid_gid"),
+		"conntrack":       d.boolean(&q.Conntrack, "queue.conntrack"),
+		"rcvbuf":          func(v *yaml.Node) { q.RcvBuf = int(d.sizeIn(v, "queue.rcvbuf", 0, 1<<31-1, int64(q.RcvBuf))) },
+		"verdict_mode":    d.oneOf(&q.VerdictMode, "queue.verdict_mode", "batch", "vectored", "per-packet"),
+		"batch_size":      func(v *yaml.Node) { q.BatchSize = d.intIn(v, "queue.batch_size", 1, 1<<16, q.BatchSize) },
+		"flush_interval":  d.duration(&q.FlushInterval, "queue.flush_interval"),
+		"default_verdict": func(v *yaml.Node) { q.DefaultVerdict = d.action(v, "queue.default_verdict", false, q.DefaultVerdict) },
+	})
+	if int(q.Num)+int(q.Count)-1 > 65535 {
+		at := countPos
+		if at == nil {
+			at = numPos
+		}
+		d.errf(at, "queue.num + queue.count - 1 = %d: expected queue numbers up to 65535", int(q.Num)+int(q.Count)-1)
+	}
+}
+
+var hookNames = []string{"prerouting", "input", "forward", "output", "postrouting"}
+
+func (d *decoder) rules(r *Rules, n *yaml.Node) {
+	d.mapping(n, "rules", fields{
+		"install": d.boolean(&r.Install, "rules.install"),
+		"table":   func(v *yaml.Node) { d.ident(&r.Table, v, "rules.table") },
+		"hooks": func(v *yaml.Node) {
+			r.Hooks = nil
+			d.list(v, "rules.hooks", func(it *yaml.Node) {
+				h := Hook{}
+				var hookSet bool
+				d.mapping(it, "a rules.hooks entry", fields{
+					"hook":     func(v *yaml.Node) { hookSet = true; d.oneOf(&h.Hook, "hook", hookNames...)(v) },
+					"priority": func(v *yaml.Node) { h.Priority = int32(d.intIn(v, "priority", -1<<31, 1<<31-1, 0)) },
+				})
+				if !hookSet && it.Kind == yaml.MappingNode {
+					d.errf(it, "rules.hooks entry: missing key \"hook\"; expected one of: %s", strings.Join(hookNames, ", "))
+				}
+				r.Hooks = append(r.Hooks, h)
+			})
+		},
+		"protocols": func(v *yaml.Node) {
+			r.Protocols = nil
+			d.list(v, "rules.protocols", func(it *yaml.Node) {
+				if s, ok := d.scalarString(it, "rules.protocols"); ok {
+					if _, known := verdict.ProtoNumber(s); !known {
+						d.errf(it, "unknown protocol %q in rules.protocols; expected one of: %s", s, protoList)
+						return
+					}
+					r.Protocols = append(r.Protocols, s)
+				}
+			})
+		},
+		"dports":        func(v *yaml.Node) { r.DPorts = d.ports(v, "rules.dports") },
+		"sports":        func(v *yaml.Node) { r.SPorts = d.ports(v, "rules.sports") },
+		"in_ifaces":     func(v *yaml.Node) { r.InIfaces = d.ifaceNames(v, "rules.in_ifaces") },
+		"out_ifaces":    func(v *yaml.Node) { r.OutIfaces = d.ifaceNames(v, "rules.out_ifaces") },
+		"new_only":      d.boolean(&r.NewOnly, "rules.new_only"),
+		"bypass":        d.boolean(&r.Bypass, "rules.bypass"),
+		"offload":       d.boolean(&r.Offload, "rules.offload"),
+		"marks":         func(v *yaml.Node) { d.marks(&r.Marks, v) },
+		"block_timeout": d.duration(&r.BlockTimeout, "rules.block_timeout"),
+	})
+}
+
+const protoList = "tcp, udp, icmp, icmpv6, sctp, udplite, dccp, esp, ah"
+
+func (d *decoder) marks(m *Marks, n *yaml.Node) {
+	vals := map[string]*uint32{"mask": &m.Mask, "accept_flow": &m.AcceptFlow, "drop_flow": &m.DropFlow, "reject": &m.Reject}
+	nodes := map[string]*yaml.Node{}
+	fs := fields{}
+	for k, p := range vals {
+		fs[k] = func(v *yaml.Node) { nodes[k] = v; *p = uint32(d.uintIn(v, "rules.marks."+k, 0, 1<<32-1, uint64(*p))) }
+	}
+	d.mapping(n, "rules.marks", fs)
+	if m.Mask == 0 {
+		if v := nodes["mask"]; v != nil {
+			d.errf(v, "rules.marks.mask: expected a non-zero mask")
+		}
+		return
+	}
+	seen := map[uint32]string{}
+	for _, k := range []string{"accept_flow", "drop_flow", "reject"} {
+		val, v := *vals[k], nodes[k]
+		if v == nil {
+			v = n
+		}
+		switch {
+		case val == 0 || val&^m.Mask != 0:
+			d.errf(v, "rules.marks.%s %#x: expected a non-zero value inside the mask %#x", k, val, m.Mask)
+		case seen[val] != "":
+			d.errf(v, "rules.marks.%s %#x: same value as %s; expected distinct marks", k, val, seen[val])
+		default:
+			seen[val] = k
+		}
+	}
+}
+
+func (d *decoder) xdp(x *XDP, n *yaml.Node) {
+	d.mapping(n, "xdp", fields{
+		"interfaces": func(v *yaml.Node) { x.Interfaces = d.ifaceNames(v, "xdp.interfaces") },
+		"mode":       d.oneOf(&x.Mode, "xdp.mode", "auto", "native", "generic"),
+	})
+}
+
+func (d *decoder) log(l *Log, n *yaml.Node) {
+	d.mapping(n, "log", fields{
+		"format":    d.oneOf(&l.Format, "log.format", "text", "json"),
+		"level":     d.oneOf(&l.Level, "log.level", "debug", "info", "warn", "error"),
+		"decisions": func(v *yaml.Node) { l.Decisions = d.rate(v, "log.decisions", true, l.Decisions) },
+	})
+}
+
+func (d *decoder) flows(f *Flows, n *yaml.Node) {
+	d.mapping(n, "flows", fields{
+		"max":             func(v *yaml.Node) { f.Max = d.intIn(v, "flows.max", 8, 1<<30, f.Max) },
+		"tcp_timeout":     d.duration(&f.TCPTimeout, "flows.tcp_timeout"),
+		"udp_timeout":     d.duration(&f.UDPTimeout, "flows.udp_timeout"),
+		"other_timeout":   d.duration(&f.OtherTimeout, "flows.other_timeout"),
+		"closing_timeout": d.duration(&f.ClosingTimeout, "flows.closing_timeout"),
+		"hello_buffers":   func(v *yaml.Node) { f.HelloBuffers = d.intIn(v, "flows.hello_buffers", 1, 65535, f.HelloBuffers) },
+	})
+}
