@@ -9,7 +9,7 @@ import (
 )
 
 // WritePlot saves a bar chart of delivered packets/s by mode (UDP modes that
-// ran) as an SVG file.
+// ran). The file name's extension picks the format: .svg, .png, .pdf.
 func (r *Report) WritePlot(path string) error {
 	var names []string
 	var vals plotter.Values
@@ -24,7 +24,7 @@ func (r *Report) WritePlot(path string) error {
 		return fmt.Errorf("write plot %s: no UDP mode ran", path)
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("qguard bench: delivered packets/s (kernel %s, %d CPUs)", r.Kernel, r.CPUs)
+	p.Title.Text = fmt.Sprintf("qguard bench, kernel %s, %d CPUs", r.Kernel, r.CPUs)
 	p.Y.Label.Text = "thousand packets/s at the sink"
 	bars, err := plotter.NewBarChart(vals, vg.Points(14))
 	if err != nil {
@@ -36,7 +36,7 @@ func (r *Report) WritePlot(path string) error {
 	p.X.Tick.Label.Rotation = 0.9
 	p.X.Tick.Label.XAlign = -1
 	p.X.Tick.Label.YAlign = -0.5
-	w := vg.Length(len(names))*vg.Points(28) + 2*vg.Inch
+	w := max(vg.Length(len(names))*vg.Points(28)+2*vg.Inch, 6*vg.Inch)
 	if err := p.Save(w, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("write plot %s: %w", path, err)
 	}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package bench
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnsupported is returned by Run where network namespaces and
+// nfnetlink_queue do not exist.
+var ErrUnsupported = errors.New("bench: needs Linux")
+
+// Run is Linux-only.
+func Run(ctx context.Context, cfg *Config) (*Report, error) { return nil, ErrUnsupported }
+
+func usableCPUs() []int { return nil }
