@@ -33,7 +33,7 @@ var (
 	dOff    = prometheus.NewDesc("qguard_offloaded_total", "Flows whose later packets the kernel decides.", lq, nil)
 	dMark   = prometheus.NewDesc("qguard_marked_total", "Packets given a mark by a rule.", lq, nil)
 	dCached = prometheus.NewDesc("qguard_cached_decisions_total", "Decisions taken from the flow table.", lq, nil)
-	dRule   = prometheus.NewDesc("qguard_rule_hits_total", "Decisions made by each policy rule; rule=\"default\" is the default action.", []string{"rule", "action"}, nil)
+	dRule   = prometheus.NewDesc("qguard_rule_hits_total", "Decisions made by each policy rule; rule=\"(default)\" is the default action.", []string{"rule", "action"}, nil)
 	dFlow   = prometheus.NewDesc("qguard_flow_table_entries", "Flows in the flow table.", lq, nil)
 	dEvict  = prometheus.NewDesc("qguard_flow_table_evictions_total", "Flows evicted from a full flow table.", lq, nil)
 	dLat    = prometheus.NewDesc("qguard_decision_latency_seconds", "Decision latency, sampled one packet in "+strconv.Itoa(engine.SampleEvery)+".", lq, nil)
@@ -88,7 +88,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range s.Rules {
 		counter(dRule, r.Hits, r.Name, r.Action)
 	}
-	counter(dRule, s.Default.Hits, "default", s.Default.Action)
+	counter(dRule, s.Default.Hits, engine.CounterDefault, s.Default.Action)
 	counter(dReload, s.Reloads-s.Failures, "ok")
 	counter(dReload, s.Failures, "error")
 	counter(dBlock, s.BlockQueued, "queued")

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/metrics"
+)
+
+type runFlags struct {
+	config, queue, metrics, logFormat, logLevel, control string
+	noRules, noXDP                                       bool
+}
+
+func init() {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "run the inline firewall daemon",
+		Long: `NAME
+    qguard run - the inline firewall daemon
+
+SYNOPSIS
+    qguard run [--config FILE] [--queue N|N:M] [--no-rules] [--no-xdp]
+               [--metrics ADDR] [--control SOCKET]
+               [--log-format text|json] [--log-level LEVEL]
+
+DESCRIPTION
+    Binds the NFQUEUE queues, installs the nftables table that steers traffic
+    into them (table "inet qguard" by default), and decides every queued packet
+    with the policy in FILE. Without --config it runs the embedded default
+    policy: accept and count everything forwarded (observe mode), fail-open.
+
+    Start-up validates the file, probes the kernel, binds every queue (all or
+    none), compiles the policy, installs the rules, attaches XDP when
+    xdp.interfaces is set, then reports ready (READY=1 to systemd when
+    $NOTIFY_SOCKET is set). Any failure prints why, exits with status 1 and
+    leaves nothing installed.
+
+SIGNALS
+    SIGHUP     reload FILE: it is validated and compiled first; a bad file
+               keeps the running policy (the log says why). A good one
+               replaces the rules in one nftables transaction and swaps
+               every queue's pipeline atomically; no packet is lost.
+    SIGTERM, SIGINT
+               graceful stop: steer new traffic away from the queues (to
+               accept with rules.bypass, else to drop), give every pending
+               packet its verdict, unbind, delete the table, detach XDP.
+               A second signal during the stop exits at once (the table may
+               stay behind: "qguard rules flush" removes it).
+    SIGKILL, crash
+               the table stays. With rules.bypass (fail-open, the default)
+               the kernel accepts what would have been queued; without it
+               (fail-closed) that traffic is dropped until qguard runs again
+               or the table is removed.
+
+OPTIONS
+    --config FILE        configuration file (see examples/qguard.yaml);
+                         "qguard check FILE" validates it
+    --queue N|N:M        serve queue N, or queues N..M (overrides queue.num
+                         and queue.count)
+    --no-rules           install no nftables rules: your own iptables/nft
+                         rules send packets to the queues. Rejects become
+                         drops and flow offload is off, since both need
+                         qguard's chain to act on its marks.
+    --no-xdp             ignore xdp.interfaces
+    --metrics ADDR       Prometheus endpoint (default metrics.listen,
+                         127.0.0.1:9477); "" disables it
+    --control SOCKET     control socket for "qguard reload" and "qguard
+                         status" (default control.socket, ` + engine.DefaultControlSocket + `)
+    --log-format FORMAT  text or json (default log.format)
+    --log-level LEVEL    debug, info, warn or error (default log.level)
+
+FILES
+    ` + engine.DefaultControlSocket + `  control socket (mode 0600)
+
+EXIT STATUS
+    0 after a clean stop; 1 when start-up failed, the queues failed while
+    running, or the stop could not remove everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDaemon(cmd, &f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "configuration file (default: embedded observe-mode policy)")
+	fl.StringVar(&f.queue, "queue", "", "queue N or range N:M (overrides the file)")
+	fl.BoolVar(&f.noRules, "no-rules", false, "install no nftables rules (someone else steers traffic)")
+	fl.BoolVar(&f.noXDP, "no-xdp", false, "attach no XDP program")
+	fl.StringVar(&f.metrics, "metrics", "", "metrics listen address (overrides the file; \"\" in the file disables)")
+	fl.StringVar(&f.control, "control", "", "control socket path (overrides the file)")
+	fl.StringVar(&f.logFormat, "log-format", "", "log format: text or json (overrides the file)")
+	fl.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides the file)")
+	root.AddCommand(c)
+}
+
+// parseQueueRange parses "N" or "N:M" (inclusive).
+func parseQueueRange(s string) (*engine.QueueRange, error) {
+	if s == "" {
+		return nil, nil
+	}
+	a, b, isRange := strings.Cut(s, ":")
+	lo, err := strconv.ParseUint(a, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("--queue %q: %q is not a queue number 0-65535", s, a)
+	}
+	hi := lo
+	if isRange {
+		if hi, err = strconv.ParseUint(b, 10, 16); err != nil {
+			return nil, fmt.Errorf("--queue %q: %q is not a queue number 0-65535", s, b)
+		}
+	}
+	if hi < lo {
+		return nil, fmt.Errorf("--queue %q: range ends before it starts", s)
+	}
+	if hi-lo+1 > 1024 {
+		return nil, fmt.Errorf("--queue %q: %d queues is more than 1024", s, hi-lo+1)
+	}
+	return &engine.QueueRange{Num: uint16(lo), Count: uint16(hi - lo + 1)}, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if level == "" {
+		level = "info"
+	}
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// loadConfig reads path, or returns the embedded default for "".
+func loadConfig(path string) (*config.File, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func runDaemon(cmd *cobra.Command, f *runFlags) error {
+	// Catch the signals before anything is installed: a SIGTERM during
+	// start-up must undo start-up, not kill the process with the table in
+	// place.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	qr, err := parseQueueRange(f.queue)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f.config)
+	if err != nil {
+		return err
+	}
+	rs := resolveRun(cmd, f, cfg)
+	log, err := newLogger(cmd.ErrOrStderr(), rs.logFormat, rs.logLevel)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	// The sockets come first: a second qguard (or a taken port) fails here,
+	// before anything in the kernel is touched.
+	d := &daemon{log: log, path: f.config}
+	if err := d.listen(rs); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	e, err := engine.New(cfg, &engine.Options{Logger: log, Queue: qr, NoRules: f.noRules, NoXDP: f.noXDP})
+	if err != nil {
+		return errors.Join(fmt.Errorf("start: %w", err), d.stop())
+	}
+	d.mu.Lock()
+	d.e = e
+	d.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := e.Start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("start: %w", err), d.stop(), e.Close())
+	}
+	go engine.ServeControl(ctx, d.ctl, d, log)
+	num, count := e.Queues()
+	log.Info("ready", "queues", fmt.Sprintf("%d..%d", num, num+count-1), "rules", e.RulesInstalled(),
+		"policy_rules", len(e.Policy().Rules), "config", configName(f.config), "metrics", d.metricsAddr(), "control", rs.control)
+	if err := engine.Notify("READY=1\nSTATUS=deciding packets"); err != nil {
+		log.Warn("systemd notify failed", "err", err)
+	}
+	return d.loop(sigs)
+}
+
+func configName(p string) string {
+	if p == "" {
+		return "(embedded default)"
+	}
+	return p
+}
+
+// runSettings are the daemon-level settings after flags override the file.
+type runSettings struct {
+	metrics, control, logFormat, logLevel string
+}
+
+func resolveRun(cmd *cobra.Command, f *runFlags, cfg *config.File) runSettings {
+	rs := runSettings{
+		metrics:   cfg.Metrics.Listen,
+		control:   cfg.Control.Socket,
+		logFormat: cfg.Log.Format,
+		logLevel:  cfg.Log.Level,
+	}
+	if cmd.Flags().Changed("metrics") {
+		rs.metrics = f.metrics
+	}
+	if f.control != "" {
+		rs.control = f.control
+	}
+	if rs.control == "" {
+		rs.control = engine.DefaultControlSocket
+	}
+	if f.logFormat != "" {
+		rs.logFormat = f.logFormat
+	}
+	if f.logLevel != "" {
+		rs.logLevel = f.logLevel
+	}
+	return rs
+}
+
+// daemon is `qguard run` around an engine: signals, control socket, metrics.
+type daemon struct {
+	mu   sync.Mutex // guards e while start-up publishes it
+	e    *engine.Engine
+	log  *slog.Logger
+	path string
+	ctl  net.Listener
+	ms   *metrics.Server
+}
+
+func (d *daemon) listen(rs runSettings) error {
+	var err error
+	if d.ctl, err = engine.ListenControl(rs.control); err != nil {
+		return err
+	}
+	if rs.metrics != "" {
+		b := engine.BuildInfo()
+		reg := metrics.NewRegistry(d.Stats, metrics.BuildInfo{Version: b.Version, Commit: b.Commit, GoVersion: b.GoVersion})
+		if d.ms, err = metrics.Listen(rs.metrics, reg, d.log); err != nil {
+			d.ctl.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *daemon) metricsAddr() string {
+	if d.ms == nil {
+		return "off"
+	}
+	return d.ms.Addr().String()
+}
+
+func (d *daemon) stop() error {
+	var err error
+	if d.ms != nil {
+		err = d.ms.Shutdown()
+	}
+	if d.ctl != nil {
+		if cerr := d.ctl.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
+}
+
+// Reload implements engine.ControlHandler: load the file again and swap.
+func (d *daemon) Reload() error {
+	_ = engine.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer engine.Notify("READY=1")
+	return d.e.ReloadFrom(func() (*config.File, error) { return loadConfig(d.path) })
+}
+
+// Stats implements engine.ControlHandler; it is empty until the engine is
+// up (the metrics endpoint may be scraped during start-up).
+func (d *daemon) Stats() engine.Stats {
+	d.mu.Lock()
+	e := d.e
+	d.mu.Unlock()
+	if e == nil {
+		return engine.Stats{}
+	}
+	return e.Stats()
+}
+
+func (d *daemon) loop(sigs chan os.Signal) error {
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				d.log.Info("SIGHUP: reloading", "config", configName(d.path))
+				_ = d.Reload() // the engine logs the outcome
+				continue
+			}
+			return d.shutdown(s, sigs)
+		case <-d.e.Done():
+			err := d.e.Err()
+			d.log.Error("queues stopped", "err", err)
+			return errors.Join(fmt.Errorf("queues stopped: %w", err), d.stop(), d.e.Close())
+		}
+	}
+}
+
+func (d *daemon) shutdown(s os.Signal, sigs chan os.Signal) error {
+	d.log.Info("stopping", "signal", s.String())
+	_ = engine.Notify("STOPPING=1")
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGHUP {
+				continue
+			}
+			d.log.Error("second signal during stop: exiting now; \"qguard rules flush\" removes what stayed", "signal", s.String())
+			os.Exit(1)
+		}
+	}()
+	t0 := time.Now()
+	err := errors.Join(d.e.Close(), d.stop())
+	if err != nil {
+		d.log.Error("stop incomplete", "err", err)
+		return err
+	}
+	d.log.Info("stopped", "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd's
+// Type=notify-reload wants next to RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Sec*1e6 + ts.Nsec/1e3
+}

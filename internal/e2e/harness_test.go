@@ -1,0 +1,379 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// qguardBin is the binary under test, built once by TestMain.
+var qguardBin string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run()) // every test skips
+	}
+	if b := os.Getenv("QGUARD_BIN"); b != "" {
+		// A prebuilt binary, e.g. one built with -race or -cover.
+		qguardBin = b
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "qguard-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	qguardBin = filepath.Join(dir, "qguard")
+	out, err := exec.Command("go", "build", "-o", qguardBin, "github.com/qguard/qguard/cmd/qguard").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build qguard: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end tests need root (namespaces, nftables, NFQUEUE)")
+	}
+}
+
+// newTopo builds client -> firewall -> server and removes it at the end.
+func newTopo(t *testing.T, prefix string) *topo.Topology {
+	t.Helper()
+	needRoot(t)
+	top, err := topo.NewTopology(&topo.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("build topology: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := top.Close(); err != nil {
+			t.Errorf("remove topology: %v", err)
+		}
+	})
+	return top
+}
+
+// logBuf collects the daemon's stderr; safe for concurrent use.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemon is one `qguard run` in the firewall namespace.
+type daemon struct {
+	t       *testing.T
+	fw      topo.NS
+	cmd     *exec.Cmd
+	log     *logBuf
+	cfgPath string
+	control string
+	done    chan struct{}
+	waitErr error
+}
+
+// startDaemon runs qguard with the configuration yaml ("" for the embedded
+// default) and waits until it reports ready. The daemon is killed at the end
+// of the test if still running.
+func startDaemon(t *testing.T, top *topo.Topology, yaml string, args ...string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &daemon{t: t, fw: top.Firewall, log: &logBuf{}, control: filepath.Join(dir, "control.sock"), done: make(chan struct{})}
+	argv := []string{qguardBin, "run", "--control", d.control, "--log-format", "json", "--log-level", "debug"}
+	if yaml != "" {
+		d.cfgPath = filepath.Join(dir, "qguard.yaml")
+		d.writeConfig(yaml)
+		argv = append(argv, "--config", d.cfgPath)
+	}
+	argv = append(argv, args...)
+	d.cmd = top.Firewall.Command(context.Background(), argv...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start qguard: %v", err)
+	}
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("qguard log:\n%s", d.log.String())
+		}
+	})
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(d.log.String(), `"msg":"ready"`) {
+		select {
+		case <-d.done:
+			t.Fatalf("qguard exited before ready: %v\n%s", d.waitErr, d.log.String())
+		case <-deadline:
+			t.Fatalf("qguard not ready after 10s:\n%s", d.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return d
+}
+
+func (d *daemon) writeConfig(yaml string) {
+	d.t.Helper()
+	if err := os.WriteFile(d.cfgPath, []byte(yaml), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func (d *daemon) signal(s syscall.Signal) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(s); err != nil {
+		d.t.Fatalf("signal %v: %v", s, err)
+	}
+}
+
+// wait waits for the daemon to exit and returns its exit error.
+func (d *daemon) wait(timeout time.Duration) error {
+	d.t.Helper()
+	select {
+	case <-d.done:
+		return d.waitErr
+	case <-time.After(timeout):
+		d.t.Fatalf("qguard still running after %v:\n%s", timeout, d.log.String())
+		return nil
+	}
+}
+
+// reload sends SIGHUP and waits for the daemon to log the outcome (the
+// n-th "reloaded" or "reload failed" line).
+func (d *daemon) reload() (ok bool) {
+	d.t.Helper()
+	before := d.reloadLines()
+	d.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if d.reloadLines() > before {
+			return !d.lastReloadFailed()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.t.Fatalf("no reload outcome logged:\n%s", d.log.String())
+	return false
+}
+
+func (d *daemon) reloadLines() int {
+	s := d.log.String()
+	return strings.Count(s, `"msg":"reloaded"`) + strings.Count(s, `"msg":"reload failed`)
+}
+
+func (d *daemon) lastReloadFailed() bool {
+	s := d.log.String()
+	return strings.LastIndex(s, `"msg":"reload failed`) > strings.LastIndex(s, `"msg":"reloaded"`)
+}
+
+// status asks the daemon for its counters over the control socket.
+func (d *daemon) status() *engine.Stats {
+	d.t.Helper()
+	r, err := engine.Call(d.control, "status", 5*time.Second)
+	if err != nil || !r.OK {
+		d.t.Fatalf("status: %v %+v", err, r)
+	}
+	return r.Status
+}
+
+// scrape reads the metrics endpoint from inside the firewall namespace and
+// returns the samples by "name{labels}".
+func scrape(t *testing.T, fw topo.NS, addr string) map[string]float64 {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: nsDialer(fw)}}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("scrape metrics: %s", resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// nsDialer dials from inside ns, whatever goroutine the caller runs on.
+func nsDialer(ns topo.NS) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = ns.Do(func() error {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+}
+
+func dialIn(ns topo.NS, network, addr string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return nsDialer(ns)(ctx, network, addr)
+}
+
+func listenIn(t *testing.T, ns topo.NS, network, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) {
+		ln, err = net.Listen(network, addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen %s %s in %s: %v", network, addr, ns.Name, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func listenPacketIn(t *testing.T, ns topo.NS, network, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) {
+		pc, err = net.ListenPacket(network, addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen %s %s in %s: %v", network, addr, ns.Name, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+// ping sends count echo requests from ns to dst and reports whether all
+// were answered.
+func ping(ns topo.NS, dst string, count int) error {
+	_, err := ns.Output("ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", dst)
+	return err
+}
+
+// hostPort joins an address and a port, bracketing IPv6.
+func hostPort(ip fmt.Stringer, port int) string {
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
+}
+
+// jsonLines decodes the daemon's log lines whose msg is msg.
+func jsonLines(log, msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range strings.Split(log, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+const (
+	extraClient4 = "198.18.1.3"
+	extraClient6 = "2001:db8:1::3"
+)
+
+// newTopoExtra is newTopo with extraClient4 and extraClient6 on the client.
+func newTopoExtra(t *testing.T, prefix string) *topo.Topology {
+	t.Helper()
+	needRoot(t)
+	top, err := topo.NewTopology(&topo.Options{Prefix: prefix, ExtraClientAddrs: []netip.Addr{
+		netip.MustParseAddr(extraClient4), netip.MustParseAddr(extraClient6)}})
+	if err != nil {
+		t.Fatalf("build topology: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := top.Close(); err != nil {
+			t.Errorf("remove topology: %v", err)
+		}
+	})
+	return top
+}
+
+func netipOf(s fmt.Stringer) netip.Addr { return netip.MustParseAddr(s.String()) }
+
+// serverFor returns the server address of src's family.
+func serverFor(top *topo.Topology, src string) netip.Addr {
+	if netip.MustParseAddr(src).Is4() {
+		return top.ServerIP4
+	}
+	return top.ServerIP6
+}
+
+// dialFrom connects from src (an address of ns) to addr and exchanges one
+// echo.
+func dialFrom(ns topo.NS, src, addr string) error {
+	var c net.Conn
+	err := ns.Do(func() (err error) {
+		d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err = d.Dial("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return echo(c, "x")
+}
+
+// echo writes msg on c and reads it back within a second.
+func echo(c net.Conn, msg string) error {
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echo: got %q, want %q", buf, msg)
+	}
+	return nil
+}

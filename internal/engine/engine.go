@@ -1,0 +1,368 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
+	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/xdp"
+)
+
+// Errors wrapped by New, Start, Reload and Close.
+var (
+	// ErrConfig: the configuration (or an Options override) is invalid.
+	ErrConfig = errors.New("invalid configuration")
+	// ErrStarted: Start was called twice.
+	ErrStarted = errors.New("engine already started")
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("engine closed")
+)
+
+// QueueRange overrides the configuration's queue numbers.
+type QueueRange struct{ Num, Count uint16 }
+
+// traceFlows is the flow table capacity of the Decide/Trace pipeline.
+const traceFlows = 4096
+
+// Options adjust New; a nil *Options means defaults.
+type Options struct {
+	// Logger receives start-up, reload, shutdown and per-decision lines
+	// (default slog.Default()).
+	Logger *slog.Logger
+	// Queue overrides queue.num and queue.count (and the rules' queue
+	// numbers with them).
+	Queue *QueueRange
+	// NoRules installs no nftables rules whatever rules.install says:
+	// someone else steers traffic to the queues.
+	NoRules bool
+	// NoXDP attaches no XDP program whatever xdp.interfaces says.
+	NoXDP bool
+	// Offline opens no queue, installs no rule and attaches no program: the
+	// engine only decides packets given to Handle, Decide or Trace. The
+	// rule-test runner and the benchmarks use it.
+	Offline bool
+	// Stages are user stages added to every pipeline (verdict.Pipeline.Use).
+	Stages []verdict.Stage
+	// BlockQueue bounds the channel of pending source blocks (default 1024).
+	BlockQueue int
+	// NetNS, when non-zero, is an open network namespace descriptor the
+	// rules are installed in (see rules.Config.NetNS); queues and XDP use
+	// the namespace of the thread calling New.
+	NetNS int
+}
+
+// Engine glues the queue engine, the verdict pipelines, the nftables rules
+// and the XDP filter together. See the package documentation for its life
+// cycle.
+type Engine struct {
+	log   *slog.Logger
+	opts  Options
+	set   *settings
+	cfg   *config.File
+	q     *queue.Queues
+	rules *rules.Manager
+	xdp   *xdp.Filter
+	qs    []*queueState
+	gen   atomic.Pointer[policyState]
+	reg   ruleRegistry
+
+	// flowMarks: rules are installed with offload, so NF_REPEAT with a flow
+	// mark works; rejectMarks: rules are installed at all.
+	flowMarks, rejectMarks bool
+
+	traceMu   sync.Mutex
+	tracePipe *verdict.Pipeline
+	traceGen  *policyState
+
+	blockCh                               chan blockReq
+	blockQueued, blockDropped, blockError atomic.Uint64
+	blockDone                             chan struct{}
+
+	started                 time.Time
+	reloads, reloadFailures atomic.Uint64
+	reloadMu                sync.Mutex // serializes Reload and Close
+	lastReload              time.Time
+	lastReloadErr           string
+	runDone                 chan struct{}
+	runErr                  error
+	cancel                  context.CancelFunc
+	startOnce               atomic.Bool
+	closed                  bool
+	closeErr                error
+}
+
+// New validates cfg, probes the kernel, binds every queue (all or none),
+// compiles the policy, builds one pipeline per queue, installs the nftables
+// rules (unless rules.install is false or o.NoRules) and attaches XDP when
+// interfaces are configured (falling back to the nftables block sets when
+// XDP is unsupported). On any failure it undoes what it did, in reverse
+// order, and returns an error naming the step. Packets are not read until
+// Start; the kernel holds them in the queue meanwhile.
+func New(cfg *config.File, o *Options) (*Engine, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	set, err := newSettings(cfg, &opts)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEngine(set, &opts)
+	if err != nil {
+		return nil, err
+	}
+	e.cfg = cfg
+	return e, nil
+}
+
+// newEngine is New after the configuration was turned into settings.
+func newEngine(set *settings, o *Options) (_ *Engine, err error) {
+	e := &Engine{started: time.Now(), runDone: make(chan struct{}), opts: *o, set: set}
+	e.log = e.opts.Logger
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	compiled, err := set.compiled()
+	if err != nil {
+		return nil, fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
+	}
+	count := int(set.queue.Count)
+	e.reg.queues = count
+	g := e.newGeneration(set.policy, compiled)
+	e.gen.Store(g)
+	e.qs = make([]*queueState, count)
+	for i := range e.qs {
+		e.qs[i] = &queueState{num: set.queue.Num + uint16(i), gen: g, pipe: e.newPipeline(compiled)}
+	}
+	// Decide and Trace serve tools, not traffic: a small flow table will do.
+	to := verdict.Options{}
+	if set.pipeline != nil {
+		to = *set.pipeline
+	}
+	fc := verdict.FlowConfig{}
+	if to.Flows != nil {
+		fc = *to.Flows
+	}
+	fc.Capacity, fc.HelloBuffers = traceFlows, 64
+	to.Flows = &fc
+	e.tracePipe, e.traceGen = verdict.NewPipeline(compiled, &to), g
+	for _, s := range e.opts.Stages {
+		e.tracePipe.Use(s)
+	}
+	bq := e.opts.BlockQueue
+	if bq <= 0 {
+		bq = 1024
+	}
+	e.blockCh = make(chan blockReq, bq)
+	if e.opts.Offline {
+		return e, nil
+	}
+
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if set.installRules {
+		caps, err := rules.ProbeNS(e.opts.NetNS)
+		if err == nil {
+			_, err = caps.Best()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("probe kernel for queue rules: %w", err)
+		}
+		e.log.Debug("kernel probed", "capabilities", caps.String())
+	}
+	qc := set.queue
+	qc.Logger = e.log
+	if e.q, err = queue.Open(&qc); err != nil {
+		return nil, fmt.Errorf("bind queues %d..%d: %w", qc.Num, qc.Num+qc.Count-1, err)
+	}
+	undo = append(undo, func() { _ = e.q.Close() })
+	if set.installRules {
+		if e.rules, err = rules.New(set.rules); err != nil {
+			return nil, fmt.Errorf("prepare nftables rules: %w", err)
+		}
+		if err = e.rules.Apply(); err != nil {
+			return nil, fmt.Errorf("install nftables table %q: %w", set.rules.Table, err)
+		}
+		undo = append(undo, func() { _ = e.rules.Remove() })
+		e.rejectMarks = true
+		e.flowMarks = set.rules.Offload
+	}
+	if set.xdp != nil {
+		xc := *set.xdp
+		xc.Logger = e.log
+		f, xerr := xdp.Attach(&xc)
+		switch {
+		case xerr == nil:
+			e.xdp = f
+			undo = append(undo, func() { _ = f.Close() })
+		case errors.Is(xerr, xdp.ErrUnsupported):
+			e.log.Warn("XDP unavailable, blocking sources with the nftables sets instead", "err", xerr)
+		default:
+			return nil, fmt.Errorf("attach XDP to %v: %w", xc.Interfaces, xerr)
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) newPipeline(c *verdict.Compiled) *verdict.Pipeline {
+	p := verdict.NewPipeline(c, e.set.pipeline)
+	for _, s := range e.opts.Stages {
+		p.Use(s)
+	}
+	return p
+}
+
+// Start begins reading packets (one goroutine per queue, inside the queue
+// engine) and the goroutine that installs source blocks. It returns at once;
+// Done is closed when the queues stop, Err says why.
+func (e *Engine) Start(ctx context.Context) error {
+	if !e.startOnce.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	e.reloadMu.Lock()
+	closed := e.closed
+	e.reloadMu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	e.blockDone = make(chan struct{})
+	go e.blockLoop()
+	if e.q == nil {
+		return nil
+	}
+	ctx, e.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(e.runDone)
+		e.runErr = e.q.Run(ctx, e.Handle)
+	}()
+	return nil
+}
+
+// Done is closed when the queues stopped: after Close, or when reading
+// failed (Err tells). An offline engine's Done closes on Close.
+func (e *Engine) Done() <-chan struct{} { return e.runDone }
+
+// Err is why the queues stopped, once Done is closed; nil after Close.
+func (e *Engine) Err() error {
+	select {
+	case <-e.runDone:
+		if errors.Is(e.runErr, context.Canceled) || errors.Is(e.runErr, queue.ErrClosed) {
+			return nil
+		}
+		return e.runErr
+	default:
+		return nil
+	}
+}
+
+// Close shuts down without losing accepted packets: it steers new traffic
+// away from the queues first (to accept when bypass is configured, else to
+// drop), lets the queue engine give every pending packet its verdict and
+// unbind, stops the block goroutine, removes the nftables table and detaches
+// XDP. It is idempotent and safe to call after a failed Start.
+func (e *Engine) Close() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.closed {
+		return e.closeErr
+	}
+	e.closed = true
+	var errs []error
+	if e.rules != nil {
+		if err := e.rules.SteerAway(); err != nil {
+			errs = append(errs, fmt.Errorf("steer traffic away from the queues: %w", err))
+		}
+	}
+	if e.q != nil {
+		if err := e.q.Close(); err != nil && !errors.Is(err, queue.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close queues: %w", err))
+		}
+		if e.cancel != nil {
+			<-e.runDone
+			e.cancel()
+		}
+	}
+	if e.cancel == nil {
+		select {
+		case <-e.runDone:
+		default:
+			close(e.runDone)
+		}
+	}
+	if e.blockDone != nil {
+		close(e.blockCh)
+		<-e.blockDone
+	}
+	if e.rules != nil {
+		if err := e.rules.Remove(); err != nil {
+			errs = append(errs, fmt.Errorf("remove nftables table %q: %w", e.set.rules.Table, err))
+		}
+	}
+	if e.xdp != nil {
+		if err := e.xdp.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach XDP: %w", err))
+		}
+	}
+	e.closeErr = errors.Join(errs...)
+	return e.closeErr
+}
+
+// Config returns the configuration in force (after the last good reload).
+func (e *Engine) Config() *config.File {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	return e.cfg
+}
+
+// Decide runs one packet through the policy as queue q's pipeline would,
+// without a kernel queue, and counts its rule hit (on queue slot 0). It takes the trace
+// lock: for tests and tools, not for the packet path.
+func (e *Engine) Decide(raw []byte, m *verdict.Meta, d *verdict.Decision) {
+	e.traceMu.Lock()
+	defer e.traceMu.Unlock()
+	e.syncTrace()
+	e.tracePipe.Decide(raw, m, d)
+	e.traceGen.hit(d, 0)
+}
+
+// Trace explains which rule decides raw and why, on a pipeline of its own
+// that follows reloads (it does not disturb the queues' flow tables).
+func (e *Engine) Trace(raw []byte, m *verdict.Meta) verdict.Trace {
+	e.traceMu.Lock()
+	defer e.traceMu.Unlock()
+	e.syncTrace()
+	return e.tracePipe.Trace(raw, m)
+}
+
+func (e *Engine) syncTrace() {
+	if g := e.gen.Load(); g != e.traceGen {
+		e.tracePipe.Swap(g.compiled)
+		e.traceGen = g
+	}
+}
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() *verdict.Policy { return e.gen.Load().policy }
+
+// Queues returns the queue numbers the engine serves.
+func (e *Engine) Queues() (num, count uint16) { return e.set.queue.Num, e.set.queue.Count }
+
+// RulesInstalled says whether the engine installed nftables rules.
+func (e *Engine) RulesInstalled() bool { return e.rules != nil }

@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
+	"github.com/qguard/qguard/verdict"
+)
+
+// offline builds an engine without kernel objects around policy, as if
+// rules were installed when withRules is set (so rejects and offloads use
+// the mark scheme).
+func offline(t testing.TB, p *verdict.Policy, withRules bool) *Engine {
+	t.Helper()
+	rc := rules.DefaultConfig()
+	set := &settings{
+		queue:  queue.Config{Num: 0, Count: 2},
+		rules:  rc,
+		marks:  rules.DefaultMarks,
+		policy: p,
+		// The default flow table (256k flows per pipeline) takes longer to
+		// allocate than every test here takes to run.
+		pipeline: &verdict.Options{Flows: &verdict.FlowConfig{Capacity: 1024}},
+	}
+	e, err := newEngine(set, &Options{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rejectMarks, e.flowMarks = withRules, withRules
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// udp4 builds an IPv4/UDP packet.
+func udp4(src, dst string, sport, dport uint16, payload string) []byte {
+	b := make([]byte, 28+len(payload))
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	b[8] = 64
+	b[9] = 17
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	copy(b[12:], s[:])
+	copy(b[16:], d[:])
+	binary.BigEndian.PutUint16(b[20:], sport)
+	binary.BigEndian.PutUint16(b[22:], dport)
+	binary.BigEndian.PutUint16(b[24:], uint16(8+len(payload)))
+	copy(b[28:], payload)
+	return b
+}
+
+func port(p uint16) []verdict.PortRange { return []verdict.PortRange{{Lo: p, Hi: p}} }
+
+func testPolicy() *verdict.Policy {
+	return &verdict.Policy{
+		Default: verdict.ActionAccept,
+		Rules: []verdict.Rule{
+			{Name: "drop-9", Match: verdict.Match{Protos: []uint8{17}, DstPorts: port(9)}, Action: verdict.ActionDrop},
+			{Name: "reject-10", Match: verdict.Match{Protos: []uint8{17}, DstPorts: port(10)}, Action: verdict.ActionReject},
+			{Name: "flow-11", Match: verdict.Match{Protos: []uint8{17}, DstPorts: port(11)}, Action: verdict.ActionAccept, Flow: true},
+			{Name: "mark-12", Match: verdict.Match{Protos: []uint8{17}, DstPorts: port(12)}, Action: verdict.ActionAccept, Mark: 0x42, SetMark: true},
+			{Name: "dropflow-13", Match: verdict.Match{Protos: []uint8{17}, DstPorts: port(13)}, Action: verdict.ActionDrop, Flow: true},
+			{Name: "block-14", Match: verdict.Match{Protos: []uint8{17}, DstPorts: port(14)}, Action: verdict.ActionDrop, BlockSource: 60e9},
+		},
+	}
+}
+
+func TestHandleVerdicts(t *testing.T) {
+	m := rules.DefaultMarks
+	for _, tc := range []struct {
+		name      string
+		dport     uint16
+		withRules bool
+		queueNum  uint16
+		mark      uint32 // packet mark before
+		want      queue.Verdict
+		wantMark  uint32
+		setMark   bool
+	}{
+		{"default accept", 80, true, 0, 0, queue.Accept, 0, false},
+		{"drop", 9, true, 1, 0, queue.Drop, 0, false},
+		{"reject with rules", 10, true, 0, 0x7, queue.Repeat, 0x7 | m.Reject, true},
+		{"reject without rules", 10, false, 0, 0, queue.Drop, 0, false},
+		{"flow accept with rules", 11, true, 0, 0, queue.Repeat, m.AcceptFlow, true},
+		{"flow accept without rules", 11, false, 0, 0, queue.Accept, 0, false},
+		{"mark", 12, true, 0, 0, queue.Accept, 0x42, true},
+		{"flow drop", 13, true, 0, 0x00ff0001, queue.Repeat, 0x1 | m.DropFlow, true},
+		{"not our queue", 9, true, 7, 0, queue.VerdictUnset, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := offline(t, testPolicy(), tc.withRules)
+			p := queue.Packet{Queue: tc.queueNum, Mark: tc.mark, Has: queue.AttrMark,
+				Payload: udp4("198.18.1.2", "198.18.2.2", 4000+tc.dport, tc.dport, "x")}
+			e.Handle(&p)
+			if p.Verdict() != tc.want {
+				t.Fatalf("verdict %v, want %v", p.Verdict(), tc.want)
+			}
+			mark, set := p.NewMark()
+			if set != tc.setMark || (set && mark != tc.wantMark) {
+				t.Fatalf("mark %#x set=%v, want %#x set=%v", mark, set, tc.wantMark, tc.setMark)
+			}
+		})
+	}
+}
+
+func TestHitsAndStats(t *testing.T) {
+	e := offline(t, testPolicy(), true)
+	for i := range 3 {
+		p := queue.Packet{Queue: uint16(i % 2), Payload: udp4("198.18.1.2", "198.18.2.2", 1000+uint16(i), 9, "x")}
+		e.Handle(&p)
+	}
+	p := queue.Packet{Payload: udp4("198.18.1.2", "198.18.2.2", 1000, 80, "x")}
+	e.Handle(&p)
+	if h := e.Hits("drop-9"); h != 3 {
+		t.Errorf("drop-9 hits %d, want 3", h)
+	}
+	if h := e.Hits(CounterDefault); h != 1 {
+		t.Errorf("default hits %d, want 1", h)
+	}
+	s := e.Stats()
+	if s.Queues[0].Packets != 3 || s.Queues[1].Packets != 1 || s.Queues[0].Dropped != 2 || s.Queues[0].Accepted != 1 {
+		t.Errorf("queue stats %+v", s.Queues)
+	}
+	if s.Rules[0].Name != "drop-9" || s.Rules[0].Hits != 3 || s.Default.Hits != 1 {
+		t.Errorf("rule stats %+v default %+v", s.Rules, s.Default)
+	}
+}
+
+func TestBlockSourceNonBlocking(t *testing.T) {
+	e := offline(t, testPolicy(), true)
+	// No Start: nobody drains the channel, so it fills and further
+	// requests are counted and dropped instead of blocking the handler.
+	n := cap(e.blockCh) + 10
+	for i := range n {
+		src := netip.AddrFrom4([4]byte{198, 18, 1, byte(i % 250)}).String()
+		p := queue.Packet{Payload: udp4(src, "198.18.2.2", uint16(2000+i), 14, "x")}
+		e.Handle(&p)
+		if p.Verdict() != queue.Drop {
+			t.Fatalf("packet %d: verdict %v", i, p.Verdict())
+		}
+	}
+	s := e.Stats()
+	if s.BlockQueued != uint64(cap(e.blockCh)) || s.BlockDropped != 10 {
+		t.Errorf("block queued %d dropped %d, want %d and 10", s.BlockQueued, s.BlockDropped, cap(e.blockCh))
+	}
+}
+
+func TestReloadSwapsPolicy(t *testing.T) {
+	e := offline(t, testPolicy(), true)
+	send := func() queue.Verdict {
+		p := queue.Packet{Payload: udp4("198.18.1.2", "198.18.2.2", 5555, 9, "x")}
+		e.Handle(&p)
+		return p.Verdict()
+	}
+	if v := send(); v != queue.Drop {
+		t.Fatalf("before reload: %v", v)
+	}
+	np := testPolicy()
+	np.Rules = np.Rules[1:] // drop-9 removed
+	set := *e.set
+	set.policy = np
+	if err := e.reloadSettings(&set); err != nil {
+		t.Fatal(err)
+	}
+	if v := send(); v != queue.Accept {
+		t.Fatalf("after reload: %v (the flow's cached drop must not survive the swap)", v)
+	}
+	// A policy that does not compile keeps the old one.
+	bad := testPolicy()
+	bad.Default = verdict.ActionUnset
+	set.policy = bad
+	if err := e.reloadSettings(&set); err == nil {
+		t.Fatal("reload of a policy without default succeeded")
+	}
+	if v := send(); v != queue.Accept {
+		t.Fatalf("after failed reload: %v", v)
+	}
+	if s := e.Stats(); s.Reloads != 2 || s.Failures != 1 || s.LastReloadError == "" {
+		t.Errorf("reload counters %d/%d %q", s.Reloads, s.Failures, s.LastReloadError)
+	}
+	if h := e.Hits("drop-9"); h != 1 {
+		t.Errorf("drop-9 kept %d hits across reloads, want 1", h)
+	}
+}
+
+func TestHandleAllocs(t *testing.T) {
+	e := offline(t, testPolicy(), true)
+	pkts := [][]byte{
+		udp4("198.18.1.2", "198.18.2.2", 1000, 80, "hello"),
+		udp4("198.18.1.2", "198.18.2.2", 1001, 9, "hello"),
+		udp4("198.18.1.2", "198.18.2.2", 1002, 10, "hello"),
+		udp4("198.18.1.2", "198.18.2.2", 1003, 11, "hello"),
+		udp4("198.18.1.2", "198.18.2.2", 1004, 12, "hello"),
+	}
+	var p queue.Packet
+	for _, b := range pkts { // warm the flow table
+		p = queue.Packet{Payload: b}
+		e.Handle(&p)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		p = queue.Packet{Payload: pkts[i%len(pkts)]}
+		e.Handle(&p)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("Handle allocates %v times per packet", allocs)
+	}
+}
+
+func BenchmarkHandle(b *testing.B) {
+	e := offline(b, testPolicy(), true)
+	pkt := udp4("198.18.1.2", "198.18.2.2", 1000, 80, "hello")
+	var p queue.Packet
+	b.ReportAllocs()
+	for b.Loop() {
+		p = queue.Packet{Payload: pkt}
+		e.Handle(&p)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}

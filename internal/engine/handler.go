@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/verdict"
+)
+
+// queueState is what one queue's goroutine owns: its pipeline, the policy
+// generation that pipeline runs, and reusable Meta and Decision values so
+// that the handler allocates nothing.
+type queueState struct {
+	num  uint16
+	pipe *verdict.Pipeline
+	gen  *policyState
+	meta verdict.Meta
+	dec  verdict.Decision
+	c    counters
+}
+
+// Handle is the per-packet handler given to queue.Queues.Run. It is
+// exported so that benchmarks and offline tests can drive the engine with
+// hand-made packets; it must be called for a given queue by one goroutine at
+// a time, as the queue engine does.
+func (e *Engine) Handle(p *queue.Packet) {
+	i := int(p.Queue) - int(e.set.queue.Num)
+	if i < 0 || i >= len(e.qs) {
+		// Not one of ours (a misconfigured external rule): leave the verdict
+		// unset so the queue's default verdict applies.
+		return
+	}
+	qs := e.qs[i]
+	// A reload publishes a new generation; the queue's own goroutine swaps
+	// its pipeline before the next packet, so each packet is decided by
+	// exactly one policy and counted against that policy's rules.
+	if g := e.gen.Load(); g != qs.gen {
+		qs.pipe.Swap(g.compiled)
+		qs.gen = g
+	}
+	m := &qs.meta
+	fillMeta(m, p)
+	d := &qs.dec
+	c := &qs.c
+	n := c.packets.Add(1)
+	c.bytes.Add(uint64(len(p.Payload)))
+	if n&sampleMask == 0 {
+		t0 := time.Now()
+		qs.pipe.Decide(p.Payload, m, d)
+		c.observe(time.Since(t0))
+	} else {
+		qs.pipe.Decide(p.Payload, m, d)
+	}
+	qs.gen.hit(d, i)
+	e.apply(p, d, c, m)
+	if d.Log {
+		e.logDecision(p.Payload, d, qs.gen)
+	}
+	if d.BlockSource > 0 {
+		e.requestBlock(p.Payload, d.BlockSource, c)
+	}
+}
+
+func fillMeta(m *verdict.Meta, p *queue.Packet) {
+	*m = verdict.Meta{
+		Queue: p.Queue, Hook: p.Hook, InIf: p.InIf, OutIf: p.OutIf,
+		Mark: p.Mark, UID: p.UID, GID: p.GID, CTState: p.CTState,
+		HasMark: p.Has&queue.AttrMark != 0,
+		HasUID:  p.Has&queue.AttrUID != 0,
+		HasGID:  p.Has&queue.AttrGID != 0,
+		HasCT:   p.Has&queue.AttrCTInfo != 0,
+	}
+}
+
+// apply maps a Decision onto the queue verdict (see the mark scheme in
+// docs/DESIGN.md). Verdicts that need the kernel's help, a reject or a flow
+// decided as a whole, return the packet with NF_REPEAT and one of qguard's
+// marks: qguard's chain sees the mark before its queue rule and acts on it.
+// Without qguard's rules nobody would act on that mark and the packet would
+// come back forever, so rejects degrade to drops and offload to a plain
+// verdict.
+func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, m *verdict.Meta) {
+	base := p.Mark
+	if d.SetMark {
+		base = d.Mark
+		c.marked.Add(1)
+	}
+	if d.Cached {
+		c.cached.Add(1)
+	}
+	marks := e.set.marks
+	switch d.Action {
+	case verdict.ActionDrop:
+		c.dropped.Add(1)
+		if d.Offload && e.flowMarks {
+			c.offloaded.Add(1)
+			p.SetMark(base&^marks.Mask | marks.DropFlow)
+			p.Repeat()
+			return
+		}
+		p.Drop()
+		return
+	case verdict.ActionReject:
+		c.rejected.Add(1)
+		if e.rejectMarks {
+			p.SetMark(base&^marks.Mask | marks.Reject)
+			p.Repeat()
+			return
+		}
+		p.Drop()
+		return
+	case verdict.ActionAccept:
+		c.accepted.Add(1)
+		if d.Offload && e.flowMarks {
+			c.offloaded.Add(1)
+			p.SetMark(base&^marks.Mask | marks.AcceptFlow)
+			p.Repeat()
+			return
+		}
+		if d.SetMark {
+			p.SetMark(d.Mark)
+		}
+		p.Accept()
+	default:
+		// ActionUnset is a pipeline bug; the queue's default verdict applies.
+		_ = m
+	}
+}
+
+// blockReq asks the block goroutine to put a source in the kernel block set.
+type blockReq struct {
+	addr netip.Addr
+	ttl  time.Duration
+}
+
+// requestBlock hands the packet's source to the block goroutine without
+// waiting: netlink and bpf(2) calls do not belong on the packet path. When
+// the channel is full the request is counted and dropped; the rule still
+// drops this packet and will ask again on the source's next flow.
+func (e *Engine) requestBlock(raw []byte, ttl time.Duration, c *counters) {
+	var vp verdict.Packet
+	if !verdict.Decode(raw, &vp) || !vp.Src.IsValid() {
+		return
+	}
+	c.blocked.Add(1)
+	select {
+	case e.blockCh <- blockReq{addr: vp.Src, ttl: ttl}:
+		e.blockQueued.Add(1)
+	default:
+		e.blockDropped.Add(1)
+	}
+}

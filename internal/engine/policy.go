@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"sync"
+
+	"github.com/qguard/qguard/verdict"
+)
+
+// policyState is one generation of the policy: the compiled form the
+// pipelines run and the hit counters of its rules, by index.
+type policyState struct {
+	policy   *verdict.Policy
+	compiled *verdict.Compiled
+	rules    []*ruleCounter
+	// Counters for the special Decision.Rule values.
+	def, invalid, pending, stage *ruleCounter
+}
+
+func (g *policyState) hit(d *verdict.Decision, q int) {
+	var rc *ruleCounter
+	switch r := d.Rule; {
+	case r >= 0 && r < len(g.rules):
+		rc = g.rules[r]
+	case r == verdict.RuleDefault:
+		rc = g.def
+	case r == verdict.RuleInvalid:
+		rc = g.invalid
+	case r == verdict.RulePending:
+		rc = g.pending
+	case r == verdict.RuleStage:
+		rc = g.stage
+	default:
+		return
+	}
+	rc.perQueue[q].n.Add(1)
+}
+
+// ruleRegistry keeps one counter per rule name for the engine's lifetime,
+// so that a reload keeping a rule keeps its count.
+type ruleRegistry struct {
+	mu     sync.Mutex
+	queues int
+	byName map[string]*ruleCounter
+}
+
+func (r *ruleRegistry) get(name, action string) *ruleCounter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = map[string]*ruleCounter{}
+	}
+	rc := r.byName[name]
+	if rc == nil {
+		rc = newRuleCounter(name, action, r.queues)
+		r.byName[name] = rc
+	}
+	rc.action = action
+	return rc
+}
+
+// Reserved counter names for decisions that no named rule made. Policy rule
+// names are checked by package config; a rule that happens to use one of
+// these names shares its counter.
+const (
+	CounterDefault = "(default)"
+	CounterInvalid = "(invalid)"
+	CounterPending = "(pending)"
+	CounterStage   = "(stage)"
+)
+
+func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policyState {
+	g := &policyState{policy: p, compiled: c, rules: make([]*ruleCounter, len(p.Rules))}
+	for i, r := range p.Rules {
+		g.rules[i] = e.reg.get(r.Name, r.Action.String())
+	}
+	g.def = e.reg.get(CounterDefault, p.Default.String())
+	inv := p.Invalid
+	if inv == verdict.ActionUnset {
+		inv = p.Default
+	}
+	g.invalid = e.reg.get(CounterInvalid, inv.String())
+	g.pending = e.reg.get(CounterPending, verdict.ActionAccept.String())
+	g.stage = e.reg.get(CounterStage, "")
+	return g
+}
+
+// RuleHits returns the hit counts of the running policy's rules, in policy
+// order, followed by the special counters (CounterDefault, CounterInvalid,
+// CounterPending, CounterStage). Counts are totals over every queue and
+// every reload that kept the rule's name.
+func (e *Engine) RuleHits() []RuleStats {
+	g := e.gen.Load()
+	out := make([]RuleStats, 0, len(g.rules)+4)
+	for _, rc := range append(append([]*ruleCounter(nil), g.rules...), g.def, g.invalid, g.pending, g.stage) {
+		out = append(out, RuleStats{Name: rc.name, Action: rc.action, Hits: rc.total()})
+	}
+	return out
+}
+
+// Hits returns the hit count of the rule named name (or one of the Counter*
+// names), 0 when no rule had that name.
+func (e *Engine) Hits(name string) uint64 {
+	e.reg.mu.Lock()
+	rc := e.reg.byName[name]
+	e.reg.mu.Unlock()
+	if rc == nil {
+		return 0
+	}
+	return rc.total()
+}

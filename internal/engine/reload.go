@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/qguard/qguard/config"
+)
+
+// Reload replaces the policy and the rules with cfg's. It validates and
+// compiles first: a bad cfg leaves everything running as it was and the
+// error says why. A good one replaces the nftables rules in one transaction
+// (no window without steering) and then publishes the new policy; each
+// queue's goroutine swaps its pipeline before its next packet, so every
+// packet is decided by exactly one policy and none is lost.
+//
+// Settings that cannot change without re-binding (queue numbers, XDP
+// interfaces, the table name) keep their running values; Reload logs a
+// warning when cfg changes them.
+func (e *Engine) Reload(cfg *config.File) error {
+	return e.ReloadFrom(func() (*config.File, error) { return cfg, nil })
+}
+
+// ReloadFrom is Reload with the loading inside the reload: load (e.g.
+// config.Load of the daemon's file) runs under the reload lock, and its
+// failure counts as a failed reload in Stats and the metrics.
+func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	cfg, err := load()
+	var set *settings
+	if err == nil && cfg == nil {
+		err = fmt.Errorf("reload: %w: no configuration", ErrConfig)
+	}
+	if err == nil {
+		set, err = newSettings(cfg, &e.opts)
+	}
+	if err == nil {
+		err = e.swap(set)
+	}
+	if err == nil {
+		e.cfg = cfg
+	}
+	return e.recordReload(err)
+}
+
+// reloadSettings is ReloadFrom for settings built without a file (tests).
+func (e *Engine) reloadSettings(set *settings) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	return e.recordReload(e.swap(set))
+}
+
+func (e *Engine) recordReload(err error) error {
+	e.reloads.Add(1)
+	e.lastReload = time.Now()
+	e.lastReloadErr = ""
+	if err != nil {
+		e.reloadFailures.Add(1)
+		e.lastReloadErr = err.Error()
+		e.log.Error("reload failed, keeping the running policy", "err", err)
+		return err
+	}
+	e.log.Info("reloaded", "rules", len(e.gen.Load().policy.Rules))
+	return nil
+}
+
+// swap compiles set's policy, replaces the rules and publishes the policy.
+// Called with reloadMu held.
+func (e *Engine) swap(set *settings) error {
+	if e.closed {
+		return ErrClosed
+	}
+	compiled, err := set.compiled()
+	if err != nil {
+		return fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
+	}
+	e.keepRestartOnly(set)
+	if e.rules != nil {
+		if !set.installRules {
+			e.log.Warn("rules.install changed to false: takes effect on restart")
+		}
+		if err := e.rules.Replace(set.rules); err != nil {
+			return fmt.Errorf("replace nftables rules: %w", err)
+		}
+		e.flowMarks = set.rules.Offload
+	}
+	set.installRules = e.rules != nil
+	e.gen.Store(e.newGeneration(set.policy, compiled))
+	e.set = set
+	return nil
+}
+
+// keepRestartOnly puts the running values of settings that need a restart
+// back into set, warning about each one the new file changed.
+func (e *Engine) keepRestartOnly(set *settings) {
+	old := e.set
+	if set.queue.Num != old.queue.Num || set.queue.Count != old.queue.Count {
+		e.log.Warn("queue numbers changed: takes effect on restart",
+			"running", fmt.Sprintf("%d:%d", old.queue.Num, old.queue.Count),
+			"file", fmt.Sprintf("%d:%d", set.queue.Num, set.queue.Count))
+	}
+	set.queue = old.queue
+	if set.rules != nil && old.rules != nil {
+		set.rules.QueueNum, set.rules.QueueCount = old.rules.QueueNum, old.rules.QueueCount
+		if set.rules.Table != old.rules.Table {
+			e.log.Warn("rules table name changed: takes effect on restart", "running", old.rules.Table)
+			set.rules.Table = old.rules.Table
+		}
+	}
+	var oldIf, newIf []string
+	if old.xdp != nil {
+		oldIf = old.xdp.Interfaces
+	}
+	if set.xdp != nil {
+		newIf = set.xdp.Interfaces
+	}
+	if !slices.Equal(oldIf, newIf) {
+		e.log.Warn("xdp interfaces changed: takes effect on restart", "running", oldIf, "file", newIf)
+	}
+	set.xdp = old.xdp
+	set.pipeline = old.pipeline
+}

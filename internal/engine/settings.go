@@ -1,0 +1,30 @@
+package engine
+
+import (
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
+	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/xdp"
+)
+
+// settings is a configuration file turned into the packages' own configs,
+// with the Options overrides applied.
+type settings struct {
+	queue        queue.Config
+	installRules bool
+	rules        *rules.Config
+	marks        rules.Marks
+	xdp          *xdp.Config // nil: no XDP
+	policy       *verdict.Policy
+	pipeline     *verdict.Options
+	// compile compiles policy; config.File.Compile reports errors at their
+	// place in the file.
+	compile func() (*verdict.Compiled, error)
+}
+
+func (s *settings) compiled() (*verdict.Compiled, error) {
+	if s.compile != nil {
+		return s.compile()
+	}
+	return verdict.Compile(s.policy)
+}

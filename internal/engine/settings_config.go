@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
+	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/xdp"
+)
+
+// newSettings turns a parsed configuration file into the packages' own
+// configurations and applies the Options overrides. The file was validated
+// by config.Parse; what is checked here is what only the combination with
+// the overrides can get wrong.
+func newSettings(cfg *config.File, o *Options) (*settings, error) {
+	s := &settings{
+		queue:        queueConfig(&cfg.Queue),
+		installRules: cfg.Rules.Install && !o.NoRules && !o.Offline,
+		policy:       &cfg.Policy,
+		pipeline:     cfg.PipelineOptions(),
+		compile:      func() (*verdict.Compiled, error) { return cfg.Compile(nil) },
+	}
+	if o.Queue != nil {
+		if o.Queue.Count == 0 || int(o.Queue.Num)+int(o.Queue.Count) > 1<<16 {
+			return nil, fmt.Errorf("queue override %d:%d: %w", o.Queue.Num, o.Queue.Count, ErrConfig)
+		}
+		s.queue.Num, s.queue.Count = o.Queue.Num, o.Queue.Count
+	}
+	if s.queue.Count == 0 {
+		s.queue.Count = 1
+	}
+	if cfg.Queue.VerdictMode != "" {
+		m, err := verdictMode(cfg.Queue.VerdictMode)
+		if err != nil {
+			return nil, err
+		}
+		s.queue.VerdictMode = m
+	}
+	s.rules = rulesConfig(&cfg.Rules, s.queue.Num, s.queue.Count)
+	s.rules.NetNS = o.NetNS
+	s.marks = s.rules.Marks
+	if s.marks.Mask == 0 {
+		s.marks = rules.DefaultMarks
+	}
+	if len(cfg.XDP.Interfaces) > 0 && !o.NoXDP && !o.Offline {
+		mode := xdp.ModeAuto
+		if cfg.XDP.Mode != "" {
+			m, err := xdp.ParseMode(cfg.XDP.Mode)
+			if err != nil {
+				return nil, fmt.Errorf("xdp.mode: %w: %w", ErrConfig, err)
+			}
+			mode = m
+		}
+		s.xdp = &xdp.Config{Interfaces: append([]string(nil), cfg.XDP.Interfaces...), Mode: mode}
+	}
+	return s, nil
+}
+
+func queueConfig(q *config.Queue) queue.Config {
+	c := queue.Config{
+		Num: q.Num, Count: q.Count, CopyMode: queue.CopyPacket, CopyRange: q.CopyRange,
+		MaxLen: q.MaxLen, RcvBuf: q.RcvBuf, BatchSize: q.BatchSize, FlushInterval: q.FlushInterval,
+		DefaultVerdict: queue.Accept,
+	}
+	if q.DefaultVerdict == verdict.ActionDrop {
+		c.DefaultVerdict = queue.Drop
+	}
+	for _, f := range []struct {
+		on   bool
+		flag queue.Flags
+	}{{q.FailOpen, queue.FlagFailOpen}, {q.GSO, queue.FlagGSO}, {q.UIDGID, queue.FlagUIDGID}, {q.Conntrack, queue.FlagConntrack}} {
+		if f.on {
+			c.Flags |= f.flag
+		}
+	}
+	return c
+}
+
+func verdictMode(s string) (queue.VerdictMode, error) {
+	switch s {
+	case "batch":
+		return queue.Batch, nil
+	case "vectored":
+		return queue.Vectored, nil
+	case "per-packet":
+		return queue.PerPacket, nil
+	}
+	return 0, fmt.Errorf("queue.verdict_mode %q (want batch, vectored or per-packet): %w", s, ErrConfig)
+}
+
+func rulesConfig(r *config.Rules, num, count uint16) *rules.Config {
+	c := &rules.Config{
+		Table: r.Table, QueueNum: num, QueueCount: count, Fanout: false,
+		Bypass: r.Bypass, Offload: r.Offload, BlockSetTimeout: r.BlockTimeout,
+		Marks: rules.Marks{Mask: r.Marks.Mask, AcceptFlow: r.Marks.AcceptFlow, DropFlow: r.Marks.DropFlow, Reject: r.Marks.Reject},
+		Steer: rules.Steer{
+			Protocols: append([]string(nil), r.Protocols...),
+			DPorts:    portRanges(r.DPorts), SPorts: portRanges(r.SPorts),
+			InIfs: append([]string(nil), r.InIfaces...), OutIfs: append([]string(nil), r.OutIfaces...),
+			NewOnly: r.NewOnly,
+		},
+	}
+	for _, h := range r.Hooks {
+		c.Hooks = append(c.Hooks, rules.Hook{Name: h.Hook, Priority: h.Priority})
+	}
+	return c
+}
+
+func portRanges(in []verdict.PortRange) []rules.PortRange {
+	out := make([]rules.PortRange, len(in))
+	for i, r := range in {
+		out[i] = rules.PortRange{First: r.Lo, Last: r.Hi}
+	}
+	return out
+}

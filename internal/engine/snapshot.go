@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"log/slog"
+
+	"github.com/qguard/qguard/verdict"
+)
+
+// Stats returns a snapshot of every counter. It may be called from any
+// goroutine; reads are atomic per counter (not across counters).
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		Version:        BuildInfo().Version,
+		Started:        e.started,
+		Queues:         make([]QueueStats, len(e.qs)),
+		RulesInstalled: e.rules != nil,
+		Reloads:        e.reloads.Load(),
+		Failures:       e.reloadFailures.Load(),
+		BlockQueued:    e.blockQueued.Load(),
+		BlockDropped:   e.blockDropped.Load(),
+		BlockErrors:    e.blockError.Load(),
+	}
+	for i, qs := range e.qs {
+		s.Queues[i] = qs.c.snapshot(qs.num)
+	}
+	s.LogSuppressed = e.addPipelineStats(s.Queues)
+	e.addKernelStats(s.Queues)
+	hits := e.RuleHits()
+	n := len(e.gen.Load().rules)
+	s.Rules, s.Default = hits[:n], hits[n]
+	for _, h := range hits[n+1:] {
+		if h.Hits > 0 {
+			s.Rules = append(s.Rules, h)
+		}
+	}
+	if e.xdp != nil {
+		for _, a := range e.xdp.Attachments() {
+			s.XDP = append(s.XDP, a.String())
+		}
+	}
+	e.reloadMu.Lock()
+	s.LastReload, s.LastReloadError = e.lastReload, e.lastReloadErr
+	e.reloadMu.Unlock()
+	return s
+}
+
+func (e *Engine) addKernelStats(out []QueueStats) {
+	if e.q == nil {
+		return
+	}
+	for _, ks := range e.q.Stats() {
+		i := int(ks.Queue) - int(e.set.queue.Num)
+		if i < 0 || i >= len(out) {
+			continue
+		}
+		kernelInto(&out[i], ks)
+	}
+}
+
+// logDecision prints one rule's log line. The pipeline only sets
+// Decision.Log when its log rate limit had room, so this formatting (which
+// allocates) runs a bounded number of times per second.
+func (e *Engine) logDecision(raw []byte, d *verdict.Decision, g *policyState) {
+	var p verdict.Packet
+	verdict.Decode(raw, &p)
+	name := ""
+	if d.Rule >= 0 && d.Rule < len(g.policy.Rules) {
+		name = g.policy.Rules[d.Rule].Name
+	}
+	e.log.LogAttrs(nil, slog.LevelInfo, "decision",
+		slog.String("rule", name), slog.String("action", d.Action.String()),
+		slog.Int("proto", int(p.Proto)),
+		slog.String("src", p.Src.String()), slog.Int("sport", int(p.SrcPort)),
+		slog.String("dst", p.Dst.String()), slog.Int("dport", int(p.DstPort)),
+		slog.Bool("cached", d.Cached), slog.Bool("offload", d.Offload))
+}
