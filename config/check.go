@@ -37,7 +37,7 @@ func (f *File) Compile(o *verdict.CompileOptions) (*verdict.Compiled, error) {
 		if errors.As(e, &ce) && ce.Rule >= 0 && ce.Rule < len(f.rulePos) {
 			p = f.rulePos[ce.Rule].key(fieldKey(ce.Field))
 		}
-		l.Errs = append(l.Errs, &Error{File: f.Name, Line: p.line, Col: p.col, Msg: e.Error()})
+		l.Errs = append(l.Errs, &Error{File: f.Name, Line: p.line, Col: p.col, Msg: e.Error(), Err: e})
 	}
 	return nil, l
 }

@@ -15,7 +15,11 @@ type Error struct {
 	File      string
 	Line, Col int // 1-based; 0 when unknown
 	Msg       string
+	Err       error // the underlying error, if any (a *verdict.CompileError, say)
 }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	switch {
