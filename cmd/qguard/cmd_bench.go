@@ -37,7 +37,7 @@ policy and with flow offload. It needs root and removes everything it made on
 exit, on error and on Ctrl-C.
 
 Micro-benchmarks of the hot paths live beside the code:
-  go test -run '^$' -bench . -benchmem ./queue ./verdict ./rules`,
+  go test -run '^$' -bench . -benchmem ./queue ./verdict ./internal/engine ./xdp`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modes != "" {
