@@ -10,7 +10,7 @@ import (
 )
 
 // nsPrefix names this package's test namespaces.
-const nsPrefix = "qgr"
+const nsPrefix = "qgnr"
 
 func needRoot(t *testing.T) {
 	t.Helper()

@@ -110,7 +110,7 @@ func testOffload(t *testing.T, impl QueueImpl) {
 		t.Fatalf("queue implementation %v, want %v", got, impl)
 	}
 	marks := m.Config().Marks
-	q := bindQueue(t, fd, 0, func(k flowKey) answer {
+	q := bindQueue(t, tp.Firewall, 0, func(k flowKey) answer {
 		switch k {
 		case flowKey{6, 7001}:
 			return repeat(marks.AcceptFlow)
@@ -175,7 +175,7 @@ func TestIntegrationReject(t *testing.T) {
 	tp, fd := newTopo(t)
 	m := applied(t, fwConfig(fd, QueueAuto))
 	reject := m.Config().Marks.Reject
-	q := bindQueue(t, fd, 0, func(flowKey) answer { return repeat(reject) })
+	q := bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return repeat(reject) })
 	for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
 		tcpServer(t, tp.Server, srv, 7010)
 		if _, err := dial(tp.Client, "tcp", srv, 7010); !isRefused(err) {
@@ -205,7 +205,7 @@ func TestIntegrationSteering(t *testing.T) {
 	cfg.Steer = Steer{Protocols: []string{"tcp"}, DPorts: []PortRange{{7020, 7020}, {7030, 7031}},
 		InIfs: []string{"fw-c", "fw-x"}, Sources: []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24")}}
 	applied(t, cfg)
-	q := bindQueue(t, fd, 0, func(flowKey) answer { return accept })
+	q := bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return accept })
 	for _, port := range []uint16{7020, 7031, 7040} {
 		tcpServer(t, tp.Server, tp.ServerIP4, port)
 		tcpServer(t, tp.Server, tp.ServerIP6, port)

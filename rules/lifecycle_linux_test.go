@@ -203,7 +203,7 @@ func TestIntegrationReplaceNoWindow(t *testing.T) {
 	got := udpServer(t, tp.Server, tp.ServerIP4, 7050)
 	var stop atomic.Bool
 	sent, done := sendLoop(t, tp, 7050, &stop)
-	const reloads = 200
+	const reloads = 120
 	for i := 0; i < reloads; i++ {
 		c := a
 		if i%2 == 0 {
@@ -226,8 +226,8 @@ func TestIntegrationReplaceNoWindow(t *testing.T) {
 }
 
 // TestIntegrationReloadQueued runs the same reload loop with a handler
-// bound and counts: every datagram the server receives must have been
-// queued. Moving a chain to another priority unregisters its hook, and the
+// bound (qguard's queue package) and checks each numbered datagram: every
+// one the server receives must have been queued. Moving a chain to another priority unregisters its hook, and the
 // kernel then drops the packets waiting in the queue (nfnetlink_queue's
 // hook-drop), so arrivals may be fewer than sends but never more than
 // queued packets.
@@ -237,7 +237,7 @@ func TestIntegrationReloadQueued(t *testing.T) {
 	m := applied(t, a)
 	var mu sync.Mutex
 	queued := map[uint32]bool{}
-	q := bindQueue(t, fd, 0, func(flowKey) answer { return accept })
+	q := bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return accept })
 	q.setOnPayload(func(b []byte) {
 		if len(b) >= 4 && parseFlow(b) == (flowKey{17, 7050}) { // client to server only
 			mu.Lock()
@@ -299,8 +299,8 @@ func TestIntegrationReloadQueued(t *testing.T) {
 	if len(received) == 0 || len(queued) == 0 {
 		t.Fatal("no traffic went through the queue")
 	}
-	if len(received) > len(queued) {
-		t.Fatalf("%d datagrams arrived but only %d were queued", len(received), len(queued))
+	if unqueued > 0 {
+		t.Fatalf("%d datagrams arrived without being queued: the reload opened a window", unqueued)
 	}
 }
 
@@ -338,7 +338,7 @@ func TestIntegrationBypass(t *testing.T) {
 	if err := m.Replace(fwConfig(fd, QueueAuto)); err != nil {
 		t.Fatal(err)
 	}
-	q := bindQueue(t, fd, 0, func(flowKey) answer { return accept })
+	q := bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return accept })
 	if err := udpExchange(u, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestIntegrationBypass(t *testing.T) {
 func TestIntegrationBlockSource(t *testing.T) {
 	tp, fd := newTopo(t)
 	m := applied(t, fwConfig(fd, QueueAuto))
-	bindQueue(t, fd, 0, func(flowKey) answer { return accept })
+	bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return accept })
 	for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
 		udpServer(t, tp.Server, srv, 7070)
 		u, err := dial(tp.Client, "udp", srv, 7070)

@@ -3,17 +3,16 @@ package rules
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"sync"
-	"syscall"
 	"testing"
 
-	"github.com/florianl/go-nfqueue/v2"
+	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/queue"
 )
 
-// This file binds a queue with go-nfqueue, a test-only stand-in for a
-// handler: it counts what the rules queue and answers with verdicts and
-// marks the way qguard's daemon does.
+// This file binds queues with qguard's queue package, a small stand-in for
+// the daemon: it counts what the rules queue and answers with verdicts and
+// marks the way the daemon does.
 
 // flowKey identifies traffic in the test handler: protocol and the server
 // side port (destination of the client's packets).
@@ -24,23 +23,21 @@ type flowKey struct {
 
 // answer is the test handler's decision for one packet.
 type answer struct {
-	verdict int
-	mark    uint32 // with NF_REPEAT
+	verdict queue.Verdict
+	mark    uint32 // with Repeat
 }
 
-var (
-	accept = answer{verdict: nfqueue.NfAccept}
-	drop   = answer{verdict: nfqueue.NfDrop}
-)
+var accept = answer{verdict: queue.Accept}
 
-func repeat(mark uint32) answer { return answer{verdict: nfqueue.NfRepeat, mark: mark} }
+func repeat(mark uint32) answer { return answer{verdict: queue.Repeat, mark: mark} }
 
-// testQueue counts queued packets per flowKey.
+// testQueue counts queued packets per flowKey and per queue number.
 type testQueue struct {
-	mu     sync.Mutex
-	counts map[flowKey]int
-	total  int
-	policy func(k flowKey) answer
+	mu      sync.Mutex
+	counts  map[flowKey]int
+	byQueue map[uint16]int
+	total   int
+	policy  func(k flowKey) answer
 	// onPayload sees every queued packet.
 	onPayload func(b []byte)
 }
@@ -57,50 +54,60 @@ func (q *testQueue) all() int {
 	return q.total
 }
 
-// bindQueue binds queue num in the namespace nsFd until the test ends.
-func bindQueue(t *testing.T, nsFd int, num uint16, policy func(k flowKey) answer) *testQueue {
+func (q *testQueue) setOnPayload(fn func(b []byte)) {
+	q.mu.Lock()
+	q.onPayload = fn
+	q.mu.Unlock()
+}
+
+func (q *testQueue) handle(p *queue.Packet) {
+	k := parseFlow(p.Payload)
+	q.mu.Lock()
+	if q.onPayload != nil {
+		q.onPayload(p.Payload)
+	}
+	q.counts[k]++
+	q.byQueue[p.Queue]++
+	q.total++
+	ans := q.policy(k)
+	q.mu.Unlock()
+	switch ans.verdict {
+	case queue.Repeat:
+		p.Repeat()
+		p.SetMark(ans.mark)
+	case queue.Drop:
+		p.Drop()
+	default:
+		p.Accept()
+	}
+}
+
+// bindQueues binds queues num..num+count-1 in ns until the test ends.
+func bindQueues(t *testing.T, ns topo.NS, num, count uint16, policy func(k flowKey) answer) *testQueue {
 	t.Helper()
-	nf, err := nfqueue.Open(&nfqueue.Config{
-		NetNS: nsFd, NfQueue: num, MaxPacketLen: 128, MaxQueueLen: 4096,
-		Copymode: nfqueue.NfQnlCopyPacket,
+	var qs *queue.Queues
+	err := ns.Do(func() (err error) {
+		qs, err = queue.Open(&queue.Config{Num: num, Count: count, CopyRange: 128, MaxLen: 4096})
+		return err
 	})
 	if err != nil {
-		t.Fatalf("bind queue %d: %v", num, err)
+		t.Fatalf("bind queues %d+%d: %v", num, count, err)
 	}
-	q := &testQueue{counts: map[flowKey]int{}, policy: policy}
+	q := &testQueue{counts: map[flowKey]int{}, byQueue: map[uint16]int{}, policy: policy}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); _ = nf.Close() })
-	err = nf.RegisterWithErrorFunc(ctx, func(a nfqueue.Attribute) int {
-		if a.PacketID == nil || a.Payload == nil {
-			return 0
+	done := make(chan error, 1)
+	go func() { done <- qs.Run(ctx, q.handle) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("queue run: %v", err)
 		}
-		k := parseFlow(*a.Payload)
-		q.mu.Lock()
-		if q.onPayload != nil {
-			q.onPayload(*a.Payload)
-		}
-		q.counts[k]++
-		q.total++
-		ans := q.policy(k)
-		q.mu.Unlock()
-		if ans.verdict == nfqueue.NfRepeat {
-			_ = nf.SetVerdictWithMark(*a.PacketID, ans.verdict, int(ans.mark))
-		} else {
-			_ = nf.SetVerdict(*a.PacketID, ans.verdict)
-		}
-		return 0
-	}, func(err error) int {
-		// ENOENT: the kernel dropped the packet before our verdict (its
-		// chain was deleted by a reload that moved the hook).
-		if ctx.Err() == nil && !errors.Is(err, syscall.ENOENT) {
-			t.Logf("queue %d: %v", num, err)
-		}
-		return 0
 	})
-	if err != nil {
-		t.Fatalf("register queue %d handler: %v", num, err)
-	}
 	return q
+}
+
+func bindQueue(t *testing.T, ns topo.NS, num uint16, policy func(k flowKey) answer) *testQueue {
+	return bindQueues(t, ns, num, 1, policy)
 }
 
 // parseFlow reads the protocol and destination port of an IPv4 or IPv6
@@ -128,10 +135,4 @@ func parseFlow(b []byte) flowKey {
 		k.port = binary.BigEndian.Uint16(l4[2:])
 	}
 	return k
-}
-
-func (q *testQueue) setOnPayload(fn func(b []byte)) {
-	q.mu.Lock()
-	q.onPayload = fn
-	q.mu.Unlock()
 }
