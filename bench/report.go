@@ -13,7 +13,13 @@ import (
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "qguard bench  %s  kernel %s  %d CPUs  %s per mode x %d run(s)\n",
 		r.Started.Format("2006-01-02 15:04 UTC"), r.Kernel, r.CPUs, r.Duration, r.Runs)
-	fmt.Fprintf(w, "pinning: %s\nflows: %s\n\n", r.Pinning, r.Flows)
+	fmt.Fprintf(w, "pinning: %s\nflows: %s\nload average (1 min) before/after: %.2f / %.2f", r.Pinning, r.Flows, r.LoadBefore, r.LoadAfter)
+	// The run's own threads raise the load after; only the load before
+	// says whether something else was running.
+	if r.LoadBefore > float64(r.CPUs)/2 {
+		fmt.Fprint(w, "  (the machine was busy before the run: figures are skewed)")
+	}
+	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tsink_drop\tns/pkt\tlat p50 us\tlat p99 us\tvs C\tvs kernel\t")
 	for _, x := range r.Results {

@@ -78,7 +78,11 @@ type Report struct {
 	Duration string    `json:"duration_per_mode"`
 	Runs     int       `json:"runs"`
 	Flows    string    `json:"flows"`
-	Results  []Result  `json:"results"`
+	// Load is /proc/loadavg's 1-minute figure before and after the run:
+	// other work on the machine shows here and skews the figures.
+	LoadBefore float64  `json:"load_before"`
+	LoadAfter  float64  `json:"load_after"`
+	Results    []Result `json:"results"`
 }
 
 func summarize(v []float64) Summary {

@@ -39,6 +39,7 @@ type env struct {
 // Run measures every selected mode and returns the report. It needs root.
 // ctx cancellation (Ctrl-C) stops the run and removes the topology.
 func Run(ctx context.Context, cfg *Config) (*Report, error) {
+	loadBefore := loadAvg()
 	c := cfg.withDefaults()
 	modes, err := SelectModes(&c)
 	if err != nil {
@@ -100,7 +101,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	e.pinning = fmt.Sprintf("generator CPU %s, sink CPU %s, handler CPU %s; nice %d",
 		cpuName(*c.GenCPU), cpuName(*c.SinkCPU), cpuName(c.HandlerCPUs[0]), c.Nice)
 	rep := &Report{
-		Started: time.Now().UTC(), CPUs: len(usableCPUsPortable()), Pinning: e.pinning,
+		LoadBefore: loadBefore, Started: time.Now().UTC(), CPUs: len(usableCPUsPortable()), Pinning: e.pinning,
 		Duration: c.Duration.String(), Runs: c.Runs,
 		Flows: fmt.Sprintf("%d UDP flows (%d sources x %d ports), IPv4%s", len(e.gen.fds), len(e.srcs), c.PortsPerAddr, map[bool]string{false: "+IPv6", true: " only"}[c.NoIPv6]),
 	}
@@ -143,6 +144,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 			}
 		}
 	}
+	rep.LoadAfter = loadAvg()
 	for i := range rep.Results {
 		rep.Results[i].finish()
 	}

@@ -144,3 +144,17 @@ func softirqCPU() (time.Duration, error) {
 	// USER_HZ is 100 on every Linux architecture Go supports.
 	return time.Duration(sum) * 10 * time.Millisecond, nil
 }
+
+// loadAvg is the 1-minute load average, 0 when unreadable.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
