@@ -178,8 +178,11 @@ func decodeDCCP(l4 []byte, p *Packet) bool {
 	p.SrcPort = binary.BigEndian.Uint16(l4[0:2])
 	p.DstPort = binary.BigEndian.Uint16(l4[2:4])
 	doff := int(l4[4]) * 4
-	if doff < 12 || doff > len(l4) {
-		return p.fail(ReasonTruncated)
+	if doff < 12 || doff > len(l4) && !p.Short {
+		return p.fail(ReasonBadDCCPOffset)
+	}
+	if doff > len(l4) {
+		return p.short()
 	}
 	p.Payload = l4[doff:]
 	return true

@@ -71,6 +71,8 @@ func TestDecodeValid(t *testing.T) {
 			Packet{Family: 6, Proto: ProtoNoNext, Src: client6, Dst: server6, TTL: 64, IPLen: 40, L4Off: 40}},
 		{"ipv6 sctp", ip6{proto: ProtoSCTP}.build(sctpPkt(9, 10, 1, nil)),
 			Packet{Family: 6, Proto: ProtoSCTP, Src: client6, Dst: server6, SrcPort: 9, DstPort: 10, TTL: 64, IPLen: 52, L4Off: 40, SCTPTag: 1}},
+		{"ipv4 dccp", ip4{proto: ProtoDCCP}.build(append([]byte{0, 1, 0, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, hello...)),
+			Packet{Family: 4, Proto: ProtoDCCP, Src: client4, Dst: server4, SrcPort: 1, DstPort: 2, TTL: 64, IPLen: 41, L4Off: 20, Payload: hello}},
 		{"ipv6 udplite", ip6{proto: ProtoUDPLite}.build(udpDgram(3, 4, hello)),
 			Packet{Family: 6, Proto: ProtoUDPLite, Src: client6, Dst: server6, SrcPort: 3, DstPort: 4, TTL: 64, IPLen: 53, L4Off: 40, Payload: hello}},
 	}
@@ -131,6 +133,9 @@ func TestDecodeInvalid(t *testing.T) {
 		{"ipv4 udp length 4", ip4{proto: ProtoUDP}.build(tinyUDP), ReasonBadUDPLength},
 		{"ipv4 icmp short", ip4{proto: ProtoICMP}.build([]byte{8, 0, 0, 0}), ReasonTruncated},
 		{"ipv4 sctp short", ip4{proto: ProtoSCTP}.build(make([]byte, 11)), ReasonTruncated},
+		{"ipv4 dccp offset 2", ip4{proto: ProtoDCCP}.build([]byte{0, 1, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0}), ReasonBadDCCPOffset},
+		{"ipv4 dccp offset past packet", ip4{proto: ProtoDCCP}.build([]byte{0, 1, 0, 2, 9, 0, 0, 0, 0, 0, 0, 0}), ReasonBadDCCPOffset},
+		{"ipv4 dccp short", ip4{proto: ProtoDCCP}.build([]byte{0, 1, 0, 2}), ReasonTruncated},
 		{"ipv6 hop-by-hop not first", ip6{proto: ProtoTCP, exts: []ext{{ProtoDstOpts, opts6(1)}, {ProtoHopByHop, opts6(1)}}}.build(tcp), ReasonBadExtHeader},
 		{"ipv6 two fragment headers", ip6{proto: ProtoTCP, exts: []ext{{ProtoFragment, frag6(0, true, 1)}, {ProtoFragment, frag6(0, true, 1)}}}.build(tcp), ReasonBadExtHeader},
 		{"ipv6 too many ext headers", ip6{proto: ProtoTCP, exts: nineExt}.build(tcp), ReasonTooManyExtHeaders},
@@ -216,6 +221,17 @@ func TestReasonString(t *testing.T) {
 	}
 	if Reason(200).String() != "unknown reason" {
 		t.Error("out-of-range reason")
+	}
+}
+
+func TestL7StatusString(t *testing.T) {
+	for s := L7Unset; s < numL7Status; s++ {
+		if n := s.String(); n == "" || n == "unknown status" {
+			t.Errorf("L7Status(%d) has no name", s)
+		}
+	}
+	if L7Status(99).String() != "unknown status" {
+		t.Error("out-of-range status")
 	}
 }
 

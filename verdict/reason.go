@@ -20,6 +20,7 @@ const (
 	ReasonTooManyExtHeaders               // more IPv6 extension headers than MaxExtHeaders
 	ReasonBadTCPOffset                    // TCP data offset below 5 words or past the packet
 	ReasonBadUDPLength                    // UDP length below 8 or past the IP payload
+	ReasonBadDCCPOffset                   // DCCP data offset below 3 words or past the packet
 	numReasons
 )
 
@@ -37,6 +38,7 @@ var reasonNames = [numReasons]string{
 	ReasonTooManyExtHeaders: "too many IPv6 extension headers",
 	ReasonBadTCPOffset:      "bad TCP data offset",
 	ReasonBadUDPLength:      "bad UDP length",
+	ReasonBadDCCPOffset:     "bad DCCP data offset",
 }
 
 // String returns a short constant description of r.
