@@ -561,8 +561,9 @@ func (e *qenv) testShutdownUnderLoad(t *testing.T) {
 
 func (e *qenv) testENOBUFS(t *testing.T) {
 	e.steer(t, "-p udp --dport 9010 -j NFQUEUE --queue-num 18")
-	// The smallest receive buffer the kernel allows holds a few messages.
-	q := e.open(t, &Config{Num: 18, RcvBuf: 1, BatchSize: 1})
+	// A 64 KiB receive buffer (the kernel doubles 32 KiB) holds a few
+	// dozen messages.
+	q := e.open(t, &Config{Num: 18, RcvBuf: 32 << 10})
 	release := make(chan struct{})
 	var seen atomic.Int32
 	stop := run(t, q, func(p *Packet) {
@@ -573,17 +574,17 @@ func (e *qenv) testENOBUFS(t *testing.T) {
 	})
 	srv := e.sink(t, 9010)
 	c := e.client(t, e.top.ServerIP4, 9010)
-	send(t, c, 100, "flood")
+	send(t, c, 1000, "flood")
 	time.Sleep(100 * time.Millisecond)
 	close(release)
-	before := len(collect(srv, 100, 300*time.Millisecond))
-	for i := range 10 { // slowly: the tiny buffer holds only a few
+	before := len(collect(srv, 1000, 300*time.Millisecond))
+	for i := range 10 { // slowly, not to overrun the buffer again
 		if _, err := fmt.Fprintf(c, "after %d", i); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
-	after := collect(srv, 10, time.Second)
+	after := collect(srv, 10, 2*time.Second)
 	k := q.Stats()[0].Kernel
 	if err := stop(); err != nil {
 		t.Fatal(err)
