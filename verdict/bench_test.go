@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
 )
 
@@ -133,11 +134,22 @@ func BenchmarkDecideFirstPacketDNS(b *testing.B) {
 func BenchmarkCompile1000Rules100kPrefixes(b *testing.B) {
 	pol := bigPolicy(1000, 100000)
 	b.ReportAllocs()
+	var c *Compiled
+	var before, after runtime.MemStats
 	for i := 0; i < b.N; i++ {
-		if _, err := Compile(pol); err != nil {
+		c = nil
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var err error
+		if c, err = Compile(pol); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB-retained")
+	runtime.KeepAlive(c)
 }
 
 func flowKeys(n int) []flowKey {

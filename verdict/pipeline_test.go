@@ -293,3 +293,58 @@ decision: reject by dns, mark 0x3`
 		t.Errorf("trace:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestSwapConcurrent runs Decide while another goroutine swaps policies and
+// reads the counters (run with -race).
+func TestSwapConcurrent(t *testing.T) {
+	a := mustCompile(t, &Policy{Default: ActionAccept})
+	b := mustCompile(t, &Policy{Default: ActionDrop})
+	p := NewPipeline(a, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				p.Swap(b)
+			} else {
+				p.Swap(a)
+			}
+			_ = p.Stats()
+		}
+	}()
+	raw := udp(tc4, ts4, 1, 2, nil).raw()
+	var d Decision
+	for i := 0; i < 20000; i++ {
+		p.Decide(raw, &Meta{}, &d)
+		if d.Action != ActionAccept && d.Action != ActionDrop {
+			t.Fatalf("decision %+v", d)
+		}
+	}
+	close(stop)
+	<-done
+	p.Swap(b)
+	if p.Decide(raw, &Meta{}, &d); d.Action != ActionDrop || d.Cached {
+		t.Errorf("after the last swap: %+v", d)
+	}
+}
+
+func TestLimiterKeysAllocs(t *testing.T) {
+	var p Packet
+	Decode(tcp(tc6, ts6, 1, 2, nil).raw(), &p)
+	k, _ := makeKey(&p)
+	for _, key := range []RateKey{RateKeySource, RateKeyFlow, RateKeyRule} {
+		l, err := newLimiter(&RateLimit{Rate: Rate{Events: 5, Per: time.Second}, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(100, func() { l.allow(l.keyOf(&p, &k), 1) }); n != 0 {
+			t.Errorf("key %v: %v allocs", key, n)
+		}
+	}
+}
