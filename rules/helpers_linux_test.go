@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +12,19 @@ import (
 
 // nsPrefix names this package's test namespaces.
 const nsPrefix = "qgnr"
+
+// TestMain fails the run when a test left one of its namespaces behind.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Geteuid() == 0 {
+		left, err := topo.Leftovers(nsPrefix)
+		if err != nil || len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "namespaces left behind: %v %v\n", left, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func needRoot(t *testing.T) {
 	t.Helper()

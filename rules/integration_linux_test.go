@@ -134,6 +134,14 @@ func testOffload(t *testing.T, impl QueueImpl) {
 			if n := q.count(flowKey{6, 7001}) - before; n != 1 {
 				t.Errorf("offloaded TCP flow: %d packets queued, want 1 (the SYN)", n)
 			}
+			cs, err := m.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Both directions of 20 echoes after the handshake bypass the queue.
+			if n := Sum(cs, "offloaded flow accepted"); n < 40 {
+				t.Errorf("offloaded-flow rule counted %d packets, want >= 40", n)
+			}
 
 			before = q.count(flowKey{6, 7003})
 			tcpServer(t, tp.Server, srv, 7003)

@@ -15,10 +15,10 @@ import (
 )
 
 // newTopo builds client -> firewall -> server for one test.
-func newTopo(t *testing.T) (*topo.Topology, int) {
+func newTopo(t *testing.T, extra ...netip.Addr) (*topo.Topology, int) {
 	t.Helper()
 	needRoot(t)
-	tp, err := topo.NewTopology(&topo.Options{Prefix: nsPrefix})
+	tp, err := topo.NewTopology(&topo.Options{Prefix: nsPrefix, ExtraClientAddrs: extra})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,9 +83,22 @@ func (c *counter) get() int { return int(c.n.Load()) }
 
 // dial connects from ns to addr:port over network ("tcp" or "udp").
 func dial(ns topo.NS, network string, addr netip.Addr, port uint16) (net.Conn, error) {
+	return dialFrom(ns, network, netip.Addr{}, addr, port)
+}
+
+// dialFrom is dial with a chosen source address (zero: the kernel's).
+func dialFrom(ns topo.NS, network string, src, addr netip.Addr, port uint16) (net.Conn, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	if src.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		} else {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
+	}
 	var c net.Conn
 	err := ns.Do(func() (err error) {
-		c, err = net.DialTimeout(network, netip.AddrPortFrom(addr, port).String(), 2*time.Second)
+		c, err = d.Dial(network, netip.AddrPortFrom(addr, port).String())
 		return err
 	})
 	return c, err

@@ -1,0 +1,73 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+)
+
+// RuleCounter is the packet and byte count of one rule in qguard's table.
+type RuleCounter struct {
+	// Chain is the hook name; Rule the rule's comment without "qguard: ",
+	// e.g. "steer to queue", "offloaded flow accepted", "blocked source".
+	Chain, Rule    string
+	Packets, Bytes uint64
+}
+
+// Counters reads every rule's counter, for metrics and benchmarks: how
+// many packets were queued, decided by an offloaded conntrack mark,
+// dropped by a block or drop-flow set, or rejected.
+func (m *Manager) Counters() ([]RuleCounter, error) {
+	m.mu.Lock()
+	table := m.cfg.Table
+	m.mu.Unlock()
+	c, err := m.dial()
+	if err != nil {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	t := inetTable(table)
+	chains, _, err := current(c, t)
+	if err != nil {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	if len(chains) == 0 {
+		return nil, fmt.Errorf("read counters: %w", ErrNotInstalled)
+	}
+	var out []RuleCounter
+	for _, ch := range chains {
+		rs, err := c.GetRules(t, ch)
+		if err != nil {
+			return nil, fmt.Errorf("read counters of %s: %w", ch.Name, err)
+		}
+		out = append(out, countersOf(ch, rs)...)
+	}
+	return out, nil
+}
+
+func countersOf(ch *nftables.Chain, rs []*nftables.Rule) []RuleCounter {
+	var out []RuleCounter
+	for _, r := range rs {
+		note, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		rc := RuleCounter{Chain: ch.Name, Rule: strings.TrimPrefix(note, "qguard: ")}
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				rc.Packets, rc.Bytes = c.Packets, c.Bytes
+			}
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+// Sum adds the packets of every counter whose rule is named rule.
+func Sum(cs []RuleCounter, rule string) (packets uint64) {
+	for _, c := range cs {
+		if c.Rule == rule {
+			packets += c.Packets
+		}
+	}
+	return packets
+}
