@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/rules"
+	"github.com/spf13/cobra"
+)
+
+// rulesConfigFrom turns the configuration file's rules and queue sections
+// into the rules package's Config; the daemon installs the same table.
+func rulesConfigFrom(f *config.File) *rules.Config {
+	r := f.Rules
+	c := &rules.Config{
+		Table:           r.Table,
+		QueueNum:        f.Queue.Num,
+		QueueCount:      f.Queue.Count,
+		Fanout:          false,
+		Bypass:          r.Bypass,
+		Offload:         r.Offload,
+		Marks:           rules.Marks(r.Marks),
+		BlockSetTimeout: r.BlockTimeout,
+		Steer: rules.Steer{
+			Protocols: r.Protocols, InIfs: r.InIfaces, OutIfs: r.OutIfaces, NewOnly: r.NewOnly,
+		},
+	}
+	for _, h := range r.Hooks {
+		c.Hooks = append(c.Hooks, rules.Hook{Name: h.Hook, Priority: h.Priority})
+	}
+	for _, p := range r.DPorts {
+		c.Steer.DPorts = append(c.Steer.DPorts, rules.PortRange{First: p.Lo, Last: p.Hi})
+	}
+	for _, p := range r.SPorts {
+		c.Steer.SPorts = append(c.Steer.SPorts, rules.PortRange{First: p.Lo, Last: p.Hi})
+	}
+	return c
+}
+
+// tableName picks the table: --table, else the configuration's, else qguard.
+func tableName(table, path string) (string, error) {
+	if table != "" || path == "" {
+		return table, nil
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		return "", err
+	}
+	return f.Rules.Table, nil
+}
+
+func init() {
+	var table, path string
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "show, apply or remove qguard's nftables table",
+		Long: `qguard keeps every rule it installs in one nftables table of its own
+(inet qguard unless rules.table says otherwise) and touches nothing else.`,
+	}
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "print the kernel's queue capabilities and the installed table",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := tableName(table, path)
+			if err != nil {
+				return err
+			}
+			out, err := rules.Show(name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
+			return nil
+		},
+	}
+	apply := &cobra.Command{
+		Use:   "apply --config FILE",
+		Short: "install (or bring up to date) the table the configuration describes",
+		Long: `apply installs the table in one transaction, replacing an earlier one of the
+same name. Without a running qguard, queued packets pass when rules.bypass
+is true and are dropped otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if path == "" {
+				return fmt.Errorf("rules apply: --config is required")
+			}
+			f, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			if !f.Rules.Install {
+				return fmt.Errorf("rules apply: %s sets rules.install: false", path)
+			}
+			m, err := rules.New(rulesConfigFrom(f))
+			if err != nil {
+				return err
+			}
+			if err := m.Apply(); err != nil {
+				return err
+			}
+			out, err := rules.Show(f.Rules.Table)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
+			return nil
+		},
+	}
+	flush := &cobra.Command{
+		Use:   "flush",
+		Short: "delete qguard's table (and nothing else)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := tableName(table, path)
+			if err != nil {
+				return err
+			}
+			return rules.RemoveTable(0, name)
+		},
+	}
+	for _, c := range []*cobra.Command{show, apply, flush} {
+		c.Flags().StringVarP(&path, "config", "c", "", "configuration file (for the table name and, with apply, the rules)")
+		cmd.AddCommand(c)
+	}
+	show.Flags().StringVar(&table, "table", "", "table name (default: the configuration's, else qguard)")
+	flush.Flags().StringVar(&table, "table", "", "table name (default: the configuration's, else qguard)")
+	root.AddCommand(cmd)
+}
