@@ -18,6 +18,9 @@ import (
 	"github.com/qguard/qguard/xdp"
 )
 
+// xdpProbe says whether XDP programs load here (nil) or why not.
+func xdpProbe() error { return xdp.Probe() }
+
 // floodSrc is the blocked source of the flood modes, an extra client address.
 var floodSrc = netip.MustParseAddr("198.18.1.200")
 

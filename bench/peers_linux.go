@@ -120,6 +120,10 @@ func (p *procHandler) cpu() (time.Duration, error) {
 	return processCPU(p.cmd.Process.Pid)
 }
 
+func (p *procHandler) userSys() (time.Duration, time.Duration, error) {
+	return statTimes(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+}
+
 // close asks the peer to stop (it verdicts what it holds and unbinds) and
 // kills it if it does not.
 func (p *procHandler) close() error {

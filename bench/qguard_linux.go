@@ -89,6 +89,21 @@ func (g *qgHandler) cpu() (time.Duration, error) {
 	return sum, nil
 }
 
+func (g *qgHandler) userSys() (user, sys time.Duration, err error) {
+	for i := range g.tids {
+		tid := int(g.tids[i].Load())
+		if tid == 0 {
+			continue
+		}
+		u, s, err := statTimes(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+		if err != nil {
+			return 0, 0, err
+		}
+		user, sys = user+u, sys+s
+	}
+	return user, sys, nil
+}
+
 func (g *qgHandler) close() error {
 	g.cancel()
 	select {

@@ -16,6 +16,8 @@ type Sample struct {
 	QueueDropped   uint64  `json:"queue_dropped"`
 	UserDropped    uint64  `json:"user_dropped"`
 	HandlerCPU     int64   `json:"handler_cpu_ns"`
+	HandlerUser    int64   `json:"handler_user_ns"` // tick resolution (10ms)
+	HandlerSys     int64   `json:"handler_sys_ns"`
 	SystemCPU      int64   `json:"system_cpu_ns"` // all CPUs busy time (flood modes)
 	Dropped        uint64  `json:"dropped"`       // flood modes: packets the firewall dropped
 	RTTMedian      int64   `json:"rtt_median_ns"`
@@ -46,13 +48,16 @@ type Result struct {
 	DeliveredPPS  Summary `json:"delivered_pps"`
 	DeliveredMbps Summary `json:"delivered_mbps"`
 	CPUPerPacket  Summary `json:"handler_cpu_ns_per_packet"`
-	SystemCPUPkt  Summary `json:"system_cpu_ns_per_packet,omitzero"`
-	DroppedPPS    Summary `json:"dropped_pps,omitzero"`
-	QueueDropped  uint64  `json:"queue_dropped"` // summed over runs
-	UserDropped   uint64  `json:"user_dropped"`
-	SinkDrops     uint64  `json:"sink_drops"`
-	LatencyP50Us  Summary `json:"latency_median_us"`
-	LatencyP99Us  Summary `json:"latency_p99_us"`
+	// UserShare is the handler's user-space part of its CPU time (0..1):
+	// the rest is the kernel (receive, verdict, reinjection, forwarding).
+	UserShare    Summary `json:"handler_user_share"`
+	SystemCPUPkt Summary `json:"system_cpu_ns_per_packet,omitzero"`
+	DroppedPPS   Summary `json:"dropped_pps,omitzero"`
+	QueueDropped uint64  `json:"queue_dropped"` // summed over runs
+	UserDropped  uint64  `json:"user_dropped"`
+	SinkDrops    uint64  `json:"sink_drops"`
+	LatencyP50Us Summary `json:"latency_median_us"`
+	LatencyP99Us Summary `json:"latency_p99_us"`
 
 	// VsC and VsKernel compare delivered packets/s (bytes/s for TCP, drop
 	// rate for floods) with the C peer and kernel-only for the same
@@ -110,7 +115,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // finish computes a result's summaries from its samples.
 func (r *Result) finish() {
-	var sent, dpps, mbps, cpu, sys, drop, p50, p99 []float64
+	var sent, dpps, mbps, cpu, sys, drop, p50, p99, user []float64
 	r.QueueDropped, r.UserDropped, r.SinkDrops = 0, 0, 0
 	for _, s := range r.Samples {
 		if s.Seconds <= 0 {
@@ -131,6 +136,9 @@ func (r *Result) finish() {
 		if s.HandlerCPU > 0 && handled > 0 {
 			cpu = append(cpu, float64(s.HandlerCPU)/float64(handled))
 		}
+		if s.HandlerUser+s.HandlerSys > 0 {
+			user = append(user, float64(s.HandlerUser)/float64(s.HandlerUser+s.HandlerSys))
+		}
 		if s.SystemCPU > 0 && s.Dropped > 0 {
 			sys = append(sys, float64(s.SystemCPU)/float64(s.Dropped))
 		}
@@ -148,6 +156,7 @@ func (r *Result) finish() {
 	r.SentPPS, r.DeliveredPPS, r.DeliveredMbps = summarize(sent), summarize(dpps), summarize(mbps)
 	r.CPUPerPacket, r.SystemCPUPkt, r.DroppedPPS = summarize(cpu), summarize(sys), summarize(drop)
 	r.LatencyP50Us, r.LatencyP99Us = summarize(p50), summarize(p99)
+	r.UserShare = summarize(user)
 }
 
 // figure is what ratios compare: packets/s, bytes/s for TCP, drops/s for floods.

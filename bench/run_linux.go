@@ -19,6 +19,8 @@ import (
 type handler interface {
 	// cpu is the handler's CPU time so far.
 	cpu() (time.Duration, error)
+	// userSys splits it (tick resolution) into user and system time.
+	userSys() (user, sys time.Duration, err error)
 	close() error
 }
 
@@ -168,7 +170,12 @@ func (e *env) handlerCPU(i int) int {
 // start launches the mode's handler, bound and ready, or says why it cannot run.
 func (e *env) start(ctx context.Context, m Mode, num uint16) (h handler, skip string, err error) {
 	switch m.kind {
-	case "kernel", "flood-xdp", "flood-nftset":
+	case "kernel", "flood-nftset":
+		return nil, "", nil
+	case "flood-xdp":
+		if err := xdpProbe(); err != nil {
+			return nil, fmt.Sprintf("XDP unusable here: %v", err), nil
+		}
 		return nil, "", nil
 	case "c":
 		if e.cSkip != "" {
@@ -259,7 +266,7 @@ type snapshot struct {
 	sent, pkts, bytes, tcp    uint64
 	sinkDrops                 uint64
 	dropped, udropped, queued uint64
-	cpu                       time.Duration
+	cpu, user, sys            time.Duration
 }
 
 func (e *env) snap(m Mode, num uint16, h handler, g *generator) (snapshot, error) {
@@ -269,6 +276,9 @@ func (e *env) snap(m Mode, num uint16, h handler, g *generator) (snapshot, error
 	var err error
 	if h != nil {
 		if s.cpu, err = h.cpu(); err != nil {
+			return s, err
+		}
+		if s.user, s.sys, err = h.userSys(); err != nil {
 			return s, err
 		}
 	}
@@ -321,7 +331,7 @@ func (e *env) throughput(ctx context.Context, m Mode, num uint16, h handler) (Sa
 		Seconds: b.at.Sub(a.at).Seconds(), Sent: b.sent - a.sent, Delivered: b.pkts - a.pkts,
 		DeliveredBytes: b.bytes - a.bytes, SinkDrops: b.sinkDrops - a.sinkDrops,
 		Queued: b.queued - a.queued, QueueDropped: b.dropped - a.dropped, UserDropped: b.udropped - a.udropped,
-		HandlerCPU: int64(b.cpu - a.cpu),
+		HandlerCPU: int64(b.cpu - a.cpu), HandlerUser: int64(b.user - a.user), HandlerSys: int64(b.sys - a.sys),
 	}
 	if m.Traffic == TCP {
 		s.Delivered, s.DeliveredBytes = 0, b.tcp-a.tcp

@@ -158,3 +158,29 @@ func loadAvg() float64 {
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
 }
+
+// statTimes reads utime and stime (clock ticks, USER_HZ 100) from a
+// /proc/.../stat file: fields 14 and 15, counted after the parenthesised
+// command name, which may itself hold spaces.
+func statTimes(path string) (user, sys time.Duration, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("parse %s: no command name", path)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state): utime is field 14, stime 15.
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("parse %s: %d fields", path, len(f)+2)
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("parse %s: bad utime/stime %q %q", path, f[11], f[12])
+	}
+	return time.Duration(u) * 10 * time.Millisecond, time.Duration(st) * 10 * time.Millisecond, nil
+}
