@@ -45,12 +45,13 @@ func BenchmarkIntegrationForward(b *testing.B) {
 	}
 	cpu := runtime.NumCPU() - 1
 	for _, mode := range []VerdictMode{Batch, Vectored, PerPacket} {
-		for _, batch := range []int{64} {
-			b.Run(fmt.Sprintf("%s-%d", mode, batch), func(b *testing.B) {
+		for _, poll := range []time.Duration{0, 50 * time.Microsecond} {
+			batch := 64
+			b.Run(fmt.Sprintf("%s-%d-poll%s", mode, batch, poll), func(b *testing.B) {
 				var q *Queues
 				err := top.Firewall.Do(func() (err error) {
 					q, err = Open(&Config{Num: 50, VerdictMode: mode, BatchSize: batch, MaxLen: 4096,
-						CPUs: []int{cpu}, NoENOBUFS: true, Logger: quietLogger()})
+						CPUs: []int{cpu}, NoENOBUFS: true, BusyPoll: poll, Logger: quietLogger()})
 					return err
 				})
 				if err != nil {

@@ -72,6 +72,11 @@ type Config struct {
 	// the handler is busy (default 1ms). Verdicts are also flushed whenever
 	// the socket runs dry.
 	FlushInterval time.Duration
+	// BusyPoll is how long a loop that just handled packets keeps polling
+	// the empty socket before it sleeps (default 0: sleep at once). Polling
+	// spends CPU to save the wake-ups a sleeping loop costs the CPU that
+	// queues packets; it suits a handler with a CPU of its own.
+	BusyPoll time.Duration
 	// DrainTimeout bounds the drain on shutdown (default 2s); DrainIdle is
 	// how long the socket must stay quiet to end it (default 20ms).
 	DrainTimeout, DrainIdle time.Duration

@@ -54,6 +54,7 @@ type loop struct {
 	pub statsCell
 
 	dry     bool // the last receive emptied the socket
+	active  bool // the last receive returned packets
 	stop    atomic.Bool
 	limits  [nLogKinds]limiter
 	flushes uint64
@@ -107,8 +108,19 @@ func (l *loop) recv(flags int) (int, error) {
 func (l *loop) step() (int, error) {
 	var n int
 	var err error = unix.EAGAIN
-	if !l.dry {
+	switch {
+	case !l.dry:
 		n, err = l.recv(unix.MSG_DONTWAIT)
+	case l.active && l.cfg.BusyPoll > 0:
+		// Traffic is flowing: poll a little before sleeping, since every
+		// sleep costs a wake-up on the CPU that queues the next packet.
+		end := time.Now().Add(l.cfg.BusyPoll)
+		for {
+			n, err = l.recv(unix.MSG_DONTWAIT)
+			if err != unix.EAGAIN || time.Now().After(end) {
+				break
+			}
+		}
 	}
 	if err == unix.EAGAIN {
 		n, err = l.recv(unix.MSG_WAITFORONE)
@@ -116,6 +128,7 @@ func (l *loop) step() (int, error) {
 	// A short read means the socket was empty a moment ago: the next call
 	// may as well block at once (one system call per wake-up at low rates).
 	l.dry = n < len(l.mm)
+	l.active = n > 0
 	if err != nil {
 		return 0, err
 	}
