@@ -60,10 +60,10 @@ func (r *fileRun) probe(ctx context.Context, c *Case, ns topo.NS, env *probeEnv)
 	return pr
 }
 
-func (r *fileRun) runCase(ctx context.Context, c *Case) CaseResult {
+func (r *fileRun) runCase(ctx context.Context, c *Case) (cr CaseResult) {
 	start := time.Now()
 	ns, src, dst := r.endpoints(c)
-	cr := CaseResult{File: r.f.Path, Line: c.Line, Name: c.Name, Expected: c.Expect.String(),
+	cr = CaseResult{File: r.f.Path, Line: c.Line, Name: c.Name, Expected: c.Expect.String(),
 		ExpectedRule: c.Rule, Sent: describe(c, src, dst)}
 	defer func() { cr.Duration = time.Since(start) }()
 	env := &probeEnv{src: src, sport: c.Send.SPort, dst: dst, timeout: r.f.Timeout, uid: c.UID, gid: c.GID, mark: c.SocketMark}

@@ -128,6 +128,9 @@ func Parse(name string, data []byte) (*File, error) {
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
+	if p.checkPolicy(f); len(p.errs) > 0 {
+		return nil, p.errs
+	}
 	return f, nil
 }
 

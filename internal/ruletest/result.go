@@ -56,13 +56,18 @@ func (r *Report) Summary() string {
 }
 
 func (r *Report) add(f FileResult) {
+	failed := 0
 	for _, c := range f.Cases {
 		if c.Passed {
 			r.Passed++
 		} else {
-			r.Failed++
+			failed++
 		}
 	}
+	if f.Error != "" && failed == 0 {
+		failed = 1 // a file that could not finish never passes
+	}
+	r.Failed += failed
 	r.Files = append(r.Files, f)
 }
 

@@ -160,7 +160,18 @@ type fileRun struct {
 func runFile(ctx context.Context, f *File, idx int, opts *Options) (res FileResult) {
 	start := time.Now()
 	res.Path = f.Path
-	defer func() { res.Duration = time.Since(start) }()
+	defer func() {
+		// The other defers (engine, servers, namespaces) have run by now:
+		// a bug in the runner must not leave the machine dirty or take
+		// the other files down.
+		if p := recover(); p != nil {
+			res.Error = fmt.Sprintf("internal error: %v", p)
+			for i := range res.Cases {
+				res.Cases[i].Passed = false
+			}
+		}
+		res.Duration = time.Since(start)
+	}()
 	fail := func(err error) FileResult {
 		res.Error = err.Error()
 		res.Cases = res.Cases[:0]

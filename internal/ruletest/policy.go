@@ -1,0 +1,59 @@
+package ruletest
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/verdict"
+)
+
+// topologyIfaces are the firewall namespace's interfaces, the only ones a
+// tested policy's iif/oif can name. The indexes are placeholders: the
+// engine resolves the real ones inside the namespace.
+var topologyIfaces = map[string]uint32{"lo": 1, "fw-c": 2, "fw-s": 3}
+
+// loadConfig parses a file's configuration with the config package and
+// compiles its policy, so that a bad policy fails before anything runs.
+// Errors keep the test file's positions (see File.Config).
+func loadConfig(f *File) (*config.File, error) {
+	cfg, err := config.Parse(f.ConfigName, f.Config)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Compile(&verdict.CompileOptions{Interface: func(name string) (uint32, error) {
+		if i, ok := topologyIfaces[name]; ok {
+			return i, nil
+		}
+		return 0, fmt.Errorf("interface %q is not in the test topology (the firewall has fw-c towards the client, fw-s towards the server, lo)", name)
+	}}); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkPolicy validates the policy and every case's `rule:` against it.
+func (p *parser) checkPolicy(f *File) {
+	cfg, err := loadConfig(f)
+	if err != nil {
+		var l *config.ErrorList
+		if errors.As(err, &l) {
+			for _, e := range l.Errs {
+				p.errs = append(p.errs, &PosError{File: e.File, Line: e.Line, Col: e.Col, Msg: "policy: " + e.Msg})
+			}
+			return
+		}
+		p.errs = append(p.errs, &PosError{File: f.ConfigName, Msg: "policy: " + err.Error()})
+		return
+	}
+	names := map[string]bool{"default": true, "invalid": true}
+	for _, r := range cfg.Policy.Rules {
+		names[r.Name] = true
+	}
+	for _, c := range f.Cases {
+		if c.Rule != "" && !names[c.Rule] {
+			p.errs = append(p.errs, &PosError{File: p.name, Line: c.RuleLine, Col: c.RuleCol,
+				Msg: fmt.Sprintf("rule: the policy has no rule %q (write default for the policy's default action)", c.Rule)})
+		}
+	}
+}
