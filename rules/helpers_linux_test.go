@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN) to create network namespaces and install nftables rules")
@@ -35,7 +35,7 @@ func needRoot(t *testing.T) {
 
 // testNS creates a namespace, removed at cleanup, and returns it with an
 // open fd for nftables.WithNetNSFd.
-func testNS(t *testing.T) (topo.NS, int) {
+func testNS(t testing.TB) (topo.NS, int) {
 	t.Helper()
 	needRoot(t)
 	ns, err := topo.New(nsPrefix)
@@ -46,7 +46,7 @@ func testNS(t *testing.T) (topo.NS, int) {
 	return ns, nsFd(t, ns)
 }
 
-func nsFd(t *testing.T, ns topo.NS) int {
+func nsFd(t testing.TB, ns topo.NS) int {
 	t.Helper()
 	h, err := netns.GetFromName(ns.Name)
 	if err != nil {
@@ -57,7 +57,7 @@ func nsFd(t *testing.T, ns topo.NS) int {
 }
 
 // nft runs the nft binary (test-only) inside ns.
-func nft(t *testing.T, ns topo.NS, args ...string) string {
+func nft(t testing.TB, ns topo.NS, args ...string) string {
 	t.Helper()
 	out, err := ns.Output(append([]string{"nft"}, args...)...)
 	if err != nil {

@@ -16,7 +16,7 @@ func fwConfig(fd int, impl QueueImpl) *Config {
 }
 
 // applied creates a Manager and applies it; the table is removed at cleanup.
-func applied(t *testing.T, cfg *Config) *Manager {
+func applied(t testing.TB, cfg *Config) *Manager {
 	t.Helper()
 	m, err := New(cfg)
 	if err != nil {
@@ -31,7 +31,7 @@ func applied(t *testing.T, cfg *Config) *Manager {
 
 // queueImpls lists the queue paths to cover, skipping the native one only
 // where the probe says the kernel lacks it.
-func queueImpls(t *testing.T) []QueueImpl {
+func queueImpls(t testing.TB) []QueueImpl {
 	t.Helper()
 	_, fd := testNS(t)
 	caps, err := ProbeNS(fd)

@@ -169,7 +169,7 @@ func reloadConfigs(fd int, bypass bool, num uint16) (a, b *Config) {
 }
 
 // sendLoop sends numbered datagrams from the client until stop is set.
-func sendLoop(t *testing.T, tp *topo.Topology, port uint16, stop *atomic.Bool) (sent *atomic.Uint32, done func()) {
+func sendLoop(t testing.TB, tp *topo.Topology, port uint16, stop *atomic.Bool) (sent *atomic.Uint32, done func()) {
 	t.Helper()
 	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
 	if err != nil {

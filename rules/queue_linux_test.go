@@ -83,7 +83,7 @@ func (q *testQueue) handle(p *queue.Packet) {
 }
 
 // bindQueues binds queues num..num+count-1 in ns until the test ends.
-func bindQueues(t *testing.T, ns topo.NS, num, count uint16, policy func(k flowKey) answer) *testQueue {
+func bindQueues(t testing.TB, ns topo.NS, num, count uint16, policy func(k flowKey) answer) *testQueue {
 	t.Helper()
 	var qs *queue.Queues
 	err := ns.Do(func() (err error) {
@@ -106,7 +106,7 @@ func bindQueues(t *testing.T, ns topo.NS, num, count uint16, policy func(k flowK
 	return q
 }
 
-func bindQueue(t *testing.T, ns topo.NS, num uint16, policy func(k flowKey) answer) *testQueue {
+func bindQueue(t testing.TB, ns topo.NS, num uint16, policy func(k flowKey) answer) *testQueue {
 	return bindQueues(t, ns, num, 1, policy)
 }
 

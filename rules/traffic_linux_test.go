@@ -15,7 +15,7 @@ import (
 )
 
 // newTopo builds client -> firewall -> server for one test.
-func newTopo(t *testing.T, extra ...netip.Addr) (*topo.Topology, int) {
+func newTopo(t testing.TB, extra ...netip.Addr) (*topo.Topology, int) {
 	t.Helper()
 	needRoot(t)
 	tp, err := topo.NewTopology(&topo.Options{Prefix: nsPrefix, ExtraClientAddrs: extra})
@@ -27,7 +27,7 @@ func newTopo(t *testing.T, extra ...netip.Addr) (*topo.Topology, int) {
 }
 
 // tcpServer listens on addr:port in ns and echoes what it reads.
-func tcpServer(t *testing.T, ns topo.NS, addr netip.Addr, port uint16) {
+func tcpServer(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) {
 	t.Helper()
 	var ln net.Listener
 	err := ns.Do(func() (err error) {
@@ -50,7 +50,7 @@ func tcpServer(t *testing.T, ns topo.NS, addr netip.Addr, port uint16) {
 }
 
 // udpServer counts datagrams received on addr:port in ns and echoes them.
-func udpServer(t *testing.T, ns topo.NS, addr netip.Addr, port uint16) *counter {
+func udpServer(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) *counter {
 	t.Helper()
 	var pc net.PacketConn
 	err := ns.Do(func() (err error) {
