@@ -168,7 +168,13 @@ func flowKeys(n int) []flowKey {
 func BenchmarkFlowTable1M(b *testing.B) {
 	const n = 1 << 20
 	ks := flowKeys(n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	t := NewFlowTable(&FlowConfig{Capacity: n})
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	tableMiB := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
 	b.Run("insert", func(b *testing.B) {
 		b.ReportAllocs()
 		cpu := startCPU(b)
@@ -178,6 +184,7 @@ func BenchmarkFlowTable1M(b *testing.B) {
 		}
 		cpu.report(b, "ops")
 		b.ReportMetric(float64(FlowEntrySize), "bytes/flow")
+		b.ReportMetric(tableMiB, "MiB/1M-flows")
 	})
 	for i := range ks {
 		t.get(&ks[i], ks[i].hash(t.seed), int64(n+i), false)

@@ -45,6 +45,8 @@ type Pipeline struct {
 	now    func() time.Time
 	start  time.Time
 
+	hits []atomic.Uint64 // the current state's, set by Decide
+
 	pkt  Packet
 	x    inspect
 	ctx  Context
@@ -59,8 +61,13 @@ type Pipeline struct {
 // pipeState pairs the policy with a generation number: flow decisions made
 // under another generation are stale.
 type pipeState struct {
-	c   *Compiled
-	gen uint32
+	c    *Compiled
+	gen  uint32
+	hits []atomic.Uint64 // packets decided per rule; the last counts the default
+}
+
+func newState(c *Compiled, gen uint32) *pipeState {
+	return &pipeState{c: c, gen: gen, hits: make([]atomic.Uint64, len(c.rules)+1)}
 }
 
 // NewPipeline returns a pipeline evaluating c.
@@ -83,7 +90,7 @@ func NewPipeline(c *Compiled, o *Options) *Pipeline {
 		p.logBurst = 0
 	}
 	p.logTokens = p.logBurst
-	p.state.Store(&pipeState{c: c, gen: 1})
+	p.state.Store(newState(c, 1))
 	p.cand = make(bitmap, c.words)
 	return p
 }
@@ -94,7 +101,7 @@ func NewPipeline(c *Compiled, o *Options) *Pipeline {
 func (p *Pipeline) Swap(c *Compiled) {
 	for {
 		old := p.state.Load()
-		if p.state.CompareAndSwap(old, &pipeState{c: c, gen: old.gen + 1}) {
+		if p.state.CompareAndSwap(old, newState(c, old.gen+1)) {
 			return
 		}
 	}
@@ -105,6 +112,19 @@ func (p *Pipeline) Compiled() *Compiled { return p.state.Load().c }
 
 // FlowTable returns the pipeline's flow table.
 func (p *Pipeline) FlowTable() *FlowTable { return p.flows }
+
+// RuleHits returns how many packets each rule of the current policy decided
+// (index-aligned with Policy.Rules; cached packets included, rate-limited
+// ones too) and how many the default decided. Swap starts new counts. It
+// may be called from any goroutine.
+func (p *Pipeline) RuleHits() (rules []uint64, def uint64) {
+	st := p.state.Load()
+	rules = make([]uint64, len(st.hits)-1)
+	for i := range rules {
+		rules[i] = st.hits[i].Load()
+	}
+	return rules, st.hits[len(rules)].Load()
+}
 
 // Stats returns the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
@@ -120,6 +140,7 @@ func (p *Pipeline) Stats() PipelineStats {
 func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 	st := p.state.Load()
 	c := st.c
+	p.hits = st.hits
 	*d = Decision{}
 	now := p.clock()
 	if p.packets.Add(1)&15 == 0 {
@@ -259,10 +280,12 @@ func (p *Pipeline) rules(c *Compiled, x *inspect) (int, tri) {
 // decided the flow (or any packet not served from the cache).
 func (p *Pipeline) apply(c *Compiled, rule int, k *flowKey, d *Decision, first bool, now int64) {
 	if rule < 0 {
+		p.hits[len(p.hits)-1].Add(1)
 		d.Rule = rule
 		d.Action = c.def
 		return
 	}
+	p.hits[rule].Add(1)
 	r := &c.rules[rule]
 	d.Rule, d.Action = rule, r.action
 	if r.setMark {

@@ -348,3 +348,23 @@ func TestLimiterKeysAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleHits(t *testing.T) {
+	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
+		{Name: "udp", Match: Match{Protos: []uint8{ProtoUDP}}, Action: ActionDrop},
+		{Name: "tcp", Match: Match{Protos: []uint8{ProtoTCP}}, Action: ActionAccept},
+	}})
+	p := NewPipeline(c, nil)
+	for i := 0; i < 3; i++ {
+		decide(p, udp(tc4, ts4, 1, 2, nil), nil)
+	}
+	decide(p, tpkt{src: tc6, dst: ts6, proto: ProtoICMPv6, icmpType: 128}, nil)
+	rules, def := p.RuleHits()
+	if len(rules) != 2 || rules[0] != 3 || rules[1] != 0 || def != 1 {
+		t.Errorf("hits %v default %d", rules, def)
+	}
+	p.Swap(c)
+	if rules, def = p.RuleHits(); rules[0] != 0 || def != 0 {
+		t.Errorf("after swap: %v %d", rules, def)
+	}
+}
