@@ -44,6 +44,10 @@ type Marks struct {
 	Mask, AcceptFlow, DropFlow, Reject uint32
 }
 
+// Set returns mark with its bits under m.Mask replaced by v (also masked):
+// the mark a verdict should carry to leave other users' bits alone.
+func (m Marks) Set(mark, v uint32) uint32 { return mark&^m.Mask | v&m.Mask }
+
 // DefaultMarks are the marks used when Config.Marks.Mask is zero.
 var DefaultMarks = Marks{Mask: 0x00ff0000, AcceptFlow: 0x00010000, DropFlow: 0x00020000, Reject: 0x00030000}
 

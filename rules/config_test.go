@@ -133,3 +133,13 @@ func TestIntervalElements(t *testing.T) {
 		t.Errorf("no v6 prefixes: %v", got)
 	}
 }
+
+func TestMarksSet(t *testing.T) {
+	m := DefaultMarks
+	if got := m.Set(0xab0042cd, m.AcceptFlow); got != 0xab0142cd {
+		t.Errorf("Set = %#x", got)
+	}
+	if got := m.Set(0xffffffff, 0xffffffff); got != 0xffffffff {
+		t.Errorf("Set outside mask = %#x", got)
+	}
+}

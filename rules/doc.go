@@ -9,34 +9,57 @@
 // outside it. Each configured hook gets a base chain named after the hook
 // (policy accept) holding, in order:
 //
-//  1. drops for sources in the block sets "block4" and "block6" (elements
-//     carry timeouts; Manager.BlockSource adds them at run time);
+//  1. drops for sources in the sets "block4" and "block6" (elements carry
+//     timeouts; Manager.BlockSource adds them at run time);
 //  2. with Config.Offload, accept/drop for flows whose conntrack mark (under
-//     Marks.Mask) says AcceptFlow/DropFlow, so later packets of a decided flow
-//     never reach the queue;
+//     Marks.Mask) says AcceptFlow/DropFlow, so later packets of a decided
+//     flow, in both directions, never reach the queue; then drops for flow
+//     tuples in "dropflow4"/"dropflow6" (see below);
 //  3. the verdict-mark rules: a packet that user space re-injected with
 //     NF_REPEAT and a mark under Marks.Mask is accepted (AcceptFlow), dropped
 //     (DropFlow) or rejected (Reject: TCP reset, otherwise ICMP/ICMPv6 port
-//     unreachable); AcceptFlow/DropFlow also merge the mark into the
-//     conntrack mark under the mask when offloading;
-//  4. the queue rule, with the steering matchers of Config.Steer and the
-//     condition that qguard's mark bits are clear, so a re-injected packet is
-//     never queued twice.
+//     unreachable via icmpx; at postrouting, where the kernel has no reject,
+//     dropped). With Offload, AcceptFlow and DropFlow are merged into the
+//     conntrack mark under the mask: ct mark = ct mark &^ Mask | value;
+//  4. the queue rule, with the matchers of Config.Steer and the condition
+//     that qguard's mark bits are clear, so a re-injected packet is never
+//     queued again (an unknown value under the mask falls through to accept
+//     instead of looping).
+//
+// The verdict itself carries only the packet mark (no connmark through
+// NFQA_CT, which kernels without CONFIG_NETFILTER_NETLINK_GLUE_CT ignore).
+// Use Marks.Set to put a value under the mask without disturbing other bits.
+//
+// A packet dropped before its conntrack entry is confirmed (the first
+// packet of a flow, decided at once) takes the entry and its mark with it,
+// so the DropFlow rule also adds the flow's tuple (addresses, protocol,
+// ports) to a dynamic set with Config.FlowTimeout; later packets, such as
+// retransmitted SYNs, are dropped by lookup without a queue round trip.
 //
 // # Queue expression
 //
 // Probe finds out how the kernel can queue: the native nftables queue
-// expression (CONFIG_NFT_QUEUE) or the xtables NFQUEUE target (revision 3)
-// through nftables' compat expression, which is what iptables-nft installs.
-// Kernels accept the compat target in inet tables (checked on Linux 6.18 by
-// experiment and by TestIntegrationCompatInet), so one inet table serves both
-// paths; the family seen by the target is the packet's own.
+// expression (CONFIG_NFT_QUEUE) or the xtables NFQUEUE target (revision 3,
+// struct xt_NFQ_info_v3 in host byte order, padded to 8 bytes) through
+// nftables' compat expression, which is what iptables-nft installs. Each
+// probe is one batch that adds a throwaway table, chain and rule and deletes
+// the table again. The kernel accepts the compat target in an inet table
+// (found by experiment on Linux 6.18; TestIntegrationOffloadCompat steers
+// IPv4 and IPv6 through it), so one inet table serves both paths and the
+// target sees each packet's own family. nft lists such a table with a
+// warning that it is "managed by iptables-nft"; that is only nft's view.
+// With several queues and no fanout, both expressions balance by a hash of
+// the address pair, not of the ports.
 //
 // # Atomicity
 //
 // Apply, Replace and SteerAway each send one nf_tables batch: the kernel
 // commits a batch as a whole under a new generation, and packets see either
-// the old rules or the new ones, never a table half rebuilt.
+// the old rules or the new ones, never a table half rebuilt. A reload
+// flushes and refills the chains; a chain whose hook or priority changed is
+// deleted and re-created in the same batch. Unregistering a hook makes
+// nfnetlink_queue drop the packets waiting in the queues at that moment, so
+// moving a chain costs those packets (they are dropped, never let through).
 //
 // # Privileges
 //
