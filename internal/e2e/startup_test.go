@@ -53,8 +53,8 @@ func TestIntegrationStartFailures(t *testing.T) {
 	// first one's table.
 	d := startDaemon(t, top, "", "--queue", "4")
 	out, code = run("--queue", "4", "--control", filepath.Join(dir, "c3.sock"), "--metrics", "")
-	if code != 1 || !strings.Contains(out, "busy") {
-		t.Errorf("taken queue: exit %d, want 1 and \"busy\":\n%s", code, out)
+	if code != 1 || !strings.Contains(out, "already bound") {
+		t.Errorf("taken queue: exit %d, want 1 and \"already bound\":\n%s", code, out)
 	}
 	if err := ping(top.Client, top.ServerIP4.String(), 1); err != nil {
 		t.Errorf("first daemon disturbed by the failed second one: %v", err)
