@@ -18,6 +18,10 @@ var (
 	ErrRunning = errors.New("queue already running")
 	// ErrConfig: the configuration is invalid.
 	ErrConfig = errors.New("invalid queue config")
+	// ErrFlagUnsupported: the kernel refused a queue flag (EOPNOTSUPP):
+	// FlagConntrack needs CONFIG_NETFILTER_NETLINK_GLUE_CT, FlagSecCtx
+	// CONFIG_NETWORK_SECMARK.
+	ErrFlagUnsupported = errors.New("queue flag not supported by this kernel")
 	// ErrUnsupported: the platform has no nfnetlink_queue.
 	ErrUnsupported = errors.New("nfnetlink_queue needs Linux")
 )

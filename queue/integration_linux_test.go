@@ -171,6 +171,7 @@ func TestIntegrationQueue(t *testing.T) {
 	t.Run("Bypass", e.testBypass)
 	t.Run("SecondOpenIsBusy", e.testBusy)
 	t.Run("ENOBUFSCountedLoopContinues", e.testENOBUFS)
+	t.Run("UIDGIDOnLocalOutput", e.testUIDGID)
 	t.Run("ShutdownUnderLoad", e.testShutdownUnderLoad)
 }
 
@@ -596,5 +597,53 @@ func (e *qenv) testENOBUFS(t *testing.T) {
 	}
 	if len(after) != 10 {
 		t.Fatalf("the loop stopped after ENOBUFS: %d of 10 later packets delivered", len(after))
+	}
+}
+
+func (e *qenv) testUIDGID(t *testing.T) {
+	// Locally generated packets carry their socket's owner (FlagUIDGID).
+	ns := e.top.Client
+	if err := ns.Run("iptables-nft", "-t", "filter", "-A", "OUTPUT", "-p", "udp", "--dport", "9011", "-j", "NFQUEUE", "--queue-num", "19"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Run("iptables-nft", "-t", "filter", "-F", "OUTPUT") })
+	var q *Queues
+	err := ns.Do(func() (err error) {
+		// Without the conntrack glue the kernel refuses FlagConntrack;
+		// the error must say so and bind nothing.
+		if q, err := Open(&Config{Num: 19, Flags: FlagConntrack, Logger: quietLogger()}); err == nil {
+			q.Close()
+		} else if !errors.Is(err, ErrFlagUnsupported) {
+			return fmt.Errorf("FlagConntrack: %w", err)
+		}
+		q, err = Open(&Config{Num: 19, Flags: FlagUIDGID | FlagGSO | FlagFailOpen, Logger: quietLogger()})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	type meta struct {
+		has      Attr
+		uid, gid uint32
+		hook     uint8
+		out      uint32
+	}
+	got := make(chan meta, 10)
+	run(t, q, func(p *Packet) {
+		select {
+		case got <- meta{p.Has, p.UID, p.GID, p.Hook, p.OutIf}:
+		default:
+		}
+		p.Accept()
+	})
+	srv := e.sink(t, 9011)
+	send(t, e.client(t, e.top.ServerIP4, 9011), 3, "uid")
+	if n := len(collect(srv, 3, time.Second)); n != 3 {
+		t.Fatalf("server got %d of 3", n)
+	}
+	m := <-got
+	if m.has&(AttrUID|AttrGID) != AttrUID|AttrGID || m.uid != uint32(os.Getuid()) || m.gid != uint32(os.Getgid()) || m.hook != 3 || m.out == 0 {
+		t.Fatalf("metadata %+v: want UID %d GID %d on hook 3 (LOCAL_OUT) with an output interface", m, os.Getuid(), os.Getgid())
 	}
 }

@@ -153,6 +153,10 @@ func mapBindErr(err error, num uint16, ours uint32) error {
 		}
 		return fmt.Errorf("%w (queue %d): %w", ErrPermission, num, err)
 	}
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("%w (queue %d; FlagConntrack needs CONFIG_NETFILTER_NETLINK_GLUE_CT, FlagSecCtx CONFIG_NETWORK_SECMARK): %w",
+			ErrFlagUnsupported, num, err)
+	}
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPROTONOSUPPORT) {
 		if _, serr := os.Stat(procQueuePath); serr != nil {
 			return fmt.Errorf("%w (queue %d, no %s): %w", ErrNoNFQueue, num, procQueuePath, err)
