@@ -135,6 +135,17 @@ func TestIntegrationListing(t *testing.T) {
 		{"replace", func() error { c := listingConfig(fd); c.Hooks = []Hook{{"input", 5}}; return m.Replace(c) }},
 		{"block source", func() error { return m.BlockSource(netip.MustParseAddr("198.18.1.2"), time.Minute) }},
 		{"steer away", m.SteerAway},
+		{"rename", func() error {
+			c := listingConfig(fd)
+			c.Table = "qguard2"
+			if err := m.Replace(c); err != nil {
+				return err
+			}
+			if tables := nft(t, ns, "list", "tables"); strings.Contains(tables, "inet qguard\n") || !strings.Contains(tables, "inet qguard2\n") {
+				t.Errorf("after rename:\n%s", tables)
+			}
+			return nil
+		}},
 		{"remove", m.Remove},
 		{"remove again", m.Remove},
 	}
@@ -147,7 +158,7 @@ func TestIntegrationListing(t *testing.T) {
 		}
 	}
 	tables := nft(t, ns, "list", "tables")
-	if strings.Contains(tables, "inet qguard\n") {
+	if strings.Contains(tables, "inet qguard\n") || strings.Contains(tables, "inet qguard2\n") {
 		t.Errorf("qguard table left after Remove:\n%s", tables)
 	}
 	if !strings.Contains(tables, "table ip foreign") || !strings.Contains(tables, "table inet qguardx") {
