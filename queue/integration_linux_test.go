@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -172,6 +174,7 @@ func TestIntegrationQueue(t *testing.T) {
 	t.Run("SecondOpenIsBusy", e.testBusy)
 	t.Run("ENOBUFSCountedLoopContinues", e.testENOBUFS)
 	t.Run("UIDGIDOnLocalOutput", e.testUIDGID)
+	t.Run("ZeroAllocsAgainstKernel", e.testAllocs)
 	t.Run("ShutdownUnderLoad", e.testShutdownUnderLoad)
 }
 
@@ -645,5 +648,53 @@ func (e *qenv) testUIDGID(t *testing.T) {
 	m := <-got
 	if m.has&(AttrUID|AttrGID) != AttrUID|AttrGID || m.uid != uint32(os.Getuid()) || m.gid != uint32(os.Getgid()) || m.hook != 3 || m.out == 0 {
 		t.Fatalf("metadata %+v: want UID %d GID %d on hook 3 (LOCAL_OUT) with an output interface", m, os.Getuid(), os.Getgid())
+	}
+}
+
+func (e *qenv) testAllocs(t *testing.T) {
+	e.steer(t, "-p udp --dport 9012 -j NFQUEUE --queue-num 22")
+	q := e.open(t, &Config{Num: 22})
+	l := q.loops[0]
+	l.h = func(p *Packet) {
+		p.SetMark(uint32(len(p.Payload)))
+		p.Accept()
+	}
+	if err := l.setTimeout(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.sink(t, 9012) // else ICMP port unreachable fails the writes
+	var fd int
+	err := e.top.Client.Do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		return unix.Connect(fd, &unix.SockaddrInet4{Port: 9012, Addr: e.top.ServerIP4.As4()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	payload := make([]byte, 36)
+	const burst = 16
+	allocs := testing.AllocsPerRun(50, func() {
+		for range burst {
+			if _, err := unix.Write(fd, payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for got := 0; got < burst; {
+			n, err := l.step()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per %d packets: kernel -> recvmmsg -> handler -> verdict must not allocate", allocs, burst)
+	}
+	if l.c.received != 51*burst || l.c.accepted != 51*burst {
+		t.Fatalf("counters %+v", l.c)
 	}
 }
