@@ -125,3 +125,23 @@ func TestFlowEntrySize(t *testing.T) {
 		t.Errorf("FlowEntrySize = %d, want 64 (1M flows = 64 MiB)", FlowEntrySize)
 	}
 }
+
+// TestFlowTableHalfLoad checks that a table half full keeps every flow:
+// two-choice buckets absorb the hash's unevenness.
+func TestFlowTableHalfLoad(t *testing.T) {
+	ft := NewFlowTable(&FlowConfig{Capacity: 1 << 14})
+	ks := flowKeys(1 << 13)
+	for i := range ks {
+		if _, found := ft.get(&ks[i], ks[i].hash(ft.seed), 0, false); found {
+			t.Fatalf("key %d found before insertion", i)
+		}
+	}
+	for i := range ks {
+		if _, found := ft.get(&ks[i], ks[i].hash(ft.seed), 0, false); !found {
+			t.Fatalf("key %d lost", i)
+		}
+	}
+	if s := ft.Stats(); s.Evictions != 0 || s.Size != len(ks) {
+		t.Errorf("stats %+v", s)
+	}
+}
