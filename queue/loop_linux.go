@@ -53,6 +53,10 @@ type loop struct {
 	c   counters
 	pub statsCell
 
+	// beforeUnbind, when set, runs once the queue is drained: Queues keeps
+	// the kernel's last counters, which vanish with the unbind.
+	beforeUnbind func()
+
 	dry     bool // the last receive emptied the socket
 	active  bool // the last receive returned packets
 	stop    atomic.Bool
@@ -380,6 +384,9 @@ func (l *loop) shutdown() error {
 	}
 	l.flush()
 	l.c.publish(&l.pub)
+	if l.beforeUnbind != nil {
+		l.beforeUnbind()
+	}
 	if l.sock != nil {
 		if uerr := l.sock.unbind(); uerr != nil && err == nil {
 			err = uerr

@@ -16,6 +16,7 @@ type Queues struct {
 	mu      sync.Mutex
 	state   int
 	runDone chan struct{}
+	last    map[uint16]KernelStats // kernel counters read just before unbinding
 }
 
 const (
@@ -51,6 +52,7 @@ func Open(cfg *Config) (*Queues, error) {
 		}
 		l := newLoop(s.fd, num, &q.cfg)
 		l.sock = s
+		l.beforeUnbind = func() { q.keepKernel(num) }
 		q.loops = append(q.loops, l)
 	}
 	return q, nil
@@ -152,7 +154,8 @@ func (q *Queues) Close() error {
 
 // Stats returns every queue's counters and its kernel line. Counters are
 // published by the queue goroutines at least every 16 flushes, when idle
-// and at shutdown.
+// and at shutdown; after Close, Kernel holds the counters read just before
+// the unbind.
 func (q *Queues) Stats() []Stats {
 	out := make([]Stats, len(q.loops))
 	for i, l := range q.loops {
@@ -160,16 +163,11 @@ func (q *Queues) Stats() []Stats {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.proc == nil {
-		return out
-	}
-	buf := make([]byte, 64<<10)
-	n, err := q.proc.ReadAt(buf, 0)
-	if err != nil && n == 0 {
-		return out
-	}
-	all, _ := ParseProcQueues(buf[:n])
+	all := q.readKernel()
 	for i := range out {
+		if k, ok := q.last[out[i].Queue]; ok {
+			out[i].Kernel = k
+		}
 		for _, k := range all {
 			if k.Queue == out[i].Queue {
 				out[i].Kernel = k
@@ -177,4 +175,32 @@ func (q *Queues) Stats() []Stats {
 		}
 	}
 	return out
+}
+
+// readKernel reads the socket namespace's queue table; q.mu is held.
+func (q *Queues) readKernel() []KernelStats {
+	if q.proc == nil {
+		return nil
+	}
+	buf := make([]byte, 64<<10)
+	n, err := q.proc.ReadAt(buf, 0)
+	if err != nil && n == 0 {
+		return nil
+	}
+	all, _ := ParseProcQueues(buf[:n])
+	return all
+}
+
+// keepKernel saves queue num's kernel counters before its unbind.
+func (q *Queues) keepKernel(num uint16) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, k := range q.readKernel() {
+		if k.Queue == num {
+			if q.last == nil {
+				q.last = make(map[uint16]KernelStats)
+			}
+			q.last[num] = k
+		}
+	}
 }
