@@ -69,8 +69,9 @@ type Config struct {
 	// before a flush (default 64, at most 1024).
 	BatchSize int
 	// FlushInterval bounds how long a verdict may wait for its batch while
-	// the handler is busy (default 1ms). Verdicts are also flushed whenever
-	// the socket runs dry.
+	// the handler works through the rest of it (default 1ms; looked at
+	// every few packets, between handler calls). Verdicts are also flushed
+	// whenever the socket runs dry.
 	FlushInterval time.Duration
 	// BusyPoll is how long a loop that just handled packets keeps polling
 	// the empty socket before it sleeps (default 0: sleep at once). Polling

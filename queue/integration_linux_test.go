@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,9 +181,14 @@ func TestIntegrationQueue(t *testing.T) {
 
 func (e *qenv) testDeliver(t *testing.T) {
 	e.steer(t, "-p udp --dport 9001 -j NFQUEUE --queue-num 10")
-	q := e.open(t, &Config{Num: 10})
-	var v4, v6, badMeta atomic.Int32
+	cpu := runtime.NumCPU() - 1
+	q := e.open(t, &Config{Num: 10, CPUs: []int{cpu}})
+	var v4, v6, badMeta, unpinned atomic.Int32
 	stop := run(t, q, func(p *Packet) {
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil || set.Count() != 1 || !set.IsSet(cpu) {
+			unpinned.Add(1)
+		}
 		switch p.HwProto {
 		case 0x0800:
 			v4.Add(1)
@@ -199,8 +205,9 @@ func (e *qenv) testDeliver(t *testing.T) {
 	send(t, e.client(t, e.top.ServerIP4, 9001), 20, "v4")
 	send(t, e.client(t, e.top.ServerIP6, 9001), 20, "v6")
 	got := collect(srv, 40, 2*time.Second)
-	if len(got) != 40 || v4.Load() != 20 || v6.Load() != 20 || badMeta.Load() != 0 {
-		t.Fatalf("server got %d of 40; handler saw %d IPv4, %d IPv6, %d with bad metadata", len(got), v4.Load(), v6.Load(), badMeta.Load())
+	if len(got) != 40 || v4.Load() != 20 || v6.Load() != 20 || badMeta.Load() != 0 || unpinned.Load() != 0 {
+		t.Fatalf("server got %d of 40; handler saw %d IPv4, %d IPv6, %d with bad metadata, %d off CPU %d",
+			len(got), v4.Load(), v6.Load(), badMeta.Load(), unpinned.Load(), cpu)
 	}
 	st := q.Stats()
 	if len(st) != 1 || !st[0].Kernel.Valid || st[0].Kernel.PortID == 0 || st[0].Kernel.IDSequence < 40 || st[0].Kernel.CopyMode != 2 {
