@@ -95,6 +95,7 @@ func (s *sock) request(msg []byte) error {
 			return err
 		}
 		b := s.rbuf[:n]
+		stashed := false
 		for rest := b; ; {
 			typ, body, r, _, ok := nextMsg(rest)
 			if !ok {
@@ -112,7 +113,10 @@ func (s *sock) request(msg []byte) error {
 				}
 				return nil
 			case msgPacket:
-				s.stash = append(s.stash, append([]byte(nil), b...))
+				if !stashed {
+					s.stash = append(s.stash, append([]byte(nil), b...))
+					stashed = true
+				}
 			}
 		}
 	}
