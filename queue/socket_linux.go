@@ -76,7 +76,8 @@ func (s *sock) nextSeq() uint32 {
 // Packet messages that arrive meanwhile are stashed for the loop.
 func (s *sock) request(msg []byte) error {
 	seq := ne.Uint32(msg[8:12])
-	if err := unix.Sendto(s.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	// Unaddressed, a netlink message goes to the kernel (port id 0).
+	if _, err := unix.Write(s.fd, msg); err != nil {
 		return err
 	}
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
