@@ -47,10 +47,11 @@ type Pipeline struct {
 
 	hits []atomic.Uint64 // the current state's, set by Decide
 
-	pkt  Packet
-	x    inspect
-	ctx  Context
-	cand bitmap
+	pkt    Packet
+	noMeta Meta // used when Decide gets a nil Meta
+	x      inspect
+	ctx    Context
+	cand   bitmap
 
 	logRate, logTokens, logBurst float64
 	logLast                      int64
@@ -135,12 +136,15 @@ func (p *Pipeline) Stats() PipelineStats {
 	}
 }
 
-// Decide decides the IP packet raw with meta data m into d. It does not
-// allocate. Slices the stages see point into raw.
+// Decide decides the IP packet raw with meta data m (nil: none) into d. It
+// does not allocate. Slices the stages see point into raw.
 func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 	st := p.state.Load()
 	c := st.c
 	p.hits = st.hits
+	if m == nil {
+		m = &p.noMeta
+	}
 	*d = Decision{}
 	now := p.clock()
 	if p.packets.Add(1)&15 == 0 {
@@ -220,10 +224,12 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 		d.Action, d.Rule = ActionAccept, RulePending
 		return
 	}
-	if e != nil && !x.perPacket {
-		e.rule = int32(rule)
-		e.flags |= flowDecided
-		if e.hello != 0 {
+	if e != nil {
+		if !x.perPacket {
+			e.rule = int32(rule)
+			e.flags |= flowDecided
+		}
+		if e.hello != 0 { // the flow no longer waits for its ClientHello
 			p.flows.hellos.put(e.hello)
 			e.hello = 0
 		}
