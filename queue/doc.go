@@ -27,6 +27,18 @@
 // verdict is older than FlushInterval, so no packet waits for a batch to
 // fill.
 //
+// # Overload and absence
+//
+// When the kernel queue holds Config.MaxLen packets, further packets are
+// dropped (Stats.Kernel.QueueDropped), or accepted unseen with
+// FlagFailOpen. When the socket's receive buffer is full, the kernel drops
+// the packet (or accepts it, with FlagFailOpen) and counts it in
+// Kernel.UserDropped; the loop counts the ENOBUFS report and carries on.
+// When no program has bound a queue, the queueing rule decides: with
+// iptables' --queue-bypass (nft "queue ... bypass") packets pass, without it
+// they are dropped. QueueTo's bypass flag makes the same choice for a
+// packet handed to an unbound queue.
+//
 // # Shutdown
 //
 // Close (or cancelling Run's context) stops taking new packets, keeps reading
