@@ -207,20 +207,41 @@ type fieldErr struct {
 	err   error
 }
 
+// ruleCompiler compiles one rule, collecting the problems of every field.
+type ruleCompiler struct {
+	cr        *crule
+	r         *Rule
+	sets      map[string][]netip.Prefix
+	setTables map[string]*bart.Lite
+	resolve   func(string) (uint32, error)
+	errs      []fieldErr
+}
+
+func (rc *ruleCompiler) fail(field string, err error) {
+	rc.errs = append(rc.errs, fieldErr{field, err})
+}
+
 func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables map[string]*bart.Lite,
 	resolve func(string) (uint32, error)) []fieldErr {
-	var errs []fieldErr
-	fail := func(field string, err error) { errs = append(errs, fieldErr{field, err}) }
-	m := &r.Match
+	rc := &ruleCompiler{cr: cr, r: r, sets: sets, setTables: setTables, resolve: resolve}
 	cr.name = r.Name
 	if r.Name == "" {
-		fail("name", errors.New("rule has no name"))
+		rc.fail("name", errors.New("rule has no name"))
 	}
-	if r.Action == ActionUnset || r.Action >= numActions {
-		fail("action", fmt.Errorf("%w: %d: expected accept, drop or reject", ErrBadAction, r.Action))
-	}
+	rc.l34()
+	rc.meta()
+	rc.l7()
+	rc.options()
+	cr.perPacket = cr.hasMark || cr.ct != 0
+	cr.residual = cr.hasIn || cr.hasOut || cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0
+	return rc.errs
+}
+
+// l34 prepares the matchers the index covers.
+func (rc *ruleCompiler) l34() {
+	cr, m := rc.cr, &rc.r.Match
 	if m.Family != 0 && m.Family != 4 && m.Family != 6 {
-		fail("family", fmt.Errorf("family %d: expected 4 or 6", m.Family))
+		rc.fail("family", fmt.Errorf("family %d: expected 4 or 6", m.Family))
 	}
 	cr.family = m.Family
 	cr.anyProto = len(m.Protos) == 0
@@ -231,28 +252,30 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 		cr.protos = [4]uint64{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint64}
 	}
 	var err error
-	cr.src, cr.srcDesc, err = prefixTables(m.Src, m.SrcSets, sets, setTables)
-	if err != nil {
-		fail("src", err)
+	if cr.src, cr.srcDesc, err = prefixTables(m.Src, m.SrcSets, rc.sets, rc.setTables); err != nil {
+		rc.fail("src", err)
 	}
-	cr.dst, cr.dstDesc, err = prefixTables(m.Dst, m.DstSets, sets, setTables)
-	if err != nil {
-		fail("dst", err)
+	if cr.dst, cr.dstDesc, err = prefixTables(m.Dst, m.DstSets, rc.sets, rc.setTables); err != nil {
+		rc.fail("dst", err)
 	}
 	cr.hasSrc, cr.hasDst = len(cr.src) > 0, len(cr.dst) > 0
 	for _, pr := range append(append([]PortRange(nil), m.SrcPorts...), m.DstPorts...) {
 		if pr.Lo > pr.Hi {
-			fail("port", fmt.Errorf("%w: %d-%d: the first port is above the last", ErrBadPortRange, pr.Lo, pr.Hi))
+			rc.fail("port", fmt.Errorf("%w: %d-%d: the first port is above the last", ErrBadPortRange, pr.Lo, pr.Hi))
 		}
 	}
 	cr.sports, cr.dports = m.SrcPorts, m.DstPorts
-	cr.inIf, err = resolveIfaces(m.InIfaces, m.InIfIndexes, resolve)
-	if err != nil {
-		fail("in_iface", err)
+}
+
+// meta prepares the matchers on the queue's meta data.
+func (rc *ruleCompiler) meta() {
+	cr, m := rc.cr, &rc.r.Match
+	var err error
+	if cr.inIf, err = resolveIfaces(m.InIfaces, m.InIfIndexes, rc.resolve); err != nil {
+		rc.fail("in_iface", err)
 	}
-	cr.outIf, err = resolveIfaces(m.OutIfaces, m.OutIfIndexes, resolve)
-	if err != nil {
-		fail("out_iface", err)
+	if cr.outIf, err = resolveIfaces(m.OutIfaces, m.OutIfIndexes, rc.resolve); err != nil {
+		rc.fail("out_iface", err)
 	}
 	cr.hasIn, cr.hasOut = len(cr.inIf) > 0, len(cr.outIf) > 0
 	if m.Mark != nil {
@@ -260,6 +283,11 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 		cr.mark.Value &= cr.mark.Mask
 	}
 	cr.uids, cr.gids, cr.ct = m.UIDs, m.GIDs, m.CT
+}
+
+// l7 prepares the name and payload matchers.
+func (rc *ruleCompiler) l7() {
+	cr, m := rc.cr, &rc.r.Match
 	for _, f := range []struct {
 		field string
 		pats  []string
@@ -271,7 +299,7 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 		}
 		s, err := newNameSet(f.pats)
 		if err != nil {
-			fail(f.field, err)
+			rc.fail(f.field, err)
 			continue
 		}
 		*f.dst = s
@@ -280,30 +308,35 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 	if len(m.Payload) > 0 {
 		ps, err := newPayloadSet(m.Payload)
 		if err != nil {
-			fail("payload", err)
-		} else {
-			cr.payload = ps
-			cr.l7 |= needPayload
+			rc.fail("payload", err)
+			return
 		}
+		cr.payload = ps
+		cr.l7 |= needPayload
 	}
-	cr.perPacket = cr.hasMark || cr.ct != 0
-	cr.residual = cr.hasIn || cr.hasOut || cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0
+}
+
+// options checks the action and the rule's options.
+func (rc *ruleCompiler) options() {
+	cr, r := rc.cr, rc.r
+	if r.Action == ActionUnset || r.Action >= numActions {
+		rc.fail("action", fmt.Errorf("%w: %d: expected accept, drop or reject", ErrBadAction, r.Action))
+	}
 	cr.action, cr.mark2, cr.setMark, cr.log = r.Action, r.Mark, r.SetMark, r.Log
 	cr.flow, cr.blockSource = r.Flow, r.BlockSource
 	if r.BlockSource < 0 {
-		fail("block_source", fmt.Errorf("negative duration %v", r.BlockSource))
+		rc.fail("block_source", fmt.Errorf("negative duration %v", r.BlockSource))
 	}
 	if rl := r.RateLimit; rl != nil {
 		if r.Flow {
-			fail("rate_limit", fmt.Errorf("%w: a rate limit needs every packet, flow: true hands the flow to the kernel", ErrConflict))
+			rc.fail("rate_limit", fmt.Errorf("%w: a rate limit needs every packet, flow: true hands the flow to the kernel", ErrConflict))
 		}
 		l, err := newLimiter(rl)
 		if err != nil {
-			fail("rate_limit", err)
+			rc.fail("rate_limit", err)
 		}
 		cr.limit = l
 	}
-	return errs
 }
 
 func prefixTables(own []netip.Prefix, names []string, sets map[string][]netip.Prefix,
