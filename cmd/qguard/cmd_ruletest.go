@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -103,14 +102,9 @@ func runRuleTests(cmd *cobra.Command, args []string, jobs int, junit string, asJ
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := cmd.OutOrStdout()
-	var mu sync.Mutex
 	opts := &ruletest.Options{Jobs: jobs, Verbose: verbose}
 	if !asJSON {
-		opts.OnCase = func(c ruletest.CaseResult) {
-			mu.Lock()
-			defer mu.Unlock()
-			ruletest.WriteCase(out, c)
-		}
+		opts.OnCase = func(c ruletest.CaseResult) { ruletest.WriteCase(out, c) }
 	}
 	rep := ruletest.Run(ctx, files, opts)
 	interrupted := ctx.Err() != nil

@@ -103,6 +103,7 @@ func TestParseErrors(t *testing.T) {
 		{"both policies", "policy: {}\npolicy_file: x.yaml\ncases:\n  - {name: a, send: ping, expect: dropped}\n", "bad.yaml:2:14: policy_file and an inline"},
 		{"missing policy file", "policy_file: nope.yaml\ncases:\n  - {name: a, send: ping, expect: dropped}\n", "bad.yaml:1:14: policy_file: open"},
 		{"bad timeout", "policy: {}\ntimeout: soon\ncases:\n  - {name: a, send: ping, expect: dropped}\n", "bad.yaml:2:10: timeout: expected a duration"},
+		{"bad iface", "policy:\n  rules:\n    - name: r\n      match: {in_iface: [eth9]}\n      action: drop\ncases:\n  - {name: a, send: ping, expect: dropped}\n", "bad.yaml:4:15: policy: rule \"r\" (#0): in_iface: interface not found: \"eth9\": not in the test topology"},
 		{"flow policy", "{policy: {}, cases: [{name: a, send: ping, expect: dropped}]}\n", "write policy as a block mapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,5 +158,36 @@ func TestPolicyFile(t *testing.T) {
 	}
 	if string(f.Config) != "policy:\n  default: drop\n" || f.ConfigName != filepath.Join(dir, "p.yaml") {
 		t.Fatalf("config %q from %s", f.Config, f.ConfigName)
+	}
+}
+
+// TestBadFixtures: the files in testdata/bad fail with file:line:column,
+// policy errors included (reported through package config at the test
+// file's own positions).
+func TestBadFixtures(t *testing.T) {
+	want := map[string]string{
+		"testdata/bad/badcase.yaml":     `testdata/bad/badcase.yaml:6:13: expect: expected delivered, dropped, rejected or modified, found "deliverd"`,
+		"testdata/bad/badpolicy.yaml":   `testdata/bad/badpolicy.yaml:6:15: policy: action: unknown action "explode"`,
+		"testdata/bad/unknownrule.yaml": `testdata/bad/unknownrule.yaml:11:11: rule: the policy has no rule "block-telnt"`,
+	}
+	paths, err := CollectFiles([]string{"testdata/bad"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != len(want) {
+		t.Fatalf("found %v", paths)
+	}
+	_, err = ParseAll(paths)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for p, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error\n%v\nlacks %q", p, err, w)
+		}
+	}
+	var pe *PosError
+	if !errors.Is(err, ErrBadFile) || !errors.As(err, &pe) {
+		t.Errorf("errors.Is/As fail on %v", err)
 	}
 }

@@ -330,10 +330,12 @@ func probeTLS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	}
 	defer c.Close()
 	setLocal(pr, c)
-	hctx, cancel := context.WithTimeout(ctx, env.timeout)
-	defer cancel()
-	tc := tls.Client(c, &tls.Config{ServerName: s.SNI, InsecureSkipVerify: true}) // the server's certificate is a throwaway
-	if err := tc.HandshakeContext(hctx); err != nil {
+	// The timeout is for the ClientHello's fate: once the server's answer
+	// starts arriving, its crypto may take longer on a loaded machine.
+	_ = c.SetDeadline(time.Now().Add(env.timeout))
+	ac := &answerConn{Conn: c}
+	tc := tls.Client(ac, &tls.Config{ServerName: s.SNI, InsecureSkipVerify: true}) // the server's certificate is a throwaway
+	if err := tc.HandshakeContext(ctx); err != nil {
 		if errors.Is(err, io.EOF) {
 			pr.Outcome, pr.Detail = Rejected, "TLS handshake: connection closed by peer"
 			return
@@ -342,6 +344,21 @@ func probeTLS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	pr.Outcome, pr.Detail = Delivered, "TLS handshake completed ("+tls.VersionName(tc.ConnectionState().Version)+")"
+}
+
+// answerConn extends the deadline once the first answer bytes arrive.
+type answerConn struct {
+	net.Conn
+	answered bool
+}
+
+func (a *answerConn) Read(b []byte) (int, error) {
+	n, err := a.Conn.Read(b)
+	if n > 0 && !a.answered {
+		a.answered = true
+		_ = a.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+	return n, err
 }
 
 func probeHTTP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {

@@ -25,8 +25,7 @@ type Options struct {
 	Prefix string
 	// Verbose attaches the rule trace to passing cases too.
 	Verbose bool
-	// OnCase is called as each case finishes, from the file's goroutine;
-	// calls for different files may be concurrent.
+	// OnCase is called as each case finishes; Run serializes the calls.
 	OnCase func(CaseResult)
 
 	// firewall starts qguard for one file; tests replace it.
@@ -122,6 +121,14 @@ func Run(ctx context.Context, files []*File, o *Options) *Report {
 	}
 	if opts.firewall == nil {
 		opts.firewall = startEngine
+	}
+	if fn := opts.OnCase; fn != nil {
+		var mu sync.Mutex
+		opts.OnCase = func(c CaseResult) {
+			mu.Lock()
+			defer mu.Unlock()
+			fn(c)
+		}
 	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
