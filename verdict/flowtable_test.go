@@ -121,8 +121,8 @@ func TestHelloPoolBounded(t *testing.T) {
 }
 
 func TestFlowEntrySize(t *testing.T) {
-	if FlowEntrySize != 64 {
-		t.Errorf("FlowEntrySize = %d, want 64 (1M flows = 64 MiB)", FlowEntrySize)
+	if FlowEntrySize > 64 {
+		t.Errorf("FlowEntrySize = %d, want at most 64 (1M flows = 64 MiB)", FlowEntrySize)
 	}
 }
 
