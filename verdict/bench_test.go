@@ -204,3 +204,28 @@ func BenchmarkFlowTable1M(b *testing.B) {
 		b.ReportMetric(float64(miss)/float64(b.N), "miss/op")
 	})
 }
+
+// BenchmarkPrefixSet shows that the size of a prefix set hardly changes
+// the cost of the candidate lookup (one bart lookup per direction).
+func BenchmarkPrefixSet(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		b.Run(itoa(n), func(b *testing.B) {
+			c, err := Compile(bigPolicy(2, n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var pk Packet
+			addrs := make([][]byte, 256)
+			for i := range addrs {
+				addrs[i] = tcp(netip.AddrFrom4([4]byte{byte(1 + i%190), byte(i * 7), byte(i * 13), 1}).String(), ts4, 1, 443, nil).raw()
+			}
+			out := make(bitmap, c.words)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				Decode(addrs[i&255], &pk)
+				c.idx.candidates(&pk, out)
+			}
+		})
+	}
+}
