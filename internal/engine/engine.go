@@ -74,9 +74,13 @@ type Engine struct {
 	gen   atomic.Pointer[policyState]
 	reg   ruleRegistry
 
-	// flowMarks: rules are installed with offload, so NF_REPEAT with a flow
-	// mark works; rejectMarks: rules are installed at all.
-	flowMarks, rejectMarks bool
+	// Fixed after New, read by the packet path without locks: the first
+	// queue number, qguard's marks, and whether rules are installed (so
+	// NF_REPEAT with the reject mark works). Whether flow marks work
+	// (rules.offload) may change on reload and lives in policyState.
+	qbase       uint16
+	marks       rules.Marks
+	rejectMarks bool
 
 	traceMu   sync.Mutex
 	tracePipe *verdict.Pipeline
@@ -128,7 +132,8 @@ func New(cfg *config.File, o *Options) (*Engine, error) {
 
 // newEngine is New after the configuration was turned into settings.
 func newEngine(set *settings, o *Options) (_ *Engine, err error) {
-	e := &Engine{started: time.Now(), runDone: make(chan struct{}), opts: *o, set: set}
+	e := &Engine{started: time.Now(), runDone: make(chan struct{}), opts: *o, set: set,
+		qbase: set.queue.Num, marks: set.marks}
 	e.log = e.opts.Logger
 	if e.log == nil {
 		e.log = slog.Default()
@@ -202,7 +207,7 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 		}
 		undo = append(undo, func() { _ = e.rules.Remove() })
 		e.rejectMarks = true
-		e.flowMarks = set.rules.Offload
+		e.gen.Load().flowMarks = set.rules.Offload // not started yet: no reader
 	}
 	if set.xdp != nil {
 		xc := *set.xdp
@@ -362,7 +367,7 @@ func (e *Engine) syncTrace() {
 func (e *Engine) Policy() *verdict.Policy { return e.gen.Load().policy }
 
 // Queues returns the queue numbers the engine serves.
-func (e *Engine) Queues() (num, count uint16) { return e.set.queue.Num, e.set.queue.Count }
+func (e *Engine) Queues() (num, count uint16) { return e.qbase, uint16(len(e.qs)) }
 
 // RulesInstalled says whether the engine installed nftables rules.
 func (e *Engine) RulesInstalled() bool { return e.rules != nil }

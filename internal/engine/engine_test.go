@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -29,7 +30,8 @@ func offline(t testing.TB, p *verdict.Policy, withRules bool) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.rejectMarks, e.flowMarks = withRules, withRules
+	e.rejectMarks = withRules
+	e.gen.Load().flowMarks = withRules
 	t.Cleanup(func() { e.Close() })
 	return e
 }
@@ -220,4 +222,48 @@ func BenchmarkHandle(b *testing.B) {
 		e.Handle(&p)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// TestReloadConcurrent: reloads while two queue goroutines decide packets;
+// meant for -race, and every packet must get a verdict from one policy.
+func TestReloadConcurrent(t *testing.T) {
+	e := offline(t, testPolicy(), true)
+	stop := make(chan struct{})
+	done := make(chan error, 2)
+	for q := range 2 {
+		go func() {
+			pkt := udp4("198.18.1.2", "198.18.2.2", 1000+uint16(q), 9, "x")
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				p := queue.Packet{Queue: uint16(q), Payload: pkt}
+				e.Handle(&p)
+				if v := p.Verdict(); v != queue.Drop && v != queue.Accept {
+					done <- fmt.Errorf("verdict %v", v)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 50 {
+		set := *e.set
+		set.policy = testPolicy()
+		if i%2 == 1 {
+			set.policy.Rules = set.policy.Rules[1:]
+		}
+		if err := e.reloadSettings(&set); err != nil {
+			t.Fatal(err)
+		}
+		_ = e.Stats()
+	}
+	close(stop)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

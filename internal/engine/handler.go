@@ -25,7 +25,7 @@ type queueState struct {
 // hand-made packets; it must be called for a given queue by one goroutine at
 // a time, as the queue engine does.
 func (e *Engine) Handle(p *queue.Packet) {
-	i := int(p.Queue) - int(e.set.queue.Num)
+	i := int(p.Queue) - int(e.qbase)
 	if i < 0 || i >= len(e.qs) {
 		// Not one of ours (a misconfigured external rule): leave the verdict
 		// unset so the queue's default verdict applies.
@@ -89,11 +89,12 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, m *ver
 	if d.Cached {
 		c.cached.Add(1)
 	}
-	marks := e.set.marks
+	marks := e.marks
+	flowMarks := e.rejectMarks && e.gen.Load().flowMarks
 	switch d.Action {
 	case verdict.ActionDrop:
 		c.dropped.Add(1)
-		if d.Offload && e.flowMarks {
+		if d.Offload && flowMarks {
 			c.offloaded.Add(1)
 			p.SetMark(base&^marks.Mask | marks.DropFlow)
 			p.Repeat()
@@ -112,7 +113,7 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, m *ver
 		return
 	case verdict.ActionAccept:
 		c.accepted.Add(1)
-		if d.Offload && e.flowMarks {
+		if d.Offload && flowMarks {
 			c.offloaded.Add(1)
 			p.SetMark(base&^marks.Mask | marks.AcceptFlow)
 			p.Repeat()

@@ -14,6 +14,8 @@ type policyState struct {
 	rules    []*ruleCounter
 	// Counters for the special Decision.Rule values.
 	def, invalid, pending, stage *ruleCounter
+	// flowMarks: qguard's rules act on the flow marks (rules.offload).
+	flowMarks bool
 }
 
 func (g *policyState) hit(d *verdict.Decision, q int) {

@@ -84,10 +84,11 @@ func (e *Engine) swap(set *settings) error {
 		if err := e.rules.Replace(set.rules); err != nil {
 			return fmt.Errorf("replace nftables rules: %w", err)
 		}
-		e.flowMarks = set.rules.Offload
 	}
 	set.installRules = e.rules != nil
-	e.gen.Store(e.newGeneration(set.policy, compiled))
+	g := e.newGeneration(set.policy, compiled)
+	g.flowMarks = e.rules != nil && set.rules.Offload
+	e.gen.Store(g)
 	e.set = set
 	return nil
 }
@@ -120,5 +121,12 @@ func (e *Engine) keepRestartOnly(set *settings) {
 		e.log.Warn("xdp interfaces changed: takes effect on restart", "running", oldIf, "file", newIf)
 	}
 	set.xdp = old.xdp
+	if set.marks != old.marks {
+		e.log.Warn("rules.marks changed: takes effect on restart")
+		set.marks = old.marks
+		if set.rules != nil {
+			set.rules.Marks = old.marks
+		}
+	}
 	set.pipeline = old.pipeline
 }

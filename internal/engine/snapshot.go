@@ -49,7 +49,7 @@ func (e *Engine) addKernelStats(out []QueueStats) {
 		return
 	}
 	for _, ks := range e.q.Stats() {
-		i := int(ks.Queue) - int(e.set.queue.Num)
+		i := int(ks.Queue) - int(e.qbase)
 		if i < 0 || i >= len(out) {
 			continue
 		}
