@@ -103,7 +103,9 @@ type Config struct {
 
 	// GoPeer is the command that runs the go-nfqueue peer (see package
 	// bench/peers/gonfqueue); GoPeerEnv is added to its environment. Empty:
-	// the go-nfqueue modes are skipped.
+	// Run builds bench/peers/gonfqueue/main with the go tool from this
+	// package's source tree, and skips the go-nfqueue modes (saying why)
+	// when it cannot.
 	GoPeer    []string
 	GoPeerEnv []string
 	// CC is the C compiler for the libnetfilter_queue peer (default "cc").

@@ -53,6 +53,35 @@ func buildCPeer(ctx context.Context, cc, srcDir, dir string) (path, skip string)
 	return path, ""
 }
 
+// buildGoPeer builds bench/peers/gonfqueue/main with the go tool from the
+// source tree this package was compiled from, for callers that name no
+// peer command. It returns the binary, or why it could not be built.
+func buildGoPeer(ctx context.Context, dir string) (path, skip string) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", "go-nfqueue peer not built: source location unknown (set Config.GoPeer)"
+	}
+	root := filepath.Dir(filepath.Dir(file)) // the module root, above bench/
+	if _, err := os.Stat(filepath.Join(root, "bench", "peers", "gonfqueue", "main", "main.go")); err != nil {
+		return "", "go-nfqueue peer not built: no source tree at " + root + " (set Config.GoPeer, as `qguard bench` does)"
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", "go-nfqueue peer not built: no go tool in PATH (set Config.GoPeer, as `qguard bench` does)"
+	}
+	path = filepath.Join(dir, "gonfqueue-peer")
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", path, "./bench/peers/gonfqueue/main")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 300 {
+			msg = msg[:300] + "..."
+		}
+		return "", fmt.Sprintf("go-nfqueue peer not built: go build: %v: %s", err, msg)
+	}
+	return path, ""
+}
+
 // procHandler is a peer running as its own process in the firewall
 // namespace; its CPU time is the whole process's.
 type procHandler struct {

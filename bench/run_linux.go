@@ -34,6 +34,7 @@ type env struct {
 	tmp     string
 	cPeer   string // path of the built C peer
 	cSkip   string // why the C peer is unavailable
+	goSkip  string // why the go-nfqueue peer is unavailable
 	nextQ   uint16 // queue numbers are never reused within a run
 	pinning string
 }
@@ -185,8 +186,16 @@ func (e *env) start(ctx context.Context, m Mode, num uint16) (h handler, skip st
 			e.cPeer, fmt.Sprint(num), fmt.Sprint(m.batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(8<<20))
 		return h, "", err
 	case "gonfq":
-		if len(e.cfg.GoPeer) == 0 {
-			return nil, "no go-nfqueue peer command configured (Config.GoPeer; `qguard bench` sets it)", nil
+		if len(e.cfg.GoPeer) == 0 && e.goSkip == "" {
+			path, skip := buildGoPeer(ctx, e.tmp)
+			if skip != "" {
+				e.goSkip = skip
+			} else {
+				e.cfg.GoPeer = []string{path}
+			}
+		}
+		if e.goSkip != "" {
+			return nil, e.goSkip, nil
 		}
 		argv := append(slices.Clone(e.cfg.GoPeer), "-queue", fmt.Sprint(num), "-batch", fmt.Sprint(m.batch))
 		h, err = startProc(ctx, e.t.Firewall, e.handlerCPU(0), e.cfg.GoPeerEnv, argv...)
