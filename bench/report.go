@@ -21,7 +21,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tsink_drop\tns/pkt\tuser\tlat p50 us\tlat p99 us\tvs C\tvs kernel\t")
+	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tsink_drop\tns/pkt\tpps/CPU\tuser\tlat p50 us\tlat p99 us\tvs C\tvs kernel\t")
 	for _, x := range r.Results {
 		switch {
 		case x.Skipped != "":
@@ -31,24 +31,25 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\tfailed\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
 			continue
 		case x.Traffic == Flood:
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s dropped\t%s\t\t%d\t%d\t\t%s\t\t\t\t%s\t\t\n", x.Mode, x.Traffic,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s dropped\t%s\t\t%d\t%d\t\t%s\t%s\t\t\t\t%s\t\t\n", x.Mode, x.Traffic,
 				num(x.SentPPS.Median), num(x.DroppedPPS.Median), spread(x.DroppedPPS), x.QueueDropped, x.UserDropped,
-				nsPkt(x.SystemCPUPkt.Median), ratio(x.VsQueue, " q"))
+				nsPkt(x.SystemCPUPkt.Median), capacity(x.SystemCPUPkt.Median), ratio(x.VsQueue, " q"))
 			continue
 		}
 		sent, deliv, sp := num(x.SentPPS.Median), num(x.DeliveredPPS.Median), spread(x.DeliveredPPS)
 		if x.Traffic == TCP {
 			sent, deliv, sp = "-", "-", spread(x.DeliveredMbps)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			x.Mode, x.Traffic, sent, deliv, sp, x.DeliveredMbps.Median, x.QueueDropped, x.UserDropped, x.SinkDrops,
-			nsPkt(x.CPUPerPacket.Median), share(x.UserShare.Median), us(x.LatencyP50Us.Median), us(x.LatencyP99Us.Median),
+			nsPkt(x.CPUPerPacket.Median), capacity(x.CPUPerPacket.Median), share(x.UserShare.Median), us(x.LatencyP50Us.Median), us(x.LatencyP99Us.Median),
 			ratio(x.VsC, ""), ratio(x.VsKernel, ""))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nns/pkt: handler CPU time per handled packet (flood rows: firewall CPU per dropped packet:\nall CPUs' irq+softirq time plus the handler's CPU; /proc/stat has 10ms resolution, so tiny costs read as 0).")
+	fmt.Fprintln(w, "pps/CPU: 1s / ns/pkt, the packets/s one CPU would handle at that cost: it holds when the generator, not the handler, was the limit.")
 	fmt.Fprintln(w, "user: the handler's share of that CPU time spent in user space (the rest is the kernel: receive, verdict, reinjection, forwarding).")
 	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped;\nsink_drop: sink socket overruns (UDP RcvbufErrors in the server namespace); drops summed over runs.")
 	fmt.Fprintln(w, "vs C / vs kernel: delivered pps (Mbit/s for tcp) over c-nfq's and kernel's for the same traffic; flood rows: drop rate over\nflood-queue's (packets the queue handler itself dropped; q_drop are those the full queue dropped before it).")
@@ -108,6 +109,15 @@ func nsPkt(v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// capacity is what one CPU could handle at the measured cost per packet:
+// a figure that holds when the generator, not the handler, limited the run.
+func capacity(nsPerPkt float64) string {
+	if nsPerPkt == 0 {
+		return "-"
+	}
+	return num(1e9 / nsPerPkt)
 }
 
 func share(v float64) string {
