@@ -65,6 +65,9 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 	}
 	extra = append(extra, floodSrc)
+	if c.Progress != nil {
+		c.Progress(Progress{Run: 1, Runs: c.Runs, Of: len(modes), Mode: "setup", Phase: "topology, warm-up, peers"})
+	}
 	if e.t, err = topo.NewTopology(&topo.Options{Prefix: c.Prefix, ExtraClientAddrs: extra}); err != nil {
 		return nil, fmt.Errorf("build topology: %w", err)
 	}
