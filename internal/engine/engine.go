@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,7 @@ type Engine struct {
 	// queue number, qguard's marks, and whether rules are installed (so
 	// NF_REPEAT with the reject mark works). Whether flow marks work
 	// (rules.offload) may change on reload and lives in policyState.
+	netns       *os.File // the namespace the rules live in, when New opened it
 	qbase       uint16
 	marks       rules.Marks
 	rejectMarks bool
@@ -182,6 +184,18 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 			}
 		}
 	}()
+	if set.installRules && e.opts.NetNS == 0 {
+		// Pin the rules to the namespace New runs in: later calls (the
+		// block goroutine, Reload, Close) may run on threads elsewhere.
+		f, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace: %w", err)
+		}
+		e.netns = f
+		undo = append(undo, func() { f.Close() })
+		e.opts.NetNS = int(f.Fd())
+		set.rules.NetNS = e.opts.NetNS
+	}
 	if set.installRules {
 		caps, err := rules.ProbeNS(e.opts.NetNS)
 		if err == nil {
@@ -325,6 +339,9 @@ func (e *Engine) Close() error {
 			errs = append(errs, fmt.Errorf("detach XDP: %w", err))
 		}
 	}
+	if e.netns != nil {
+		e.netns.Close()
+	}
 	e.closeErr = errors.Join(errs...)
 	return e.closeErr
 }
@@ -368,6 +385,9 @@ func (e *Engine) Policy() *verdict.Policy { return e.gen.Load().policy }
 
 // Queues returns the queue numbers the engine serves.
 func (e *Engine) Queues() (num, count uint16) { return e.qbase, uint16(len(e.qs)) }
+
+// Marks returns qguard's part of the packet mark space (rules.marks).
+func (e *Engine) Marks() rules.Marks { return e.marks }
 
 // RulesInstalled says whether the engine installed nftables rules.
 func (e *Engine) RulesInstalled() bool { return e.rules != nil }
