@@ -272,6 +272,9 @@ func (d *decoder) rules(r *Rules, n *yaml.Node) {
 				}
 				r.Hooks = append(r.Hooks, h)
 			})
+			if len(r.Hooks) == 0 {
+				d.errf(v, "rules.hooks: expected at least one hook, like [{hook: forward, priority: 0}]")
+			}
 		},
 		"protocols": func(v *yaml.Node) {
 			r.Protocols = nil

@@ -43,6 +43,8 @@ func TestErrors(t *testing.T) {
 			[]string{`2:40: rules.marks.accept_flow 0x1: expected a non-zero value inside the mask 0xff0000`, `2:73: rules.marks.reject 0x20000: same value as drop_flow`}},
 		{"bad hook", "rules:\n  hooks: [{hook: sideways}]\n",
 			[]string{`2:18: hook: unknown value "sideways"; expected one of: prerouting, input, forward, output, postrouting`}},
+		{"no hooks", "rules:\n  hooks: []\n",
+			[]string{`2:10: rules.hooks: expected at least one hook`}},
 		{"unknown protocol", "rules:\n  protocols: [tcp, tpc]\n",
 			[]string{`2:20: unknown protocol "tpc" in rules.protocols`}},
 		{"bad listen", "metrics: {listen: localhost}\n",
