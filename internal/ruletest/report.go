@@ -13,6 +13,10 @@ import (
 // sent, what happened, which rule matched and the trace.
 func WriteCase(w io.Writer, c CaseResult) {
 	status := "PASS"
+	if c.Skipped {
+		fmt.Fprintf(w, "SKIP %s:%d %s: %s\n", c.File, c.Line, c.Name, c.Detail)
+		return
+	}
 	if !c.Passed {
 		status = "FAIL"
 	}
@@ -51,6 +55,7 @@ func WriteCase(w io.Writer, c CaseResult) {
 func WriteJSON(w io.Writer, r *Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(r)
 }
 
@@ -67,6 +72,7 @@ type junitSuite struct {
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
 	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
 	Time     string      `xml:"time,attr"`
 	Cases    []junitCase `xml:"testcase"`
 	SysErr   string      `xml:"system-err,omitempty"`
@@ -77,7 +83,12 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SysOut    string        `xml:"system-out,omitempty"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitFailure struct {
@@ -91,12 +102,15 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 // WriteJUnit writes the report in the JUnit XML format CI systems read:
 // one testsuite per file, one testcase per case.
 func WriteJUnit(w io.Writer, r *Report) error {
-	out := junitSuites{Tests: r.Passed + r.Failed, Failures: r.Failed, Time: secs(r.Duration)}
+	out := junitSuites{Tests: r.Passed + r.Failed + r.Skipped, Failures: r.Failed, Time: secs(r.Duration)}
 	for _, f := range r.Files {
 		s := junitSuite{Name: f.Path, Tests: len(f.Cases), Time: secs(f.Duration), SysErr: f.Error}
 		for _, c := range f.Cases {
 			jc := junitCase{Name: c.Name, Classname: f.Path, Time: secs(c.Duration)}
-			if !c.Passed {
+			if c.Skipped {
+				jc.Skipped = &junitSkipped{Message: c.Detail}
+				s.Skipped++
+			} else if !c.Passed {
 				s.Failures++
 				var b strings.Builder
 				c.Trace = strings.TrimSpace(c.Trace)

@@ -13,6 +13,9 @@ type CaseResult struct {
 	Line   int    `json:"line"`
 	Name   string `json:"name"`
 	Passed bool   `json:"passed"`
+	// Skipped cases neither pass nor fail: the kernel lacks a feature the
+	// file needs (Detail says which).
+	Skipped bool `json:"skipped,omitempty"`
 	// Sent describes the traffic: "tcp 198.18.1.2 -> 198.18.2.2:23".
 	Sent     string `json:"sent"`
 	Expected string `json:"expected"`
@@ -47,18 +50,26 @@ type Report struct {
 	Files    []FileResult  `json:"files"`
 	Passed   int           `json:"passed"`
 	Failed   int           `json:"failed"`
+	Skipped  int           `json:"skipped"`
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// Summary is the closing line: "N passed, N failed".
+// Summary is the closing line: "N passed, N failed", followed by
+// ", N skipped" when a case was skipped.
 func (r *Report) Summary() string {
-	return fmt.Sprintf("%d passed, %d failed", r.Passed, r.Failed)
+	s := fmt.Sprintf("%d passed, %d failed", r.Passed, r.Failed)
+	if r.Skipped > 0 {
+		s += fmt.Sprintf(", %d skipped", r.Skipped)
+	}
+	return s
 }
 
 func (r *Report) add(f FileResult) {
 	failed := 0
 	for _, c := range f.Cases {
-		if c.Passed {
+		if c.Skipped {
+			r.Skipped++
+		} else if c.Passed {
 			r.Passed++
 		} else {
 			failed++

@@ -219,6 +219,9 @@ func runFile(ctx context.Context, f *File, idx int, opts *Options) (res FileResu
 		return fail(err)
 	}
 	if r.fw, err = opts.firewall(ctx, t, f); err != nil {
+		if reason := missingFeature(err); reason != "" {
+			return skip(f, opts, reason)
+		}
 		return fail(fmt.Errorf("start qguard in the firewall namespace: %w", err))
 	}
 	defer func() {
@@ -267,4 +270,19 @@ func (r *fileRun) runCases(ctx context.Context) []CaseResult {
 		}
 	}
 	return out
+}
+
+// skip reports every case of f as skipped for reason.
+func skip(f *File, opts *Options, reason string) FileResult {
+	res := FileResult{Path: f.Path}
+	for i := range f.Cases {
+		c := &f.Cases[i]
+		cr := CaseResult{File: f.Path, Line: c.Line, Name: c.Name, Expected: c.Expect.String(),
+			ExpectedRule: c.Rule, Skipped: true, Detail: reason}
+		res.Cases = append(res.Cases, cr)
+		if opts.OnCase != nil {
+			opts.OnCase(cr)
+		}
+	}
+	return res
 }
