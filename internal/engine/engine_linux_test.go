@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// TestIntegrationEngineInNamespace runs the engine as a library, the way the
+// rule-test runner does: New inside NS.Do, everything else on other
+// threads. The rules, the block goroutine's set updates and Close must all
+// act in the firewall namespace, never in the caller's.
+func TestIntegrationEngineInNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
+	}
+	top, err := topo.NewTopology(&topo.Options{Prefix: "qgen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { top.Close() })
+	cfg, err := config.Parse("engine-test.yaml", []byte(`
+rules: {table: qgengine}
+policy:
+  default: accept
+  rules:
+    - name: tripwire
+      match: {proto: udp, dport: [9002]}
+      action: drop
+      block_source: 1m
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Engine
+	if err := top.Firewall.Do(func() (err error) {
+		e, err = New(cfg, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var c net.Conn
+	if err := top.Client.Do(func() (err error) {
+		c, err = net.Dial("udp", "198.18.2.2:9002")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("trip"))
+	c.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		out, _ := top.Firewall.Output("nft", "list", "set", "inet", "qgengine", "block4")
+		if strings.Contains(out, "198.18.1.2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("source not blocked in the firewall namespace: %q (stats %+v)", out, e.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e.Hits("tripwire") != 1 {
+		t.Errorf("tripwire hits %d", e.Hits("tripwire"))
+	}
+	if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), "qgengine") {
+		t.Fatal("the engine touched the caller's namespace")
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := top.Firewall.Output("nft", "list", "tables"); strings.Contains(out, "qgengine") {
+		t.Errorf("table left after Close: %s", out)
+	}
+}
