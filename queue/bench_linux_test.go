@@ -45,7 +45,7 @@ func BenchmarkIntegrationForward(b *testing.B) {
 	}
 	cpu := runtime.NumCPU() - 1
 	for _, mode := range []VerdictMode{Batch, Vectored, PerPacket} {
-		for _, poll := range []time.Duration{0, 50 * time.Microsecond} {
+		for _, poll := range []time.Duration{0, 20 * time.Microsecond} {
 			batch := 64
 			b.Run(fmt.Sprintf("%s-%d-poll%s", mode, batch, poll), func(b *testing.B) {
 				var q *Queues

@@ -58,7 +58,7 @@ type loop struct {
 	beforeUnbind func()
 
 	dry     bool // the last receive emptied the socket
-	active  bool // the last receive returned packets
+	busy    bool // the last receive found a backlog (more than one packet)
 	stop    atomic.Bool
 	limits  [nLogKinds]limiter
 	flushes uint64
@@ -115,9 +115,10 @@ func (l *loop) step() (int, error) {
 	switch {
 	case !l.dry:
 		n, err = l.recv(unix.MSG_DONTWAIT)
-	case l.active && l.cfg.BusyPoll > 0:
-		// Traffic is flowing: poll a little before sleeping, since every
-		// sleep costs a wake-up on the CPU that queues the next packet.
+	case l.busy && l.cfg.BusyPoll > 0:
+		// A backlog had formed, so the next packet is close: poll a little
+		// before sleeping. Every sleep costs a wake-up on the CPU that
+		// queues packets, and a P hand-off in the Go scheduler.
 		end := time.Now().Add(l.cfg.BusyPoll)
 		for {
 			n, err = l.recv(unix.MSG_DONTWAIT)
@@ -132,7 +133,7 @@ func (l *loop) step() (int, error) {
 	// A short read means the socket was empty a moment ago: the next call
 	// may as well block at once (one system call per wake-up at low rates).
 	l.dry = n < len(l.mm)
-	l.active = n > 0
+	l.busy = n > 1
 	if err != nil {
 		return 0, err
 	}
