@@ -188,8 +188,9 @@ func (d *decoder) rule(n *yaml.Node, names map[string]int) (verdict.Rule, ruleIn
 				d.errf(v, "name: expected a non-empty rule name")
 			} else if line, dup := names[s]; dup {
 				d.errf(v, "duplicate rule name %q (first used on line %d); expected unique names", s, line)
+			} else {
+				names[s] = v.Line
 			}
-			names[s] = v.Line
 			r.Name = s
 		},
 		"match":  func(v *yaml.Node) { d.match(&r.Match, v, info) },
