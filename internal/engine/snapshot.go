@@ -37,6 +37,8 @@ func (e *Engine) Stats() Stats {
 		for _, a := range e.xdp.Attachments() {
 			s.XDP = append(s.XDP, a.String())
 		}
+		xs := e.xdp.Stats()
+		s.XDPDroppedSource, s.XDPDroppedFlow = xs.DroppedSource, xs.DroppedFlow
 	}
 	e.reloadMu.Lock()
 	s.LastReload, s.LastReloadError = e.lastReload, e.lastReloadErr

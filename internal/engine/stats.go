@@ -69,8 +69,12 @@ type Stats struct {
 	Default        RuleStats    `json:"default"`
 	RulesInstalled bool         `json:"rules_installed"`
 	XDP            []string     `json:"xdp_interfaces,omitempty"`
-	Reloads        uint64       `json:"reloads"`
-	Failures       uint64       `json:"reload_failures"`
+	// XDPDroppedSource and XDPDroppedFlow count packets the XDP program
+	// dropped for a blocked source or flow.
+	XDPDroppedSource uint64 `json:"xdp_dropped_source"`
+	XDPDroppedFlow   uint64 `json:"xdp_dropped_flow"`
+	Reloads          uint64 `json:"reloads"`
+	Failures         uint64 `json:"reload_failures"`
 	// LastReload is when the last reload attempt ended; LastReloadError is
 	// empty when it succeeded.
 	LastReload      time.Time `json:"last_reload,omitzero"`

@@ -22,6 +22,7 @@
 //	qguard_kernel_queue_pending{queue}               packets waiting in the kernel
 //	qguard_reloads_total{result}                     ok, error
 //	qguard_block_requests_total{result}              queued, dropped, error
+//	qguard_xdp_dropped_total{kind}                   source, flow (only with XDP attached)
 //	qguard_log_suppressed_total                      decision log lines rate-limited away
 //	qguard_start_time_seconds                        process start
 //	qguard_build_info{version,commit,go_version}     1

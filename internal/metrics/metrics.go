@@ -42,6 +42,7 @@ var (
 	dKP     = prometheus.NewDesc("qguard_kernel_queue_pending", "Packets waiting in the kernel queue.", lq, nil)
 	dReload = prometheus.NewDesc("qguard_reloads_total", "Configuration reloads by result.", []string{"result"}, nil)
 	dBlock  = prometheus.NewDesc("qguard_block_requests_total", "Source blocks requested by rules, by result.", []string{"result"}, nil)
+	dXDP    = prometheus.NewDesc("qguard_xdp_dropped_total", "Packets the XDP program dropped, by block kind.", []string{"kind"}, nil)
 	dLogSup = prometheus.NewDesc("qguard_log_suppressed_total", "Per-decision log lines dropped by the rate limit.", nil, nil)
 	dStart  = prometheus.NewDesc("qguard_start_time_seconds", "When the engine started, Unix time.", nil, nil)
 )
@@ -54,7 +55,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dLogSup, dStart} {
+	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dStart} {
 		ch <- d
 	}
 }
@@ -94,6 +95,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dBlock, s.BlockQueued, "queued")
 	counter(dBlock, s.BlockDropped, "dropped")
 	counter(dBlock, s.BlockErrors, "error")
+	if len(s.XDP) > 0 {
+		counter(dXDP, s.XDPDroppedSource, "source")
+		counter(dXDP, s.XDPDroppedFlow, "flow")
+	}
 	counter(dLogSup, s.LogSuppressed)
 	if !s.Started.IsZero() {
 		gauge(dStart, float64(s.Started.UnixNano())/1e9)
