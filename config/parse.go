@@ -1,7 +1,9 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,10 +46,17 @@ func Parse(name string, data []byte) (*File, error) {
 	d := &decoder{file: name, dir: filepath.Dir(name)}
 	f := defaults()
 	f.Name = name
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	var root, extra yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && err != io.EOF {
 		d.yamlError(err)
 		return nil, d.result()
+	}
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		d.errf(&extra, "a second YAML document (after ---); expected one document per file")
+	case err != io.EOF:
+		d.yamlError(err)
 	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		doc := root.Content[0]

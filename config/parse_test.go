@@ -86,6 +86,8 @@ func TestErrors(t *testing.T) {
 			[]string{`1:4: anchors (&x) are not supported`, `2:8: aliases (*x) are not supported`}},
 		{"syntax", "queue:\n  num: 1\n num2: [\n",
 			[]string{`2: YAML syntax: did not find expected key`}},
+		{"two documents", "queue: {}\n---\nqueue: {}\n",
+			[]string{`2:1: a second YAML document (after ---)`}},
 		{"not a mapping", "- queue\n",
 			[]string{`1:1: the top level: expected a mapping of keys, found a list`}},
 	}
