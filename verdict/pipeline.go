@@ -184,7 +184,11 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		}
 	} else {
 		e.gen = st.gen
-		if srcIsA {
+		// A flow first met through a reply (its entry expired or was
+		// evicted, or qguard started mid-flow): conntrack knows the
+		// direction, so the flow is still judged from its initiator's side.
+		reply = m.HasCT && (m.CTState == CTEstablishedReply || m.CTState == CTRelatedReply)
+		if srcIsA != reply {
 			e.flags |= flowAIsInit
 		}
 	}
@@ -211,8 +215,9 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 	}
 	final := e == nil || int(e.pkts) >= c.l7Packets
 	if reply {
-		// A flow met again under a new policy through a reply: judge it as
-		// its initiator's packet would be, without the reply's payload.
+		// A flow met through a reply (after a Swap, or a lost entry): judge
+		// it as its initiator's packet would be, without the reply's
+		// payload.
 		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = pk.Dst, pk.Src, pk.DstPort, pk.SrcPort
 		pk.Payload = nil
 	}

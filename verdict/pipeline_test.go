@@ -368,3 +368,23 @@ func TestRuleHits(t *testing.T) {
 		t.Errorf("after swap: %v %d", rules, def)
 	}
 }
+
+// TestReplyFirstWithConntrack checks that a flow first seen through a
+// reply (its entry expired) is judged from the initiator's side when
+// conntrack says the packet is a reply.
+func TestReplyFirstWithConntrack(t *testing.T) {
+	c := mustCompile(t, &Policy{Default: ActionDrop, Rules: []Rule{
+		{Name: "to-web", Match: Match{Dst: pfx(ts4 + "/32"), DstPorts: ports(PortRange{443, 443})}, Action: ActionAccept},
+	}})
+	p := NewPipeline(c, nil)
+	reply := tcp(ts4, tc4, 443, 40000, []byte("data"))
+	if d := decide(p, reply, &Meta{HasCT: true, CTState: CTEstablishedReply}); d.Action != ActionAccept || d.Rule != 0 {
+		t.Fatalf("reply with conntrack: %+v", d)
+	}
+	if d := decide(p, reply.reply(), &Meta{HasCT: true, CTState: CTEstablished}); !d.Cached || d.Action != ActionAccept {
+		t.Fatalf("original direction: %+v", d)
+	}
+	if d := decide(NewPipeline(c, nil), reply, &Meta{}); d.Action != ActionDrop {
+		t.Errorf("reply without conntrack (judged as it comes): %+v", d)
+	}
+}
