@@ -36,8 +36,28 @@ type PipelineStats struct {
 
 // Pipeline decides packets: decode, flow lookup, cached decision or user
 // stages and rules. One pipeline serves one queue and is used by one
-// goroutine: Decide, Trace and Use are not safe for concurrent use. Swap and
-// Stats are, so a reload or a metrics scrape can run elsewhere.
+// goroutine: Decide, Trace and Use are not safe for concurrent use. Swap,
+// Stats and RuleHits are, so a reload or a metrics scrape can run elsewhere.
+//
+// Rules judge a flow, not a packet: the flow's first packet (from its
+// initiator) is evaluated and the decision is kept in the flow table for
+// both directions, so replies need no rules of their own. A flow first met
+// through a reply is judged from the initiator's side when the queue
+// delivers conntrack state, and as it comes otherwise.
+//
+// A decision is not cached when a rule consulted on the way matched on the
+// packet mark or conntrack state, which change from packet to packet; such
+// flows are evaluated on every packet. Rate limits and marks apply to every
+// packet of a cached flow; block_source and log only to the packet that
+// decided it.
+//
+// When a rule that could match needs L7 data (DNS name, TLS server name,
+// HTTP host, payload) that the packet lacks (a TCP handshake), the flow is
+// pending: its packets are accepted (Decision.Rule RulePending) and the
+// initiator's next packets are evaluated again, until the data arrives or
+// Policy.L7Packets packets have passed, after which missing data counts as
+// no match. Non-first IP fragments carry no ports: they are judged alone,
+// port matchers failing, and not tracked.
 type Pipeline struct {
 	state  atomic.Pointer[pipeState]
 	flows  *FlowTable
