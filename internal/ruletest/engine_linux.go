@@ -73,7 +73,12 @@ func (fw *engineFirewall) Close() error {
 	return err
 }
 
-func (fw *engineFirewall) MarkMask() uint32 { return defaultMarkMask }
+func (fw *engineFirewall) MarkMask() uint32 {
+	if m := fw.e.Config().Rules.Marks.Mask; m != 0 {
+		return m
+	}
+	return defaultMarkMask
+}
 
 func (fw *engineFirewall) Counters() map[string]uint64 {
 	s := fw.e.Stats()
