@@ -67,11 +67,12 @@ type Pipeline struct {
 
 	hits []atomic.Uint64 // the current state's, set by Decide
 
-	pkt    Packet
-	noMeta Meta // used when Decide gets a nil Meta
-	x      inspect
-	ctx    Context
-	cand   bitmap
+	pkt      Packet
+	noMeta   Meta // used when Decide gets a nil Meta
+	flipMeta Meta // a reply's meta seen from the initiator's side
+	x        inspect
+	ctx      Context
+	cand     bitmap
 
 	logRate, logTokens, logBurst float64
 	logLast                      int64
@@ -240,6 +241,11 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 		// payload.
 		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = pk.Dst, pk.Src, pk.DstPort, pk.SrcPort
 		pk.Payload = nil
+		// The initiator's packets enter where replies leave, and leave
+		// where replies enter.
+		p.flipMeta = *m
+		p.flipMeta.InIf, p.flipMeta.OutIf = m.OutIf, m.InIf
+		m = &p.flipMeta
 	}
 	x := &p.x
 	x.reset(pk, m, e, p.flows, final)

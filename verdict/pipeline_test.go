@@ -384,6 +384,12 @@ func TestReplyFirstWithConntrack(t *testing.T) {
 	if d := decide(p, reply.reply(), &Meta{HasCT: true, CTState: CTEstablished}); !d.Cached || d.Action != ActionAccept {
 		t.Fatalf("original direction: %+v", d)
 	}
+	ci := mustCompile(t, &Policy{Default: ActionDrop, Rules: []Rule{
+		{Name: "from-clients", Match: Match{InIfaces: []string{"fw-c"}, OutIfaces: []string{"fw-s"}}, Action: ActionAccept},
+	}})
+	if d := decide(NewPipeline(ci, nil), reply, &Meta{InIf: 8, OutIf: 7, HasCT: true, CTState: CTEstablishedReply}); d.Action != ActionAccept {
+		t.Errorf("reply first, interfaces seen from the initiator: %+v", d)
+	}
 	if d := decide(NewPipeline(c, nil), reply, &Meta{}); d.Action != ActionDrop {
 		t.Errorf("reply without conntrack (judged as it comes): %+v", d)
 	}
