@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,36 @@ func TestPrintStatus(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status output lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.yaml"
+	bad := dir + "/bad.yaml"
+	os.WriteFile(good, []byte("policy:\n  default: drop\n"), 0o600)
+	os.WriteFile(bad, []byte("queue:\n  count: 0\npolicy:\n  default: maybe\n"), 0o600)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append([]string{"check"}, args...))
+		err := root.Execute()
+		return out.String(), err
+	}
+	out, err := run(good)
+	if err != nil || out != good+": ok\n" {
+		t.Errorf("good file: %v %q", err, out)
+	}
+	out, err = run(good, bad)
+	if err == nil || exitCode(err) != 1 {
+		t.Fatalf("bad file: exit %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], bad+":2:10: ") || !strings.HasPrefix(lines[2], bad+":4:12: ") {
+		t.Errorf("want file:line:col lines for both problems:\n%s", out)
+	}
+	if _, err := run(dir + "/missing.yaml"); err == nil {
+		t.Error("missing file passed")
 	}
 }
