@@ -18,8 +18,12 @@ import (
 // defaultMarkMask is rules.Marks.Mask's default (docs/DESIGN.md).
 const defaultMarkMask = 0x00ff0000
 
-// maxRecorded bounds the packets kept per flow for traces.
-const maxRecorded = 16
+// maxRecorded bounds the packets kept per flow for traces, maxFlows the
+// flows: a file sends a few dozen; a runaway policy must not eat memory.
+const (
+	maxRecorded = 16
+	maxFlows    = 10000
+)
 
 // engineFirewall is qguard's engine running in the firewall namespace: its
 // queue bound there, its nftables table installed there, and a stage that
@@ -155,7 +159,7 @@ func (r *recorder) Decide(c *verdict.Context, d *verdict.Decision) bool {
 	k := flowID{netip.AddrPortFrom(p.Src, port), p.Proto}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if l := r.flows[k]; len(l) < maxRecorded {
+	if l, ok := r.flows[k]; len(l) < maxRecorded && (ok || len(r.flows) < maxFlows) {
 		r.flows[k] = append(l, recorded{raw: bytes.Clone(c.Raw), meta: *c.Meta})
 	}
 	return false

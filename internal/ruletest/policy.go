@@ -21,6 +21,9 @@ func loadConfig(f *File) (*config.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !cfg.Rules.Install {
+		return nil, fmt.Errorf("rules.install is false: the test needs qguard's own nftables rules to steer traffic to its queue")
+	}
 	if _, err := cfg.Compile(&verdict.CompileOptions{Interface: func(name string) (uint32, error) {
 		if i, ok := topologyIfaces[name]; ok {
 			return i, nil

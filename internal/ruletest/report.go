@@ -119,6 +119,13 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			}
 			s.Cases = append(s.Cases, jc)
 		}
+		if f.Error != "" && len(f.Cases) == 0 {
+			// The file failed before any case: one failing testcase, as
+			// the summary counts it.
+			s.Tests, s.Failures = 1, 1
+			s.Cases = append(s.Cases, junitCase{Name: "(file)", Classname: f.Path, Time: secs(f.Duration),
+				Failure: &junitFailure{Message: f.Error, Type: "setup", Text: f.Error}})
+		}
 		out.Suites = append(out.Suites, s)
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
