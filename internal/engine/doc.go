@@ -10,16 +10,28 @@
 //	e, err := engine.New(cfg, &engine.Options{Logger: log})  // nil cfg: config.Default()
 //	err = e.Start(ctx)           // returns at once; e.Done() closes if the queues fail
 //	err = e.Reload(newCfg)       // or e.ReloadFrom(func() (*config.File, error) { ... })
-//	stats := e.Stats()           // counters, per queue and per rule
-//	hits := e.Hits("rule-name")  // one rule's decisions
-//	tr := e.Trace(raw, &meta)    // which rule decides raw, and why
+//	stats := e.Stats()           // counters, per queue and per rule (qguard status, metrics)
+//	hits := e.RuleHits()         // per rule, policy order, then (default) (invalid) (pending) (stage)
+//	n := e.Hits("rule-name")     // one rule's decisions, kept across reloads
+//	tr := e.Trace(raw, &meta)    // which rule decides raw, and why (own pipeline)
 //	err = e.Close()              // steer away, drain, unbind, remove table, detach XDP
 //
 // New validates, binds every queue or none, compiles the policy, installs
 // the rules and attaches XDP; on failure it undoes what it did in reverse
 // order. With Options.Offline it touches no kernel object: Handle, Decide
 // and Trace decide hand-made packets, which is how offline rule tests and
-// handler benchmarks run.
+// handler benchmarks run. Options.Stages adds user stages to every
+// pipeline (the rule-test runner records packets with one). Marks, Queues,
+// Policy, Config and RulesInstalled describe what is running.
+//
+// # Namespaces
+//
+// Queues and XDP are opened in the network namespace of the thread calling
+// New, so a library user calls New inside topo.NS.Do. The rules are pinned
+// to that namespace too (New opens /proc/thread-self/ns/net unless
+// Options.NetNS names one): the block goroutine, Reload and Close may run on
+// any thread. Interface names in a reloaded policy are resolved in the
+// namespace of the thread calling Reload.
 //
 // # Packet path
 //
@@ -61,8 +73,7 @@
 // # Privileges
 //
 // New needs CAP_NET_ADMIN (queues, nftables) and, with XDP, CAP_BPF and
-// CAP_PERFMON. Queues and XDP are opened in the network namespace of the
-// calling thread; call New inside topo.NS.Do to run in a namespace.
+// CAP_PERFMON.
 //
 // # Concurrency
 //
