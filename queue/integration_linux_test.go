@@ -109,11 +109,10 @@ func (e *qenv) testMark(t *testing.T) {
     meta mark 0x42 udp dport 9003 counter
   }
 }`
-	if err := os.WriteFile(t.TempDir()+"/r.nft", []byte(nft), 0o600); err != nil {
+	f := t.TempDir() + "/mark.nft"
+	if err := os.WriteFile(f, []byte(nft), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := t.TempDir() + "/mark.nft"
-	_ = os.WriteFile(f, []byte(nft), 0o600)
 	if err := e.top.Firewall.Run("nft", "-f", f); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +130,8 @@ func (e *qenv) testMark(t *testing.T) {
 	send(t, e.client(t, e.top.ServerIP4, 9003), 10, "m4")
 	send(t, e.client(t, e.top.ServerIP6, 9003), 10, "m6")
 	if got := collect(srv, 20, time.Second); len(got) != 20 {
-		t.Fatalf("server got %d of 20", len(got))
+		out, _ := e.top.Firewall.Output("nft", "list", "ruleset")
+		t.Fatalf("server got %d of 20: %q %+v\n%s", len(got), got, q.Stats(), out)
 	}
 	out, err := e.top.Firewall.Output("nft", "list", "chain", "inet", "qgqmark", "post")
 	if err != nil {

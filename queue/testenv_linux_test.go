@@ -35,6 +35,13 @@ func newQEnv(t *testing.T) *qenv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = top.Close() })
+	// Resolve the neighbours first: IPv6 neighbour discovery right after
+	// the links come up can take a second, longer than tests wait.
+	for _, dst := range []string{top.ServerIP4.String(), top.ServerIP6.String()} {
+		if out, err := top.Client.Output("ping", "-c", "1", "-W", "5", dst); err != nil {
+			t.Fatalf("ping %s through the firewall: %v\n%s", dst, err, out)
+		}
+	}
 	return &qenv{top: top}
 }
 
