@@ -132,6 +132,12 @@ type daemon struct {
 // of the test if still running.
 func startDaemon(t *testing.T, top *topo.Topology, yaml string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, top, nil, yaml, args...)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables.
+func startDaemonEnv(t *testing.T, top *topo.Topology, env []string, yaml string, args ...string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	d := &daemon{t: t, fw: top.Firewall, log: &logBuf{}, control: filepath.Join(dir, "control.sock"), done: make(chan struct{})}
 	argv := []string{qguardBin, "run", "--control", d.control, "--log-format", "json", "--log-level", "debug"}
@@ -143,6 +149,9 @@ func startDaemon(t *testing.T, top *topo.Topology, yaml string, args ...string) 
 	argv = append(argv, args...)
 	d.cmd = top.Firewall.Command(context.Background(), argv...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if env != nil {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start qguard: %v", err)
 	}

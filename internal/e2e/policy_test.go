@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -11,7 +15,19 @@ import (
 func TestIntegrationDefaultForwardsEverything(t *testing.T) {
 	top := newTopo(t, "qed")
 	servers(t, top)
-	d := startDaemon(t, top, "")
+	// Play systemd: READY=1 must come once the daemon decides packets.
+	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	d := startDaemonEnv(t, top, []string{"NOTIFY_SOCKET=" + notifyPath}, "")
+	buf := make([]byte, 256)
+	notify.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := notify.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "READY=1") {
+		t.Errorf("sd_notify: got %q, %v; want READY=1", buf[:n], err)
+	}
 	for _, ip := range []fmt.Stringer{top.ServerIP4, top.ServerIP6} {
 		if err := ping(top.Client, ip.String(), 2); err != nil {
 			t.Errorf("ping %s: %v", ip, err)
@@ -32,6 +48,14 @@ func TestIntegrationDefaultForwardsEverything(t *testing.T) {
 	}
 	if !st.RulesInstalled {
 		t.Error("status says no rules installed")
+	}
+	d.signal(syscall.SIGTERM)
+	if err := d.wait(10 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	notify.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := notify.Read(buf); err != nil || string(buf[:n]) != "STOPPING=1" {
+		t.Errorf("sd_notify at stop: got %q, %v; want STOPPING=1", buf[:n], err)
 	}
 }
 
