@@ -44,11 +44,10 @@ type loop struct {
 	iov  []unix.Iovec
 	mm   []unix.Mmsghdr
 
-	enc        *encoder
-	pkt        Packet
-	pending    int
-	pendSince  time.Time
-	defVerdict uint32
+	enc       *encoder
+	pkt       Packet
+	pending   int
+	pendSince time.Time
 
 	c   counters
 	pub statsCell
@@ -77,7 +76,6 @@ func newLoop(fd int, queue uint16, c *Config) *loop {
 		l.mm[i].Hdr.SetIovlen(1)
 	}
 	l.enc = newEncoder(queue, c.VerdictMode, flushAt+64<<10)
-	l.defVerdict = kernelVerdict(c.DefaultVerdict, 0, false)
 	return l
 }
 
