@@ -185,7 +185,7 @@ func runDaemon(cmd *cobra.Command, f *runFlags) error {
 	slog.SetDefault(log)
 	// The sockets come first: a second qguard (or a taken port) fails here,
 	// before anything in the kernel is touched.
-	d := &daemon{log: log, path: f.config}
+	d := &daemon{log: log, path: f.config, cmd: cmd, flags: f, rs: rs}
 	if err := d.listen(rs); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -250,12 +250,15 @@ func resolveRun(cmd *cobra.Command, f *runFlags, cfg *config.File) runSettings {
 
 // daemon is `qguard run` around an engine: signals, control socket, metrics.
 type daemon struct {
-	mu   sync.Mutex // guards e while start-up publishes it
-	e    *engine.Engine
-	log  *slog.Logger
-	path string
-	ctl  net.Listener
-	ms   *metrics.Server
+	mu    sync.Mutex // guards e while start-up publishes it
+	cmd   *cobra.Command
+	flags *runFlags
+	rs    runSettings // the daemon-level settings in force
+	e     *engine.Engine
+	log   *slog.Logger
+	path  string
+	ctl   net.Listener
+	ms    *metrics.Server
 }
 
 func (d *daemon) listen(rs runSettings) error {
@@ -298,7 +301,30 @@ func (d *daemon) stop() error {
 func (d *daemon) Reload() error {
 	_ = engine.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer engine.Notify("READY=1")
-	return d.e.ReloadFrom(func() (*config.File, error) { return loadConfig(d.path) })
+	var cfg *config.File
+	err := d.e.ReloadFrom(func() (c *config.File, err error) {
+		cfg, err = loadConfig(d.path)
+		return cfg, err
+	})
+	if err == nil {
+		d.warnRestartOnly(cfg)
+	}
+	return err
+}
+
+// warnRestartOnly logs the daemon-level settings a reload cannot change.
+func (d *daemon) warnRestartOnly(cfg *config.File) {
+	n := resolveRun(d.cmd, d.flags, cfg)
+	for _, s := range []struct{ name, running, file string }{
+		{"metrics.listen", d.rs.metrics, n.metrics},
+		{"control.socket", d.rs.control, n.control},
+		{"log.format", d.rs.logFormat, n.logFormat},
+		{"log.level", d.rs.logLevel, n.logLevel},
+	} {
+		if s.running != s.file {
+			d.log.Warn(s.name+" changed: takes effect on restart", "running", s.running, "file", s.file)
+		}
+	}
 }
 
 // Stats implements engine.ControlHandler; it is empty until the engine is

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -182,6 +183,9 @@ func TestIntegrationStopUnderLoad(t *testing.T) {
 	}
 	if out, err := top.Firewall.Output("nft", "list", "tables"); err != nil || strings.Contains(out, "qguard") {
 		t.Errorf("table left behind after SIGTERM: %q %v", out, err)
+	}
+	if _, err := os.Stat(d.control); !os.IsNotExist(err) {
+		t.Errorf("control socket left after a clean stop: %v", err)
 	}
 	if n := len(jsonLines(d.log.String(), "reloaded")); n != 2 {
 		t.Errorf("%d reloads logged, want 2", n)
