@@ -91,8 +91,8 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 		}
 		return out
 	}
-	for round := 0; round < 40; round++ {
-		pol := &Policy{Default: ActionAccept, Sets: map[string][]netip.Prefix{"s": pick(3, prefixes)}}
+	for round := 0; round < 60; round++ {
+		pol := &Policy{Default: ActionAccept, L7Packets: 1, Sets: map[string][]netip.Prefix{"s": pick(3, prefixes)}}
 		for i := 0; i < 1+r.IntN(150); i++ {
 			m := Match{Src: pick(r.IntN(3), prefixes), Dst: pick(r.IntN(2), prefixes),
 				SrcPorts: rangesOf(), DstPorts: rangesOf()}
@@ -108,6 +108,18 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 			if r.IntN(6) == 0 {
 				m.InIfIndexes = []uint32{uint32(r.IntN(3))}
 			}
+			if r.IntN(5) == 0 {
+				m.DNS = []string{[]string{"a.example", "*.example", "*", "b.test"}[r.IntN(4)], "z.example"}
+			}
+			if r.IntN(6) == 0 {
+				m.Payload = [][]byte{[]byte([]string{"evil", "abc", "zz", "Host"}[r.IntN(4)])}
+			}
+			if r.IntN(6) == 0 {
+				m.SNI = []string{[]string{"a.example", "*.example", "b.test"}[r.IntN(3)]}
+			}
+			if r.IntN(6) == 0 {
+				m.HTTPHost = []string{[]string{"a.example", "*.test", "b.test"}[r.IntN(3)]}
+			}
 			pol.Rules = append(pol.Rules, Rule{Name: itoa(i), Match: m, Action: ActionDrop})
 		}
 		c := mustCompile(t, pol)
@@ -118,6 +130,17 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 			}
 			pk := tpkt{src: src, dst: dst, proto: []uint8{ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6}[r.IntN(4)],
 				sport: uint16(r.IntN(140)), dport: uint16(r.IntN(140))}
+			name := []string{"a.example", "x.a.example", "b.test", "c.org"}[r.IntN(4)]
+			switch r.IntN(5) {
+			case 0:
+				pk.payload = tDNS(name)
+			case 1:
+				pk.payload = tHello(name)
+			case 2:
+				pk.payload = tHTTP(name)
+			default:
+				pk.payload = []byte([]string{"xxevilxx", "abc", "none"}[r.IntN(3)])
+			}
 			m := Meta{InIf: uint32(r.IntN(3))}
 			p := NewPipeline(c, &Options{Flows: &FlowConfig{Capacity: 8}})
 			var d Decision

@@ -61,7 +61,11 @@ type Compiled struct {
 	l7Packets int
 	idx       index
 	words     int
-	l7Any     bool // some rule has an L7 matcher
+	l7Any     bool          // some rule has an L7 matcher
+	names     [3]*nameIndex // DNS, SNI, HTTP host
+	need      [4]bitmap     // rules with a DNS, SNI, HTTP host, payload matcher
+	pay       *payloadIndex
+	patWords  int // scratch words for pay
 }
 
 // Len returns the number of rules.
@@ -191,6 +195,9 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.buildIndex(p)
+	if err := c.buildL7Index(p); err != nil {
+		return nil, &CompileError{Rule: -1, Field: "payload", Err: err}
+	}
 	return c, nil
 }
 
@@ -391,6 +398,30 @@ func resolveIfaces(names []string, idx []uint32, resolve func(string) (uint32, e
 		out = append(out, i)
 	}
 	return out, nil
+}
+
+func (c *Compiled) buildL7Index(p *Policy) error {
+	n, rs := len(p.Rules), p.Rules
+	c.names[0] = buildNameIndex(c.words, n, func(i int) []string { return rs[i].Match.DNS })
+	c.names[1] = buildNameIndex(c.words, n, func(i int) []string { return rs[i].Match.SNI })
+	c.names[2] = buildNameIndex(c.words, n, func(i int) []string { return rs[i].Match.HTTPHost })
+	for k := range c.need {
+		c.need[k] = newBitmap(c.words)
+		for i := range c.rules {
+			if c.rules[i].l7&(1<<k) != 0 {
+				c.need[k].set(i)
+			}
+		}
+	}
+	pay, err := buildPayloadIndex(n, func(i int) [][]byte { return rs[i].Match.Payload })
+	if err != nil {
+		return err
+	}
+	c.pay = pay
+	if pay.m != nil {
+		c.patWords = pay.m.SetWords()
+	}
+	return nil
 }
 
 func (c *Compiled) buildIndex(p *Policy) {

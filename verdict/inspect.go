@@ -13,6 +13,7 @@ const (
 // meta data and the L7 names extracted so far. Names are extracted at most
 // once per packet, on the first rule that needs them, into fixed buffers.
 type inspect struct {
+	c     *Compiled
 	p     *Packet
 	m     *Meta
 	e     *flowEntry // nil for packets outside the flow table (fragments, Trace)
@@ -27,11 +28,37 @@ type inspect struct {
 	hostName              []byte
 	dnsBuf, sniBuf, hoBuf [MaxNameLen]byte
 	patIdx                int // the payload pattern that matched, for Trace
+
+	// Rules satisfied by this packet's names and payload, from the
+	// Compiled's L7 index, computed once per packet (gotBM bits).
+	gotBM  uint8
+	pruned uint8 // L7 kinds whose failing rules were removed from the candidates
+	nameBM [3]bitmap
+	payBM  bitmap
+	pats   []uint64
 }
 
-func (x *inspect) reset(p *Packet, m *Meta, e *flowEntry, ft *FlowTable, final bool) {
-	x.p, x.m, x.e, x.ft, x.final = p, m, e, ft, final
-	x.perPacket, x.got = false, 0
+func (x *inspect) reset(c *Compiled, p *Packet, m *Meta, e *flowEntry, ft *FlowTable, final bool) {
+	x.c, x.p, x.m, x.e, x.ft, x.final = c, p, m, e, ft, final
+	x.perPacket, x.got, x.gotBM, x.pruned = false, 0, 0, 0
+}
+
+// fit sizes the scratch bitmaps for c; it allocates only when a policy
+// larger than any before arrives.
+func (x *inspect) fit(c *Compiled) {
+	for i := range x.nameBM {
+		if len(x.nameBM[i]) < c.words {
+			x.nameBM[i] = newBitmap(c.words)
+		}
+		x.nameBM[i] = x.nameBM[i][:c.words]
+	}
+	if len(x.payBM) < c.words {
+		x.payBM = newBitmap(c.words)
+	}
+	x.payBM = x.payBM[:c.words]
+	if len(x.pats) < c.patWords {
+		x.pats = make([]uint64, c.patWords)
+	}
 }
 
 func hasU32(list []uint32, v uint32) bool {
@@ -52,8 +79,8 @@ func inIDs(list []IDRange, v uint32) bool {
 	return false
 }
 
-// residual checks the matchers the index does not cover.
-func (x *inspect) residual(r *crule) tri {
+// residual checks the matchers the index does not cover for rule i.
+func (x *inspect) residual(r *crule, i int) tri {
 	m := x.m
 	if r.hasIn && !hasU32(r.inIf, m.InIf) || r.hasOut && !hasU32(r.outIf, m.OutIf) {
 		return triNo
@@ -77,25 +104,97 @@ func (x *inspect) residual(r *crule) tri {
 	if r.l7 == 0 {
 		return triYes
 	}
-	return x.l7(r)
+	return x.l7Indexed(r, i)
 }
 
-// l7 checks a rule's L7 matchers: no if any fails, wait if any lacks data.
-func (x *inspect) l7(r *crule) tri {
+// prune removes from cand the rules that an L7 matcher already known for
+// this packet rules out: once a name is extracted, every rule needing a
+// name it does not match fails the same way, so a policy of a thousand
+// domain rules is not walked rule by rule.
+func (x *inspect) prune(cand bitmap) {
+	for k := 0; k < 4; k++ {
+		kind := uint8(1) << k
+		if x.pruned&kind != 0 || x.got&kind == 0 && x.gotBM&kind == 0 {
+			continue // already done, or not looked at yet
+		}
+		need := x.c.need[k][:len(cand)]
+		var ok bitmap // rules the packet satisfies; nil: none
+		if kind == needPayload {
+			if x.gotBM&kind == 0 {
+				continue
+			}
+			ok = x.payBM
+		} else {
+			name, st := x.extract(kind)
+			switch {
+			case st == L7Found:
+				if x.gotBM&kind == 0 {
+					x.c.names[k].lookup(name, x.nameBM[k])
+					x.gotBM |= kind
+				}
+				ok = x.nameBM[k]
+			case (st == L7NeedMore || st == L7Unset) && !x.final:
+				continue // the name may still come
+			}
+		}
+		for w := range cand {
+			keep := ^need[w]
+			if ok != nil {
+				keep |= ok[w]
+			}
+			cand[w] &= keep
+		}
+		x.pruned |= kind
+	}
+}
+
+// l7Indexed checks rule i's L7 matchers through the Compiled's L7 index:
+// no if any fails, wait if any lacks data.
+func (x *inspect) l7Indexed(r *crule, i int) tri {
 	res := triYes
-	if r.l7&needDNS != 0 {
-		res = and(res, x.names(needDNS, r.dns))
+	for slot, kind := range [3]uint8{needDNS, needSNI, needHost} {
+		if r.l7&kind != 0 {
+			if res = and(res, x.nameIndexed(kind, slot, i)); res == triNo {
+				return res
+			}
+		}
 	}
-	if res != triNo && r.l7&needSNI != 0 {
-		res = and(res, x.names(needSNI, r.sni))
-	}
-	if res != triNo && r.l7&needHost != 0 {
-		res = and(res, x.names(needHost, r.host))
-	}
-	if res != triNo && r.l7&needPayload != 0 {
-		res = and(res, x.payload(r.payload))
+	if r.l7&needPayload != 0 {
+		res = and(res, x.payloadIndexed(i))
 	}
 	return res
+}
+
+func (x *inspect) nameIndexed(kind uint8, slot, i int) tri {
+	name, st := x.extract(kind)
+	switch st {
+	case L7Found:
+		if x.gotBM&kind == 0 {
+			x.c.names[slot].lookup(name, x.nameBM[slot])
+			x.gotBM |= kind
+		}
+		if x.nameBM[slot].has(i) {
+			return triYes
+		}
+		return triNo
+	case L7NeedMore, L7Unset:
+		return x.wait()
+	}
+	return triNo
+}
+
+func (x *inspect) payloadIndexed(i int) tri {
+	if len(x.p.Payload) == 0 {
+		return x.wait()
+	}
+	if x.gotBM&needPayload == 0 {
+		x.c.pay.lookup(x.p.Payload, x.pats, x.payBM)
+		x.gotBM |= needPayload
+	}
+	if x.payBM.has(i) {
+		return triYes
+	}
+	return triNo
 }
 
 func and(a, b tri) tri {

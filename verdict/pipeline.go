@@ -248,7 +248,7 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 		m = &p.flipMeta
 	}
 	x := &p.x
-	x.reset(pk, m, e, p.flows, final)
+	x.reset(c, pk, m, e, p.flows, final)
 	rule, t := p.rules(c, x)
 	if t == triWait {
 		p.pending.Add(1)
@@ -296,6 +296,9 @@ func (p *Pipeline) rules(c *Compiled, x *inspect) (int, tri) {
 	if len(p.cand) < c.words {
 		p.cand = make(bitmap, c.words) // once per larger policy after a Swap
 	}
+	if c.l7Any {
+		x.fit(c)
+	}
 	cand := p.cand[:c.words]
 	c.idx.candidates(x.p, cand)
 	for i := nextBit(cand, 0); i >= 0; i = nextBit(cand, i+1) {
@@ -303,11 +306,14 @@ func (p *Pipeline) rules(c *Compiled, x *inspect) (int, tri) {
 		if !r.residual {
 			return i, triYes
 		}
-		switch x.residual(r) {
+		switch x.residual(r, i) {
 		case triYes:
 			return i, triYes
 		case triWait:
 			return RulePending, triWait
+		}
+		if r.l7 != 0 {
+			x.prune(cand)
 		}
 	}
 	return RuleDefault, triYes

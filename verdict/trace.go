@@ -60,7 +60,8 @@ func (t Trace) String() string {
 // order without the index, and says why each rule matched or not. It uses
 // neither the flow table nor the stages, and takes no rate-limit tokens: a
 // rate-limited rule is reported with its own action. L7 matchers see only
-// this packet; when it carries no L7 data the decision is RulePending.
+// this packet; when it lacks the L7 data a rule needs the decision is
+// RulePending (unless Policy.L7Packets is 1: then missing data is no match).
 func (p *Pipeline) Trace(raw []byte, m *Meta) Trace {
 	c := p.Compiled()
 	var pk Packet
@@ -76,7 +77,7 @@ func (p *Pipeline) Trace(raw []byte, m *Meta) Trace {
 	}
 	t.Packet = summary(&pk)
 	x := new(inspect)
-	x.reset(&pk, m, nil, p.flows, false)
+	x.reset(c, &pk, m, nil, p.flows, c.l7Packets <= 1) // a policy that never waits never waits here either
 	t.Decision = Decision{Action: c.def, Rule: RuleDefault}
 	for i := range c.rules {
 		r := &c.rules[i]
