@@ -231,6 +231,10 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 		case xerr == nil:
 			e.xdp = f
 			undo = append(undo, func() { _ = f.Close() })
+		case errors.Is(xerr, xdp.ErrNoInterface):
+			// A typo in xdp.interfaces is a configuration mistake, not a
+			// missing kernel feature: say so rather than fall back quietly.
+			return nil, fmt.Errorf("attach XDP to %v: %w: %w", xc.Interfaces, ErrConfig, xerr)
 		case errors.Is(xerr, xdp.ErrUnsupported):
 			e.log.Warn("XDP unavailable, blocking sources with the nftables sets instead", "err", xerr)
 		default:

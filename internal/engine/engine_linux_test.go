@@ -152,3 +152,42 @@ policy:
 		t.Errorf("block errors: %+v", e.Stats())
 	}
 }
+
+// TestIntegrationEngineStartFailure: a failure late in New (XDP on a
+// missing interface, after the queue is bound and the table installed)
+// undoes everything.
+func TestIntegrationEngineStartFailure(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
+	}
+	top, err := topo.NewTopology(&topo.Options{Prefix: "qgef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { top.Close() })
+	cfg, err := config.Parse("engine-fail.yaml", []byte("rules: {table: qgenginef}\nxdp: {interfaces: [nope0]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = top.Firewall.Do(func() error {
+		_, err := New(cfg, &Options{Queue: &QueueRange{Num: 11, Count: 1}})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "nope0") {
+		t.Fatalf("New with a missing XDP interface: %v", err)
+	}
+	if out, _ := top.Firewall.Output("nft", "list", "tables"); strings.Contains(out, "qgenginef") {
+		t.Errorf("table left after a failed New: %s", out)
+	}
+	// The queue was unbound: binding it again works.
+	cfg2, _ := config.Parse("ok.yaml", []byte("rules: {table: qgenginef}\n"))
+	if err := top.Firewall.Do(func() error {
+		e, err := New(cfg2, &Options{Queue: &QueueRange{Num: 11, Count: 1}})
+		if err == nil {
+			err = e.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("queue 11 still bound after a failed New: %v", err)
+	}
+}
