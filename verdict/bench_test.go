@@ -224,7 +224,7 @@ func BenchmarkPrefixSet(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				Decode(addrs[i&255], &pk)
-				c.idx.candidates(&pk, out)
+				c.idx.candidates(&pk, &Meta{}, out)
 			}
 		})
 	}

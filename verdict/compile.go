@@ -240,7 +240,8 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 	rc.l7()
 	rc.options()
 	cr.perPacket = cr.hasMark || cr.ct != 0
-	cr.residual = cr.hasIn || cr.hasOut || cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0
+	// Interfaces are indexed like addresses and ports: not residual.
+	cr.residual = cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0
 	return rc.errs
 }
 
@@ -444,6 +445,8 @@ func (c *Compiled) buildIndex(p *Policy) {
 			}
 		}
 	}
+	x.inIf = buildIfIndex(n, w, func(i int) []uint32 { return c.rules[i].inIf })
+	x.outIf = buildIfIndex(n, w, func(i int) []uint32 { return c.rules[i].outIf })
 	x.sport = buildPortIndex(n, w, func(i int) []PortRange { return c.rules[i].sports })
 	x.dport = buildPortIndex(n, w, func(i int) []PortRange { return c.rules[i].dports })
 	x.src = buildPrefixIndex(n, w, func(i int) prefixSource {

@@ -52,6 +52,51 @@ type index struct {
 	proto        bitmaps   // 256 bitmaps
 	sport, dport portIndex
 	src, dst     prefixIndex
+	inIf, outIf  ifIndex
+}
+
+// ifIndex maps an interface index to the rules it may match: those
+// listing it and those without an interface matcher.
+type ifIndex struct {
+	small [256]int32       // ifindex -> bitmap number, for the usual small indexes
+	big   map[uint32]int32 // the others
+	sets  bitmaps          // bitmap 0: rules without the matcher
+}
+
+func buildIfIndex(n, words int, get func(i int) []uint32) ifIndex {
+	x := ifIndex{big: map[uint32]int32{}, sets: bitmaps{words: words}}
+	none := newBitmap(words)
+	byIf := map[uint32][]int{}
+	for i := 0; i < n; i++ {
+		l := get(i)
+		if len(l) == 0 {
+			none.set(i)
+		}
+		for _, v := range l {
+			byIf[v] = append(byIf[v], i)
+		}
+	}
+	x.sets.add(none)
+	for v, rules := range byIf {
+		id := int32(x.sets.add(none))
+		b := x.sets.at(int(id))
+		for _, r := range rules {
+			b.set(r)
+		}
+		if v < uint32(len(x.small)) {
+			x.small[v] = id
+		} else {
+			x.big[v] = id
+		}
+	}
+	return x
+}
+
+func (x *ifIndex) lookup(v uint32) bitmap {
+	if v < uint32(len(x.small)) {
+		return x.sets.at(int(x.small[v]))
+	}
+	return x.sets.at(int(x.big[v])) // 0 when absent: rules without the matcher
 }
 
 type portIndex struct {
@@ -67,7 +112,7 @@ type prefixIndex struct {
 }
 
 // candidates writes into out the rules the packet may match.
-func (x *index) candidates(p *Packet, out bitmap) {
+func (x *index) candidates(p *Packet, m *Meta, out bitmap) {
 	fam := x.fam[0]
 	if p.Family == 6 {
 		fam = x.fam[1]
@@ -80,10 +125,12 @@ func (x *index) candidates(p *Packet, out bitmap) {
 	}
 	src := x.src.lookup(p.Src)
 	dst := x.dst.lookup(p.Dst)
+	in, outIf := x.inIf.lookup(m.InIf), x.outIf.lookup(m.OutIf)
 	out = out[:len(fam)]
 	proto, sp, dp, src, dst = proto[:len(out)], sp[:len(out)], dp[:len(out)], src[:len(out)], dst[:len(out)]
+	in, outIf = in[:len(out)], outIf[:len(out)]
 	for i := range out {
-		out[i] = fam[i] & proto[i] & sp[i] & dp[i] & src[i] & dst[i]
+		out[i] = fam[i] & proto[i] & sp[i] & dp[i] & src[i] & dst[i] & in[i] & outIf[i]
 	}
 }
 

@@ -79,12 +79,10 @@ func inIDs(list []IDRange, v uint32) bool {
 	return false
 }
 
-// residual checks the matchers the index does not cover for rule i.
+// residual checks the matchers the index does not cover for rule i:
+// mark, socket owner, conntrack state and L7.
 func (x *inspect) residual(r *crule, i int) tri {
-	m := x.m
-	if r.hasIn && !hasU32(r.inIf, m.InIf) || r.hasOut && !hasU32(r.outIf, m.OutIf) {
-		return triNo
-	}
+	m := x.m // interfaces: checked by the index
 	if r.hasMark {
 		x.perPacket = true
 		if m.Mark&r.mark.Mask != r.mark.Value {

@@ -300,7 +300,7 @@ func (p *Pipeline) rules(c *Compiled, x *inspect) (int, tri) {
 		x.fit(c)
 	}
 	cand := p.cand[:c.words]
-	c.idx.candidates(x.p, cand)
+	c.idx.candidates(x.p, x.m, cand)
 	for i := nextBit(cand, 0); i >= 0; i = nextBit(cand, i+1) {
 		r := &c.rules[i]
 		if !r.residual {
