@@ -12,9 +12,10 @@ import (
 // The index narrows the rules a packet can match before any rule is checked.
 // For each dimension it answers "which rules could match this value" as a
 // bitmap over rule numbers; ANDing the bitmaps of family, protocol, source
-// and destination prefix and ports yields the candidates, which are then
-// checked in order for their remaining matchers. Every dimension is exact,
-// so a candidate only needs its non-indexed matchers checked.
+// and destination prefix and port, and input and output interface yields the
+// candidates, which are then checked in order for their remaining matchers
+// (mark, socket owner, conntrack state, L7: see index_l7.go). Every
+// dimension is exact, so a candidate only needs its other matchers checked.
 //
 // Prefixes: all prefixes of all rules go in one bart table per direction
 // whose value names a bitmap of the rules matching any address the prefix
