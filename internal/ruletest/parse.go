@@ -200,7 +200,8 @@ func (p *parser) topology(v *yaml.Node) []netip.Addr {
 		switch k.Value {
 		case "client_addrs":
 			for _, n := range p.seq(val, "topology.client_addrs") {
-				if a, ok := p.clientAddr(n, "topology.client_addrs"); ok {
+				a, ok := p.clientAddr(n, "topology.client_addrs")
+				if ok && a != mainClient4 && a != mainClient6 && !containsAddr(out, a) {
 					out = append(out, a)
 				}
 			}

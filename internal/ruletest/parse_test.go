@@ -191,3 +191,13 @@ func TestBadFixtures(t *testing.T) {
 		t.Errorf("errors.Is/As fail on %v", err)
 	}
 }
+
+func TestParseAddrDedup(t *testing.T) {
+	f, err := Parse("x.yaml", []byte("policy: {}\ntopology: {client_addrs: [198.18.1.9, 198.18.1.9, 198.18.1.2]}\ncases:\n  - {name: a, send: ping, from: 198.18.1.9, expect: delivered}\n  - {name: b, send: ping, from: 198.18.1.2, expect: delivered}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.ExtraAddrs) != 1 {
+		t.Fatalf("extra addresses %v", f.ExtraAddrs)
+	}
+}
