@@ -1,6 +1,6 @@
 # The README's test command is `make test`; .ci/run installs what it needs and runs it.
 GO ?= go
-FUZZTIME ?= 20s
+FUZZTIME ?= 15s
 
 .PHONY: test unit fuzz ruletests build
 test: build unit fuzz ruletests
@@ -12,8 +12,12 @@ build:
 unit:
 	$(GO) test -count=1 -timeout 60m -p 1 ./...
 
+# Bounded fuzzing of what an attacker or a user controls: packets and policy files.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(FUZZTIME) ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) ./queue
 
 ruletests: build
 	./bin/qguard test examples/tests
