@@ -12,7 +12,13 @@ import (
 func (e *Engine) blockLoop() {
 	defer close(e.blockDone)
 	recent := map[netip.Addr]time.Time{}
-	for req := range e.blockCh {
+	for {
+		var req blockReq
+		select {
+		case <-e.blockStop:
+			return
+		case req = <-e.blockCh:
+		}
 		now := time.Now()
 		if until, ok := recent[req.addr]; ok && now.Before(until) {
 			continue

@@ -90,7 +90,7 @@ type Engine struct {
 
 	blockCh                               chan blockReq
 	blockQueued, blockDropped, blockError atomic.Uint64
-	blockDone                             chan struct{}
+	blockDone, blockStop                  chan struct{}
 
 	started                 time.Time
 	reloads, reloadFailures atomic.Uint64
@@ -260,12 +260,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 	e.reloadMu.Lock()
-	closed := e.closed
-	e.reloadMu.Unlock()
-	if closed {
+	defer e.reloadMu.Unlock()
+	if e.closed {
 		return ErrClosed
 	}
-	e.blockDone = make(chan struct{})
+	e.blockDone, e.blockStop = make(chan struct{}), make(chan struct{})
 	go e.blockLoop()
 	if e.q == nil {
 		return nil
@@ -330,7 +329,8 @@ func (e *Engine) Close() error {
 		}
 	}
 	if e.blockDone != nil {
-		close(e.blockCh)
+		// blockCh stays open: a late Handle (offline users) must not panic.
+		close(e.blockStop)
 		<-e.blockDone
 	}
 	if e.rules != nil {
