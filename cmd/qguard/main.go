@@ -6,8 +6,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -22,8 +24,23 @@ queues, and measures its own speed against its peers.`,
 	SilenceErrors: true,
 }
 
+// flagError marks a wrong flag or command line: exit status 2, as for
+// other Unix tools, so scripts can tell it from a failed run.
+type flagError struct{ err error }
+
+func (u flagError) Error() string { return u.err.Error() }
+func (u flagError) Unwrap() error { return u.err }
+func (flagError) ExitCode() int   { return 2 }
+
 func main() {
-	if err := root.Execute(); err != nil {
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return flagError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
+	})
+	err := root.Execute()
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
+		err = flagError{err}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "qguard:", err)
 		os.Exit(exitCode(err))
 	}
@@ -32,8 +49,8 @@ func main() {
 // exitCode lets subcommands choose a status (e.g. `qguard test` exits 1 on a
 // failed case, 2 on a usage error).
 func exitCode(err error) int {
-	type coded interface{ ExitCode() int }
-	if c, ok := err.(coded); ok {
+	var c interface{ ExitCode() int }
+	if errors.As(err, &c) {
 		return c.ExitCode()
 	}
 	return 1
