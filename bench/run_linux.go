@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +51,13 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("run benchmark: %w", topo.ErrNotRoot)
+	}
+	// Generator, sink, reflector and queue threads are locked goroutines
+	// that each want a P: with GOMAXPROCS at the CPU count, a queue thread
+	// returning from a blocking receive could wait for a P held by the
+	// generator, a stall a handler in its own process never sees.
+	if want := c.SinkSockets + len(c.HandlerCPUs) + c.FanoutQueues + c.TCPConns + 8; runtime.GOMAXPROCS(0) < want {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(want))
 	}
 	e := &env{cfg: c, nextQ: 100}
 	harnessNice.Store(int32(c.Nice))
