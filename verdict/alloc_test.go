@@ -33,7 +33,9 @@ func TestDecideAllocs(t *testing.T) {
 		{"tcp6", tcp(tc6, ts6, 1, 443, []byte("data")).raw(), 1004},
 		{"syn-waits-for-l7", tcp(tc4, ts4, 1, 443, nil).raw(), RulePending},
 		{"dns", udp(tc4, ts4, 1, 53, tDNS("x.blocked.example")).raw(), 0},
-		{"sni", tcp(tc6, ts6, 1, 443, tHello("a.bad.example")).raw(), 1},
+		// Another source port than tcp6's flows, whose first data was not
+		// TLS and so ruled the sni rule out for them.
+		{"sni", tcp(tc6, ts6, 2, 443, tHello("a.bad.example")).raw(), 1},
 		{"host", tcp(tc4, ts4, 1, 80, tHTTP("api.example")).raw(), 2},
 		{"payload", udp(tc6, ts6, 1, 9, []byte("an attack")).raw(), 3},
 		{"blocklist", udp("1.2.3.4", ts4, 1, 80, nil).raw(), -1},
@@ -130,10 +132,16 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 			}
 			pk := tpkt{src: src, dst: dst, proto: []uint8{ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6}[r.IntN(4)],
 				sport: uint16(r.IntN(140)), dport: uint16(r.IntN(140))}
+			if r.IntN(4) == 0 {
+				pk.dport = 53 // where dns matchers without dports look
+			}
 			name := []string{"a.example", "x.a.example", "b.test", "c.org"}[r.IntN(4)]
 			switch r.IntN(5) {
 			case 0:
 				pk.payload = tDNS(name)
+				if pk.proto == ProtoTCP && r.IntN(2) == 0 {
+					pk.payload = tcpDNS(pk.payload)
+				}
 			case 1:
 				pk.payload = tHello(name)
 			case 2:

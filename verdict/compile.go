@@ -122,6 +122,7 @@ type crule struct {
 	host        *nameSet
 	payload     *payloadSet
 	l7          uint8
+	dnsPort     bool // dports is the implied [53] of a dns matcher
 	perPacket   bool // mark or conntrack state: the decision cannot be cached
 	residual    bool
 
@@ -238,6 +239,13 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 	rc.l34()
 	rc.meta()
 	rc.l7()
+	if cr.dns != nil && len(cr.dports) == 0 {
+		// Only DNS flows can carry a DNS name: without this, a TCP flow to
+		// any port would wait for a name that never comes (its first bytes
+		// may even look like a DNS length prefix and ask for more). A rule
+		// that lists dports says itself which ports carry DNS (e.g. 5353).
+		cr.dports, cr.dnsPort = dnsPorts, true
+	}
 	rc.options()
 	cr.perPacket = cr.hasMark || cr.ct != 0
 	// Interfaces are indexed like addresses and ports: not residual.
@@ -292,6 +300,12 @@ func (rc *ruleCompiler) meta() {
 	}
 	cr.uids, cr.gids, cr.ct = m.UIDs, m.GIDs, m.CT
 }
+
+// dnsPorts are the destination ports of a rule with a dns matcher and no
+// dport of its own: DNS (RFC 1035 4.2), over UDP and TCP. mDNS (5353) is
+// not implied: its queries are multicast and rarely worth a rule; a rule
+// that wants it lists dport [53, 5353].
+var dnsPorts = []PortRange{{53, 53}}
 
 // l7 prepares the name and payload matchers.
 func (rc *ruleCompiler) l7() {

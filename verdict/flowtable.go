@@ -98,6 +98,15 @@ const (
 	flowDecided             // rule holds the flow's decision for generation gen
 )
 
+// flowNoL7Shift places, above the bits above, one bit per L7 name kind
+// (needDNS, needSNI, needHost shifted left by it): the flow's initiator
+// sent data that settles the kind (not this protocol, malformed, or a
+// complete message without the name), so rules needing that name are ruled
+// out for the flow at once instead of waiting for packets that cannot
+// bring it. The bits describe the flow's data, not the policy: a Swap
+// keeps them.
+const flowNoL7Shift = 2
+
 // FlowEntrySize is the memory one flow takes in the table, its share of the
 // bucket header included.
 const FlowEntrySize = int(unsafe.Sizeof(flowBucket{})) / flowWays

@@ -250,13 +250,33 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 		return x.hostName, x.hostSt
 	}
 	x.got |= kind
+	if x.e != nil && x.e.flags&(kind<<flowNoL7Shift) != 0 {
+		x.setName(kind, nil, L7NotProtocol) // settled by an earlier packet
+		return nil, L7NotProtocol
+	}
+	name, st := x.extractPacket(kind)
+	x.setName(kind, name, st)
+	if x.e != nil && (st == L7NotProtocol || st == L7Malformed || st == L7Absent) {
+		// The flow's first data settles the kind: a later segment of the
+		// same stream is no new message, so waiting could only re-read
+		// mid-stream bytes as a protocol start.
+		x.e.flags |= kind << flowNoL7Shift
+		if kind == needSNI && x.e.hello != 0 {
+			x.ft.hellos.put(x.e.hello)
+			x.e.hello = 0
+		}
+	}
+	return name, st
+}
+
+// extractPacket runs the extractor of kind on the packet.
+func (x *inspect) extractPacket(kind uint8) ([]byte, L7Status) {
 	p := x.p
 	if len(p.Payload) == 0 || p.Proto != ProtoTCP && p.Proto != ProtoUDP {
 		st := L7Unset
 		if p.Proto != ProtoTCP && p.Proto != ProtoUDP {
 			st = L7NotProtocol
 		}
-		x.setName(kind, nil, st)
 		return nil, st
 	}
 	var name []byte
@@ -273,7 +293,6 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 		}
 		name, st = HTTPHost(p.Payload, x.hoBuf[:0])
 	}
-	x.setName(kind, name, st)
 	return name, st
 }
 

@@ -41,7 +41,9 @@ type PipelineStats struct {
 //
 // Rules judge a flow, not a packet: the flow's first packet (from its
 // initiator) is evaluated and the decision is kept in the flow table for
-// both directions, so replies need no rules of their own. A flow first met
+// both directions, so replies need no rules of their own. A reject is the
+// exception: in the reply direction a TCP reset passes (the kernel's own
+// answer to the rejected initiator) and other packets are dropped. A flow first met
 // through a reply is judged from the initiator's side when the queue
 // delivers conntrack state, and as it comes otherwise.
 //
@@ -56,7 +58,11 @@ type PipelineStats struct {
 // pending: its packets are accepted (Decision.Rule RulePending) and the
 // initiator's next packets are evaluated again, until the data arrives or
 // Policy.L7Packets packets have passed, after which missing data counts as
-// no match. Non-first IP fragments carry no ports: they are judged alone,
+// no match. Only a message cut short (a ClientHello or request header over
+// several segments) keeps a flow waiting: data that is not the protocol,
+// is malformed or is a complete message without the name rules the name's
+// rules out for the flow at once, and a dns matcher only looks at port 53
+// (or the rule's own dports). Non-first IP fragments carry no ports: they are judged alone,
 // port matchers failing, and not tracked.
 type Pipeline struct {
 	state  atomic.Pointer[pipeState]
@@ -191,7 +197,7 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		if e.gen == st.gen && e.flags&flowDecided != 0 {
 			p.cached.Add(1)
 			d.Cached = true
-			p.apply(c, int(e.rule), &k, d, false, now)
+			p.apply(c, int(e.rule), &k, d, false, reply, now)
 			return
 		}
 		if e.gen != st.gen {
@@ -269,7 +275,7 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 	if k == nil {
 		k = &zero
 	}
-	p.apply(c, rule, k, d, true, now)
+	p.apply(c, rule, k, d, true, reply, now)
 }
 
 func (p *Pipeline) runStages(raw []byte, m *Meta, d *Decision, e *flowEntry, reply bool) bool {
@@ -320,8 +326,37 @@ func (p *Pipeline) rules(c *Compiled, x *inspect) (int, tri) {
 }
 
 // apply turns the matched rule into d. first is true for the packet that
-// decided the flow (or any packet not served from the cache).
-func (p *Pipeline) apply(c *Compiled, rule int, k *flowKey, d *Decision, first bool, now int64) {
+// decided the flow (or any packet not served from the cache); reply is true
+// for the packets of the flow's responder.
+func (p *Pipeline) apply(c *Compiled, rule int, k *flowKey, d *Decision, first, reply bool, now int64) {
+	p.applyRule(c, rule, k, d, first, now)
+	if reply && d.Action == ActionReject {
+		p.rejectReply(d)
+	}
+}
+
+// rejectReply turns a reject into what the responder's side of a rejected
+// flow gets. A reject answers the initiator with a TCP reset that travels
+// in the flow's reply direction (an ICMP error is a flow of its own). The
+// kernel sends it through the output hook, whatever hook rejected, so when
+// steering covers the output hook the reset is queued like any packet, and
+// judging it by the flow's reject would discard it: the sender would never
+// learn that its connection was refused. So a TCP reset passes: it is the
+// kernel's answer, and a reset opens nothing. Anything else the responder
+// sends is dropped, as for a dropped flow: it never saw the initiator's
+// packets, so nothing it sends is legitimate, and rejecting it would
+// answer the responder. Offload is cleared: handing the flow to the kernel
+// would accept or drop the initiator's packets instead of rejecting them.
+func (p *Pipeline) rejectReply(d *Decision) {
+	d.Offload = false
+	if p.pkt.Proto == ProtoTCP && p.pkt.TCPFlags&TCPRst != 0 {
+		d.Action = ActionAccept
+		return
+	}
+	d.Action = ActionDrop
+}
+
+func (p *Pipeline) applyRule(c *Compiled, rule int, k *flowKey, d *Decision, first bool, now int64) {
 	if rule < 0 {
 		p.hits[len(p.hits)-1].Add(1)
 		d.Rule = rule

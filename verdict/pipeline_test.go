@@ -287,6 +287,7 @@ rule "ssh" (#0): no match
   proto     no match packet udp
 rule "dns" (#1): match
   src       match    198.18.1.2 in [198.18.0.0/15]
+  dport     match    53 in [53] (implied by dns)
   dns       match    packet name "a.example" vs [*.example]
 decision: reject by dns, mark 0x3`
 	if got := tr.String(); got != want {

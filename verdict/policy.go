@@ -65,10 +65,14 @@ type Match struct {
 	Mark                      *MarkMatch
 	UIDs, GIDs                []IDRange // need the queue's uid_gid option
 	CT                        CTStates  // need the queue's conntrack option; 0: any
-	DNS                       []string  // DNS query names: "example.com" or "*.example.com"
-	SNI                       []string  // TLS ClientHello server names, same syntax
-	HTTPHost                  []string  // HTTP/1.x Host header, same syntax
-	Payload                   [][]byte  // byte patterns anywhere in the first payload
+	// DNS matches DNS query names: "example.com" or "*.example.com". Only
+	// DNS flows carry them: a rule with DNS and no DstPorts matches
+	// destination port 53 only (UDP or TCP); with DstPorts, those ports
+	// carry DNS (add 5353 for mDNS).
+	DNS      []string
+	SNI      []string // TLS ClientHello server names, same syntax
+	HTTPHost []string // HTTP/1.x Host header, same syntax
+	Payload  [][]byte // byte patterns anywhere in the first payload
 }
 
 // PortRange is an inclusive range of ports; a single port has Lo == Hi.

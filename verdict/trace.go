@@ -160,8 +160,14 @@ func traceRule(r *crule, x *inspect, s *TraceStep) tri {
 	if len(r.sports) > 0 && !check("sport", p.HasPorts() && inPorts(r.sports, p.SrcPort), "%s in %v", portDesc(p, p.SrcPort), r.sports) {
 		return triNo
 	}
-	if len(r.dports) > 0 && !check("dport", p.HasPorts() && inPorts(r.dports, p.DstPort), "%s in %v", portDesc(p, p.DstPort), r.dports) {
-		return triNo
+	if len(r.dports) > 0 {
+		implied := ""
+		if r.dnsPort {
+			implied = " (implied by dns)"
+		}
+		if !check("dport", p.HasPorts() && inPorts(r.dports, p.DstPort), "%s in %v%s", portDesc(p, p.DstPort), r.dports, implied) {
+			return triNo
+		}
 	}
 	if r.hasIn && !check("in_iface", hasU32(r.inIf, m.InIf), "index %d in %v", m.InIf, r.inIf) {
 		return triNo
