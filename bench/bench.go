@@ -10,8 +10,13 @@ import (
 	"time"
 )
 
-// ErrUnknownMode is returned when Config.Modes names a mode that does not exist.
-var ErrUnknownMode = errors.New("unknown mode")
+// Errors for bad configuration.
+var (
+	// ErrUnknownMode is returned when Config.Modes names a mode that does not exist.
+	ErrUnknownMode = errors.New("unknown mode")
+	// ErrBadCPU is returned when a pinning names a CPU the process may not use.
+	ErrBadCPU = errors.New("not a usable CPU")
+)
 
 // Traffic is the kind of load a mode runs under.
 type Traffic string

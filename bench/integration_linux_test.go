@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -125,5 +126,20 @@ func TestIntegrationCancel(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+func TestCheckCPUs(t *testing.T) {
+	bad, none := 4096, -1
+	c := (&Config{GenCPU: &bad}).withDefaults()
+	if err := checkCPUs(&c); !errors.Is(err, ErrBadCPU) || !strings.Contains(err.Error(), "generator") {
+		t.Errorf("generator on CPU 4096: %v", err)
+	}
+	c = (&Config{GenCPU: &none, SinkCPU: &none, HandlerCPUs: []int{-1}}).withDefaults()
+	if err := checkCPUs(&c); err != nil {
+		t.Errorf("unpinned: %v", err)
+	}
+	if _, err := Run(context.Background(), &Config{HandlerCPUs: []int{bad}}); !errors.Is(err, ErrBadCPU) {
+		t.Errorf("Run with a bad handler CPU: %v", err)
 	}
 }

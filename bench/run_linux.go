@@ -49,6 +49,9 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCPUs(&c); err != nil {
+		return nil, err
+	}
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("run benchmark: %w", topo.ErrNotRoot)
 	}
@@ -464,4 +467,27 @@ func (e *env) warmUp(ctx context.Context) error {
 		return fmt.Errorf("warm up: no packet reached the sink (sent %d)", e.gen.sent.n.Load())
 	}
 	return nil // lossy even when settled: the figures will show it
+}
+
+// checkCPUs rejects pinning to CPUs this process may not run on.
+func checkCPUs(c *Config) error {
+	ok := usableCPUsPortable()
+	check := func(what string, cpu int) error {
+		if cpu == -1 || slices.Contains(ok, cpu) {
+			return nil
+		}
+		return fmt.Errorf("pin %s to CPU %d: %w (usable: %v, or -1 for unpinned)", what, cpu, ErrBadCPU, ok)
+	}
+	if err := check("generator", *c.GenCPU); err != nil {
+		return err
+	}
+	if err := check("sink", *c.SinkCPU); err != nil {
+		return err
+	}
+	for _, h := range c.HandlerCPUs {
+		if err := check("handler", h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
