@@ -429,3 +429,40 @@ func u16s(v []uint16) []byte {
 	}
 	return b
 }
+
+// TestGoldenKernelReset: the rule that lets the kernel's own resets pass
+// sits right before the queue rule, in every chain.
+func TestGoldenKernelReset(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Hooks = []Hook{{"forward", 0}, {"output", 0}}
+	_, f := applyFake(t, cfg, compatOnly)
+	rs := rulesOf(t, f.msgs)
+	n := 0
+	for i, r := range rs {
+		if r.comment != "qguard: steer to queue" {
+			continue
+		}
+		n++
+		if i == 0 || rs[i-1].comment != "qguard: kernel reset not queued" || rs[i-1].chain != r.chain {
+			t.Fatalf("chain %s: the rule before the queue rule is not \"kernel reset not queued\"", r.chain)
+		}
+		k := rs[i-1]
+		// ct state & related != 0, ct direction == reply, l4proto tcp, tcp flags & rst != 0, accept.
+		if got := attrs(t, exprData(t, k, "ct", 1)); !bytes.Equal(got[unix.NFTA_CT_KEY], bu32(unix.NFT_CT_DIRECTION)) {
+			t.Errorf("second ct load: %v", got)
+		}
+		if got, want := exprData(t, k, "cmp", 1), cat(nla(unix.NFTA_CMP_SREG, bu32(1)), nla(unix.NFTA_CMP_OP, bu32(unix.NFT_CMP_EQ)),
+			nla(unix.NLA_F_NESTED|unix.NFTA_CMP_DATA, nla(unix.NFTA_DATA_VALUE, []byte{1}))); !bytes.Equal(got, want) {
+			t.Errorf("direction cmp:\n got %x\nwant %x", got, want)
+		}
+		if got := attrs(t, exprData(t, k, "payload", 0)); !bytes.Equal(got[unix.NFTA_PAYLOAD_OFFSET], bu32(13)) || !bytes.Equal(got[unix.NFTA_PAYLOAD_BASE], bu32(unix.NFT_PAYLOAD_TRANSPORT_HEADER)) {
+			t.Errorf("tcp flags load: %v", got)
+		}
+		if got := exprData(t, k, "immediate", 0); !bytes.Contains(got, bu32(1)) /* NF_ACCEPT */ {
+			t.Errorf("verdict: %x", got)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d queue rules, want one per chain", n)
+	}
+}

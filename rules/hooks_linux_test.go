@@ -99,3 +99,47 @@ func TestIntegrationLocalHooks(t *testing.T) {
 		t.Errorf("unsteered port: server got %d", other.get())
 	}
 }
+
+// TestIntegrationLocalReject: a connect from the firewall's own namespace,
+// steered at output and rejected, fails at once with ECONNREFUSED. The
+// kernel's reset carries the rejected SYN's unconfirmed conntrack entry
+// (related, reply direction); were it queued, it would be dropped when
+// re-injected and the connect would hang until its timeout.
+func TestIntegrationLocalReject(t *testing.T) {
+	tp, fd := newTopo(t)
+	cfg := fwConfig(fd, QueueAuto)
+	cfg.Hooks = []Hook{{"output", 0}}
+	cfg.Steer = Steer{Protocols: []string{"tcp"}} // no port match: the reset is steered too
+	m := applied(t, cfg)
+	reject := m.Config().Marks.Reject
+	q := bindQueue(t, tp.Firewall, 0, func(k flowKey) answer {
+		if k.port == 7120 {
+			return repeat(reject)
+		}
+		return accept
+	})
+	for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
+		tcpServer(t, tp.Server, srv, 7120)
+		start := time.Now()
+		c, err := dial(tp.Firewall, "tcp", srv, 7120)
+		if err == nil {
+			c.Close()
+		}
+		if !isRefused(err) {
+			t.Errorf("local TCP connect to %v: %v after %v, want ECONNREFUSED (reset)", srv, err, time.Since(start))
+		}
+	}
+	if n := q.count(flowKey{6, 7120}); n == 0 {
+		t.Fatal("the SYNs were not queued")
+	}
+	if n := q.all() - q.count(flowKey{6, 7120}); n != 0 {
+		t.Errorf("%d other packets (the resets) were queued", n)
+	}
+	cs, err := m.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := Sum(cs, "kernel reset not queued"); n < 2 {
+		t.Errorf("rule \"kernel reset not queued\" counted %d packets, want one reset per family", n)
+	}
+}
