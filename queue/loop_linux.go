@@ -330,7 +330,12 @@ func (l *loop) setTimeout(d time.Duration) error {
 // set, then drains, unbinds and closes the socket.
 func (l *loop) run(h Handler, cpu int) (err error) {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// A pinned thread is never handed back to the scheduler: other
+	// goroutines would inherit its CPU mask. Left locked, it exits with
+	// this goroutine.
+	if cpu < 0 {
+		defer runtime.UnlockOSThread()
+	}
 	l.h = h
 	if cpu >= 0 {
 		var set unix.CPUSet
