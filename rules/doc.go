@@ -21,7 +21,12 @@
 //     unreachable via icmpx; at postrouting, where the kernel has no reject,
 //     dropped). With Offload, AcceptFlow and DropFlow are merged into the
 //     conntrack mark under the mask: ct mark = ct mark &^ Mask | value;
-//  4. the queue rule, with the matchers of Config.Steer and the condition
+//  4. accept for a TCP reset the kernel sent itself for a rejected
+//     connection (ct state related, reply direction): it carries the
+//     rejected SYN's unconfirmed conntrack entry, and nfnetlink_queue drops
+//     a packet whose unconfirmed entry another packet still holds, so the
+//     reset must not be queued or the sender never learns of the refusal;
+//  5. the queue rule, with the matchers of Config.Steer and the condition
 //     that qguard's mark bits are clear, so a re-injected packet is never
 //     queued again (an unknown value under the mask falls through to accept
 //     instead of looping).
@@ -53,13 +58,28 @@
 //
 // # Atomicity
 //
-// Apply, Replace and SteerAway each send one nf_tables batch: the kernel
-// commits a batch as a whole under a new generation, and packets see either
-// the old rules or the new ones, never a table half rebuilt. A reload
-// flushes and refills the chains; a chain whose hook or priority changed is
-// deleted and re-created in the same batch. Unregistering a hook makes
-// nfnetlink_queue drop the packets waiting in the queues at that moment, so
-// moving a chain costs those packets (they are dropped, never let through).
+// A fresh install is one nf_tables batch. A reload (Replace, SteerAway, or
+// Apply over a table left behind) is not, because one batch does not swap
+// a policy atomically (found by experiment on Linux 6.18, see
+// TestIntegrationReplaceNoWindow): interval sets (port ranges, prefixes)
+// publish their elements in the set backend's commit step, after the
+// kernel has switched the rule generation, so a new rule looking up a set
+// new in the same batch misses for a moment and the packet meets the
+// chain's accept policy; and nft_do_chain reads the generation once per
+// base chain, so a packet crossing two chains while it switches can meet
+// the new chain's empty old rules and then the old chain's emptied new
+// ones. A reload is therefore make-before-break, three batches that each
+// leave one complete, unchanged copy of the policy on every hook: shadow
+// chains "<hook>_reload" with the new rules are added beside the old
+// chains; the chains named after the hooks are refilled (re-created where
+// the hook or priority changed); the shadow chains are deleted. A renamed
+// table is built complete before the old one is deleted. While two copies
+// are installed a packet may be queued twice (user space accepts it in
+// one chain and the other queues it again); none passes unqueued. A batch
+// that fails leaves the previous copy in force; shadow chains left by a
+// failure are deleted by the next reload. Unregistering a hook (a chain
+// deleted) makes nfnetlink_queue drop the packets waiting in the queues at
+// that moment: dropped, never let through.
 //
 // # Privileges
 //

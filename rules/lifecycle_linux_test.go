@@ -133,7 +133,22 @@ func TestIntegrationListing(t *testing.T) {
 		fn   func() error
 	}{
 		{"apply again", m.Apply},
-		{"replace", func() error { c := listingConfig(fd); c.Hooks = []Hook{{"input", 5}}; return m.Replace(c) }},
+		{"replace", func() error {
+			// A shadow chain left by a reload that failed half way is
+			// removed; the reload leaves exactly the configured chain.
+			nft(t, ns, "add", "chain", "inet", "qguard", "forward"+shadowSuffix,
+				"{ type filter hook forward priority 3; policy accept; }")
+			c := listingConfig(fd)
+			c.Hooks = []Hook{{"input", 5}}
+			if err := m.Replace(c); err != nil {
+				return err
+			}
+			chains := regexp.MustCompile(`chain (\S+) \{`).FindAllStringSubmatch(nft(t, ns, "list", "table", "inet", "qguard"), -1)
+			if len(chains) != 1 || chains[0][1] != "input" {
+				t.Errorf("chains after replace: %v, want input only", chains)
+			}
+			return nil
+		}},
 		{"block source", func() error { return m.BlockSource(netip.MustParseAddr("198.18.1.2"), time.Minute) }},
 		{"steer away", m.SteerAway},
 		{"rename", func() error {

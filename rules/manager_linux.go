@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,7 +82,7 @@ func (m *Manager) Config() Config {
 
 // Apply installs the table, its sets and chains in one transaction. A table
 // of the same name left by an earlier run is brought to the configured
-// state in the same transaction; its block set entries survive.
+// state the way Replace does it; its block set entries survive.
 func (m *Manager) Apply() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -91,14 +92,11 @@ func (m *Manager) Apply() error {
 	return nil
 }
 
-// Replace switches to cfg (reload) in one transaction: chains are flushed
-// and refilled, chains whose hook or priority changed are deleted and
-// re-created, all in the batch that installs the new rules. The kernel
-// commits a batch atomically (every object carries a generation mask and
-// packets run against the generation current when they enter the hook), so
-// each packet sees either the complete old table or the complete new one:
-// there is no moment in which the chains are empty and traffic would pass
-// unqueued. Block set entries survive unless the table is renamed.
+// Replace switches to cfg (reload) make-before-break (see install and the
+// package documentation): every packet meets the complete old policy or
+// the complete new one, never neither, though while both are installed a
+// packet may be queued twice. Block set entries survive unless the table
+// is renamed.
 func (m *Manager) Replace(cfg *Config) error {
 	n, err := cfg.normalize()
 	if err != nil {
@@ -123,8 +121,8 @@ func (m *Manager) Replace(cfg *Config) error {
 }
 
 // SteerAway prepares shutdown: with Bypass it replaces the queue rules with
-// accept in one transaction, so no new packet is queued while the handler
-// drains and unbinds; fail-closed configurations (no Bypass) keep queueing,
+// accept (make-before-break, like Replace), so no new packet is queued
+// while the handler drains and unbinds; fail-closed configurations (no Bypass) keep queueing,
 // and the kernel drops what no handler takes. Offload and block rules stay.
 func (m *Manager) SteerAway() error {
 	m.mu.Lock()
@@ -203,8 +201,32 @@ func (m *Manager) BlockSource(a netip.Addr, d time.Duration) error {
 	return nil
 }
 
-// install queues one transaction that brings the table to cfg and sends it.
-// oldTable, when different from cfg.Table, is deleted in the same batch.
+// install brings the table to cfg. oldTable, when different from
+// cfg.Table, is deleted once the new table is complete.
+//
+// A table that has chains already is changed make-before-break, in three
+// transactions, because one transaction is not enough to swap a policy
+// without a window (found by experiment on Linux 6.18, see
+// TestIntegrationReplaceNoWindow):
+//
+//   - interval sets (port ranges, address prefixes: rbtree and pipapo
+//     backends) publish their elements in the set's commit callback, which
+//     the kernel runs after it has switched the rule generation; a rule
+//     that is new in the transaction and looks up a set that is new in it
+//     misses for that moment, and the packet falls through to the chain's
+//     accept policy;
+//   - nft_do_chain reads the generation once per base chain, so a packet
+//     that crosses two of them while the generation switches can see a new
+//     chain's empty old-generation rules and then an old chain's emptied
+//     new-generation rules.
+//
+// So every transaction leaves one complete, unchanged copy of the policy
+// on each hook: (1) shadow chains "<hook>_reload" with the new rules are
+// added beside the old chains; (2) the chains named after the hooks are
+// refilled, or re-created where the hook or priority changed; (3) the
+// shadow chains are deleted. While both copies are installed a packet can
+// be queued twice (accepted by user space in one chain, queued again by
+// the other); none passes unqueued.
 func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) error {
 	c, err := m.dial()
 	if err != nil {
@@ -215,43 +237,148 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) error {
 	if err != nil {
 		return err
 	}
-	if oldTable != "" && oldTable != cfg.Table {
-		c.DelTable(inetTable(oldTable))
+	if len(chains) == 0 {
+		// Nothing installed here: nothing to keep in force meanwhile.
+		b := m.builder(c, cfg, t, sets, nil)
+		if err := b.fill(chains, steerAway); err != nil {
+			return err
+		}
+		if err := c.Flush(); err != nil {
+			return err
+		}
+	} else if err := m.swap(c, cfg, t, chains, sets, steerAway); err != nil {
+		return err
 	}
-	b := &builder{c: c, cfg: cfg, impl: m.impl, t: c.AddTable(t), sets: sets, used: map[string]bool{}}
-	s4, s6 := blockSets(t, cfg.BlockSetTimeout)
-	d4, d6 := dropFlowSets(t, cfg.FlowTimeout)
-	for _, s := range []*nftables.Set{s4, s6, d4, d6} {
-		if !sets[s.Name] {
-			if err := c.AddSet(s, nil); err != nil {
-				return fmt.Errorf("add set %s: %w", s.Name, err)
-			}
+	if oldTable != "" && oldTable != cfg.Table {
+		// The new table is complete; only now the old one goes.
+		c.DelTable(inetTable(oldTable))
+		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete table %s: %w", oldTable, err)
 		}
 	}
-	want := map[string]bool{}
-	for _, h := range cfg.Hooks {
-		want[h.Name] = true
-	}
+	return nil
+}
+
+// shadowSuffix names the chains that hold the new rules during a swap.
+const shadowSuffix = "_reload"
+
+// swap is install's make-before-break path for a table with chains.
+func (m *Manager) swap(c *nftables.Conn, cfg *Config, t *nftables.Table, chains map[string]*nftables.Chain, sets map[string]bool, steerAway bool) error {
+	// Shadow chains left by a swap that failed half way go first, in a
+	// transaction of their own (the chains named after hooks are intact).
+	var stale []*nftables.Chain
 	for name, ch := range chains {
-		if !want[name] || !sameHook(ch, cfg) {
-			c.FlushChain(ch)
-			c.DelChain(ch)
+		if strings.HasSuffix(name, shadowSuffix) {
+			stale = append(stale, ch)
 			delete(chains, name)
 		}
 	}
+	if len(stale) > 0 {
+		delChains(c, stale)
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("delete stale chains: %w", err)
+		}
+	}
+	tab := c.AddTable(t)
+	b1 := m.builder(c, cfg, tab, sets, nil)
+	if err := b1.addSets(); err != nil {
+		return err
+	}
+	var shadows []*nftables.Chain
 	for _, h := range cfg.Hooks {
+		ch := baseChain(tab, h)
+		ch.Name = h.Name + shadowSuffix
+		c.AddChain(ch)
+		shadows = append(shadows, ch)
+		if err := b1.chainRules(ch, h.Name, steerAway); err != nil {
+			return err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("add new chains: %w", err)
+	}
+	// The steering sets filled in step 1 keep their elements. (Those are
+	// the interface-name sets, hash sets whose elements the kernel switches
+	// with the rule generation.)
+	b2 := m.builder(c, cfg, tab, sets, b1.used)
+	if err := b2.fill(chains, steerAway); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		delChains(c, shadows)
+		_ = c.Flush() // back to the old rules; a leftover is removed next time
+		return err
+	}
+	delChains(c, shadows)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete chains %s*: %w", shadows[0].Name, err)
+	}
+	return nil
+}
+
+func delChains(c *nftables.Conn, chs []*nftables.Chain) {
+	for _, ch := range chs {
+		c.FlushChain(ch)
+		c.DelChain(ch)
+	}
+}
+
+// builder returns a builder for one transaction on c; used, when not nil,
+// names the steering sets an earlier transaction of the same swap filled.
+func (m *Manager) builder(c *nftables.Conn, cfg *Config, t *nftables.Table, sets, used map[string]bool) *builder {
+	if used == nil {
+		used = map[string]bool{}
+	}
+	return &builder{c: c, cfg: cfg, impl: m.impl, t: t, sets: sets, used: used}
+}
+
+// addSets adds the block and drop-flow sets the table lacks.
+func (b *builder) addSets() error {
+	s4, s6 := blockSets(b.t, b.cfg.BlockSetTimeout)
+	d4, d6 := dropFlowSets(b.t, b.cfg.FlowTimeout)
+	for _, s := range []*nftables.Set{s4, s6, d4, d6} {
+		if !b.sets[s.Name] {
+			if err := b.c.AddSet(s, nil); err != nil {
+				return fmt.Errorf("add set %s: %w", s.Name, err)
+			}
+			b.sets[s.Name] = true
+		}
+	}
+	return nil
+}
+
+// fill queues the messages that bring the chains named after hooks to
+// b.cfg: chains no longer configured, or whose hook or priority changed,
+// are deleted (and re-created), the others flushed and refilled.
+func (b *builder) fill(chains map[string]*nftables.Chain, steerAway bool) error {
+	b.t = b.c.AddTable(b.t)
+	if err := b.addSets(); err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, h := range b.cfg.Hooks {
+		want[h.Name] = true
+	}
+	for name, ch := range chains {
+		if !want[name] || !sameHook(ch, b.cfg) {
+			b.c.FlushChain(ch)
+			b.c.DelChain(ch)
+			delete(chains, name)
+		}
+	}
+	for _, h := range b.cfg.Hooks {
 		ch, ok := chains[h.Name]
 		if ok {
-			c.FlushChain(ch)
+			b.c.FlushChain(ch)
 		} else {
-			ch = c.AddChain(baseChain(t, h))
+			ch = b.c.AddChain(baseChain(b.t, h))
 		}
 		if err := b.chainRules(ch, h.Name, steerAway); err != nil {
 			return err
 		}
 	}
 	b.dropUnusedSets()
-	return c.Flush()
+	return nil
 }
 
 // current lists the chains and set names of table t; both empty when the
