@@ -4,38 +4,10 @@ import (
 	"fmt"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/rules"
 	"github.com/spf13/cobra"
 )
-
-// rulesConfigFrom turns the configuration file's rules and queue sections
-// into the rules package's Config; the daemon installs the same table.
-func rulesConfigFrom(f *config.File) *rules.Config {
-	r := f.Rules
-	c := &rules.Config{
-		Table:           r.Table,
-		QueueNum:        f.Queue.Num,
-		QueueCount:      f.Queue.Count,
-		Fanout:          false,
-		Bypass:          r.Bypass,
-		Offload:         r.Offload,
-		Marks:           rules.Marks(r.Marks),
-		BlockSetTimeout: r.BlockTimeout,
-		Steer: rules.Steer{
-			Protocols: r.Protocols, InIfs: r.InIfaces, OutIfs: r.OutIfaces, NewOnly: r.NewOnly,
-		},
-	}
-	for _, h := range r.Hooks {
-		c.Hooks = append(c.Hooks, rules.Hook{Name: h.Hook, Priority: h.Priority})
-	}
-	for _, p := range r.DPorts {
-		c.Steer.DPorts = append(c.Steer.DPorts, rules.PortRange{First: p.Lo, Last: p.Hi})
-	}
-	for _, p := range r.SPorts {
-		c.Steer.SPorts = append(c.Steer.SPorts, rules.PortRange{First: p.Lo, Last: p.Hi})
-	}
-	return c
-}
 
 // tableName picks the table: --table, else the configuration's, else qguard.
 func tableName(table, path string) (string, error) {
@@ -50,7 +22,7 @@ func tableName(table, path string) (string, error) {
 }
 
 func init() {
-	var table, path string
+	var table, path, control string
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "show, apply or remove qguard's nftables table",
@@ -71,7 +43,10 @@ func init() {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), out)
-			return nil
+			if control == "" {
+				control = controlSocket(path)
+			}
+			return showXDP(cmd.OutOrStdout(), control)
 		},
 	}
 	apply := &cobra.Command{
@@ -92,7 +67,7 @@ is true and are dropped otherwise.`,
 			if !f.Rules.Install {
 				return fmt.Errorf("rules apply: %s sets rules.install: false", path)
 			}
-			m, err := rules.New(rulesConfigFrom(f))
+			m, err := rules.New(engine.RulesConfig(f))
 			if err != nil {
 				return err
 			}
@@ -124,6 +99,7 @@ is true and are dropped otherwise.`,
 		cmd.AddCommand(c)
 	}
 	show.Flags().StringVar(&table, "table", "", "table name (default: the configuration's, else qguard)")
+	show.Flags().StringVar(&control, "control", "", "a running daemon's control socket, asked what XDP it attached (default: the configuration's)")
 	flush.Flags().StringVar(&table, "table", "", "table name (default: the configuration's, else qguard)")
 	root.AddCommand(cmd)
 }

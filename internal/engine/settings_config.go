@@ -90,6 +90,12 @@ func verdictMode(s string) (queue.VerdictMode, error) {
 	return 0, fmt.Errorf("queue.verdict_mode %q (want batch, vectored or per-packet): %w", s, ErrConfig)
 }
 
+// RulesConfig is the rules package's Config for a configuration file: the
+// table `qguard run` installs, also what `qguard rules apply` installs.
+func RulesConfig(f *config.File) *rules.Config {
+	return rulesConfig(&f.Rules, f.Queue.Num, f.Queue.Count)
+}
+
 func rulesConfig(r *config.Rules, num, count uint16) *rules.Config {
 	c := &rules.Config{
 		Table: r.Table, QueueNum: num, QueueCount: count, Fanout: false,
