@@ -21,11 +21,12 @@
 //     unreachable via icmpx; at postrouting, where the kernel has no reject,
 //     dropped). With Offload, AcceptFlow and DropFlow are merged into the
 //     conntrack mark under the mask: ct mark = ct mark &^ Mask | value;
-//  4. accept for a TCP reset the kernel sent itself for a rejected
-//     connection (ct state related, reply direction): it carries the
-//     rejected SYN's unconfirmed conntrack entry, and nfnetlink_queue drops
-//     a packet whose unconfirmed entry another packet still holds, so the
-//     reset must not be queued or the sender never learns of the refusal;
+//  4. accept for the kernel's own answer to a packet it rejects (TCP
+//     reset, ICMP error: ct state related, reply direction, conntrack entry
+//     not confirmed): it carries the rejected packet's unconfirmed entry,
+//     and nfnetlink_queue drops a packet whose unconfirmed entry another
+//     packet still holds, so queued, the answer would be lost and the
+//     sender would never learn of the refusal;
 //  5. the queue rule, with the matchers of Config.Steer and the condition
 //     that qguard's mark bits are clear, so a re-injected packet is never
 //     queued again (an unknown value under the mask falls through to accept

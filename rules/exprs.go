@@ -49,23 +49,24 @@ func ctMarkMerge(mask, value uint32) []expr.Any {
 	}
 }
 
-// kernelReset is `ct state related ct direction reply meta l4proto tcp
-// tcp flags & rst != 0` (nft lists it as `... tcp flags rst`).
-func kernelReset() []expr.Any {
+// kernelAnswer is `ct state related ct direction reply ct status &
+// confirmed == 0`: a packet the kernel built in answer to one that is still
+// on its way (a reject's TCP reset or ICMP error, an ICMP time exceeded),
+// which carries that packet's conntrack entry before it was confirmed. A
+// genuine reply or a remote ICMP error always finds a confirmed entry.
+func kernelAnswer() []expr.Any {
 	const ctStateRelated = 1 << 2 // NF_CT_STATE_BIT(IP_CT_RELATED), nf_conntrack_common.h
-	const tcpFlagsOff, rst = 13, 0x04
-	const ipCTDirReply = 1 // IP_CT_DIR_REPLY, nf_conntrack_tuple_common.h
+	const ipCTDirReply = 1        // IP_CT_DIR_REPLY, nf_conntrack_tuple_common.h
+	const ipsConfirmed = 1 << 3   // IPS_CONFIRMED, nf_conntrack_common.h
 	return []expr.Any{
 		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(ctStateRelated), Xor: u32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
 		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{ipCTDirReply}},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: tcpFlagsOff, Len: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{rst}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(ipsConfirmed), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(0)},
 	}
 }
 

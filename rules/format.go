@@ -307,6 +307,10 @@ func ctKeyName(k expr.CtKey) string {
 		return "mark"
 	case expr.CtKeySTATE:
 		return "state"
+	case expr.CtKeyDIRECTION:
+		return "direction"
+	case expr.CtKeySTATUS:
+		return "status"
 	}
 	return fmt.Sprintf("key%d", k)
 }

@@ -100,16 +100,18 @@ func TestIntegrationLocalHooks(t *testing.T) {
 	}
 }
 
-// TestIntegrationLocalReject: a connect from the firewall's own namespace,
-// steered at output and rejected, fails at once with ECONNREFUSED. The
-// kernel's reset carries the rejected SYN's unconfirmed conntrack entry
-// (related, reply direction); were it queued, it would be dropped when
-// re-injected and the connect would hang until its timeout.
+// TestIntegrationLocalReject: a connect or datagram from the firewall's
+// own namespace, steered at output and rejected, fails at once with
+// ECONNREFUSED. The kernel's answer (TCP reset, ICMP port unreachable)
+// carries the rejected packet's unconfirmed conntrack entry; were it
+// queued, nfnetlink_queue would drop it and the sender would wait for its
+// timeout.
 func TestIntegrationLocalReject(t *testing.T) {
 	tp, fd := newTopo(t)
 	cfg := fwConfig(fd, QueueAuto)
 	cfg.Hooks = []Hook{{"output", 0}}
-	cfg.Steer = Steer{Protocols: []string{"tcp"}} // no port match: the reset is steered too
+	// No port match: the answers are steered too.
+	cfg.Steer = Steer{Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}}
 	m := applied(t, cfg)
 	reject := m.Config().Marks.Reject
 	q := bindQueue(t, tp.Firewall, 0, func(k flowKey) answer {
@@ -128,18 +130,25 @@ func TestIntegrationLocalReject(t *testing.T) {
 		if !isRefused(err) {
 			t.Errorf("local TCP connect to %v: %v after %v, want ECONNREFUSED (reset)", srv, err, time.Since(start))
 		}
+		udpServer(t, tp.Server, srv, 7120)
+		u, err := dial(tp.Firewall, "udp", srv, 7120)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = udpExchange(u, time.Second)
+		u.Close()
+		if !isRefused(err) {
+			t.Errorf("local UDP to %v: %v, want ECONNREFUSED (port unreachable)", srv, err)
+		}
 	}
-	if n := q.count(flowKey{6, 7120}); n == 0 {
-		t.Fatal("the SYNs were not queued")
-	}
-	if n := q.all() - q.count(flowKey{6, 7120}); n != 0 {
-		t.Errorf("%d other packets (the resets) were queued", n)
+	if n := q.count(flowKey{6, 7120}) + q.count(flowKey{17, 7120}); n < 4 {
+		t.Fatalf("%d packets to port 7120 queued, want the SYN and the datagram of each family", n)
 	}
 	cs, err := m.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := Sum(cs, "kernel reset not queued"); n < 2 {
-		t.Errorf("rule \"kernel reset not queued\" counted %d packets, want one reset per family", n)
+	if n := Sum(cs, "kernel answer not queued"); n < 4 {
+		t.Errorf("rule \"kernel answer not queued\" counted %d packets, want a reset and an ICMP error per family", n)
 	}
 }

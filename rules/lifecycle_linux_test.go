@@ -79,7 +79,7 @@ const wantListing = `table inet qguard {
 		meta mark & 0x00ff0000 == 0x00020000 counter packets 0 bytes 0 drop comment "qguard: verdict drop"
 		meta mark & 0x00ff0000 == 0x00030000 meta l4proto tcp counter packets 0 bytes 0 reject with tcp reset comment "qguard: verdict reject"
 		meta mark & 0x00ff0000 == 0x00030000 counter packets 0 bytes 0 reject comment "qguard: verdict reject"
-		ct state related ct direction reply tcp flags rst counter packets 0 bytes 0 accept comment "qguard: kernel reset not queued"
+		ct state related ct direction reply ct status ! confirmed counter packets 0 bytes 0 accept comment "qguard: kernel answer not queued"
 		iifname @steer_iifname meta l4proto { tcp, udp } th dport { 53, 8000-8100 } ct state new meta mark & 0x00ff0000 == 0x00000000 counter packets 0 bytes 0 queue flags bypass,fanout to 2-5 comment "qguard: steer to queue"
 	}
 }
@@ -454,6 +454,7 @@ func TestIntegrationShow(t *testing.T) {
 		"ip saddr . ip daddr . meta l4proto . th sport . th dport @dropflow4",
 		"meta iifname @steer_iifname", "th dport @__set", "queue num 2-5 bypass,fanout",
 		"reject with tcp reset",
+		"ct direction == 0x01 ct status & 0x00000008 == 0x00000000 counter packets 0 bytes 0 accept comment \"qguard: kernel answer not queued\"",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Show lacks %q", want)

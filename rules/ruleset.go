@@ -145,13 +145,13 @@ func (b *builder) queueRules(ch *nftables.Chain, steerAway bool) error {
 	// Never queue a packet that carries a qguard mark: user space re-injected
 	// it with NF_REPEAT and an unknown value would otherwise loop forever.
 	common = append(common, maskedEq(metaMark(), b.cfg.Marks.Mask, 0)...)
-	// A reset the kernel sends for a rejected connection carries the
-	// rejected SYN's unconfirmed conntrack entry (ct state related, reply
-	// direction), which the SYN still holds. nfnetlink_queue drops a packet
-	// whose unconfirmed entry is shared (nf_ct_drop_unconfirmed), so queued,
-	// the reset would be lost and a local sender would wait for its connect
-	// timeout instead of seeing the refusal (TestIntegrationLocalReject).
-	b.rule(ch, "kernel reset not queued", kernelReset(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+	// The kernel's answer to a packet it rejects (TCP reset, ICMP error)
+	// carries that packet's unconfirmed conntrack entry, which the packet
+	// still holds. nfnetlink_queue drops a packet whose unconfirmed entry is
+	// shared (nf_ct_drop_unconfirmed), so queued, the answer would be lost
+	// and a local sender would wait for its timeout instead of seeing the
+	// refusal (TestIntegrationLocalReject). Queueing it could only drop it.
+	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
 	final := []expr.Any{&expr.Counter{}}
 	note := "steer to queue"
 	if steerAway && b.cfg.Bypass {
