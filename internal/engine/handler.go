@@ -53,7 +53,7 @@ func (e *Engine) Handle(p *queue.Packet) {
 		qs.pipe.Decide(p.Payload, m, d)
 	}
 	qs.gen.hit(d, i)
-	e.apply(p, d, c, m)
+	e.apply(p, d, c, qs.gen.flowMarks)
 	if d.Log {
 		e.logDecision(p.Payload, d, qs.gen)
 	}
@@ -80,7 +80,7 @@ func fillMeta(m *verdict.Meta, p *queue.Packet) {
 // Without qguard's rules nobody would act on that mark and the packet would
 // come back forever, so rejects degrade to drops and offload to a plain
 // verdict.
-func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, m *verdict.Meta) {
+func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, genFlowMarks bool) {
 	base := p.Mark
 	if d.SetMark {
 		base = d.Mark
@@ -90,7 +90,7 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, m *ver
 		c.cached.Add(1)
 	}
 	marks := e.marks
-	flowMarks := e.rejectMarks && e.gen.Load().flowMarks
+	flowMarks := e.rejectMarks && genFlowMarks
 	switch d.Action {
 	case verdict.ActionDrop:
 		c.dropped.Add(1)
@@ -125,7 +125,6 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, m *ver
 		p.Accept()
 	default:
 		// ActionUnset is a pipeline bug; the queue's default verdict applies.
-		_ = m
 	}
 }
 
