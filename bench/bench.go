@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -16,6 +17,9 @@ var (
 	ErrUnknownMode = errors.New("unknown mode")
 	// ErrBadCPU is returned when a pinning names a CPU the process may not use.
 	ErrBadCPU = errors.New("not a usable CPU")
+	// ErrBadChoice is returned when Config.Generator or Config.Sink names
+	// no known kind.
+	ErrBadChoice = errors.New("unknown choice")
 )
 
 // Traffic is the kind of load a mode runs under.
@@ -81,6 +85,18 @@ type Config struct {
 	SinkSockets int
 	// TCPConns is the number of bulk TCP streams (default 4).
 	TCPConns int
+	// Generator is the UDP flood generator: "packet" (prebuilt Ethernet
+	// frames through an AF_PACKET socket that bypasses the qdisc), "udp"
+	// (one connected UDP socket per flow), or empty for packet, falling
+	// back to udp when packet cannot be used (environment
+	// QGUARD_BENCH_GENERATOR sets it when empty). The report names the one
+	// that ran.
+	Generator string
+	// Sink is how the sink counts the flood port: "nft" (a counting, dropping
+	// nftables rule at the sink link's ingress hook), "socket"
+	// (SO_REUSEPORT sockets read with recvmmsg), or empty for nft, falling
+	// back to socket (environment QGUARD_BENCH_SINK sets it when empty).
+	Sink string
 
 	// Batches are the qguard batch sizes measured (default 8, 32, 128).
 	Batches []int
@@ -179,6 +195,12 @@ func (c *Config) withDefaults() Config {
 	}
 	if o.CC == "" {
 		o.CC = "cc"
+	}
+	if o.Generator == "" {
+		o.Generator = os.Getenv("QGUARD_BENCH_GENERATOR")
+	}
+	if o.Sink == "" {
+		o.Sink = os.Getenv("QGUARD_BENCH_SINK")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "qgb"

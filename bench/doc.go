@@ -18,6 +18,22 @@
 // of a low-rate UDP echo through the firewall both ways. Each qguard mode is
 // also given as a ratio to the C peer and to kernel-only forwarding.
 //
+// # Generator and sink
+//
+// On a small machine the generator and sink share a CPU, so their cost per
+// packet caps what any fast mode can show. The UDP generator therefore
+// writes prebuilt Ethernet frames (correct IPv4/IPv6 and UDP checksums,
+// one frame per flow per batch, the firewall's MAC as destination) to the
+// client's link through an AF_PACKET socket with PACKET_QDISC_BYPASS, one
+// sendmmsg per batch, instead of one connected UDP socket per flow; and the
+// sink counts the flood port with an nftables counter-and-drop rule at its
+// link's ingress hook instead of reading sockets. A packet counts as
+// delivered when it reaches the sink's interface, as before, minus the
+// sink's own IP/UDP receive. Either falls back to the socket version when
+// it cannot be used (Config.Generator, Config.Sink choose), and the report
+// header names what ran. The latency echo and the TCP streams always use
+// real sockets.
+//
 // # Privileges
 //
 // Run needs root: it creates network namespaces, installs netfilter rules

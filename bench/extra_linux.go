@@ -229,7 +229,7 @@ func (e *env) flood(ctx context.Context, m Mode, num uint16, h handler, progress
 			err = cerr
 		}
 	}()
-	g, err := newUDPGenerator(e.t.Client, []netip.Addr{floodSrc}, 16, e.t.ServerIP4, e.t.ServerIP6)
+	g, _, err := newFloodGenerator(e.t, []netip.Addr{floodSrc}, 16, e.t.ServerIP4, e.t.ServerIP6, e.gen.kind)
 	if err != nil {
 		return s, err
 	}

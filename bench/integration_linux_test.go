@@ -56,6 +56,10 @@ func TestIntegrationQuick(t *testing.T) {
 	var table strings.Builder
 	_ = rep.WriteTable(&table)
 	t.Log("\n" + table.String())
+	// Nothing here prevents the fast generator and sink: a fallback is a bug.
+	if rep.Generator != genPacket || rep.Sink != sinkNFT {
+		t.Errorf("generator %q, sink %q; want %q, %q", rep.Generator, rep.Sink, genPacket, sinkNFT)
+	}
 	ran := 0
 	for _, r := range rep.Results {
 		switch {
@@ -102,6 +106,36 @@ func TestIntegrationQuick(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+// TestIntegrationSocketPath runs the socket generator and sink (the
+// fallback path) through one queue mode and checks it delivers.
+func TestIntegrationSocketPath(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	prefix := "qgbu"
+	rep, err := Run(context.Background(), &Config{Modes: []string{"qguard-batch32:mtu", "flood-nftset"}, Duration: 500 * time.Millisecond,
+		Warmup: 100 * time.Millisecond, LatencySamples: 20, Generator: "udp", Sink: "socket", Prefix: prefix})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Generator != genUDP || rep.Sink != sinkSocket {
+		t.Errorf("generator %q, sink %q; want %q, %q", rep.Generator, rep.Sink, genUDP, sinkSocket)
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Skipped != "" {
+			t.Errorf("%s: %s%s", r.Mode, r.Error, r.Skipped)
+		} else if r.DeliveredPPS.Median <= 0 && r.DroppedPPS.Median <= 0 {
+			t.Errorf("%s: nothing delivered or dropped", r.Mode)
+		}
+	}
+	if _, err := Run(context.Background(), &Config{Generator: "dpdk"}); !errors.Is(err, ErrBadChoice) {
+		t.Errorf("Run with generator dpdk: %v", err)
+	}
+	if left, err := topo.Leftovers(prefix); err != nil || len(left) > 0 {
+		t.Errorf("namespaces left behind: %v %v", left, err)
 	}
 }
 

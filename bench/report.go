@@ -13,6 +13,9 @@ import (
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "qguard bench  %s  kernel %s  %d CPUs  %s per mode x %d run(s)\n",
 		r.Started.Format("2006-01-02 15:04 UTC"), r.Kernel, r.CPUs, r.Duration, r.Runs)
+	if r.Generator != "" || r.Sink != "" {
+		fmt.Fprintf(w, "generator: %s; sink: %s\n", r.Generator, r.Sink)
+	}
 	fmt.Fprintf(w, "pinning: %s\nflows: %s\nload average (1 min) before/after: %.2f / %.2f", r.Pinning, r.Flows, r.LoadBefore, r.LoadAfter)
 	// The run's own threads raise the load after; only the load before
 	// says whether something else was running.

@@ -83,6 +83,10 @@ type Report struct {
 	Duration string    `json:"duration_per_mode"`
 	Runs     int       `json:"runs"`
 	Flows    string    `json:"flows"`
+	// Generator and Sink say how the UDP load was sent and counted, and
+	// why a fallback was taken.
+	Generator string `json:"generator"`
+	Sink      string `json:"sink"`
 	// Load is /proc/loadavg's 1-minute figure before and after the run:
 	// other work on the machine shows here and skews the figures.
 	LoadBefore float64  `json:"load_before"`

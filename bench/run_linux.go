@@ -38,6 +38,40 @@ type env struct {
 	goSkip  string // why the go-nfqueue peer is unavailable
 	nextQ   uint16 // queue numbers are never reused within a run
 	pinning string
+	// genKind and sinkKind are the generator and sink asked for (empty:
+	// the fast one, falling back).
+	genKind, sinkKind string
+}
+
+// choices maps Config.Generator and Config.Sink to generator and sink kinds.
+func choices(c *Config) (gen, sink string, err error) {
+	switch c.Generator {
+	case "":
+	case "packet":
+		gen = genPacket
+	case "udp":
+		gen = genUDP
+	default:
+		return "", "", fmt.Errorf("choose generator %q: %w (packet, udp)", c.Generator, ErrBadChoice)
+	}
+	switch c.Sink {
+	case "":
+	case "nft":
+		sink = sinkNFT
+	case "socket":
+		sink = sinkSocket
+	default:
+		return "", "", fmt.Errorf("choose sink %q: %w (nft, socket)", c.Sink, ErrBadChoice)
+	}
+	return gen, sink, nil
+}
+
+// describe names the kind that ran and, after a fallback, why.
+func describe(kind, why string) string {
+	if why == "" {
+		return kind
+	}
+	return kind + " (fallback: " + why + ")"
 }
 
 // Run measures every selected mode and returns the report. It needs root.
@@ -63,6 +97,9 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(want))
 	}
 	e := &env{cfg: c, nextQ: 100}
+	if e.genKind, e.sinkKind, err = choices(&c); err != nil {
+		return nil, err
+	}
 	harnessNice.Store(int32(c.Nice))
 	var extra []netip.Addr
 	for i := range c.SrcAddrs {
@@ -101,11 +138,12 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		return nil, fmt.Errorf("create temp dir: %w", err)
 	}
 	defer os.RemoveAll(e.tmp)
-	if e.sink, err = startSink(e.t.Server, c.SinkSockets, *c.SinkCPU); err != nil {
+	var sinkWhy, genWhy string
+	if e.sink, sinkWhy, err = startSink(e.t.Server, e.t.ServerLink, c.SinkSockets, *c.SinkCPU, e.sinkKind); err != nil {
 		return nil, err
 	}
 	defer e.sink.close()
-	if e.gen, err = newUDPGenerator(e.t.Client, e.srcs, c.PortsPerAddr, e.t.ServerIP4, e.t.ServerIP6); err != nil {
+	if e.gen, genWhy, err = newFloodGenerator(e.t, e.srcs, c.PortsPerAddr, e.t.ServerIP4, e.t.ServerIP6, e.genKind); err != nil {
 		return nil, err
 	}
 	defer e.gen.close()
@@ -120,7 +158,8 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	rep := &Report{
 		LoadBefore: loadBefore, Started: time.Now().UTC(), CPUs: len(usableCPUsPortable()), Pinning: e.pinning,
 		Duration: c.Duration.String(), Runs: c.Runs,
-		Flows: fmt.Sprintf("%d UDP flows (%d sources x %d ports), IPv4%s", len(e.gen.fds), len(e.srcs), c.PortsPerAddr, map[bool]string{false: "+IPv6", true: " only"}[c.NoIPv6]),
+		Flows:     fmt.Sprintf("%d UDP flows (%d sources x %d ports), IPv4%s", e.gen.flowCount(), len(e.srcs), c.PortsPerAddr, map[bool]string{false: "+IPv6", true: " only"}[c.NoIPv6]),
+		Generator: describe(e.gen.kind, genWhy), Sink: describe(e.sink.kind, sinkWhy),
 	}
 	var un unix.Utsname
 	if unix.Uname(&un) == nil {

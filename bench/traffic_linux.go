@@ -72,6 +72,10 @@ func loop(wg *sync.WaitGroup, cpu int, body func()) {
 // sink counts UDP packets and bytes arriving on the server's flood port over
 // several SO_REUSEPORT sockets, and echoes datagrams on the echo port.
 type sink struct {
+	kind        string
+	ns          topo.NS
+	nftPkts     atomic.Uint64 // sinkNFT: last counter values read
+	nftBytes    atomic.Uint64
 	fds         []int
 	echo        int
 	pkts, bytes []counter
@@ -83,13 +87,27 @@ type sink struct {
 	tcpConns    []int
 }
 
-func startSink(ns topo.NS, sockets, cpu int) (s *sink, err error) {
-	s = &sink{pkts: make([]counter, sockets), bytes: make([]counter, sockets), echo: -1, tcpLn: -1}
+// startSink starts the sink in ns. The flood port is counted by an
+// nftables ingress rule on link (sinkNFT) unless want is sinkSocket or the
+// rule cannot be installed (then why says so), else by SO_REUSEPORT sockets
+// read with recvmmsg. The echo and TCP ports are always real sockets.
+func startSink(ns topo.NS, link string, sockets, cpu int, want string) (s *sink, why string, err error) {
+	s = &sink{kind: sinkSocket, ns: ns, echo: -1, tcpLn: -1}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
+	if want != sinkSocket {
+		if err := installNFTSink(ns, link); err == nil {
+			s.kind, sockets = sinkNFT, 0
+		} else if want == sinkNFT {
+			return s, "", err
+		} else {
+			why = err.Error()
+		}
+	}
+	s.pkts, s.bytes = make([]counter, sockets), make([]counter, sockets)
 	err = ns.Do(func() error {
 		for range sockets {
 			fd, err := udpListen(portSink, true)
@@ -105,14 +123,14 @@ func startSink(ns topo.NS, sockets, cpu int) (s *sink, err error) {
 		return err
 	})
 	if err != nil {
-		return s, fmt.Errorf("start sink in %s: %w", ns.Name, err)
+		return s, why, fmt.Errorf("start sink in %s: %w", ns.Name, err)
 	}
 	for i, fd := range s.fds {
 		loop(&s.wg, cpu, func() { s.count(fd, &s.pkts[i], &s.bytes[i]) })
 	}
 	loop(&s.wg, cpu, s.reflect)
 	loop(&s.wg, cpu, func() { s.accept(cpu) })
-	return s, nil
+	return s, why, nil
 }
 
 // udpListen opens a dual-stack UDP socket on [::]:port with a short receive
@@ -213,6 +231,15 @@ func (s *sink) drain(fd int) {
 
 // counts returns packets and bytes received so far, and TCP bytes.
 func (s *sink) counts() (pkts, bytes, tcp uint64) {
+	if s.kind == sinkNFT {
+		// A failed read keeps the last values: the phase then shows
+		// fewer deliveries, never more.
+		if p, b, err := readNFTSink(s.ns); err == nil {
+			s.nftPkts.Store(p)
+			s.nftBytes.Store(b)
+		}
+		pkts, bytes = s.nftPkts.Load(), s.nftBytes.Load()
+	}
 	for i := range s.pkts {
 		pkts += s.pkts[i].n.Load()
 		bytes += s.bytes[i].n.Load()
@@ -239,19 +266,24 @@ func (s *sink) close() {
 	s.tcpMu.Unlock()
 }
 
-// generator floods UDP from many source addresses and ports (one connected
-// socket per flow) with sendmmsg, or writes TCP streams in bulk.
+// generator floods UDP from many source addresses and ports, as raw
+// frames through one AF_PACKET socket (kind genPacket) or through one
+// connected UDP socket per flow (genUDP), with sendmmsg; or writes TCP
+// streams in bulk.
 type generator struct {
-	fds  []int
-	sent counter
-	stop atomic.Bool
-	wg   sync.WaitGroup
+	kind  string
+	fds   []int
+	flows []flow  // genPacket: the flows its frames carry
+	link  rawLink // genPacket: where the frames go
+	sent  counter
+	stop  atomic.Bool
+	wg    sync.WaitGroup
 }
 
 // newUDPGenerator opens one connected UDP socket per (source, port) flow.
 // size is the IP packet size; payload is sized to match per family.
 func newUDPGenerator(ns topo.NS, srcs []netip.Addr, ports int, dst4, dst6 netip.Addr) (*generator, error) {
-	g := &generator{}
+	g := &generator{kind: genUDP}
 	err := ns.Do(func() error {
 		for _, src := range srcs {
 			dst := dst4
@@ -296,6 +328,10 @@ func udpPayload(size int, v6 bool) int {
 
 // run floods until stop, rotating over the flows one sendmmsg at a time.
 func (g *generator) runUDP(cpu int, size int) {
+	if g.kind == genPacket {
+		g.runPacket(cpu, size)
+		return
+	}
 	g.stop.Store(false)
 	v4 := newMmsgBatch(32, udpPayload(size, false))
 	v6 := newMmsgBatch(32, udpPayload(size, true))

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+)
+
+// flow is one UDP flow of the raw-frame generator.
+type flow struct {
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+}
+
+// buildFrame writes an Ethernet frame carrying one UDP datagram of flow f
+// into b and returns its length: an IP packet of ipSize bytes (at least
+// the headers plus one payload byte), with correct IPv4 header and UDP
+// checksums, so the firewall and sink treat it as any other datagram.
+// b must hold 14+max(ipSize, headers+1) bytes.
+func buildFrame(b []byte, dstMAC, srcMAC net.HardwareAddr, f flow, ipSize int) int {
+	v6 := f.src.Is6()
+	payload := udpPayload(ipSize, v6)
+	copy(b[0:6], dstMAC)
+	copy(b[6:12], srcMAC)
+	ip := b[14:]
+	var udp []byte
+	if v6 {
+		binary.BigEndian.PutUint16(b[12:], 0x86dd)
+		udp = ip[40:]
+		binary.BigEndian.PutUint32(ip[0:], 6<<28)
+		binary.BigEndian.PutUint16(ip[4:], uint16(8+payload))
+		ip[6], ip[7] = 17, 64
+		s, d := f.src.As16(), f.dst.As16()
+		copy(ip[8:24], s[:])
+		copy(ip[24:40], d[:])
+	} else {
+		binary.BigEndian.PutUint16(b[12:], 0x0800)
+		udp = ip[20:]
+		ip[0], ip[1] = 0x45, 0
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+8+payload))
+		binary.BigEndian.PutUint16(ip[4:], 0)      // id: DF is set
+		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
+		ip[8], ip[9] = 64, 17
+		ip[10], ip[11] = 0, 0
+		s, d := f.src.As4(), f.dst.As4()
+		copy(ip[12:16], s[:])
+		copy(ip[16:20], d[:])
+		binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip[:20], 0)))
+	}
+	ulen := 8 + payload
+	binary.BigEndian.PutUint16(udp[0:], f.srcPort)
+	binary.BigEndian.PutUint16(udp[2:], f.dstPort)
+	binary.BigEndian.PutUint16(udp[4:], uint16(ulen))
+	udp[6], udp[7] = 0, 0
+	for i := range payload {
+		udp[8+i] = byte(i)
+	}
+	// Pseudo-header: addresses, protocol, UDP length.
+	var acc uint32
+	if v6 {
+		acc = sum16(ip[8:40], 0)
+	} else {
+		acc = sum16(ip[12:20], 0)
+	}
+	acc += 17 + uint32(ulen)
+	c := ^fold(sum16(udp[:ulen], acc))
+	if c == 0 {
+		c = 0xffff // 0 means "no checksum" in UDP
+	}
+	binary.BigEndian.PutUint16(udp[6:], c)
+	return 14 + len(ip[:ipHeader(v6)+ulen])
+}
+
+func ipHeader(v6 bool) int {
+	if v6 {
+		return 40
+	}
+	return 20
+}
+
+// sum16 adds b as big-endian 16-bit words to acc (one's-complement sum,
+// carries not yet folded).
+func sum16(b []byte, acc uint32) uint32 {
+	for len(b) >= 2 {
+		acc += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		acc += uint32(b[0]) << 8
+	}
+	return acc
+}
+
+func fold(acc uint32) uint16 {
+	for acc > 0xffff {
+		acc = acc&0xffff + acc>>16
+	}
+	return uint16(acc)
+}
