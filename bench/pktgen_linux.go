@@ -107,7 +107,10 @@ func newPacketGenerator(t *topo.Topology, srcs []netip.Addr, ports int, dst4, ds
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 			return fmt.Errorf("set PACKET_QDISC_BYPASS: %w", err)
 		}
-		setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
+		// Every frame in flight is charged to this one socket until the
+		// sink frees it, including the thousands a queue holds: a small
+		// buffer would make the generator wait on the handler.
+		setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 256<<20)
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: l.ifindex}); err != nil {
 			return fmt.Errorf("bind AF_PACKET socket to %s: %w", t.ClientLink, err)
 		}
