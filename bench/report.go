@@ -54,7 +54,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "\nns/pkt: handler CPU time per handled packet (flood rows: firewall CPU per dropped packet:\nall CPUs' irq+softirq time plus the handler's CPU; /proc/stat has 10ms resolution, so tiny costs read as 0).")
 	fmt.Fprintln(w, "pps/CPU: 1s / ns/pkt, the packets/s one CPU would handle at that cost: it holds when the generator, not the handler, was the limit.")
 	fmt.Fprintln(w, "user: the handler's share of that CPU time spent in user space (the rest is the kernel: receive, verdict, reinjection, forwarding).")
-	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped;\nsink_drop: sink socket overruns (UDP RcvbufErrors in the server namespace); drops summed over runs.")
+	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped;\nsink_drop: sink socket overruns (UDP RcvbufErrors in the server namespace; always 0 with the nftables sink); drops summed over runs.")
 	fmt.Fprintln(w, "vs C / vs kernel: delivered pps (Mbit/s for tcp) over c-nfq's and kernel's for the same traffic; flood rows: drop rate over\nflood-queue's (packets the queue handler itself dropped; q_drop are those the full queue dropped before it).")
 	fmt.Fprintln(w)
 	for _, x := range r.Results {
