@@ -117,6 +117,8 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.IntVar(&genCPU, "gen-cpu", 0, "CPU for the generator, -1 unpinned (default: the first CPU)")
 	f.IntVar(&sinkCPU, "sink-cpu", 0, "CPU for the sink, -1 unpinned (default: the first CPU)")
 	f.IntSliceVar(&handlerCP, "handler-cpus", nil, "CPUs for the handler threads (default last CPU, then the others)")
+	f.StringVar(&cfg.Generator, "generator", "", "traffic generator: packet (AF_PACKET raw frames) or udp (sockets); default packet, udp when raw frames cannot be used")
+	f.StringVar(&cfg.Sink, "sink", "", "sink: nft (ingress counter) or socket (recvmmsg); default nft, socket when nftables cannot be used")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	f.StringVar(&plotPath, "plot", "", "also write an SVG bar chart of packets/s by mode to this file")
 	f.DurationVar(&cfg.LatencyInterval, "latency-interval", 0, "interval of the low-rate echo probe (default 1ms)")
