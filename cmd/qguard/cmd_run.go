@@ -171,7 +171,7 @@ func runDaemon(cmd *cobra.Command, f *runFlags) error {
 
 	qr, err := parseQueueRange(f.queue)
 	if err != nil {
-		return err
+		return flagError{err}
 	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {
