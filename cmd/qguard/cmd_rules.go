@@ -26,8 +26,33 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "show, apply or remove qguard's nftables table",
-		Long: `qguard keeps every rule it installs in one nftables table of its own
-(inet qguard unless rules.table says otherwise) and touches nothing else.`,
+		Long: `NAME
+    qguard rules - show, apply or remove qguard's nftables table
+
+SYNOPSIS
+    qguard rules show  [--config FILE] [--table NAME] [--control SOCKET]
+    qguard rules apply --config FILE
+    qguard rules flush [--config FILE] [--table NAME]
+
+DESCRIPTION
+    qguard keeps every rule it installs in one nftables table of its own
+    (inet qguard unless rules.table says otherwise) and touches nothing else.
+    At start it probes the kernel for the native nftables queue expression and
+    falls back to the xtables NFQUEUE target through nftables' compat
+    expression where the kernel lacks it.
+
+    show   prints the probe result, the table's sets, chains and rules with
+           their counters, the XDP programs attached in this namespace and
+           what a running daemon reports about its own.
+    apply  installs the table the configuration describes in one transaction
+           (replacing an earlier one of the same name) without starting a
+           handler: queued packets then pass when rules.bypass is true and are
+           dropped otherwise.
+    flush  deletes the table and nothing else, e.g. after qguard was killed.
+
+EXIT STATUS
+    0 on success, 1 on failure (the message says what and where), 2 for
+    wrong flags.`,
 	}
 	show := &cobra.Command{
 		Use:   "show",
