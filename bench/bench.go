@@ -129,6 +129,13 @@ type Config struct {
 	// when it cannot.
 	GoPeer    []string
 	GoPeerEnv []string
+	// QGuardPeer is the command that runs qguard's queue engine as the
+	// handler process of the qguard modes (QGuardPeer; `qguard bench
+	// peer-qguard`); QGuardPeerEnv is added to its environment. Empty: Run
+	// builds cmd/qguard with the go tool from this package's source tree,
+	// and skips the qguard modes (saying why) when it cannot.
+	QGuardPeer    []string
+	QGuardPeerEnv []string
 	// CC is the C compiler for the libnetfilter_queue peer (default "cc").
 	CC string
 	// PeerSource is the directory holding nfq_accept.c (default: the

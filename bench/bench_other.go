@@ -15,3 +15,6 @@ var ErrUnsupported = errors.New("bench: needs Linux")
 func Run(ctx context.Context, cfg *Config) (*Report, error) { return nil, ErrUnsupported }
 
 func usableCPUs() []int { return nil }
+
+// QGuardPeer is Linux-only.
+func QGuardPeer(args []string) error { return ErrUnsupported }

@@ -13,8 +13,7 @@
 // For each mode: packets per second sent by the generator and delivered to
 // the sink, the kernel's queue_dropped and user_dropped counters (read
 // inside the firewall namespace), the handler's CPU time per handled packet
-// (process CPU clock for peer processes, thread CPU clock for qguard's
-// in-process queue threads), and the median and 99th percentile round trip
+// (the handler process's CPU clock), and the median and 99th percentile round trip
 // of a low-rate UDP echo through the firewall both ways. Each qguard mode is
 // also given as a ratio to the C peer and to kernel-only forwarding.
 //
@@ -39,6 +38,17 @@
 // Run needs root: it creates network namespaces, installs netfilter rules
 // inside its own firewall namespace, and binds queues there. It never
 // touches the caller's namespace.
+//
+// # Handler processes
+//
+// Every handler runs as its own process inside the firewall namespace: the
+// C peer, go-nfqueue (`qguard bench peer-gonfqueue`) and qguard's queue
+// engine itself (QGuardPeer, `qguard bench peer-qguard`), as the daemon is
+// deployed. Each prints "ready" once bound and drains and exits on SIGTERM.
+// Its CPU time is the whole process's, runtime threads and garbage
+// collector included, measured the same way for all three, and nothing of
+// the harness (generator, sink, their goroutines, its garbage collector)
+// shares its process.
 //
 // # Concurrency
 //

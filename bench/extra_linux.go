@@ -28,20 +28,11 @@ var floodSrc = netip.MustParseAddr("198.18.1.200")
 func startExtra(ctx context.Context, e *env, m Mode, num uint16) (handler, string, error) {
 	switch m.kind {
 	case "policy":
-		return e.startPolicy(m, num)
+		return e.procOrSkip(e.startQGuardPeer(ctx, m, num, "policy"))
 	case "offload":
-		return e.startOffload(m, num)
+		return e.startOffload(ctx, m, num)
 	case "flood-queue":
-		q, err := e.openQueues(m, num)
-		if err != nil {
-			return nil, "", err
-		}
-		h := &floodQueue{}
-		h.qgHandler = runQueues(q, num, 1, func(p *queue.Packet) {
-			h.drops.Add(1)
-			p.Drop()
-		})
-		return h, "", nil
+		return e.procOrSkip(e.startQGuardPeer(ctx, m, num, "drop"))
 	}
 	return nil, "", fmt.Errorf("start mode %s: unknown kind %q", m.Name, m.kind)
 }
@@ -97,29 +88,16 @@ func (d *decider) handle(p *queue.Packet) {
 	}
 }
 
-func (e *env) startPolicy(m Mode, num uint16) (handler, string, error) {
-	c, err := verdict.Compile(benchPolicy(m.rules))
-	if err != nil {
-		return nil, "", fmt.Errorf("compile %d-rule policy: %w", m.rules, err)
-	}
-	q, err := e.openQueues(m, num)
-	if err != nil {
-		return nil, "", err
-	}
-	d := &decider{pipe: verdict.NewPipeline(c, nil)}
-	return runQueues(q, num, 1, d.handle), "", nil
-}
-
 // offloadHandler is the queue plus qguard's nftables table in the firewall.
 type offloadHandler struct {
-	*qgHandler
+	*procHandler
 	mgr  *rules.Manager
 	nsFd *os.File // the manager works through it until Remove
 	fw   topo.NS
 }
 
 func (o *offloadHandler) close() error {
-	err := o.qgHandler.close()
+	err := o.procHandler.close()
 	if rerr := o.mgr.Remove(); rerr != nil {
 		// A table left behind would steer the next modes into a queue
 		// nobody reads: remove it by other means, and report.
@@ -135,7 +113,7 @@ func (o *offloadHandler) close() error {
 // through its queue rule, and the mark-driven offload) in the firewall.
 // The mode steers with the rules package (Mode.selfSteer), so runMode adds
 // no iptables rule.
-func (e *env) startOffload(m Mode, num uint16) (handler, string, error) {
+func (e *env) startOffload(ctx context.Context, m Mode, num uint16) (handler, string, error) {
 	f, err := os.Open(e.t.Firewall.Path())
 	if err != nil {
 		return nil, "", fmt.Errorf("open firewall namespace: %w", err)
@@ -153,14 +131,10 @@ func (e *env) startOffload(m Mode, num uint16) (handler, string, error) {
 	if _, err := caps.Best(); err != nil {
 		return nil, fmt.Sprintf("no usable queue expression: %v", err), nil
 	}
-	c, err := verdict.Compile(&verdict.Policy{Default: verdict.ActionAccept,
-		Rules: []verdict.Rule{{Name: "udp-flows", Match: verdict.Match{Protos: []uint8{verdict.ProtoUDP}}, Action: verdict.ActionAccept, Flow: true}}})
-	if err != nil {
-		return nil, "", fmt.Errorf("compile offload policy: %w", err)
-	}
-	q, err := e.openQueues(m, num)
-	if err != nil {
-		return nil, "", err
+	// The peer's handler marks offloaded flows with rules.DefaultMarks.
+	p, skip, err := e.startQGuardPeer(ctx, m, num, "offload")
+	if p == nil {
+		return nil, skip, err
 	}
 	marks := rules.DefaultMarks
 	mgr, err := rules.New(&rules.Config{
@@ -172,18 +146,11 @@ func (e *env) startOffload(m Mode, num uint16) (handler, string, error) {
 		err = mgr.Apply()
 	}
 	if err != nil {
-		_ = q.Close()
+		_ = p.close()
 		return nil, "", fmt.Errorf("install qguard table in firewall namespace: %w", err)
 	}
-	d := &decider{pipe: verdict.NewPipeline(c, nil), flowMark: marks.AcceptFlow}
 	ok = true
-	return &offloadHandler{qgHandler: runQueues(q, num, 1, d.handle), mgr: mgr, nsFd: f, fw: e.t.Firewall}, "", nil
-}
-
-// floodQueue counts the packets the queue handler dropped.
-type floodQueue struct {
-	*qgHandler
-	drops atomic.Uint64
+	return &offloadHandler{procHandler: p, mgr: mgr, nsFd: f, fw: e.t.Firewall}, "", nil
 }
 
 // flood runs a blocked-source flood against the firewall and measures
@@ -215,12 +182,25 @@ func (e *env) flood(ctx context.Context, m Mode, num uint16, h handler, progress
 		cleanup = func() error { return e.t.Firewall.Run("nft", "delete", "table", "inet", "qgbflood") }
 		dropped = func() (uint64, error) { return nftFloodCount(e.t.Firewall) }
 	case "flood-queue":
-		fq := h.(*floodQueue)
 		if err := steer(e.t.Firewall, "udp", num, 1); err != nil {
 			return s, err
 		}
 		cleanup = func() error { return unsteer(e.t.Firewall) }
-		dropped = func() (uint64, error) { return fq.drops.Load(), nil }
+		// The handler process drops all it reads: what the kernel queued
+		// (each queued packet takes an id) minus what never reached it
+		// (queue full, socket full) and what still waits.
+		dropped = func() (uint64, error) {
+			st, err := readNFQStats(e.t.Firewall)
+			if err != nil {
+				return 0, err
+			}
+			for _, q := range st {
+				if q.Queue == num {
+					return q.IDSequence - q.Dropped - q.UserDropped - q.Total, nil
+				}
+			}
+			return 0, fmt.Errorf("read queue %d stats: queue not bound", num)
+		}
 	default:
 		return s, fmt.Errorf("flood mode %s: unknown kind %q", m.Name, m.kind)
 	}

@@ -17,9 +17,16 @@ import (
 const peerEnv = "QGUARD_BENCH_TEST_PEER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(peerEnv) == "gonfqueue" {
+	switch os.Getenv(peerEnv) {
+	case "gonfqueue":
 		if err := gonfqueue.Main(os.Args[1:]); err != nil {
 			os.Stderr.WriteString("peer-gonfqueue: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "qguard":
+		if err := QGuardPeer(os.Args[1:]); err != nil {
+			os.Stderr.WriteString("peer-qguard: " + err.Error() + "\n")
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -43,6 +50,7 @@ func TestIntegrationQuick(t *testing.T) {
 		Quick: true, Duration: 700 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50,
 		GoPeer: []string{exe}, GoPeerEnv: []string{peerEnv + "=gonfqueue"},
+		QGuardPeer: []string{exe}, QGuardPeerEnv: []string{peerEnv + "=qguard"},
 		Prefix: prefix,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

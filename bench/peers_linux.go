@@ -57,27 +57,38 @@ func buildCPeer(ctx context.Context, cc, srcDir, dir string) (path, skip string)
 // source tree this package was compiled from, for callers that name no
 // peer command. It returns the binary, or why it could not be built.
 func buildGoPeer(ctx context.Context, dir string) (path, skip string) {
+	return goBuild(ctx, dir, "./bench/peers/gonfqueue/main", "gonfqueue-peer", "go-nfqueue peer", "Config.GoPeer")
+}
+
+// buildQGuardPeer builds cmd/qguard, whose hidden `bench peer-qguard` runs
+// QGuardPeer, for callers that name no qguard peer command.
+func buildQGuardPeer(ctx context.Context, dir string) (path, skip string) {
+	return goBuild(ctx, dir, "./cmd/qguard", "qguard-peer", "qguard peer", "Config.QGuardPeer")
+}
+
+// goBuild builds pkg of this package's source tree into dir/out.
+func goBuild(ctx context.Context, dir, pkg, out, what, field string) (path, skip string) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", "go-nfqueue peer not built: source location unknown (set Config.GoPeer)"
+		return "", what + " not built: source location unknown (set " + field + ")"
 	}
 	root := filepath.Dir(filepath.Dir(file)) // the module root, above bench/
-	if _, err := os.Stat(filepath.Join(root, "bench", "peers", "gonfqueue", "main", "main.go")); err != nil {
-		return "", "go-nfqueue peer not built: no source tree at " + root + " (set Config.GoPeer, as `qguard bench` does)"
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(pkg))); err != nil {
+		return "", what + " not built: no source tree at " + root + " (set " + field + ", as `qguard bench` does)"
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return "", "go-nfqueue peer not built: no go tool in PATH (set Config.GoPeer, as `qguard bench` does)"
+		return "", what + " not built: no go tool in PATH (set " + field + ", as `qguard bench` does)"
 	}
-	path = filepath.Join(dir, "gonfqueue-peer")
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", path, "./bench/peers/gonfqueue/main")
+	path = filepath.Join(dir, out)
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", path, pkg)
 	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := strings.TrimSpace(string(out))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		msg := strings.TrimSpace(string(b))
 		if len(msg) > 300 {
 			msg = msg[:300] + "..."
 		}
-		return "", fmt.Sprintf("go-nfqueue peer not built: go build: %v: %s", err, msg)
+		return "", fmt.Sprintf("%s not built: go build: %v: %s", what, err, msg)
 	}
 	return path, ""
 }

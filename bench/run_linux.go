@@ -36,6 +36,7 @@ type env struct {
 	cPeer   string // path of the built C peer
 	cSkip   string // why the C peer is unavailable
 	goSkip  string // why the go-nfqueue peer is unavailable
+	qgSkip  string // why the qguard peer is unavailable
 	nextQ   uint16 // queue numbers are never reused within a run
 	pinning string
 	// genKind and sinkKind are the generator and sink asked for (empty:
@@ -89,11 +90,11 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("run benchmark: %w", topo.ErrNotRoot)
 	}
-	// Generator, sink, reflector and queue threads are locked goroutines
-	// that each want a P: with GOMAXPROCS at the CPU count, a queue thread
-	// returning from a blocking receive could wait for a P held by the
-	// generator, a stall a handler in its own process never sees.
-	if want := c.SinkSockets + len(c.HandlerCPUs) + c.FanoutQueues + c.TCPConns + 8; runtime.GOMAXPROCS(0) < want {
+	// Generator, sink and reflector threads are locked goroutines that
+	// each want a P: with GOMAXPROCS at the CPU count, one returning from a
+	// blocking call could wait for a P held by another. (Every handler,
+	// qguard's included, runs in its own process.)
+	if want := c.SinkSockets + c.TCPConns + 8; runtime.GOMAXPROCS(0) < want {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(want))
 	}
 	e := &env{cfg: c, nextQ: 100}

@@ -97,19 +97,11 @@ func usableCPUs() []int {
 // CPU clocks, from <linux/posix-timers.h>: a clockid for another process or
 // thread is (^pid << 3) | CPUCLOCK_SCHED, with CPUCLOCK_PERTHREAD_MASK for a
 // thread. They count in nanoseconds, unlike /proc/<pid>/stat's clock ticks.
-const (
-	cpuclockSched     = 2
-	cpuclockPerThread = 4
-)
+const cpuclockSched = 2
 
 // processCPU is the CPU time used so far by every thread of process pid.
 func processCPU(pid int) (time.Duration, error) {
 	return clockCPU(int32(^pid<<3 | cpuclockSched))
-}
-
-// threadCPU is the CPU time used so far by thread tid of this process.
-func threadCPU(tid int) (time.Duration, error) {
-	return clockCPU(int32(^tid<<3 | cpuclockSched | cpuclockPerThread))
 }
 
 func clockCPU(id int32) (time.Duration, error) {

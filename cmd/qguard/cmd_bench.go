@@ -69,6 +69,7 @@ Micro-benchmarks of the hot paths live beside the code:
 				return fmt.Errorf("find own executable for the go-nfqueue peer: %w", err)
 			}
 			cfg.GoPeer = []string{exe, "bench", "peer-gonfqueue"}
+			cfg.QGuardPeer = []string{exe, "bench", "peer-qguard"}
 			if isTerminal(os.Stdout) {
 				cfg.Progress = progressLine(os.Stderr)
 			}
@@ -134,7 +135,16 @@ Micro-benchmarks of the hot paths live beside the code:
 			return gonfqueue.Main(args)
 		},
 	}
-	cmd.AddCommand(peer)
+	qpeer := &cobra.Command{
+		Use:                "peer-qguard",
+		Short:              "run qguard's queue engine as bench's handler process inside its firewall namespace",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return bench.QGuardPeer(args)
+		},
+	}
+	cmd.AddCommand(peer, qpeer)
 	root.AddCommand(cmd)
 }
 
