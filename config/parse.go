@@ -29,14 +29,27 @@ func Load(path string) (*File, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", path, fi.Size(), MaxFileSize)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	return os.ReadFile(path)
+	// A device or a pipe (/dev/zero, a FIFO) would be read forever.
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%s: more than the %d bytes allowed", path, MaxFileSize)
+	}
+	return b, nil
 }
 
 // Parse parses a configuration file's contents; name is used in errors and
