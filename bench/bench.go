@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/qguard/qguard/queue"
 )
 
 // Errors for bad configuration.
@@ -53,10 +55,17 @@ type Mode struct {
 	batch   int    // verdict batch size (peers and qguard)
 	verdict string // qguard verdict mode: batch, vectored, perpacket
 	rules   int    // qguard policy size
+	// queueLen is the handler's own kernel queue length when it does not
+	// take QueueMaxLen (go-nfqueue's README configuration sets 255).
+	queueLen int
 	// selfSteer: the handler installs its own steering (qguard's table),
 	// so the harness adds no iptables rule.
 	selfSteer bool
 }
+
+// goPeerQueueLen is the kernel queue length bench/peers/gonfqueue sets:
+// MaxQueueLen 0xFF, as go-nfqueue's README configures it.
+const goPeerQueueLen = 0xFF
 
 // Config tunes a run. The zero value (or nil) means defaults.
 type Config struct {
@@ -98,7 +107,8 @@ type Config struct {
 	// back to socket (environment QGUARD_BENCH_SINK sets it when empty).
 	Sink string
 
-	// Batches are the qguard batch sizes measured (default 8, 32, 128).
+	// Batches are the qguard batch sizes measured (default 32, the C
+	// peer's, and the queue package's default, queue.DefaultBatchSize).
 	Batches []int
 	// PeerBatch is the C and go-nfqueue batch size (default 32).
 	PeerBatch int
@@ -106,8 +116,16 @@ type Config struct {
 	FanoutQueues int
 	// PolicyRules is the size of the policy in the policy mode (default 100).
 	PolicyRules int
-	// QueueMaxLen is the kernel queue length for C and qguard (default 4096).
-	QueueMaxLen int
+	// QueueMaxLen is the kernel queue length for C and qguard (default
+	// 16384), and RcvBuf their netlink socket's receive buffer, forced
+	// (default 64 MiB: a full queue of small packets fits).
+	QueueMaxLen, RcvBuf int
+	// DrainBurst is the packets queued, with the handler stopped, for each
+	// burst of the drain phase (default 16384, capped at the mode's queue
+	// length); DrainBursts is the bursts per mode and run (default 10, quick
+	// 4). NoDrain skips the phase.
+	DrainBurst, DrainBursts int
+	NoDrain                 bool
 
 	// GenCPU and SinkCPU pin the generator and sink threads, HandlerCPUs
 	// the handlers (one per queue, cycling). -1 means unpinned. By default
@@ -190,7 +208,15 @@ func (c *Config) withDefaults() Config {
 	def(&o.PeerBatch, 32)
 	def(&o.FanoutQueues, 2)
 	def(&o.PolicyRules, 100)
-	def(&o.QueueMaxLen, 4096)
+	def(&o.QueueMaxLen, 16384)
+	def(&o.RcvBuf, 64<<20)
+	def(&o.DrainBurst, 16384)
+	if o.DrainBursts <= 0 {
+		o.DrainBursts = 10
+		if o.Quick {
+			o.DrainBursts = 4
+		}
+	}
 	if o.Nice == 0 && !o.NoRenice {
 		o.Nice = -10
 	}
@@ -198,7 +224,7 @@ func (c *Config) withDefaults() Config {
 		o.Nice = 0
 	}
 	if len(o.Batches) == 0 {
-		o.Batches = []int{8, 32, 128}
+		o.Batches = []int{32, queue.DefaultBatchSize}
 	}
 	if o.CC == "" {
 		o.CC = "cc"
@@ -245,9 +271,9 @@ func AllModes(c *Config) []Mode {
 			About: fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry", pb)},
 		{Name: "c-nfq-perpkt", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "c", batch: 1,
 			About: "C on libnetfilter_queue, nfq_set_verdict per packet"},
-		{Name: "go-nfqueue", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: 1,
+		{Name: "go-nfqueue", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: 1, queueLen: goPeerQueueLen,
 			About: "go-nfqueue v2 as its README shows (SetVerdict per packet)"},
-		{Name: "go-nfqueue-batch", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: pb,
+		{Name: "go-nfqueue-batch", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: pb, queueLen: goPeerQueueLen,
 			About: fmt.Sprintf("go-nfqueue v2, SetVerdictBatch every %d or 1ms", pb)},
 		{Name: "qguard-perpkt", Group: GroupQGuard, Traffic: UDP64, Queues: 1, kind: "qguard", verdict: "perpacket",
 			About: "qguard, one verdict message per packet, one sendmsg each"},
@@ -259,6 +285,12 @@ func AllModes(c *Config) []Mode {
 			kind: "qguard", verdict: "batch", batch: b, About: fmt.Sprintf("qguard, batch verdicts, batch size %d", b)})
 	}
 	main := mainBatch(o.Batches)
+	if main != pb {
+		// C at qguard's batch size too: the batch size alone moves the
+		// figures, and the comparison should not hide behind it.
+		ms = slices.Insert(ms, 3, Mode{Name: fmt.Sprintf("c-nfq-batch%d", main), Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "c", batch: main,
+			About: fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry (qguard's batch size)", main)})
+	}
 	ms = append(ms,
 		Mode{Name: fmt.Sprintf("qguard-fanout%d", o.FanoutQueues), Group: GroupQGuard, Traffic: UDP64, Queues: o.FanoutQueues,
 			kind: "qguard", verdict: "batch", batch: main,
@@ -298,8 +330,8 @@ func AllModes(c *Config) []Mode {
 
 // mainBatch is the batch size used where one batch size stands for qguard.
 func mainBatch(b []int) int {
-	if slices.Contains(b, 32) {
-		return 32
+	if slices.Contains(b, queue.DefaultBatchSize) {
+		return queue.DefaultBatchSize
 	}
 	return b[len(b)/2]
 }

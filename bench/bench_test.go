@@ -67,13 +67,13 @@ func TestSelectModes(t *testing.T) {
 		seen[m.Name] = true
 	}
 	for _, want := range []string{"kernel", "c-nfq", "go-nfqueue", "go-nfqueue-batch", "qguard-perpkt", "qguard-vectored",
-		"qguard-batch8", "qguard-batch32", "qguard-batch128", "qguard-fanout2", "qguard-policy100", "qguard-offload",
+		"c-nfq-batch256", "qguard-batch32", "qguard-batch256", "qguard-fanout2", "qguard-policy100", "qguard-offload",
 		"kernel:tcp", "c-nfq:mtu", "flood-xdp", "flood-nftset", "flood-queue"} {
 		if !seen[want] {
 			t.Errorf("mode %s missing", want)
 		}
 	}
-	ms, err := SelectModes(&Config{Modes: []string{"qguard-batch32", "kernel"}})
+	ms, err := SelectModes(&Config{Modes: []string{"qguard-batch256", "kernel"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestSelectModes(t *testing.T) {
 		names = append(names, m.Name)
 	}
 	// Report order, and a bare name brings its traffic variants.
-	if got := strings.Join(names, ","); got != "kernel,qguard-batch32,kernel:mtu,kernel:tcp,qguard-batch32:mtu,qguard-batch32:tcp" {
+	if got := strings.Join(names, ","); got != "kernel,qguard-batch256,kernel:mtu,kernel:tcp,qguard-batch256:mtu,qguard-batch256:tcp" {
 		t.Errorf("selected %s", got)
 	}
 	if ms, _ := SelectModes(&Config{Modes: []string{"kernel:tcp"}}); len(ms) != 1 {
@@ -101,12 +101,14 @@ func TestReportOutputs(t *testing.T) {
 	rep := &Report{Kernel: "6.18", CPUs: 2, Runs: 2, Duration: "1s"}
 	mk := func(name, traffic string, deliv uint64) Result {
 		r := Result{Mode: name, Traffic: Traffic(traffic), Queues: 1}
-		r.Samples = []Sample{{Seconds: 1, Sent: 2 * deliv, Delivered: deliv, Queued: deliv, HandlerCPU: int64(deliv) * 1000, RTTSamples: 3, RTTMedian: 20000, RTTP99: 90000},
-			{Seconds: 1, Sent: 2 * deliv, Delivered: deliv + 10, Queued: deliv, HandlerCPU: int64(deliv) * 1000}}
+		r.Samples = []Sample{{Seconds: 1, Sent: 2 * deliv, Delivered: deliv, Queued: deliv, HandlerCPU: int64(deliv) * 1000, RTTSamples: 3, RTTMedian: 20000, RTTP99: 90000,
+			DrainPackets: 4 * deliv, DrainSeconds: 2},
+			{Seconds: 1, Sent: 2 * deliv, Delivered: deliv + 10, Queued: deliv, HandlerCPU: int64(deliv) * 1000, DrainPackets: 3 * deliv, DrainSeconds: 1}}
 		return r
 	}
 	rep.Results = []Result{mk("kernel", "udp64", 200), mk("c-nfq", "udp64", 100), mk("qguard-batch32", "udp64", 150),
 		{Mode: "c-nfq:tcp", Traffic: TCP, Skipped: "no compiler"}, {Mode: "go-nfqueue", Traffic: UDP64, Error: "boom"}}
+	rep.Results[2].Samples[1].DrainSeconds = 0 // a run without a drain phase is left out
 	rep.Results[0].Queues = 0
 	for i := range rep.Results {
 		rep.Results[i].finish()
@@ -120,11 +122,16 @@ func TestReportOutputs(t *testing.T) {
 	if q.CPUPerPacket.Median != 1000 || q.LatencyP50Us.Median != 20 {
 		t.Errorf("cpu/pkt %v, p50 %v", q.CPUPerPacket, q.LatencyP50Us)
 	}
+	// Drain: qguard 600/2s = 300 pps (its second run had none); C's
+	// runs 200 and 300, median 250; go-nfqueue failed, so no ratio to it.
+	if q.DrainPPS.Median != 300 || q.DrainVsC != 1.2 || q.DrainVsGo != 0 {
+		t.Errorf("drain %v, vs C %v, vs go %v", q.DrainPPS, q.DrainVsC, q.DrainVsGo)
+	}
 	var b bytes.Buffer
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"qguard-batch32", "1.48x", "0.76x", "skipped: no compiler", "FAILED: boom", "150..160"} {
+	for _, want := range []string{"qguard-batch32", "1.48x", "0.76x", "skipped: no compiler", "FAILED: boom", "150..160", "drain pps", "1.20x"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
@@ -157,11 +164,12 @@ func TestSnmpField(t *testing.T) {
 
 func TestWithDefaults(t *testing.T) {
 	c := (*Config)(nil).withDefaults()
-	if c.Duration != 3*time.Second || c.Runs != 1 || c.Nice != -10 || len(c.Batches) != 3 || c.GenCPU == nil || len(c.HandlerCPUs) == 0 {
+	if c.Duration != 3*time.Second || c.Runs != 1 || c.Nice != -10 || len(c.Batches) != 2 || c.GenCPU == nil || len(c.HandlerCPUs) == 0 ||
+		c.DrainBurst != 16384 || c.DrainBursts != 10 || c.QueueMaxLen != 16384 || c.RcvBuf != 64<<20 {
 		t.Errorf("defaults %+v", c)
 	}
 	q := (&Config{Quick: true, NoRenice: true}).withDefaults()
-	if q.Duration != time.Second || q.Nice != 0 {
-		t.Errorf("quick defaults: duration %s nice %d", q.Duration, q.Nice)
+	if q.Duration != time.Second || q.Nice != 0 || q.DrainBursts != 4 {
+		t.Errorf("quick defaults: duration %s nice %d drain bursts %d", q.Duration, q.Nice, q.DrainBursts)
 	}
 }

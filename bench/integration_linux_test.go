@@ -48,7 +48,7 @@ func TestIntegrationQuick(t *testing.T) {
 	prefix := "qgbt"
 	cfg := &Config{
 		Quick: true, Duration: 700 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50,
+		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50, DrainBurst: 4096, DrainBursts: 2,
 		GoPeer: []string{exe}, GoPeerEnv: []string{peerEnv + "=gonfqueue"},
 		QGuardPeer: []string{exe}, QGuardPeerEnv: []string{peerEnv + "=qguard"},
 		Prefix: prefix,
@@ -95,6 +95,13 @@ func TestIntegrationQuick(t *testing.T) {
 			if r.LatencyP50Us.Median <= 0 {
 				t.Errorf("%s: no latency figure", r.Mode)
 			}
+			// The drain phase checks the sink got every drained packet
+			// and fails the mode otherwise.
+			for _, m := range AllModes(cfg) {
+				if m.Name == r.Mode && drainable(m) && r.DrainPPS.Median <= 0 {
+					t.Errorf("%s: no drain figure", r.Mode)
+				}
+			}
 			var handled uint64
 			for _, s := range r.Samples {
 				handled += s.Queued
@@ -125,7 +132,7 @@ func TestIntegrationSocketPath(t *testing.T) {
 	}
 	prefix := "qgbu"
 	rep, err := Run(context.Background(), &Config{Modes: []string{"qguard-batch32:mtu", "flood-nftset"}, Duration: 500 * time.Millisecond,
-		Warmup: 100 * time.Millisecond, LatencySamples: 20, Generator: "udp", Sink: "socket", Prefix: prefix})
+		Warmup: 100 * time.Millisecond, LatencySamples: 20, Batches: []int{32}, DrainBurst: 2048, DrainBursts: 2, Generator: "udp", Sink: "socket", Prefix: prefix})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -137,6 +144,8 @@ func TestIntegrationSocketPath(t *testing.T) {
 			t.Errorf("%s: %s%s", r.Mode, r.Error, r.Skipped)
 		} else if r.DeliveredPPS.Median <= 0 && r.DroppedPPS.Median <= 0 {
 			t.Errorf("%s: nothing delivered or dropped", r.Mode)
+		} else if r.Traffic == UDPMTU && r.DrainPPS.Median <= 0 {
+			t.Errorf("%s: no drain figure (UDP socket generator's bursts)", r.Mode)
 		}
 	}
 	if _, err := Run(context.Background(), &Config{Generator: "dpdk"}); !errors.Is(err, ErrBadChoice) {

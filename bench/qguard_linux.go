@@ -44,7 +44,7 @@ func (e *env) startQGuardPeer(ctx context.Context, m Mode, num uint16, handlerKi
 	}
 	argv := append(slices.Clone(e.cfg.QGuardPeer),
 		"-queue", fmt.Sprint(num), "-count", fmt.Sprint(n), "-mode", m.verdict, "-batch", fmt.Sprint(m.batch),
-		"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-cpus", strings.Join(cpus, ","),
+		"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-rcvbuf", fmt.Sprint(e.cfg.RcvBuf), "-cpus", strings.Join(cpus, ","),
 		"-handler", handlerKind, "-rules", fmt.Sprint(m.rules))
 	// One queue: the whole process on the handler CPU, as the peers run.
 	// Several: the queue threads pin themselves to their CPUs.

@@ -29,6 +29,7 @@ var ErrPeerUsage = errors.New("bad peer-qguard argument")
 //	-mode M       batch, vectored or perpacket (default batch)
 //	-batch N      batch size (0: the queue package's default)
 //	-maxlen N     kernel queue length (0: the queue package's default)
+//	-rcvbuf N     socket receive buffer in bytes (0: the queue package's default)
 //	-cpus L       comma-separated CPUs of the queue threads (empty: unpinned)
 //	-handler H    accept, drop, policy or offload (default accept)
 //	-rules N      rules of the policy handler's never-matching policy
@@ -42,6 +43,7 @@ func QGuardPeer(args []string) error {
 	mode := fs.String("mode", "batch", "verdict mode: batch, vectored or perpacket")
 	batch := fs.Int("batch", 0, "batch size")
 	maxLen := fs.Uint("maxlen", 0, "kernel queue length")
+	rcvBuf := fs.Int("rcvbuf", 0, "socket receive buffer in bytes")
 	cpuList := fs.String("cpus", "", "CPUs of the queue threads")
 	kind := fs.String("handler", "accept", "accept, drop, policy or offload")
 	nRules := fs.Int("rules", 100, "rules of the policy handler")
@@ -56,8 +58,8 @@ func QGuardPeer(args []string) error {
 	default:
 		return fmt.Errorf("parse -mode %q: %w (batch, vectored, perpacket)", *mode, ErrPeerUsage)
 	}
-	if *batch < 0 || *maxLen > 1<<31 || *nRules < 0 {
-		return fmt.Errorf("parse -batch %d -maxlen %d -rules %d: %w", *batch, *maxLen, *nRules, ErrPeerUsage)
+	if *batch < 0 || *maxLen > 1<<31 || *nRules < 0 || *rcvBuf < 0 {
+		return fmt.Errorf("parse -batch %d -maxlen %d -rules %d -rcvbuf %d: %w", *batch, *maxLen, *nRules, *rcvBuf, ErrPeerUsage)
 	}
 	var cpus []int
 	if *cpuList != "" {
@@ -93,7 +95,7 @@ func QGuardPeer(args []string) error {
 		return fmt.Errorf("parse -handler %q: %w (accept, drop, policy, offload)", *kind, ErrPeerUsage)
 	}
 	q, err := queue.Open(&queue.Config{
-		Num: uint16(*num), Count: uint16(*count), MaxLen: uint32(*maxLen),
+		Num: uint16(*num), Count: uint16(*count), MaxLen: uint32(*maxLen), RcvBuf: *rcvBuf,
 		NoENOBUFS: true, VerdictMode: verdictMode(*mode), BatchSize: *batch, CPUs: cpus,
 	})
 	if err != nil {

@@ -24,29 +24,30 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tsink_drop\tns/pkt\tpps/CPU\tuser\tlat p50 us\tlat p99 us\tvs C\tvs kernel\t")
+	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tsink_drop\tns/pkt\tpps/CPU\tuser\tlat p50 us\tlat p99 us\tvs C\tvs kernel\tdrain pps\tdrain vs C\tdrain vs go\t")
 	for _, x := range r.Results {
 		switch {
 		case x.Skipped != "":
-			fmt.Fprintf(tw, "%s\t%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
+			fmt.Fprintf(tw, "%s\t%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
 			continue
 		case x.Error != "":
-			fmt.Fprintf(tw, "%s\t%s\tfailed\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
+			fmt.Fprintf(tw, "%s\t%s\tfailed\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
 			continue
 		case x.Traffic == Flood:
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s dropped\t%s\t\t%d\t%d\t\t%s\t%s\t\t\t\t%s\t\t\n", x.Mode, x.Traffic,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s dropped\t%s\t\t%d\t%d\t\t%s\t%s\t\t\t\t%s\t\t", x.Mode, x.Traffic,
 				num(x.SentPPS.Median), num(x.DroppedPPS.Median), spread(x.DroppedPPS), x.QueueDropped, x.UserDropped,
 				nsPkt(x.SystemCPUPkt.Median), capacity(x.SystemCPUPkt.Median), ratio(x.VsQueue, " q"))
+			fmt.Fprint(tw, "\t\t\t\n")
 			continue
 		}
 		sent, deliv, sp := num(x.SentPPS.Median), num(x.DeliveredPPS.Median), spread(x.DeliveredPPS)
 		if x.Traffic == TCP {
 			sent, deliv, sp = "-", "-", spread(x.DeliveredMbps)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			x.Mode, x.Traffic, sent, deliv, sp, x.DeliveredMbps.Median, x.QueueDropped, x.UserDropped, x.SinkDrops,
 			nsPkt(x.CPUPerPacket.Median), capacity(x.CPUPerPacket.Median), share(x.UserShare.Median), us(x.LatencyP50Us.Median), us(x.LatencyP99Us.Median),
-			ratio(x.VsC, ""), ratio(x.VsKernel, ""))
+			ratio(x.VsC, ""), ratio(x.VsKernel, ""), drainPPS(x.DrainPPS.Median), ratio(x.DrainVsC, ""), ratio(x.DrainVsGo, ""))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -56,6 +57,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "user: the handler's share of that CPU time spent in user space (the rest is the kernel: receive, verdict, reinjection, forwarding).")
 	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped;\nsink_drop: sink socket overruns (UDP RcvbufErrors in the server namespace; always 0 with the nftables sink); drops summed over runs.")
 	fmt.Fprintln(w, "vs C / vs kernel: delivered pps (Mbit/s for tcp) over c-nfq's and kernel's for the same traffic; flood rows: drop rate over\nflood-queue's (packets the queue handler itself dropped; q_drop are those the full queue dropped before it).")
+	fmt.Fprintln(w, "drain pps: the rate the handler emptied a full queue (bursts queued while it was stopped), the generator idle:\nthe handler's capacity, where the flood above can be capped by the generator's CPU. drain vs C / vs go: over c-nfq's\nand go-nfqueue's (as its README shows: queue length 255, so its bursts are 255 packets).")
 	fmt.Fprintln(w)
 	for _, x := range r.Results {
 		switch {
@@ -128,6 +130,13 @@ func share(v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", v*100)
+}
+
+func drainPPS(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return num(v)
 }
 
 func us(v float64) string {

@@ -24,6 +24,10 @@ type Sample struct {
 	RTTP99         int64   `json:"rtt_p99_ns"`
 	RTTLost        int     `json:"rtt_lost"`
 	RTTSamples     int     `json:"rtt_samples"`
+	// DrainPackets were drained from a full queue in DrainSeconds (the
+	// drain phase, summed over its bursts).
+	DrainPackets uint64  `json:"drain_packets,omitempty"`
+	DrainSeconds float64 `json:"drain_seconds,omitempty"`
 }
 
 // Summary is the median and spread of one figure over the runs.
@@ -58,6 +62,9 @@ type Result struct {
 	SinkDrops    uint64  `json:"sink_drops"`
 	LatencyP50Us Summary `json:"latency_median_us"`
 	LatencyP99Us Summary `json:"latency_p99_us"`
+	// DrainPPS is the rate a full queue was drained at: the handler's
+	// capacity, with the generator idle.
+	DrainPPS Summary `json:"drain_pps,omitzero"`
 
 	// VsC and VsKernel compare delivered packets/s (bytes/s for TCP, drop
 	// rate for floods) with the C peer and kernel-only for the same
@@ -66,6 +73,10 @@ type Result struct {
 	VsKernel float64 `json:"vs_kernel,omitempty"`
 	// VsQueue compares a flood mode's drop rate with the queue deciding.
 	VsQueue float64 `json:"vs_queue,omitempty"`
+	// DrainVsC and DrainVsGo compare DrainPPS with the C peer's and
+	// go-nfqueue's (as its README shows) for the same traffic.
+	DrainVsC  float64 `json:"drain_vs_c,omitempty"`
+	DrainVsGo float64 `json:"drain_vs_gonfqueue,omitempty"`
 
 	Samples []Sample `json:"samples,omitempty"`
 }
@@ -119,7 +130,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // finish computes a result's summaries from its samples.
 func (r *Result) finish() {
-	var sent, dpps, mbps, cpu, sys, drop, p50, p99, user []float64
+	var sent, dpps, mbps, cpu, sys, drop, p50, p99, user, drain []float64
 	r.QueueDropped, r.UserDropped, r.SinkDrops = 0, 0, 0
 	for _, s := range r.Samples {
 		if s.Seconds <= 0 {
@@ -153,6 +164,9 @@ func (r *Result) finish() {
 			p50 = append(p50, float64(s.RTTMedian)/1e3)
 			p99 = append(p99, float64(s.RTTP99)/1e3)
 		}
+		if s.DrainSeconds > 0 {
+			drain = append(drain, float64(s.DrainPackets)/s.DrainSeconds)
+		}
 		r.QueueDropped += s.QueueDropped
 		r.UserDropped += s.UserDropped
 		r.SinkDrops += s.SinkDrops
@@ -161,6 +175,7 @@ func (r *Result) finish() {
 	r.CPUPerPacket, r.SystemCPUPkt, r.DroppedPPS = summarize(cpu), summarize(sys), summarize(drop)
 	r.LatencyP50Us, r.LatencyP99Us = summarize(p50), summarize(p99)
 	r.UserShare = summarize(user)
+	r.DrainPPS = summarize(drain)
 }
 
 // figure is what ratios compare: packets/s, bytes/s for TCP, drops/s for floods.
@@ -176,12 +191,18 @@ func (r *Result) figure() float64 {
 
 // ratios fills VsC and VsKernel from the rows of the same traffic.
 func ratios(rs []Result) {
-	ref := func(kind, traffic string) float64 {
+	find := func(kind, traffic string) *Result {
 		for i := range rs {
 			r := &rs[i]
 			if r.Ran() && r.Mode == kind+traffic {
-				return r.figure()
+				return r
 			}
+		}
+		return nil
+	}
+	ref := func(kind, traffic string) float64 {
+		if r := find(kind, traffic); r != nil {
+			return r.figure()
 		}
 		return 0
 	}
@@ -202,6 +223,12 @@ func ratios(rs []Result) {
 		}
 		if k := ref("kernel", suffix); k > 0 {
 			r.VsKernel = r.figure() / k
+		}
+		if c := find("c-nfq", suffix); c != nil && c.DrainPPS.Median > 0 {
+			r.DrainVsC = r.DrainPPS.Median / c.DrainPPS.Median
+		}
+		if g := find("go-nfqueue", suffix); g != nil && g.DrainPPS.Median > 0 {
+			r.DrainVsGo = r.DrainPPS.Median / g.DrainPPS.Median
 		}
 	}
 	// Floods compare with the queue deciding each packet.

@@ -237,7 +237,7 @@ func (e *env) start(ctx context.Context, m Mode, num uint16) (h handler, skip st
 			return nil, e.cSkip, nil
 		}
 		h, err = startProc(ctx, e.t.Firewall, e.handlerCPU(0), nil,
-			e.cPeer, fmt.Sprint(num), fmt.Sprint(m.batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(8<<20))
+			e.cPeer, fmt.Sprint(num), fmt.Sprint(m.batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(e.cfg.RcvBuf))
 		return h, "", err
 	case "gonfq":
 		if len(e.cfg.GoPeer) == 0 && e.goSkip == "" {
@@ -308,6 +308,12 @@ func (e *env) runMode(ctx context.Context, m Mode, progress func(string)) (s Sam
 		slices.Sort(rtts)
 		s.RTTSamples, s.RTTLost = len(rtts), lost
 		s.RTTMedian, s.RTTP99 = int64(percentile(rtts, 0.5)), int64(percentile(rtts, 0.99))
+	}
+	if !e.cfg.NoDrain && h != nil && drainable(m) {
+		progress("drain")
+		if s.DrainPackets, s.DrainSeconds, err = e.drain(ctx, m, num, h); err != nil {
+			return s, pin, "", err
+		}
 	}
 	return s, pin, "", nil
 }

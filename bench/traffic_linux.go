@@ -335,12 +335,7 @@ func (g *generator) runUDP(cpu int, size int) {
 	g.stop.Store(false)
 	v4 := newMmsgBatch(32, udpPayload(size, false))
 	v6 := newMmsgBatch(32, udpPayload(size, true))
-	fams := make([]bool, len(g.fds))
-	for i, fd := range g.fds {
-		sa, err := unix.Getsockname(fd)
-		_, is6 := sa.(*unix.SockaddrInet6)
-		fams[i] = err == nil && is6
-	}
+	fams := g.families()
 	loop(&g.wg, cpu, func() {
 		for !g.stop.Load() {
 			for i, fd := range g.fds {
@@ -355,6 +350,17 @@ func (g *generator) runUDP(cpu int, size int) {
 			}
 		}
 	})
+}
+
+// families says, per UDP socket, whether it is IPv6.
+func (g *generator) families() []bool {
+	fams := make([]bool, len(g.fds))
+	for i, fd := range g.fds {
+		sa, err := unix.Getsockname(fd)
+		_, is6 := sa.(*unix.SockaddrInet6)
+		fams[i] = err == nil && is6
+	}
+	return fams
 }
 
 func (g *generator) halt() {

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"time"
 
+	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -105,7 +106,7 @@ type Flows struct {
 func defaults() *File {
 	return &File{
 		Queue: Queue{Count: 1, CopyRange: 65535, MaxLen: 4096, FailOpen: true, GSO: true,
-			RcvBuf: 8 << 20, VerdictMode: "batch", BatchSize: 64, FlushInterval: time.Millisecond,
+			RcvBuf: 8 << 20, VerdictMode: "batch", BatchSize: queue.DefaultBatchSize, FlushInterval: time.Millisecond,
 			DefaultVerdict: verdict.ActionAccept},
 		Rules: Rules{Install: true, Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
 			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true,

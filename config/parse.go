@@ -261,7 +261,7 @@ func (d *decoder) queue(q *Queue, n *yaml.Node) {
 		"conntrack":       d.boolean(&q.Conntrack, "queue.conntrack"),
 		"rcvbuf":          func(v *yaml.Node) { q.RcvBuf = int(d.sizeIn(v, "queue.rcvbuf", 0, 1<<31-1, int64(q.RcvBuf))) },
 		"verdict_mode":    d.oneOf(&q.VerdictMode, "queue.verdict_mode", "batch", "vectored", "per-packet"),
-		"batch_size":      func(v *yaml.Node) { q.BatchSize = d.intIn(v, "queue.batch_size", 1, 1<<16, q.BatchSize) },
+		"batch_size":      func(v *yaml.Node) { q.BatchSize = d.intIn(v, "queue.batch_size", 1, 1024, q.BatchSize) },
 		"flush_interval":  d.duration(&q.FlushInterval, "queue.flush_interval"),
 		"default_verdict": func(v *yaml.Node) { q.DefaultVerdict = d.action(v, "queue.default_verdict", false, q.DefaultVerdict) },
 	})

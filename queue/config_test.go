@@ -11,7 +11,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Count != 1 || c.CopyMode != CopyPacket || c.CopyRange != nfqMaxCopyRange || c.MaxLen != defaultMaxLen ||
-		c.DefaultVerdict != Accept || c.VerdictMode != Batch || c.BatchSize != defaultBatchSize ||
+		c.DefaultVerdict != Accept || c.VerdictMode != Batch || c.BatchSize != DefaultBatchSize ||
 		c.FlushInterval != defaultFlush || c.Logger == nil || c.RcvBuf != defaultRcvBuf {
 		t.Fatalf("defaults: %+v", c)
 	}

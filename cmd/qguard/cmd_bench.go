@@ -110,6 +110,7 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.StringVar(&modes, "modes", "", "comma-separated modes or groups (limit, peer, qguard, flood); see --list")
 	f.BoolVar(&list, "list", false, "list the modes and exit")
 	f.IntSliceVar(&batches, "batches", nil, "qguard batch sizes to measure (default 8,32,128)")
+	f.IntVar(&cfg.PeerBatch, "peer-batch", 0, "verdict batch size of the C and go-nfqueue batch modes (default 32)")
 	f.IntVar(&cfg.PolicyRules, "rules", 0, "rules in the policy mode (default 100)")
 	f.IntVar(&cfg.FanoutQueues, "fanout", 0, "queues in the fanout mode (default 2)")
 	f.IntVar(&cfg.Nice, "nice", 0, "nice value of generator, sink and handler threads (default -10)")
@@ -124,6 +125,10 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.StringVar(&plotPath, "plot", "", "also write an SVG bar chart of packets/s by mode to this file")
 	f.DurationVar(&cfg.LatencyInterval, "latency-interval", 0, "interval of the low-rate echo probe (default 1ms)")
 	f.IntVar(&cfg.LatencySamples, "latency-samples", 0, "echo probes per mode (default 1000, quick 200)")
+	f.IntVar(&cfg.DrainBurst, "drain-burst", 0, "packets queued per burst of the drain phase, at most the queue length (default 16384)")
+	f.IntVar(&cfg.QueueMaxLen, "queue-len", 0, "kernel queue length of the C and qguard handlers (default 16384)")
+	f.IntVar(&cfg.DrainBursts, "drain-bursts", 0, "bursts of the drain phase per mode and run (default 10, quick 4)")
+	f.BoolVar(&cfg.NoDrain, "no-drain", false, "skip the drain phase (a full queue emptied with the generator idle)")
 
 	peer := &cobra.Command{
 		Use:    "peer-gonfqueue",

@@ -1,0 +1,312 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// The drain phase measures what a handler can push through, not what the
+// generator can offer: on a small machine the generator's CPU, which also
+// carries the firewall's queueing work, runs out before a good handler's
+// does, so the flood phase shows every fast enough handler at the same rate.
+// With the handler stopped (SIGSTOP) the generator fills the kernel queue;
+// the handler is resumed and timed until the kernel holds no packet waiting
+// for a verdict. Nothing else runs meanwhile, so the rate is the handler's
+// CPU alone: its receive, its verdicts, and the reinjection and forwarding
+// its verdict system calls carry out.
+
+// pauser is a handler that can be stopped and resumed.
+type pauser interface {
+	pause() error
+	resume() error
+}
+
+// errDrain marks drain-phase failures.
+var errDrain = errors.New("drain phase")
+
+// drainTimeout bounds every wait of the drain phase.
+const drainTimeout = 10 * time.Second
+
+// drainable reports whether mode m has a drain phase: handlers in their own
+// process, on UDP traffic. (Flow offload forwards in the kernel, and TCP
+// streams cannot be sent as a burst of a given size.)
+func drainable(m Mode) bool {
+	switch m.kind {
+	case "c", "gonfq", "qguard", "policy":
+		return m.Traffic == UDP64 || m.Traffic == UDPMTU
+	}
+	return false
+}
+
+// drainBurst is the packets per burst for mode m: what its kernel queue
+// holds.
+func (e *env) drainBurst(m Mode) int {
+	n := e.cfg.DrainBurst
+	if m.queueLen > 0 {
+		n = min(n, m.queueLen)
+	}
+	return min(n, e.cfg.QueueMaxLen)
+}
+
+// drain runs cfg.DrainBursts bursts and returns the packets drained and
+// the seconds it took in total.
+func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts uint64, secs float64, err error) {
+	p, ok := h.(pauser)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: %s: handler cannot be paused", errDrain, m.Name)
+	}
+	st, err := openNFQStats(e.t.Firewall)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer st.Close()
+	size := 64
+	if m.Traffic == UDPMTU {
+		size = 1500
+	}
+	burst := e.drainBurst(m)
+	for range e.cfg.DrainBursts {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		n, d, err := e.drainOnce(m, num, p, st, burst, size)
+		if err != nil {
+			return 0, 0, err
+		}
+		pkts += n
+		secs += d.Seconds()
+	}
+	return pkts, secs, nil
+}
+
+// drainOnce is one burst: stop, fill, resume, time the drain.
+func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, size int) (uint64, time.Duration, error) {
+	if err := p.pause(); err != nil {
+		return 0, 0, err
+	}
+	paused := true
+	defer func() {
+		if paused {
+			_ = p.resume()
+		}
+	}()
+	before, _, _ := e.sink.counts()
+	e.gen.burst(*e.cfg.GenCPU, size, burst)
+	// Wait for the queue to stop growing: the last frames may still be on
+	// their way through the firewall.
+	var waiting uint64
+	deadline := time.Now().Add(drainTimeout)
+	for stable := 0; stable < 3; {
+		time.Sleep(time.Millisecond)
+		w, err := st.waiting(num, max(m.Queues, 1))
+		if err != nil {
+			return 0, 0, err
+		}
+		if w == waiting {
+			stable++
+		} else {
+			waiting, stable = w, 0
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("%w: %s: queue still growing after %s", errDrain, m.Name, drainTimeout)
+		}
+	}
+	if waiting == 0 {
+		return 0, 0, fmt.Errorf("%w: %s: a burst of %d packets queued none", errDrain, m.Name, burst)
+	}
+	// The resume and the polling run on a thread pinned to the
+	// generator's CPU, idle now: anywhere else they would share the
+	// handler's CPU with it.
+	var (
+		start, end time.Time
+		perr       error
+		wg         sync.WaitGroup
+	)
+	paused = false
+	loop(&wg, *e.cfg.GenCPU, func() {
+		start = time.Now()
+		if perr = p.resume(); perr != nil {
+			return
+		}
+		for {
+			w, err := st.waiting(num, max(m.Queues, 1))
+			if err != nil {
+				perr = err
+				return
+			}
+			if w == 0 {
+				end = time.Now()
+				return
+			}
+			if time.Since(start) > drainTimeout {
+				perr = fmt.Errorf("%w: %s: %d of %d packets still waiting for a verdict after %s", errDrain, m.Name, w, waiting, drainTimeout)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if perr != nil {
+		return 0, 0, perr
+	}
+	// Every drained packet must have reached the sink: a handler that
+	// "drains" by dropping would otherwise look fast.
+	var got uint64
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(2 * time.Millisecond) {
+		after, _, _ := e.sink.counts()
+		got = after - before
+		if got >= waiting || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got < waiting {
+		return 0, 0, fmt.Errorf("%w: %s: sink counted %d of %d drained packets", errDrain, m.Name, got, waiting)
+	}
+	return waiting, end.Sub(start), nil
+}
+
+// nfqStatFile is /proc/net/netfilter/nfnetlink_queue of one namespace,
+// opened once (the file follows the namespace it was opened in) and read
+// again from the start for every look.
+type nfqStatFile struct {
+	f   *os.File
+	buf []byte
+}
+
+func openNFQStats(ns topo.NS) (*nfqStatFile, error) {
+	var f *os.File
+	err := ns.Do(func() error {
+		var err error
+		f, err = os.Open("/proc/thread-self/net/netfilter/nfnetlink_queue")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open nfnetlink_queue stats in %s: %w", errDrain, ns.Name, err)
+	}
+	return &nfqStatFile{f: f, buf: make([]byte, 64<<10)}, nil
+}
+
+// waiting is the packets of queues [first, first+count) waiting for a
+// verdict now (queue_total).
+func (s *nfqStatFile) waiting(first uint16, count int) (uint64, error) {
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("%w: rewind nfnetlink_queue stats: %w", errDrain, err)
+	}
+	n, err := io.ReadFull(s.f, s.buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("%w: read nfnetlink_queue stats: %w", errDrain, err)
+	}
+	st, err := ParseNFQStats(string(s.buf[:n]))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errDrain, err)
+	}
+	var w uint64
+	for _, q := range st {
+		if int(q.Queue) >= int(first) && int(q.Queue) < int(first)+count {
+			w += q.Total
+		}
+	}
+	return w, nil
+}
+
+func (s *nfqStatFile) Close() error { return s.f.Close() }
+
+// pause stops the peer process (SIGSTOP) and waits until every one of its
+// threads has stopped.
+func (p *procHandler) pause() error {
+	pid := p.cmd.Process.Pid
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("%w: stop peer %d: %w", errDrain, pid, err)
+	}
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil {
+			return fmt.Errorf("%w: stop peer %d: %w", errDrain, pid, err)
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: stop peer %d: threads still running after %s", errDrain, pid, drainTimeout)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func (p *procHandler) resume() error {
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		return fmt.Errorf("%w: resume peer %d: %w", errDrain, p.cmd.Process.Pid, err)
+	}
+	return nil
+}
+
+// allStopped reports whether every thread of pid is in the stopped state.
+func allStopped(pid int) (bool, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false, fmt.Errorf("list threads: %v", err)
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			return false, err
+		}
+		// The state follows the command name in parentheses, which may
+		// itself hold spaces or parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("parse %s", t)
+		}
+		if b[i+2] != 'T' && b[i+2] != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// burst sends n packets of ipSize bytes from a thread pinned to cpu and
+// returns once they are sent.
+func (g *generator) burst(cpu, ipSize, n int) {
+	var wg sync.WaitGroup
+	if g.kind == genPacket {
+		b := g.frames(ipSize)
+		loop(&wg, cpu, func() {
+			for left := n; left > 0; {
+				k, err := sendmmsg(g.fds[0], b.msgs[:min(left, len(b.msgs))])
+				if err != nil {
+					return
+				}
+				g.sent.n.Add(uint64(k))
+				left -= k
+			}
+		})
+		wg.Wait()
+		return
+	}
+	v4 := newMmsgBatch(1, udpPayload(ipSize, false))
+	v6 := newMmsgBatch(1, udpPayload(ipSize, true))
+	fams := g.families()
+	loop(&wg, cpu, func() {
+		for i := range n {
+			fd := g.fds[i%len(g.fds)]
+			b := v4
+			if fams[i%len(g.fds)] {
+				b = v6
+			}
+			if k, err := sendmmsg(fd, b.msgs); err == nil {
+				g.sent.n.Add(uint64(k))
+			}
+		}
+	})
+	wg.Wait()
+}
