@@ -55,17 +55,10 @@ type Mode struct {
 	batch   int    // verdict batch size (peers and qguard)
 	verdict string // qguard verdict mode: batch, vectored, perpacket
 	rules   int    // qguard policy size
-	// queueLen is the handler's own kernel queue length when it does not
-	// take QueueMaxLen (go-nfqueue's README configuration sets 255).
-	queueLen int
 	// selfSteer: the handler installs its own steering (qguard's table),
 	// so the harness adds no iptables rule.
 	selfSteer bool
 }
-
-// goPeerQueueLen is the kernel queue length bench/peers/gonfqueue sets:
-// MaxQueueLen 0xFF, as go-nfqueue's README configures it.
-const goPeerQueueLen = 0xFF
 
 // Config tunes a run. The zero value (or nil) means defaults.
 type Config struct {
@@ -121,8 +114,7 @@ type Config struct {
 	// (default 64 MiB: a full queue of small packets fits).
 	QueueMaxLen, RcvBuf int
 	// DrainBurst is the packets queued, with the handler stopped, for each
-	// burst of the drain phase (default 16384, capped at the mode's queue
-	// length); DrainBursts is the bursts per mode and run (default 10, quick
+	// burst of the drain phase (default 16384, capped at QueueMaxLen); DrainBursts is the bursts per mode and run (default 10, quick
 	// 4). NoDrain skips the phase.
 	DrainBurst, DrainBursts int
 	NoDrain                 bool
@@ -271,9 +263,9 @@ func AllModes(c *Config) []Mode {
 			About: fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry", pb)},
 		{Name: "c-nfq-perpkt", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "c", batch: 1,
 			About: "C on libnetfilter_queue, nfq_set_verdict per packet"},
-		{Name: "go-nfqueue", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: 1, queueLen: goPeerQueueLen,
+		{Name: "go-nfqueue", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: 1,
 			About: "go-nfqueue v2 as its README shows (SetVerdict per packet)"},
-		{Name: "go-nfqueue-batch", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: pb, queueLen: goPeerQueueLen,
+		{Name: "go-nfqueue-batch", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: pb,
 			About: fmt.Sprintf("go-nfqueue v2, SetVerdictBatch every %d or 1ms", pb)},
 		{Name: "qguard-perpkt", Group: GroupQGuard, Traffic: UDP64, Queues: 1, kind: "qguard", verdict: "perpacket",
 			About: "qguard, one verdict message per packet, one sendmsg each"},

@@ -127,11 +127,15 @@ func TestReportOutputs(t *testing.T) {
 	if q.DrainPPS.Median != 300 || q.DrainVsC != 1.2 || q.DrainVsGo != 0 {
 		t.Errorf("drain %v, vs C %v, vs go %v", q.DrainPPS, q.DrainVsC, q.DrainVsGo)
 	}
+	// Paired: run 1 150/100, run 2 160/110; drain only run 1 has both.
+	if p := q.PairedVsC; p.Min != 160.0/110 || p.Max != 1.5 || q.PairedDrainVsC != (Summary{Median: 1.5, Min: 1.5, Max: 1.5}) {
+		t.Errorf("paired %+v drain %+v", p, q.PairedDrainVsC)
+	}
 	var b bytes.Buffer
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"qguard-batch32", "1.48x", "0.76x", "skipped: no compiler", "FAILED: boom", "150..160", "drain pps", "1.20x"} {
+	for _, want := range []string{"qguard-batch32", "1.48x", "0.76x", "skipped: no compiler", "FAILED: boom", "150..160", "drain pps", "1.20x", "Paired with c-nfq", "delivered 1.45x / 1.48x / 1.50x   drain 1.50x"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
@@ -171,5 +175,53 @@ func TestWithDefaults(t *testing.T) {
 	q := (&Config{Quick: true, NoRenice: true}).withDefaults()
 	if q.Duration != time.Second || q.Nice != 0 || q.DrainBursts != 4 {
 		t.Errorf("quick defaults: duration %s nice %d drain bursts %d", q.Duration, q.Nice, q.DrainBursts)
+	}
+}
+
+// TestDrainVsGo: go-nfqueue has no drain phase; its flood rate is its
+// capacity only when its queue overflowed.
+func TestDrainVsGo(t *testing.T) {
+	mk := func(name string, deliv, qdrop, drain uint64) Result {
+		r := Result{Mode: name, Traffic: UDP64, Queues: 1}
+		r.Samples = []Sample{{Seconds: 1, Delivered: deliv, Queued: deliv, QueueDropped: qdrop, DrainPackets: drain, DrainSeconds: 1}}
+		return r
+	}
+	rep := &Report{Results: []Result{mk("c-nfq", 300, 0, 400), mk("go-nfqueue", 100, 50, 0), mk("qguard-batch256", 300, 0, 420)}}
+	rep.Recompute()
+	q := rep.Results[2]
+	if q.DrainVsGo != 4.2 || q.DrainVsC != 1.05 {
+		t.Errorf("drain vs go %v, vs C %v", q.DrainVsGo, q.DrainVsC)
+	}
+	if rep.Results[1].DrainPPS.Median != 0 {
+		t.Errorf("go-nfqueue drain %v", rep.Results[1].DrainPPS)
+	}
+	// Without queue drops go-nfqueue kept up: its rate says nothing of
+	// its capacity, and no ratio is made.
+	rep = &Report{Results: []Result{mk("go-nfqueue", 100, 0, 0), mk("qguard-batch256", 300, 0, 420)}}
+	rep.Recompute()
+	if rep.Results[1].DrainVsGo != 0 {
+		t.Errorf("drain vs go without go-nfqueue drops: %v", rep.Results[1].DrainVsGo)
+	}
+}
+
+func TestLoadJSON(t *testing.T) {
+	rep := &Report{Kernel: "6.18", Runs: 1, Results: []Result{{Mode: "c-nfq", Traffic: UDP64, Queues: 1,
+		Samples: []Sample{{Seconds: 2, Delivered: 600, DrainPackets: 100, DrainSeconds: 0.5}}}}}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := rep.SaveJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Results[0]; r.DeliveredPPS.Median != 300 || r.DrainPPS.Median != 200 {
+		t.Errorf("recomputed %+v %+v", r.DeliveredPPS, r.DrainPPS)
+	}
+	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadJSON(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("broken JSON: %v", err)
 	}
 }

@@ -17,6 +17,23 @@
 // of a low-rate UDP echo through the firewall both ways. Each qguard mode is
 // also given as a ratio to the C peer and to kernel-only forwarding.
 //
+// # Drain phase: the handler's capacity
+//
+// On a small machine the flood is capped by the generator's CPU, which also
+// carries the firewall's queueing work (building and queueing each packet
+// message): every handler that keeps up then delivers the same rate, and the
+// flood cannot rank them. The drain phase can: with the handler process
+// stopped (SIGSTOP) the generator queues a burst (DrainBurst, at most the
+// mode's queue length); the handler is resumed and timed, from a thread on
+// the idle generator CPU, until /proc/net/netfilter/nfnetlink_queue shows no
+// packet waiting for a verdict, and the sink must have counted every one.
+// The rate is the handler's CPU alone: its receive, its verdicts, and the
+// kernel's reinjection and forwarding its verdict system calls carry out.
+// go-nfqueue keeps its README's queue length of 255, so its bursts are that
+// long. Runs interleave modes, and the report pairs every mode with the C
+// peer run by run, so the spread of those ratios is the comparison's own
+// noise.
+//
 // # Generator and sink
 //
 // On a small machine the generator and sink share a CPU, so their cost per

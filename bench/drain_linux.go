@@ -38,25 +38,21 @@ var errDrain = errors.New("drain phase")
 const drainTimeout = 10 * time.Second
 
 // drainable reports whether mode m has a drain phase: handlers in their own
-// process, on UDP traffic. (Flow offload forwards in the kernel, and TCP
-// streams cannot be sent as a burst of a given size.)
+// process, on UDP traffic. (Flow offload forwards in the kernel, TCP
+// streams cannot be sent as a burst of a given size, and go-nfqueue's
+// README queue of 255 packets drains in about 2 ms, too short to time
+// against the resume: it is handler-bound in the flood, whose rate is its
+// capacity.)
 func drainable(m Mode) bool {
 	switch m.kind {
-	case "c", "gonfq", "qguard", "policy":
+	case "c", "qguard", "policy":
 		return m.Traffic == UDP64 || m.Traffic == UDPMTU
 	}
 	return false
 }
 
-// drainBurst is the packets per burst for mode m: what its kernel queue
-// holds.
-func (e *env) drainBurst(m Mode) int {
-	n := e.cfg.DrainBurst
-	if m.queueLen > 0 {
-		n = min(n, m.queueLen)
-	}
-	return min(n, e.cfg.QueueMaxLen)
-}
+// drainBurst is the packets per burst: what the kernel queue holds.
+func (e *env) drainBurst() int { return min(e.cfg.DrainBurst, e.cfg.QueueMaxLen) }
 
 // drain runs cfg.DrainBursts bursts and returns the packets drained and
 // the seconds it took in total.
@@ -74,7 +70,7 @@ func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts ui
 	if m.Traffic == UDPMTU {
 		size = 1500
 	}
-	burst := e.drainBurst(m)
+	burst := e.drainBurst()
 	for range e.cfg.DrainBursts {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err

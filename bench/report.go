@@ -57,7 +57,20 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "user: the handler's share of that CPU time spent in user space (the rest is the kernel: receive, verdict, reinjection, forwarding).")
 	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped;\nsink_drop: sink socket overruns (UDP RcvbufErrors in the server namespace; always 0 with the nftables sink); drops summed over runs.")
 	fmt.Fprintln(w, "vs C / vs kernel: delivered pps (Mbit/s for tcp) over c-nfq's and kernel's for the same traffic; flood rows: drop rate over\nflood-queue's (packets the queue handler itself dropped; q_drop are those the full queue dropped before it).")
-	fmt.Fprintln(w, "drain pps: the rate the handler emptied a full queue (bursts queued while it was stopped), the generator idle:\nthe handler's capacity, where the flood above can be capped by the generator's CPU. drain vs C / vs go: over c-nfq's\nand go-nfqueue's (as its README shows: queue length 255, so its bursts are 255 packets).")
+	fmt.Fprintln(w, "drain pps: the rate the handler emptied a full queue (bursts queued while it was stopped), the generator idle:\nthe handler's capacity, where the flood above can be capped by the generator's CPU. drain vs C: over c-nfq's drain;\ndrain vs go: over go-nfqueue's delivered pps when its full queue or socket dropped packets (it was the limit, so that\nis its capacity; its README's 255-packet queue is too short to time a drain).")
+	if r.Runs > 1 {
+		fmt.Fprintln(w, "\nPaired with c-nfq run by run (runs interleave, so each pair was measured seconds apart): min / median / max")
+		for _, x := range r.Results {
+			if !x.Ran() || x.PairedVsC.Median == 0 || strings.HasPrefix(x.Mode, "c-nfq") && !strings.Contains(x.Mode, "batch") {
+				continue
+			}
+			fmt.Fprintf(w, "  %-20s delivered %s", x.Mode, triple(x.PairedVsC))
+			if x.PairedDrainVsC.Median > 0 {
+				fmt.Fprintf(w, "   drain %s", triple(x.PairedDrainVsC))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintln(w)
 	for _, x := range r.Results {
 		switch {
@@ -77,6 +90,22 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// LoadJSON reads a report written by SaveJSON and recomputes its summaries
+// and ratios from its samples, so a saved run can be printed again, by a
+// newer qguard too.
+func LoadJSON(path string) (*Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read JSON report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("read JSON report %s: %w", path, err)
+	}
+	r.Recompute()
+	return &r, nil
 }
 
 // SaveJSON writes the report to a file.
@@ -130,6 +159,10 @@ func share(v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", v*100)
+}
+
+func triple(s Summary) string {
+	return fmt.Sprintf("%.2fx / %.2fx / %.2fx", s.Min, s.Median, s.Max)
 }
 
 func drainPPS(v float64) string {

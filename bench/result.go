@@ -73,10 +73,17 @@ type Result struct {
 	VsKernel float64 `json:"vs_kernel,omitempty"`
 	// VsQueue compares a flood mode's drop rate with the queue deciding.
 	VsQueue float64 `json:"vs_queue,omitempty"`
-	// DrainVsC and DrainVsGo compare DrainPPS with the C peer's and
-	// go-nfqueue's (as its README shows) for the same traffic.
+	// DrainVsC compares DrainPPS with the C peer's for the same traffic;
+	// DrainVsGo with go-nfqueue's (as its README shows) flood rate when its
+	// queue overflowed there, which made that rate its capacity.
 	DrainVsC  float64 `json:"drain_vs_c,omitempty"`
 	DrainVsGo float64 `json:"drain_vs_gonfqueue,omitempty"`
+	// PairedVsC and PairedDrainVsC are the same comparisons made run by
+	// run: runs are interleaved, so run i of two modes were measured
+	// seconds apart, and the spread of these ratios is the comparison's
+	// own noise rather than the machine's drift over the whole run.
+	PairedVsC      Summary `json:"paired_vs_c,omitzero"`
+	PairedDrainVsC Summary `json:"paired_drain_vs_c,omitzero"`
 
 	Samples []Sample `json:"samples,omitempty"`
 }
@@ -189,8 +196,35 @@ func (r *Result) figure() float64 {
 	return r.DeliveredPPS.Median
 }
 
+// Recompute fills every result's summaries and the ratios from the samples.
+func (r *Report) Recompute() {
+	for i := range r.Results {
+		r.Results[i].finish()
+	}
+	ratios(r.Results)
+}
+
+// paired summarizes f(a[i])/f(b[i]) over the runs both have a figure for.
+func paired(a, b []Sample, f func(Sample) float64) Summary {
+	var v []float64
+	for i := range min(len(a), len(b)) {
+		if a[i].Seconds <= 0 || b[i].Seconds <= 0 {
+			continue
+		}
+		if x, y := f(a[i]), f(b[i]); x > 0 && y > 0 {
+			v = append(v, x/y)
+		}
+	}
+	return summarize(v)
+}
+
 // ratios fills VsC and VsKernel from the rows of the same traffic.
 func ratios(rs []Result) {
+	for i := range rs {
+		r := &rs[i]
+		r.VsC, r.VsKernel, r.VsQueue, r.DrainVsC, r.DrainVsGo = 0, 0, 0, 0, 0
+		r.PairedVsC, r.PairedDrainVsC = Summary{}, Summary{}
+	}
 	find := func(kind, traffic string) *Result {
 		for i := range rs {
 			r := &rs[i]
@@ -227,8 +261,20 @@ func ratios(rs []Result) {
 		if c := find("c-nfq", suffix); c != nil && c.DrainPPS.Median > 0 {
 			r.DrainVsC = r.DrainPPS.Median / c.DrainPPS.Median
 		}
-		if g := find("go-nfqueue", suffix); g != nil && g.DrainPPS.Median > 0 {
-			r.DrainVsGo = r.DrainPPS.Median / g.DrainPPS.Median
+		if c := find("c-nfq", suffix); c != nil && r.Traffic != TCP {
+			r.PairedVsC = paired(r.Samples, c.Samples, func(s Sample) float64 { return float64(s.Delivered) / s.Seconds })
+			r.PairedDrainVsC = paired(r.Samples, c.Samples, func(s Sample) float64 {
+				if s.DrainSeconds <= 0 {
+					return 0
+				}
+				return float64(s.DrainPackets) / s.DrainSeconds
+			})
+		}
+		// go-nfqueue has no drain phase: where its full queue or socket
+		// dropped packets in the flood it was the limit, and that rate is
+		// its capacity.
+		if g := find("go-nfqueue", suffix); g != nil && g.QueueDropped+g.UserDropped > 0 && g.DeliveredPPS.Median > 0 && r.DrainPPS.Median > 0 {
+			r.DrainVsGo = r.DrainPPS.Median / g.DeliveredPPS.Median
 		}
 	}
 	// Floods compare with the queue deciding each packet.

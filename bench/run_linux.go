@@ -202,10 +202,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		}
 	}
 	rep.LoadAfter = loadAvg()
-	for i := range rep.Results {
-		rep.Results[i].finish()
-	}
-	ratios(rep.Results)
+	rep.Recompute()
 	return rep, nil
 }
 

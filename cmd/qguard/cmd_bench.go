@@ -25,6 +25,7 @@ func init() {
 		genCPU    int
 		sinkCPU   int
 		handlerCP []int
+		fromJSON  string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -44,6 +45,19 @@ Micro-benchmarks of the hot paths live beside the code:
 				cfg.Modes = strings.Split(modes, ",")
 			}
 			cfg.Batches = batches
+			if fromJSON != "" {
+				rep, err := bench.LoadJSON(fromJSON)
+				if err != nil {
+					return err
+				}
+				if err := rep.WriteTable(cmd.OutOrStdout()); err != nil {
+					return err
+				}
+				if plotPath != "" {
+					return rep.WritePlot(plotPath)
+				}
+				return nil
+			}
 			if list {
 				ms, err := bench.SelectModes(&cfg)
 				if err != nil {
@@ -122,6 +136,7 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.StringVar(&cfg.Generator, "generator", "", "traffic generator: packet (AF_PACKET raw frames) or udp (sockets); default packet, udp when raw frames cannot be used")
 	f.StringVar(&cfg.Sink, "sink", "", "sink: nft (ingress counter) or socket (recvmmsg); default nft, socket when nftables cannot be used")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	f.StringVar(&fromJSON, "from-json", "", "measure nothing: print the report saved with --json in this file (and --plot it)")
 	f.StringVar(&plotPath, "plot", "", "also write an SVG bar chart of packets/s by mode to this file")
 	f.DurationVar(&cfg.LatencyInterval, "latency-interval", 0, "interval of the low-rate echo probe (default 1ms)")
 	f.IntVar(&cfg.LatencySamples, "latency-samples", 0, "echo probes per mode (default 1000, quick 200)")
