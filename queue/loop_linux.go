@@ -49,8 +49,8 @@ type loop struct {
 	slot   int // usable bytes per receive slot
 	stride int // distance between slots (slotStride)
 	buf    []byte
-	iov  []unix.Iovec
-	mm   []unix.Mmsghdr
+	iov    []unix.Iovec
+	mm     []unix.Mmsghdr
 
 	enc       *encoder
 	pkt       Packet
