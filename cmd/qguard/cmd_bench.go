@@ -37,6 +37,13 @@ qguard's queue engine in its verdict modes, batch sizes, fanout, with a real
 policy and with flow offload. It needs root and removes everything it made on
 exit, on error and on Ctrl-C.
 
+Each queue mode gets two throughput figures: the flood (what reaches the sink;
+on a small machine the generator's CPU, which also does the firewall's
+queueing work, can be the limit for every handler that keeps up) and the drain
+(a full queue emptied with the handler resumed and the generator idle: the
+handler's capacity). With --runs N the modes interleave and every mode is also
+compared with the C handler run by run.
+
 Micro-benchmarks of the hot paths live beside the code:
   go test -run '^$' -bench . -benchmem ./queue ./verdict ./internal/engine ./xdp`,
 		Args: cobra.NoArgs,
