@@ -1,9 +1,15 @@
 package bench
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 
 	"github.com/qguard/qguard/internal/topo"
 )
@@ -39,49 +45,72 @@ func installNFTSink(ns topo.NS, link string) error {
 	return nil
 }
 
-// readNFTSink returns the packets and UDP payload bytes the sink's
-// counters saw.
-func readNFTSink(ns topo.NS) (pkts, payload uint64, err error) {
-	out, err := ns.Output("nft", "list", "table", "netdev", nftSinkTable)
-	if err != nil {
-		return 0, 0, err
-	}
-	return parseNFTSink(out)
+// nftSinkReader reads the sink's counters over netlink, in the sink's
+// namespace: a read costs microseconds, where running `nft list` costs a
+// process, which could land on the handler's CPU inside a measured window.
+type nftSinkReader struct {
+	ns *os.File
 }
 
-// parseNFTSink reads the two rules' counters from `nft list table`. The
-// ingress hook sees the packet from its IP header on, so the counted
-// bytes are IP lengths: the headers come off per family.
-func parseNFTSink(out string) (pkts, payload uint64, err error) {
+func openNFTSink(ns topo.NS) (*nftSinkReader, error) {
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		return nil, fmt.Errorf("open namespace %s for the nftables sink: %w", ns.Name, err)
+	}
+	return &nftSinkReader{ns: f}, nil
+}
+
+func (r *nftSinkReader) Close() error { return r.ns.Close() }
+
+// read returns the packets and UDP payload bytes the sink's counters saw.
+func (r *nftSinkReader) read() (pkts, payload uint64, err error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(r.ns.Fd())))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read nftables sink counters: %w", err)
+	}
+	defer c.CloseLasting()
+	rs, err := c.GetRules(&nftables.Table{Name: nftSinkTable, Family: nftables.TableFamilyNetdev}, &nftables.Chain{Name: "in"})
+	if err != nil {
+		return 0, 0, fmt.Errorf("read nftables sink counters: %w", err)
+	}
+	return sumNFTSink(rs)
+}
+
+// sumNFTSink adds up the two rules' counters. The ingress hook sees the
+// packet from its IP header on, so the counted bytes are IP lengths: the
+// headers come off per family, told by the rule's meta protocol match.
+func sumNFTSink(rs []*nftables.Rule) (pkts, payload uint64, err error) {
 	rules := 0
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		var p, b uint64
-		var ok bool
-		for i := 0; i+3 < len(f); i++ {
-			if f[i] == "packets" && f[i+2] == "bytes" {
-				_, e1 := fmt.Sscan(f[i+1], &p)
-				_, e2 := fmt.Sscan(f[i+3], &b)
-				ok = e1 == nil && e2 == nil
-				break
+	for _, r := range rs {
+		var ctr *expr.Counter
+		hdr := uint64(0)
+		for _, e := range r.Exprs {
+			switch e := e.(type) {
+			case *expr.Counter:
+				ctr = e
+			case *expr.Cmp:
+				if len(e.Data) == 2 && hdr == 0 {
+					switch binary.BigEndian.Uint16(e.Data) {
+					case unix.ETH_P_IP:
+						hdr = 20 + 8
+					case unix.ETH_P_IPV6:
+						hdr = 40 + 8
+					}
+				}
 			}
 		}
-		if !ok {
+		if ctr == nil || hdr == 0 {
 			continue
 		}
-		hdr := uint64(20 + 8)
-		if strings.Contains(line, "protocol ip6") {
-			hdr = 40 + 8
+		if ctr.Bytes < ctr.Packets*hdr {
+			return 0, 0, fmt.Errorf("read nftables sink counter: %d bytes for %d packets", ctr.Bytes, ctr.Packets)
 		}
-		if b < p*hdr {
-			return 0, 0, fmt.Errorf("read nftables sink counter: %d bytes for %d packets in %q", b, p, line)
-		}
-		pkts += p
-		payload += b - p*hdr
+		pkts += ctr.Packets
+		payload += ctr.Bytes - ctr.Packets*hdr
 		rules++
 	}
 	if rules != 2 {
-		return 0, 0, fmt.Errorf("read nftables sink counters: want 2 rules with counters, found %d in %q", rules, out)
+		return 0, 0, fmt.Errorf("read nftables sink counters: want 2 counting rules (IPv4, IPv6), found %d", rules)
 	}
 	return pkts, payload, nil
 }

@@ -74,7 +74,8 @@ func loop(wg *sync.WaitGroup, cpu int, body func()) {
 type sink struct {
 	kind        string
 	ns          topo.NS
-	nftPkts     atomic.Uint64 // sinkNFT: last counter values read
+	nft         *nftSinkReader // sinkNFT: reads the counters
+	nftPkts     atomic.Uint64  // sinkNFT: last counter values read
 	nftBytes    atomic.Uint64
 	fds         []int
 	echo        int
@@ -99,7 +100,11 @@ func startSink(ns topo.NS, link string, sockets, cpu int, want string) (s *sink,
 		}
 	}()
 	if want != sinkSocket {
-		if err := installNFTSink(ns, link); err == nil {
+		err := installNFTSink(ns, link)
+		if err == nil {
+			s.nft, err = openNFTSink(ns)
+		}
+		if err == nil {
 			s.kind, sockets = sinkNFT, 0
 		} else if want == sinkNFT {
 			return s, "", err
@@ -234,7 +239,7 @@ func (s *sink) counts() (pkts, bytes, tcp uint64) {
 	if s.kind == sinkNFT {
 		// A failed read keeps the last values: the phase then shows
 		// fewer deliveries, never more.
-		if p, b, err := readNFTSink(s.ns); err == nil {
+		if p, b, err := s.nft.read(); err == nil {
 			s.nftPkts.Store(p)
 			s.nftBytes.Store(b)
 		}
@@ -250,6 +255,9 @@ func (s *sink) counts() (pkts, bytes, tcp uint64) {
 func (s *sink) close() {
 	s.stop.Store(true)
 	s.wg.Wait()
+	if s.nft != nil {
+		_ = s.nft.Close()
+	}
 	for _, fd := range s.fds {
 		unix.Close(fd)
 	}
