@@ -24,9 +24,12 @@
 // message): every handler that keeps up then delivers the same rate, and the
 // flood cannot rank them. The drain phase can: with the handler process
 // stopped (SIGSTOP) the generator queues a burst (DrainBurst, at most the
-// mode's queue length); the handler is resumed and timed, from a thread on
-// the idle generator CPU, until /proc/net/netfilter/nfnetlink_queue shows no
-// packet waiting for a verdict, and the sink must have counted every one.
+// mode's queue length); the handler is resumed and its steady rate timed,
+// from a thread on the idle generator CPU reading
+// /proc/net/netfilter/nfnetlink_queue, between the first look at or below
+// 90% of the burst still waiting and the first at or below 10% (so the
+// resume from SIGSTOP is not counted); the queue must then empty and the
+// sink must have counted every packet.
 // The rate is the handler's CPU alone: its receive, its verdicts, and the
 // kernel's reinjection and forwarding its verdict system calls carry out.
 // go-nfqueue keeps its README's queue length of 255, so its bursts are that

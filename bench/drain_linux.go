@@ -85,7 +85,8 @@ func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts ui
 	return pkts, secs, nil
 }
 
-// drainOnce is one burst: stop, fill, resume, time the drain.
+// drainOnce is one burst: stop, fill, resume, time the drain. It returns
+// the packets verdicted in the timed part of the drain and its length.
 func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, size int) (uint64, time.Duration, error) {
 	if err := p.pause(); err != nil {
 		return 0, 0, err
@@ -122,11 +123,16 @@ func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, si
 	}
 	// The resume and the polling run on a thread pinned to the
 	// generator's CPU, idle now: anywhere else they would share the
-	// handler's CPU with it.
+	// handler's CPU with it. The rate is taken between the first look at
+	// or below 90% of the burst and the first at or below 10%, from the
+	// counts seen at those looks: the handler's steady rate, without the
+	// resume from SIGSTOP (a Go runtime wakes more threads than C does)
+	// and without the last partial batch.
 	var (
-		start, end time.Time
-		perr       error
-		wg         sync.WaitGroup
+		start, tHi, tLo time.Time
+		wHi, wLo        uint64
+		perr            error
+		wg              sync.WaitGroup
 	)
 	paused = false
 	loop(&wg, *e.cfg.GenCPU, func() {
@@ -140,11 +146,17 @@ func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, si
 				perr = err
 				return
 			}
+			now := time.Now()
+			if tHi.IsZero() && w*10 <= waiting*9 {
+				tHi, wHi = now, w
+			}
+			if tLo.IsZero() && w*10 <= waiting {
+				tLo, wLo = now, w
+			}
 			if w == 0 {
-				end = time.Now()
 				return
 			}
-			if time.Since(start) > drainTimeout {
+			if now.Sub(start) > drainTimeout {
 				perr = fmt.Errorf("%w: %s: %d of %d packets still waiting for a verdict after %s", errDrain, m.Name, w, waiting, drainTimeout)
 				return
 			}
@@ -167,7 +179,10 @@ func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, si
 	if got < waiting {
 		return 0, 0, fmt.Errorf("%w: %s: sink counted %d of %d drained packets", errDrain, m.Name, got, waiting)
 	}
-	return waiting, end.Sub(start), nil
+	if wHi <= wLo || !tLo.After(tHi) {
+		return 0, 0, fmt.Errorf("%w: %s: burst of %d drained too fast to time (%d -> %d waiting)", errDrain, m.Name, waiting, wHi, wLo)
+	}
+	return wHi - wLo, tLo.Sub(tHi), nil
 }
 
 // nfqStatFile is /proc/net/netfilter/nfnetlink_queue of one namespace,
