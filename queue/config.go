@@ -94,10 +94,10 @@ type Config struct {
 
 // DefaultBatchSize is Config.BatchSize's default. Verdicts flush whenever
 // the socket runs dry, so a batch this large fills only under a backlog,
-// where larger verdict batches cost the kernel less per packet; in the
-// benchmark harness's drain phase 256 was 1-9% faster than 32 in three runs
-// of four and 3% slower in the fourth, within that measure's noise, and no
-// slower to answer at low rates.
+// where larger verdict batches cost the kernel less per packet: in the
+// benchmark harness's drain phase 256 was 5-9% faster than 32 in three full
+// runs of four and level in the fourth (bench/RESULTS.md), and no slower to
+// answer at low rates.
 const DefaultBatchSize = 256
 
 const (
