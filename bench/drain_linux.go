@@ -88,15 +88,17 @@ func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts ui
 // drainOnce is one burst: stop, fill, resume, time the drain. It returns
 // the packets verdicted in the timed part of the drain and its length.
 func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, size int) (uint64, time.Duration, error) {
-	if err := p.pause(); err != nil {
-		return 0, 0, err
-	}
+	// Resumed on every way out, a failed pause included (it may have
+	// stopped some threads).
 	paused := true
 	defer func() {
 		if paused {
 			_ = p.resume()
 		}
 	}()
+	if err := p.pause(); err != nil {
+		return 0, 0, err
+	}
 	before, _, _ := e.sink.counts()
 	e.gen.burst(*e.cfg.GenCPU, size, burst)
 	// Wait for the queue to stop growing: the last frames may still be on

@@ -171,8 +171,8 @@ func (r *Result) finish() {
 			p50 = append(p50, float64(s.RTTMedian)/1e3)
 			p99 = append(p99, float64(s.RTTP99)/1e3)
 		}
-		if s.DrainSeconds > 0 {
-			drain = append(drain, float64(s.DrainPackets)/s.DrainSeconds)
+		if d := s.drainPPS(); d > 0 {
+			drain = append(drain, d)
 		}
 		r.QueueDropped += s.QueueDropped
 		r.UserDropped += s.UserDropped
@@ -204,13 +204,26 @@ func (r *Report) Recompute() {
 	ratios(r.Results)
 }
 
+// deliveredPPS is the sample's delivered packets/s, 0 without a window.
+func (s Sample) deliveredPPS() float64 {
+	if s.Seconds <= 0 {
+		return 0
+	}
+	return float64(s.Delivered) / s.Seconds
+}
+
+// drainPPS is the sample's drain rate, 0 when it had no drain phase.
+func (s Sample) drainPPS() float64 {
+	if s.DrainSeconds <= 0 {
+		return 0
+	}
+	return float64(s.DrainPackets) / s.DrainSeconds
+}
+
 // paired summarizes f(a[i])/f(b[i]) over the runs both have a figure for.
 func paired(a, b []Sample, f func(Sample) float64) Summary {
 	var v []float64
 	for i := range min(len(a), len(b)) {
-		if a[i].Seconds <= 0 || b[i].Seconds <= 0 {
-			continue
-		}
 		if x, y := f(a[i]), f(b[i]); x > 0 && y > 0 {
 			v = append(v, x/y)
 		}
@@ -258,17 +271,14 @@ func ratios(rs []Result) {
 		if k := ref("kernel", suffix); k > 0 {
 			r.VsKernel = r.figure() / k
 		}
-		if c := find("c-nfq", suffix); c != nil && c.DrainPPS.Median > 0 {
-			r.DrainVsC = r.DrainPPS.Median / c.DrainPPS.Median
-		}
-		if c := find("c-nfq", suffix); c != nil && r.Traffic != TCP {
-			r.PairedVsC = paired(r.Samples, c.Samples, func(s Sample) float64 { return float64(s.Delivered) / s.Seconds })
-			r.PairedDrainVsC = paired(r.Samples, c.Samples, func(s Sample) float64 {
-				if s.DrainSeconds <= 0 {
-					return 0
-				}
-				return float64(s.DrainPackets) / s.DrainSeconds
-			})
+		if c := find("c-nfq", suffix); c != nil {
+			if c.DrainPPS.Median > 0 {
+				r.DrainVsC = r.DrainPPS.Median / c.DrainPPS.Median
+			}
+			if r.Traffic != TCP {
+				r.PairedVsC = paired(r.Samples, c.Samples, Sample.deliveredPPS)
+				r.PairedDrainVsC = paired(r.Samples, c.Samples, Sample.drainPPS)
+			}
 		}
 		// go-nfqueue has no drain phase: where its full queue or socket
 		// dropped packets in the flood it was the limit, and that rate is

@@ -100,9 +100,15 @@ func startSink(ns topo.NS, link string, sockets, cpu int, want string) (s *sink,
 		}
 	}()
 	if want != sinkSocket {
-		err := installNFTSink(ns, link)
+		// The reader first: a counting rule installed without one would
+		// drop the flood port ahead of the fallback socket sink.
+		nft, err := openNFTSink(ns)
 		if err == nil {
-			s.nft, err = openNFTSink(ns)
+			if err = installNFTSink(ns, link); err == nil {
+				s.nft = nft
+			} else {
+				_ = nft.Close()
+			}
 		}
 		if err == nil {
 			s.kind, sockets = sinkNFT, 0

@@ -340,3 +340,12 @@ func BenchmarkLoop(b *testing.B) {
 		})
 	}
 }
+
+func TestSlotStride(t *testing.T) {
+	for _, slot := range []int{1, 64, 4096, 4224, recvSlotSize(&Config{CopyRange: nfqMaxCopyRange})} {
+		s := slotStride(slot)
+		if s < slot || s%64 != 0 || s%4096 == 0 || s-slot >= 64+5*64 {
+			t.Errorf("slotStride(%d) = %d", slot, s)
+		}
+	}
+}
