@@ -97,3 +97,15 @@ func fold(acc uint32) uint16 {
 	}
 	return uint16(acc)
 }
+
+// udpPayload is the UDP payload that makes an IP packet of size bytes.
+func udpPayload(size int, v6 bool) int {
+	hdr := 20 + 8
+	if v6 {
+		hdr = 40 + 8
+	}
+	if size < hdr+1 {
+		return 1
+	}
+	return size - hdr
+}

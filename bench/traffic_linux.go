@@ -328,18 +328,6 @@ func newUDPGenerator(ns topo.NS, srcs []netip.Addr, ports int, dst4, dst6 netip.
 	return g, nil
 }
 
-// udpPayload is the UDP payload that makes an IP packet of size bytes.
-func udpPayload(size int, v6 bool) int {
-	hdr := 20 + 8
-	if v6 {
-		hdr = 40 + 8
-	}
-	if size < hdr+1 {
-		return 1
-	}
-	return size - hdr
-}
-
 // run floods until stop, rotating over the flows one sendmmsg at a time.
 func (g *generator) runUDP(cpu int, size int) {
 	if g.kind == genPacket {
