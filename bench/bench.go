@@ -114,8 +114,9 @@ type Config struct {
 	// (default 64 MiB: a full queue of small packets fits).
 	QueueMaxLen, RcvBuf int
 	// DrainBurst is the packets queued, with the handler stopped, for each
-	// burst of the drain phase (default 16384, capped at QueueMaxLen); DrainBursts is the bursts per mode and run (default 10, quick
-	// 4). NoDrain skips the phase.
+	// burst of the drain phase (default 16384, capped at QueueMaxLen);
+	// DrainBursts is the bursts per mode and run (default 10, quick 4).
+	// NoDrain skips the phase.
 	DrainBurst, DrainBursts int
 	NoDrain                 bool
 

@@ -84,12 +84,16 @@ func sumNFTSink(rs []*nftables.Rule) (pkts, payload uint64, err error) {
 	for _, r := range rs {
 		var ctr *expr.Counter
 		hdr := uint64(0)
+		proto := false // the last expression loaded meta protocol
 		for _, e := range r.Exprs {
 			switch e := e.(type) {
+			case *expr.Meta:
+				proto = e.Key == expr.MetaKeyPROTOCOL
+				continue
 			case *expr.Counter:
 				ctr = e
 			case *expr.Cmp:
-				if len(e.Data) == 2 && hdr == 0 {
+				if proto && len(e.Data) == 2 {
 					switch binary.BigEndian.Uint16(e.Data) {
 					case unix.ETH_P_IP:
 						hdr = 20 + 8
@@ -98,6 +102,7 @@ func sumNFTSink(rs []*nftables.Rule) (pkts, payload uint64, err error) {
 					}
 				}
 			}
+			proto = false
 		}
 		if ctr == nil || hdr == 0 {
 			continue
