@@ -27,11 +27,14 @@
 // # Namespaces
 //
 // Queues and XDP are opened in the network namespace of the thread calling
-// New, so a library user calls New inside topo.NS.Do. The rules are pinned
-// to that namespace too (New opens /proc/thread-self/ns/net unless
-// Options.NetNS names one): the block goroutine, Reload and Close may run on
-// any thread. Interface names in a reloaded policy are resolved in the
-// namespace of the thread calling Reload.
+// New, so a library user calls New inside topo.NS.Do. The rules follow it:
+// when that thread's namespace is not the one the process's other threads
+// share, New opens /proc/thread-self/ns/net (unless Options.NetNS names a
+// namespace) and the rules setns into it, since the block goroutine, Reload
+// and Close may run on any thread. That needs CAP_SYS_ADMIN; a daemon
+// working in its own namespace never calls setns and needs CAP_NET_ADMIN
+// alone. Interface names in a reloaded policy are resolved in the namespace
+// of the thread calling Reload.
 //
 // # Packet path
 //

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
@@ -25,6 +27,8 @@ var (
 	ErrStarted = errors.New("engine already started")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine closed")
+	// ErrPrivilege: the kernel refused for want of a capability.
+	ErrPrivilege = errors.New("missing capability CAP_NET_ADMIN in this network namespace")
 )
 
 // QueueRange overrides the configuration's queue numbers.
@@ -185,21 +189,24 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 		}
 	}()
 	if set.installRules && e.opts.NetNS == 0 {
-		// Pin the rules to the namespace New runs in: later calls (the
-		// block goroutine, Reload, Close) may run on threads elsewhere.
-		f, err := os.Open("/proc/thread-self/ns/net")
+		f, err := pinNetNS()
 		if err != nil {
-			return nil, fmt.Errorf("open network namespace: %w", err)
+			return nil, err
 		}
-		e.netns = f
-		undo = append(undo, func() { f.Close() })
-		e.opts.NetNS = int(f.Fd())
-		set.rules.NetNS = e.opts.NetNS
+		if f != nil {
+			e.netns = f
+			undo = append(undo, func() { f.Close() })
+			e.opts.NetNS = int(f.Fd())
+			set.rules.NetNS = e.opts.NetNS
+		}
 	}
 	if set.installRules {
 		caps, err := rules.ProbeNS(e.opts.NetNS)
 		if err == nil {
 			_, err = caps.Best()
+		}
+		if errors.Is(err, unix.EPERM) && e.opts.NetNS == 0 { // with a namespace, setns may be what failed
+			return nil, fmt.Errorf("probe kernel for queue rules: %w (nftables and the queues need it: run as root or grant it; see docs/daemon.md): %w", ErrPrivilege, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("probe kernel for queue rules: %w", err)
