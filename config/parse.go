@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,40 +15,13 @@ import (
 	"github.com/qguard/qguard/verdict"
 )
 
-// MaxFileSize bounds the configuration files (and prefix set files) read.
-const MaxFileSize = 64 << 20
-
-// Load reads and parses the file at path.
+// Load reads (ReadFile) and parses the file at path.
 func Load(path string) (*File, error) {
-	data, err := readLimited(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
 	return Parse(path, data)
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	// A device or a pipe (/dev/zero, a FIFO) would be read forever.
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("%s: more than the %d bytes allowed", path, MaxFileSize)
-	}
-	return b, nil
 }
 
 // Parse parses a configuration file's contents; name is used in errors and

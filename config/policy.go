@@ -110,7 +110,7 @@ func (d *decoder) setFile(n *yaml.Node, name string) []netip.Prefix {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(d.dir, path)
 	}
-	data, err := readLimited(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		d.errf(n, "policy.sets.%s.file: %v", name, err)
 		return nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/qguard/qguard/config"
 )
 
 // DefaultTimeout is how long a probe waits before calling a packet dropped.
@@ -51,7 +52,7 @@ func (p *parser) errf(n *yaml.Node, format string, args ...any) {
 
 // ParseFile reads and parses the test file at path.
 func ParseFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		return nil, &PosError{File: path, Msg: fmt.Sprintf("read test file: %v", err)}
 	}
@@ -181,7 +182,7 @@ func (p *parser) policyFile(v *yaml.Node) ([]byte, string) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(p.name), path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		p.errf(v, "policy_file: %v", err)
 		return nil, ""
