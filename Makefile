@@ -2,12 +2,29 @@
 GO ?= go
 FUZZTIME ?= 15s
 
-.PHONY: test unit fuzz ruletests build
+# Stamped into the binary (qguard version, qguard_build_info).
+VERSION ?= $(shell packaging/version.sh)
+COMMIT ?= $(shell git describe --always --dirty --abbrev=40 --match=NONE 2>/dev/null)
+LDFLAGS = -X github.com/qguard/qguard/internal/engine.version=$(VERSION) \
+	-X github.com/qguard/qguard/internal/engine.commit=$(COMMIT)
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging dir]
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/qguard
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+
+.PHONY: test unit fuzz ruletests build docs install uninstall
 test: build unit fuzz ruletests
 
 build:
 	$(GO) vet ./...
-	$(GO) build -o bin/qguard ./cmd/qguard
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/qguard ./cmd/qguard
 
 unit:
 	$(GO) test -count=1 -timeout 60m -p 1 ./...
@@ -21,3 +38,45 @@ fuzz:
 
 ruletests: build
 	./bin/qguard test examples/tests
+
+# Man pages (from the commands' help) and shell completions, into bin/.
+docs: build
+	rm -rf bin/man bin/completions
+	./bin/qguard gen-man bin/man
+	mkdir -p bin/completions
+	./bin/qguard completion bash >bin/completions/qguard
+	./bin/qguard completion zsh >bin/completions/_qguard
+	./bin/qguard completion fish >bin/completions/qguard.fish
+
+# The unit names the binary and the docs by their /usr/local and /usr
+# paths; installed elsewhere it is rewritten to point at them. The example
+# configuration is installed only where none exists (it is the admin's).
+install: docs
+	install -D -m 0755 bin/qguard $(DESTDIR)$(BINDIR)/qguard
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 bin/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -D -m 0644 bin/completions/qguard $(DESTDIR)$(BASHCOMPDIR)/qguard
+	install -D -m 0644 bin/completions/_qguard $(DESTDIR)$(ZSHCOMPDIR)/_qguard
+	install -D -m 0644 bin/completions/qguard.fish $(DESTDIR)$(FISHCOMPDIR)/qguard.fish
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/qguard|$(BINDIR)/qguard|g' \
+	    -e 's|^Documentation=|Documentation=man:qguard-run(8) |' \
+	    -e 's|/usr/share/doc/qguard|$(DOCDIR)|g' \
+	    -e 's|/etc/qguard|$(SYSCONFDIR)/qguard|g' \
+	    packaging/systemd/qguard.service >$(DESTDIR)$(UNITDIR)/qguard.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/qguard.service
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 packaging/README.md $(DESTDIR)$(DOCDIR)/README.packaging.md
+	install -m 0644 examples/qguard.yaml $(DESTDIR)$(DOCDIR)/examples/qguard.yaml
+	install -m 0644 packaging/qguard.yaml $(DESTDIR)$(DOCDIR)/examples/qguard.minimal.yaml
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/qguard
+	test -e $(DESTDIR)$(SYSCONFDIR)/qguard/qguard.yaml || \
+	    install -m 0644 packaging/qguard.yaml $(DESTDIR)$(SYSCONFDIR)/qguard/qguard.yaml
+
+# Everything install wrote except the configuration.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/qguard $(DESTDIR)$(MANDIR)/man8/qguard.8 $(DESTDIR)$(MANDIR)/man8/qguard-*.8 \
+	    $(DESTDIR)$(BASHCOMPDIR)/qguard $(DESTDIR)$(ZSHCOMPDIR)/_qguard $(DESTDIR)$(FISHCOMPDIR)/qguard.fish \
+	    $(DESTDIR)$(UNITDIR)/qguard.service
+	rm -rf $(DESTDIR)$(DOCDIR)

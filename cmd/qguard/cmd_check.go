@@ -41,8 +41,14 @@ DESCRIPTION
     at start-up.
 
 EXIT STATUS
-    0 every file is valid; 1 at least one problem (or no FILE given).`,
-		Args: cobra.MinimumNArgs(1),
+    0 every file is valid; 1 at least one problem; 2 no FILE given or a
+    wrong flag (usage error).`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return flagError{errors.New("check: no FILE given: name the configuration file(s) to validate, e.g. qguard check /etc/qguard/qguard.yaml")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			problems := 0
 			for _, path := range args {

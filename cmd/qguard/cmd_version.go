@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -19,11 +20,14 @@ func init() {
 
 SYNOPSIS
     qguard version [--json]
+    qguard --version
 
 DESCRIPTION
     Prints the qguard version, the VCS commit it was built from (with
-    "+dirty" when the tree had local changes) and the Go toolchain version,
-    as stamped into the binary by the Go toolchain (runtime/debug).
+    "+dirty" when the tree had local changes) and the Go toolchain version.
+    "make build" and the package build stamp the version (git describe) and
+    the commit at link time; a plain "go build" falls back to what the Go
+    toolchain recorded (runtime/debug: module version, vcs.revision).
 
 OPTIONS
     --json    print one JSON object instead of text
@@ -36,14 +40,19 @@ EXIT STATUS
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(b)
 			}
-			commit := b.Commit
-			if b.Modified {
-				commit += "+dirty"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "qguard %s\ncommit %s\n%s\n", b.Version, commit, b.GoVersion)
-			return nil
+			_, err := io.WriteString(cmd.OutOrStdout(), versionText(b))
+			return err
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	root.AddCommand(c)
+}
+
+// versionText is what `qguard version` and `qguard --version` print.
+func versionText(b engine.Build) string {
+	commit := b.Commit
+	if b.Modified {
+		commit += "+dirty"
+	}
+	return fmt.Sprintf("qguard %s\ncommit %s\n%s\n", b.Version, commit, b.GoVersion)
 }

@@ -8,10 +8,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/qguard/qguard/internal/engine"
 )
 
 var root = &cobra.Command{
@@ -20,8 +24,9 @@ var root = &cobra.Command{
 	Long: `qguard receives IPv4 and IPv6 packets over nfnetlink_queue, runs them through
 a verdict pipeline, installs the nftables rules that steer traffic into its
 queues, and measures its own speed against its peers.`,
-	SilenceUsage:  true,
-	SilenceErrors: true,
+	SilenceUsage:      true,
+	SilenceErrors:     true,
+	DisableAutoGenTag: true, // man pages stay the same from build to build
 }
 
 // flagError marks a wrong flag or command line: exit status 2, as for
@@ -32,18 +37,68 @@ func (u flagError) Error() string { return u.err.Error() }
 func (u flagError) Unwrap() error { return u.err }
 func (flagError) ExitCode() int   { return 2 }
 
-func main() {
+// usageArgs wraps a cobra.PositionalArgs so that wrong arguments are a usage
+// error (exit 2) like wrong flags.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return flagError{fmt.Errorf("%s: %w (see '%s --help')", subPath(c), err, c.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// subPath is the command path without the program name, which main prints
+// in front of every error already.
+func subPath(c *cobra.Command) string {
+	if !c.HasParent() {
+		return ""
+	}
+	p, _ := strings.CutPrefix(c.CommandPath(), c.Root().Name()+" ")
+	return p
+}
+
+func setup() {
+	root.Version = engine.BuildInfo().Version
+	root.SetVersionTemplate(versionText(engine.BuildInfo()))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return flagError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
+		if !c.HasParent() {
+			return flagError{fmt.Errorf("%w (see 'qguard --help')", err)}
+		}
+		return flagError{fmt.Errorf("%s: %w (see '%s --help')", subPath(c), err, c.CommandPath())}
 	})
-	err := root.Execute()
+	registerCompletions()
+}
+
+func main() {
+	setup()
+	logBefore := slog.Default()
+	c, err := root.ExecuteC()
 	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
 		err = flagError{err}
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "qguard:", err)
+		reportError(os.Stderr, c, logBefore, err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// reportError prints why the command failed. A command that set up a
+// structured logger (qguard run --log-format json) reports through it, so
+// that a start-up failure is one log record like the others, not a plain
+// line among JSON.
+func reportError(w io.Writer, c *cobra.Command, logBefore *slog.Logger, err error) {
+	if l := slog.Default(); l != logBefore {
+		l.Error(err.Error(), "exit_status", exitCode(err))
+		return
+	}
+	if c != nil {
+		if f := c.Flags().Lookup("log-format"); f != nil && f.Value.String() == "json" {
+			slog.New(slog.NewJSONHandler(w, nil)).Error(err.Error(), "exit_status", exitCode(err))
+			return
+		}
+	}
+	fmt.Fprintln(w, "qguard:", err)
 }
 
 // exitCode lets subcommands choose a status (e.g. `qguard test` exits 1 on a

@@ -3,12 +3,18 @@ package engine
 import (
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
-// version may be set at link time:
+// version and commit are stamped at link time by `make build` and the
+// package build:
 //
-//	go build -ldflags "-X github.com/qguard/qguard/internal/engine.version=v1.2.3"
-var version = ""
+//	go build -ldflags "-X github.com/qguard/qguard/internal/engine.version=v1.2.3 \
+//	    -X github.com/qguard/qguard/internal/engine.commit=<sha>"
+//
+// A plain `go build` leaves them empty and BuildInfo falls back to what the
+// toolchain stamped (module version, vcs.revision, vcs.modified).
+var version, commit string
 
 // Build describes the running binary.
 type Build struct {
@@ -18,30 +24,40 @@ type Build struct {
 	GoVersion string `json:"go_version"`
 }
 
-// BuildInfo reads the version, the VCS commit and the Go version that the
-// toolchain stamped into the binary (runtime/debug.ReadBuildInfo).
+// BuildInfo reads the version and commit stamped at link time, else what
+// the toolchain stamped into the binary (runtime/debug.ReadBuildInfo).
 func BuildInfo() Build {
-	b := Build{Version: version, Commit: "unknown", GoVersion: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		if b.Version == "" {
-			b.Version = "devel"
+	return buildInfo(version, commit, debug.ReadBuildInfo)
+}
+
+func buildInfo(version, commit string, read func() (*debug.BuildInfo, bool)) Build {
+	b := Build{Version: version, Commit: commit, GoVersion: runtime.Version()}
+	if bi, ok := read(); ok {
+		if b.Version == "" && bi.Main.Version != "(devel)" {
+			b.Version = bi.Main.Version
 		}
-		return b
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if commit == "" {
+					b.Commit = s.Value
+				}
+			case "vcs.modified":
+				if commit == "" {
+					b.Modified = s.Value == "true"
+				}
+			}
+		}
+	}
+	// A stamped commit says "dirty" the way git describe does.
+	if c, ok := strings.CutSuffix(b.Commit, "-dirty"); ok {
+		b.Commit, b.Modified = c, true
 	}
 	if b.Version == "" {
-		b.Version = bi.Main.Version
-	}
-	if b.Version == "" || b.Version == "(devel)" {
 		b.Version = "devel"
 	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			b.Commit = s.Value
-		case "vcs.modified":
-			b.Modified = s.Value == "true"
-		}
+	if b.Commit == "" {
+		b.Commit = "unknown"
 	}
 	return b
 }
