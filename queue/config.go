@@ -82,8 +82,10 @@ type Config struct {
 	// read finds one packet, the loop sleeps at once. In
 	// BenchmarkIntegrationForward on a 2-CPU VM it did not pay.
 	BusyPoll time.Duration
-	// DrainTimeout bounds the drain on shutdown (default 2s); DrainIdle is
-	// how long the socket must stay quiet to end it (default 20ms).
+	// DrainTimeout bounds the drain on shutdown (default 2s). DrainIdle is
+	// how long the socket must stay quiet to end it (default 20ms) where
+	// the kernel refused the quiescing queue length 0 (see Shutdown in the
+	// package documentation).
 	DrainTimeout, DrainIdle time.Duration
 	// CPUs, when set, pins queue i's thread to CPUs[i%len(CPUs)].
 	CPUs []int

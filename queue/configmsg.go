@@ -66,3 +66,8 @@ func bindMsg(queue uint16, seq uint32, c *Config) []byte {
 func unbindMsg(queue uint16, seq uint32) []byte {
 	return newConfigMsg(queue, seq).attr(cfgAttrCmd, []byte{cfgCmdUnbind, 0, 0, 0}).bytes()
 }
+
+// maxLenMsg sets queue's length limit to n, leaving everything else.
+func maxLenMsg(queue uint16, seq uint32, n uint32) []byte {
+	return newConfigMsg(queue, seq).u32(cfgAttrMaxLen, n).bytes()
+}

@@ -41,11 +41,18 @@
 //
 // # Shutdown
 //
-// Close (or cancelling Run's context) stops taking new packets, keeps reading
-// until the socket stays idle for a short while (or DrainTimeout passes),
-// verdicts everything it read, and only then unbinds: the kernel drops every
-// packet still queued when a queue is unbound. To lose nothing, steer traffic
-// away from the queue first (rules.Manager.SteerAway), then Close.
+// Close (or cancelling Run's context) first quiesces each queue: it sets the
+// kernel's queue length to 0, so every new packet finds the queue full and
+// is accepted unqueued (FlagFailOpen) or dropped, while the packets already
+// queued still take verdicts; it reads until the socket is empty (the kernel
+// applied the limit before the request returned, so nothing more comes) and
+// verdicts them all. Only then does it unbind: the kernel drops every packet
+// still queued when a queue is unbound. With FlagFailOpen a stop loses
+// nothing. Quiesce does the first half alone, for a caller that must act
+// before the unbind (removing a netfilter hook drops every packet queued in
+// the namespace, which costs nothing once the queues are quiesced). A kernel
+// that refuses the limit gets the old drain: read until the socket stays
+// idle for DrainIdle (or DrainTimeout passes).
 //
 // # Privileges
 //

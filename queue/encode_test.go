@@ -158,6 +158,14 @@ func TestBindMsg(t *testing.T) {
 	if got := unbindMsg(5, 10); len(got) != 28 || got[24] != cfgCmdUnbind {
 		t.Fatalf("unbind message % x", got)
 	}
+	want = []byte{
+		28, 0, 0, 0, 2, 3, 5, 0, 11, 0, 0, 0, 0, 0, 0, 0, // len 28, NFQNL_MSG_CONFIG, REQUEST|ACK, seq 11
+		0, 0, 0, 5, // queue 5
+		8, 0, 3, 0, 0, 0, 0, 0, // NFQA_CFG_QUEUE_MAXLEN 0, nothing else
+	}
+	if got := maxLenMsg(5, 11, 0); !bytes.Equal(got, want) {
+		t.Fatalf("queue length message\n% x\nwant\n% x", got, want)
+	}
 }
 
 func BenchmarkEncodeBatch(b *testing.B) {

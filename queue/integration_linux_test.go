@@ -332,8 +332,9 @@ func (e *qenv) testBusy(t *testing.T) {
 
 func (e *qenv) testShutdownUnderLoad(t *testing.T) {
 	e.steer(t, "-p udp --dport 9009 -j NFQUEUE --queue-num 17")
-	// Traffic never stops on its own here, so the drain ends by its timeout
-	// and the unbind drops what is queued then: none of it was seen.
+	// Without FlagFailOpen, the packets that arrive once Close set the
+	// queue length to 0 are dropped by the kernel, unseen; every packet
+	// queued before gets its verdict.
 	q := e.open(t, &Config{Num: 17, DrainTimeout: 300 * time.Millisecond})
 	var seen atomic.Int64
 	run(t, q, func(p *Packet) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -70,16 +71,27 @@ type loop struct {
 	// the kernel's last counters, which vanish with the unbind.
 	beforeUnbind func()
 
+	// quiesceReq asks the loop to quiesce (Queues.Quiesce); quiesced is
+	// closed once it did, or once the loop ended without.
+	quiesceReq atomic.Bool
+	quiesced   chan struct{}
+	quiesceSeq uint32 // sequence number of the queue length 0 request
+	quiesceAck bool   // its acknowledgement arrived
+	quiesceErr int32  // with this error (0: applied)
+
 	dry     bool // the last receive emptied the socket
 	busy    bool // the last receive found a backlog (more than one packet)
 	stop    atomic.Bool
+	halted  chan struct{} // closed with stop set (halt)
+	once    sync.Once
 	limits  [nLogKinds]limiter
 	flushes uint64
 }
 
 func newLoop(fd int, queue uint16, c *Config) *loop {
 	n := c.BatchSize
-	l := &loop{fd: fd, queue: queue, cfg: c, slot: recvSlotSize(c)}
+	l := &loop{fd: fd, queue: queue, cfg: c, slot: recvSlotSize(c), quiesced: make(chan struct{}),
+		halted: make(chan struct{})}
 	l.stride = slotStride(l.slot)
 	l.buf = make([]byte, n*l.stride)
 	l.iov = make([]unix.Iovec, n)
@@ -150,6 +162,13 @@ func (l *loop) step() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.take(n)
+	l.flush()
+	return n, nil
+}
+
+// take handles the n datagrams the last receive returned.
+func (l *loop) take(n int) {
 	l.c.recvCalls++
 	for i := range n {
 		m := &l.mm[i]
@@ -159,8 +178,6 @@ func (l *loop) step() (int, error) {
 		}
 		l.datagram(l.buf[i*l.stride : i*l.stride+size])
 	}
-	l.flush()
-	return n, nil
 }
 
 // datagram handles every netlink message in one received skb.
@@ -175,7 +192,12 @@ func (l *loop) datagram(b []byte) {
 		case msgPacket:
 			l.packet(body, trunc)
 		case nlmsgError:
-			if errno, _, ok := nlError(body); ok && errno != 0 {
+			errno, seq, ok := nlError(body)
+			if ok && l.quiesceSeq != 0 && seq == l.quiesceSeq {
+				l.quiesceAck, l.quiesceErr = true, errno
+				continue
+			}
+			if ok && errno != 0 {
 				l.c.kernelErrs++
 				if l.allow(logKernel) {
 					l.cfg.Logger.Warn("nfqueue: kernel rejected a verdict", "queue", l.queue,
@@ -341,6 +363,14 @@ func (l *loop) setTimeout(d time.Duration) error {
 	return unix.SetsockoptTimeval(l.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 }
 
+// halt asks the loop to stop: to drain, unbind and return.
+func (l *loop) halt() {
+	l.once.Do(func() {
+		l.stop.Store(true)
+		close(l.halted)
+	})
+}
+
 // run is the queue's goroutine: it owns a locked OS thread until stop is
 // set, then drains, unbinds and closes the socket.
 func (l *loop) run(h Handler, cpu int) (err error) {
@@ -364,6 +394,14 @@ func (l *loop) run(h Handler, cpu int) (err error) {
 	}
 	l.takeStash()
 	for !l.stop.Load() {
+		if l.quiesceReq.Load() {
+			if err := l.quiesce(); err != nil {
+				return errors.Join(err, l.shutdown())
+			}
+			// Quiesced, the socket gets no packet: wait for Close.
+			<-l.halted
+			break
+		}
 		if _, err := l.step(); err != nil {
 			if ferr := l.recvError(err); ferr != nil {
 				return errors.Join(ferr, l.shutdown())
@@ -386,22 +424,10 @@ func (l *loop) takeStash() {
 	l.flush()
 }
 
-// shutdown drains the socket until it stays idle for DrainIdle (or
-// DrainTimeout passes), verdicting everything, then unbinds and closes.
+// shutdown quiesces the queue (if Quiesce did not already), publishes the
+// counters, then unbinds and closes the socket.
 func (l *loop) shutdown() error {
-	l.takeStash()
-	err := l.setTimeout(l.cfg.DrainIdle)
-	deadline := time.Now().Add(l.cfg.DrainTimeout)
-	for err == nil && time.Now().Before(deadline) {
-		n, rerr := l.step()
-		if rerr == unix.EAGAIN || (rerr == nil && n == 0) {
-			break
-		}
-		if rerr != nil {
-			err = l.recvError(rerr)
-		}
-	}
-	l.flush()
+	err := l.quiesce()
 	l.c.publish(&l.pub)
 	if l.beforeUnbind != nil {
 		l.beforeUnbind()
@@ -414,6 +440,94 @@ func (l *loop) shutdown() error {
 			err = cerr
 		}
 	}
+	return err
+}
+
+// quiesce makes the kernel queue nothing more here and verdicts everything
+// it queued before. It sets the queue length to 0: from then on
+// __nfqnl_enqueue_packet finds the queue full and accepts each new packet
+// unqueued (FlagFailOpen) or drops it, while packets already queued still
+// take their verdicts. The kernel applies the limit under the queue lock
+// before the write returns, and a packet message is on the socket before
+// its entry counts as queued, so once the socket reads empty, every queued
+// packet has been read; their verdicts go out with the last flush. Where
+// the kernel refuses the limit (or its answer was lost to a receive buffer
+// overrun), the loop falls back to reading until the socket stays idle for
+// DrainIdle. Only the first call does anything; it returns an error only
+// when the socket failed.
+func (l *loop) quiesce() error {
+	select {
+	case <-l.quiesced:
+		return nil
+	default:
+	}
+	defer close(l.quiesced)
+	l.takeStash()
+	if l.sock != nil {
+		l.quiesceSeq = l.sock.nextSeq()
+		_, werr := unix.Write(l.fd, maxLenMsg(l.queue, l.quiesceSeq, 0))
+		if werr == nil {
+			if err := l.readDry(); err != nil {
+				return err
+			}
+			if l.quiesceAck && l.quiesceErr == 0 {
+				return nil
+			}
+		}
+		l.cfg.Logger.Warn("nfqueue: kernel did not take queue length 0 at stop; draining until idle",
+			"queue", l.queue, "err", errors.Join(werr, ackErr(l.quiesceAck, l.quiesceErr)))
+	}
+	return l.drainIdle()
+}
+
+// readDry reads and verdicts what is on the socket, without blocking,
+// until it is empty (or DrainTimeout passes).
+func (l *loop) readDry() error {
+	deadline := time.Now().Add(l.cfg.DrainTimeout)
+	for time.Now().Before(deadline) {
+		n, err := l.recv(unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			if ferr := l.recvError(err); ferr != nil {
+				l.flush()
+				return ferr
+			}
+			continue
+		}
+		l.take(n)
+		l.flush()
+	}
+	l.flush()
+	return nil
+}
+
+func ackErr(acked bool, errno int32) error {
+	switch {
+	case !acked:
+		return errors.New("no acknowledgement")
+	case errno != 0:
+		return unix.Errno(-errno)
+	}
+	return nil
+}
+
+// drainIdle reads until the socket stays idle for DrainIdle (or
+// DrainTimeout passes), verdicting everything.
+func (l *loop) drainIdle() error {
+	err := l.setTimeout(l.cfg.DrainIdle)
+	deadline := time.Now().Add(l.cfg.DrainTimeout)
+	for err == nil && time.Now().Before(deadline) {
+		n, rerr := l.step()
+		if rerr == unix.EAGAIN || (rerr == nil && n == 0) {
+			break
+		}
+		if rerr != nil {
+			err = l.recvError(rerr)
+		}
+	}
+	l.flush()
 	return err
 }
 

@@ -104,7 +104,7 @@ func (q *Queues) Run(ctx context.Context, h Handler) error {
 
 func (q *Queues) stopLoops() {
 	for _, l := range q.loops {
-		l.stop.Store(true)
+		l.halt()
 	}
 }
 
@@ -119,8 +119,9 @@ func (q *Queues) finish() {
 	q.mu.Unlock()
 }
 
-// Close stops the queues: it drains, verdicts and unbinds them, waiting for
-// a running Run to return. Without Run, queued packets get DefaultVerdict.
+// Close stops the queues: it quiesces them (unless Quiesce did), so every
+// queued packet gets its verdict, and unbinds them, waiting for a running
+// Run to return. Without Run, queued packets get DefaultVerdict.
 // Close is idempotent.
 func (q *Queues) Close() error {
 	q.mu.Lock()
@@ -149,6 +150,41 @@ func (q *Queues) Close() error {
 	}
 	wg.Wait()
 	q.finish()
+	return errors.Join(errs...)
+}
+
+// Quiesce makes the kernel queue no new packet to these queues, gives every
+// packet already queued its verdict, and returns with the queues still
+// bound, idle. New packets meet a queue of length 0: with FlagFailOpen the
+// kernel accepts them unqueued, without it drops them (counted in
+// Kernel.QueueDropped). Close after Quiesce only unbinds; Close without it
+// quiesces first. Quiesce is for a caller that must act between the drain
+// and the unbind: removing a netfilter hook (an nftables base chain) flushes
+// every queue of the namespace, which costs nothing once they are quiesced.
+// It waits for a running Run's goroutines; without Run, queued packets get
+// DefaultVerdict. After Close it does nothing.
+func (q *Queues) Quiesce() error {
+	q.mu.Lock()
+	if q.state == stateRunning {
+		for _, l := range q.loops {
+			l.quiesceReq.Store(true)
+		}
+		q.mu.Unlock()
+		for _, l := range q.loops {
+			<-l.quiesced
+		}
+		return nil
+	}
+	defer q.mu.Unlock()
+	if q.state == stateClosed {
+		return nil
+	}
+	errs := make([]error, len(q.loops))
+	var wg sync.WaitGroup
+	for i, l := range q.loops {
+		wg.Go(func() { errs[i] = l.quiesce() })
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -375,7 +375,12 @@ func (d *daemon) shutdown(s os.Signal, sigs chan os.Signal) error {
 		d.log.Error("stop incomplete", "err", err)
 		return err
 	}
-	d.log.Info("stopped", "took", time.Since(t0).Round(time.Millisecond))
+	var packets uint64
+	for _, q := range d.e.Stats().Queues {
+		packets += q.Packets
+	}
+	// The final count: the queues were drained and unbound.
+	d.log.Info("stopped", "took", time.Since(t0).Round(time.Millisecond), "packets", packets)
 	return nil
 }
 

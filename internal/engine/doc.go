@@ -14,7 +14,7 @@
 //	hits := e.RuleHits()         // per rule, policy order, then (default) (invalid) (pending) (stage)
 //	n := e.Hits("rule-name")     // one rule's decisions, kept across reloads
 //	tr := e.Trace(raw, &meta)    // which rule decides raw, and why (own pipeline)
-//	err = e.Close()              // steer away, drain, unbind, remove table, detach XDP
+//	err = e.Close()              // quiesce queues, drain, remove table, unbind, detach XDP
 //
 // New validates, binds every queue or none, compiles the policy, installs
 // the rules and attaches XDP; on failure it undoes what it did in reverse

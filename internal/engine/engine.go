@@ -301,11 +301,16 @@ func (e *Engine) Err() error {
 	}
 }
 
-// Close shuts down without losing accepted packets: it steers new traffic
-// away from the queues first (to accept when bypass is configured, else to
-// drop), lets the queue engine give every pending packet its verdict and
-// unbind, stops the block goroutine, removes the nftables table and detaches
-// XDP. It is idempotent and safe to call after a failed Start.
+// Close shuts down without losing a packet it could save. It quiesces the
+// queues first: the kernel queues nothing more to them (a queue of length 0:
+// new packets are accepted unqueued with queue.fail_open, dropped without)
+// and every packet already queued gets its verdict. Only then does it remove
+// the nftables table: deleting its base chains unregisters netfilter hooks,
+// which makes the kernel drop every packet queued in the namespace, and the
+// quiesced queues hold none. Removing the table before the unbind also means
+// no packet meets a queue rule without a listener (dropped without
+// rules.bypass). The block goroutine stops before the table goes; the
+// queues are unbound and XDP detached last. It is idempotent and safe to call after a failed Start.
 func (e *Engine) Close() error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -314,9 +319,20 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	var errs []error
+	if e.q != nil {
+		if err := e.q.Quiesce(); err != nil {
+			errs = append(errs, fmt.Errorf("quiesce queues: %w", err))
+		}
+	}
+	// Quiesced queues call no handler: no new block requests.
+	if e.blockDone != nil {
+		// blockCh stays open: a late Handle (offline users) must not panic.
+		close(e.blockStop)
+		<-e.blockDone
+	}
 	if e.rules != nil {
-		if err := e.rules.SteerAway(); err != nil {
-			errs = append(errs, fmt.Errorf("steer traffic away from the queues: %w", err))
+		if err := e.rules.Remove(); err != nil {
+			errs = append(errs, fmt.Errorf("remove nftables table %q: %w", e.set.rules.Table, err))
 		}
 	}
 	if e.q != nil {
@@ -333,16 +349,6 @@ func (e *Engine) Close() error {
 		case <-e.runDone:
 		default:
 			close(e.runDone)
-		}
-	}
-	if e.blockDone != nil {
-		// blockCh stays open: a late Handle (offline users) must not panic.
-		close(e.blockStop)
-		<-e.blockDone
-	}
-	if e.rules != nil {
-		if err := e.rules.Remove(); err != nil {
-			errs = append(errs, fmt.Errorf("remove nftables table %q: %w", e.set.rules.Table, err))
 		}
 	}
 	if e.xdp != nil {
