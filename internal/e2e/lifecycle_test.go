@@ -154,6 +154,10 @@ func stopUnderLoad(t *testing.T, top *topo.Topology, d *daemon) {
 	queued := d.stoppedPackets()
 	t.Logf("sent %d (%d before qguard exited, %v after SIGTERM); qguard queued %d (%d before SIGTERM)",
 		sent, exited, took.Round(time.Millisecond), queued, before)
+	if took > 500*time.Millisecond {
+		tail := d.log.String()
+		t.Logf("slow stop (%v); the end of the daemon log:\n%s", took, tail[max(0, len(tail)-3000):])
+	}
 	if before == 0 || queued < before || queued > uint64(exited) {
 		t.Errorf("qguard queued %d packets (%d before SIGTERM), %d were sent before it exited", queued, before, exited)
 	}

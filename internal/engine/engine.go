@@ -319,10 +319,12 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	var errs []error
+	t0 := time.Now()
 	if e.q != nil {
 		if err := e.q.Quiesce(); err != nil {
 			errs = append(errs, fmt.Errorf("quiesce queues: %w", err))
 		}
+		e.log.Debug("queues quiesced: every queued packet has its verdict", "took", time.Since(t0))
 	}
 	// Quiesced queues call no handler: no new block requests.
 	if e.blockDone != nil {
@@ -339,6 +341,7 @@ func (e *Engine) Close() error {
 		if err := e.q.Close(); err != nil && !errors.Is(err, queue.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close queues: %w", err))
 		}
+		e.log.Debug("queues unbound", "took", time.Since(t0))
 		if e.cancel != nil {
 			<-e.runDone
 			e.cancel()
