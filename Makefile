@@ -19,8 +19,8 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: test unit fuzz ruletests build docs install uninstall
-test: build unit fuzz ruletests
+.PHONY: test unit fuzz ruletests build docs install uninstall deb deb-test
+test: build unit fuzz ruletests deb-test
 
 build:
 	$(GO) vet ./...
@@ -80,3 +80,22 @@ uninstall:
 	    $(DESTDIR)$(BASHCOMPDIR)/qguard $(DESTDIR)$(ZSHCOMPDIR)/_qguard $(DESTDIR)$(FISHCOMPDIR)/qguard.fish \
 	    $(DESTDIR)$(UNITDIR)/qguard.service
 	rm -rf $(DESTDIR)$(DOCDIR)
+
+# Debian package: the install above staged under /usr, packed by nfpm
+# (go tool nfpm, pinned in go.mod). Man pages are gzipped as Debian wants.
+DEB_VERSION ?= $(shell packaging/version.sh deb)
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+deb:
+	rm -rf bin/deb-root bin/*.deb
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/bin/deb-root PREFIX=/usr \
+	    UNITDIR=/usr/lib/systemd/system ZSHCOMPDIR=/usr/share/zsh/vendor-completions
+	rm -rf bin/deb-root/etc
+	gzip -9n bin/deb-root/usr/share/man/man8/*.8
+	QGUARD_DEB_VERSION=$(DEB_VERSION) GOARCH=$(DEB_ARCH) \
+	    $(GO) tool nfpm package --packager deb --config packaging/nfpm.yaml --target bin/
+	@ls bin/*.deb
+
+# Install the package on this machine (root, dpkg), check what it put
+# where, and purge it again: see packaging/deb-test.sh.
+deb-test: deb
+	packaging/deb-test.sh bin/qguard_$(DEB_VERSION)_$(DEB_ARCH).deb $(VERSION) $(COMMIT)
