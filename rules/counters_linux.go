@@ -11,8 +11,10 @@ import (
 
 // RuleCounter is the packet and byte count of one rule in qguard's table.
 type RuleCounter struct {
-	// Chain is the hook name; Rule the rule's comment without "qguard: ",
-	// e.g. "steer to queue", "offloaded flow accepted", "blocked source".
+	// Chain is the hook name (the rules live in the chain of the current
+	// generation, "<hook>_g<n>"); Rule the rule's comment without
+	// "qguard: ", e.g. "steer to queue", "offloaded flow accepted",
+	// "blocked source". Counters restart with every generation.
 	Chain, Rule    string
 	Packets, Bytes uint64
 }
@@ -49,15 +51,22 @@ func (m *Manager) Counters() ([]RuleCounter, error) {
 
 func countersOf(ch *nftables.Chain, rs []*nftables.Rule) []RuleCounter {
 	var out []RuleCounter
+	hook := ch.Name
+	if stem, _, ok := parseGen(hook); ok {
+		hook = stem
+	}
 	for _, r := range rs {
 		note, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-		rc := RuleCounter{Chain: ch.Name, Rule: strings.TrimPrefix(note, "qguard: ")}
+		rc := RuleCounter{Chain: hook, Rule: strings.TrimPrefix(note, "qguard: ")}
+		counted := false
 		for _, e := range r.Exprs {
 			if c, ok := e.(*expr.Counter); ok {
-				rc.Packets, rc.Bytes = c.Packets, c.Bytes
+				rc.Packets, rc.Bytes, counted = c.Packets, c.Bytes, true
 			}
 		}
-		out = append(out, rc)
+		if counted { // the base chains' jumps have no counter
+			out = append(out, rc)
+		}
 	}
 	return out
 }

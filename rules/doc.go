@@ -6,8 +6,10 @@
 //
 // Everything lives in one table, family inet, named by Config.Table
 // ("qguard" by default). The package never adds, changes or deletes anything
-// outside it. Each configured hook gets a base chain named after the hook
-// (policy accept) holding, in order:
+// outside it. Each configured hook gets a base chain (policy accept) named
+// after the hook, or "<hook>_p<prio>" when that name is on another
+// priority, whose only rule jumps to the hook's chain of the current
+// policy generation: a regular chain "<hook>_g<n>" holding, in order:
 //
 //  1. drops for sources in the sets "block4" and "block6" (elements carry
 //     timeouts; Manager.BlockSource adds them at run time);
@@ -59,28 +61,49 @@
 //
 // # Atomicity
 //
-// A fresh install is one nf_tables batch. A reload (Replace, SteerAway, or
-// Apply over a table left behind) is not, because one batch does not swap
-// a policy atomically (found by experiment on Linux 6.18, see
+// A change (Apply, Replace, SteerAway) switches generations in three
+// batches, each leaving one complete policy in force: (1) the new
+// generation's chains and steering sets (interface sets
+// "steer_iifname_g<n>", "steer_oifname_g<n>"; anonymous sets belong to
+// their rules) are added, with base chains for hooks that have none yet,
+// empty; (2) every base chain is flushed and given the jump to the new
+// generation, in one batch; (3) the old generation's chains and sets are
+// deleted. The block and drop-flow sets belong to no generation and keep
+// their elements.
+//
+// One batch is not enough (found by experiment on Linux 6.18, see
 // TestIntegrationReplaceNoWindow): interval sets (port ranges, prefixes)
 // publish their elements in the set backend's commit step, after the
 // kernel has switched the rule generation, so a new rule looking up a set
-// new in the same batch misses for a moment and the packet meets the
-// chain's accept policy; and nft_do_chain reads the generation once per
-// base chain, so a packet crossing two chains while it switches can meet
-// the new chain's empty old rules and then the old chain's emptied new
-// ones. A reload is therefore make-before-break, three batches that each
-// leave one complete, unchanged copy of the policy on every hook: shadow
-// chains "<hook>_reload" with the new rules are added beside the old
-// chains; the chains named after the hooks are refilled (re-created where
-// the hook or priority changed); the shadow chains are deleted. A renamed
-// table is built complete before the old one is deleted. While two copies
-// are installed a packet may be queued twice (user space accepts it in
-// one chain and the other queues it again); none passes unqueued. A batch
-// that fails leaves the previous copy in force; shadow chains left by a
-// failure are deleted by the next reload. Unregistering a hook (a chain
-// deleted) makes nfnetlink_queue drop the packets waiting in the queues at
-// that moment: dropped, never let through.
+// new in the same batch misses for a moment; hence nothing jumps to a
+// generation before the batch after the one that added it. nft_do_chain
+// reads the rule generation once per base chain and follows jumps in it,
+// so each packet meets the old jump and the old rules or the new jump and
+// the new ones; with one base chain per hook, it is queued once.
+//
+// Base chains are never deleted while qguard runs, because deleting one
+// unregisters its hook, and the kernel then drops every packet queued in
+// every queue of the namespace (nf_queue_nf_hook_drop). A hook that leaves
+// the configuration, or moves to another priority, keeps its old chain,
+// emptied (policy accept), until Remove, which the daemon calls after the
+// queues were drained and unbound; a chain on the new priority is added
+// beside it. A table left by an earlier run, of this layout or of the
+// previous one (rules directly in the base chains, shadow chains
+// "<hook>_reload"), is taken over the same way: matching base chains are
+// refilled with the jump, the others emptied, every regular chain and
+// steering set but the new generation's deleted. A batch that fails
+// leaves the previous policy in force; a leftover is deleted by the next
+// change. Manager.Chains lists the chains the table should hold.
+//
+// Moving a hook to another priority registers a hook while packets may be
+// queued: a packet queued by the old chain and accepted after the switch
+// goes on to the later hooks, the new chain among them if it is on a later
+// priority, and is queued again; nf_reinject resumes at the hook index the
+// packet left, so a chain registered on an earlier priority shifts that
+// index and the packet meets the old (emptied) chain once more. Neither
+// loses a packet. Renaming the table (Replace with another Table) deletes
+// the old table once the new one is in force, which does unregister its
+// hooks; the daemon only renames across a restart.
 //
 // # Privileges
 //

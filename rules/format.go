@@ -118,6 +118,9 @@ func (f *formatter) expr(e expr.Any) {
 		f.parts = append(f.parts, fmt.Sprintf("counter packets %d bytes %d", e.Packets, e.Bytes))
 	case *expr.Verdict:
 		f.parts = append(f.parts, verdictName(e.Kind))
+		if e.Chain != "" {
+			f.parts[len(f.parts)-1] += " " + e.Chain
+		}
 	case *expr.Queue:
 		f.parts = append(f.parts, queueText(e.Num, e.Total, e.Flag&expr.QueueFlagBypass != 0, e.Flag&expr.QueueFlagFanout != 0)+" (nft queue)")
 	case *expr.Target:
@@ -281,6 +284,10 @@ func verdictName(k expr.VerdictKind) string {
 		return "return"
 	case expr.VerdictContinue:
 		return "continue"
+	case expr.VerdictJump:
+		return "jump"
+	case expr.VerdictGoto:
+		return "goto"
 	}
 	return fmt.Sprintf("verdict %d", k)
 }

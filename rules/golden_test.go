@@ -478,3 +478,60 @@ func TestGoldenKernelAnswer(t *testing.T) {
 		t.Fatalf("%d queue rules, want one per chain", n)
 	}
 }
+
+// TestGoldenLayout: Apply adds the base chain (on its hook, no rules) and
+// the generation's regular chain with the rules in one batch, and only in
+// a later batch the base chain's single rule, a jump to the generation.
+// Nothing is ever deleted on the way.
+func TestGoldenLayout(t *testing.T) {
+	_, f := applyFake(t, DefaultConfig(), compatOnly)
+	batch, genRules, jumpBatch := 0, map[int]int{}, -1
+	var jump goldenRule
+	for _, m := range f.msgs {
+		switch msgType(m) {
+		case unix.NFNL_MSG_BATCH_BEGIN:
+			batch++
+		case unix.NFT_MSG_NEWCHAIN:
+			a := attrs(t, m.Data[4:])
+			name := strings.TrimRight(string(a[unix.NFTA_CHAIN_NAME]), "\x00")
+			hook, isBase := a[unix.NFTA_CHAIN_HOOK]
+			switch name {
+			case "forward":
+				want := cat(nla(unix.NFTA_HOOK_HOOKNUM, bu32(unix.NF_INET_FORWARD)), nla(unix.NFTA_HOOK_PRIORITY, bu32(0)))
+				if !isBase || !bytes.Equal(hook, want) {
+					t.Errorf("base chain forward: hook %x, want %x", hook, want)
+				}
+			case "forward_g1":
+				if isBase {
+					t.Errorf("generation chain forward_g1 has a hook: %x", hook)
+				}
+			default:
+				t.Errorf("unexpected chain %q", name)
+			}
+		case unix.NFT_MSG_NEWRULE:
+			r := rulesOf(t, []netlink.Message{m})[0]
+			switch r.chain {
+			case "forward_g1":
+				genRules[batch]++
+			case "forward":
+				jump, jumpBatch = r, batch
+			}
+		case unix.NFT_MSG_DELCHAIN, unix.NFT_MSG_DELTABLE:
+			t.Errorf("message type %d deletes a chain or table", msgType(m))
+		}
+	}
+	if len(genRules) != 1 || genRules[jumpBatch] != 0 || jumpBatch < 0 {
+		t.Fatalf("generation rules per batch %v, jump in batch %d: want the rules in one batch before the jump's", genRules, jumpBatch)
+	}
+	// immediate: NFTA_IMMEDIATE_DREG NFT_REG_VERDICT, NFTA_IMMEDIATE_DATA {
+	// NFTA_DATA_VERDICT { NFTA_VERDICT_CODE NFT_JUMP (-3), NFTA_VERDICT_CHAIN } }.
+	want := cat(nla(unix.NFTA_IMMEDIATE_DREG, bu32(unix.NFT_REG_VERDICT)),
+		nla(unix.NLA_F_NESTED|unix.NFTA_IMMEDIATE_DATA, nla(unix.NLA_F_NESTED|unix.NFTA_DATA_VERDICT,
+			cat(nla(unix.NFTA_VERDICT_CODE, bu32(0xfffffffd)), nla(unix.NFTA_VERDICT_CHAIN, []byte("forward_g1\x00"))))))
+	if len(jump.exprs) != 1 || jump.comment != "qguard: generation 1" {
+		t.Fatalf("base chain rule %+v, want one jump with comment \"qguard: generation 1\"", jump)
+	}
+	if got := exprData(t, jump, "immediate", 0); !bytes.Equal(got, want) {
+		t.Errorf("jump:\n got %x\nwant %x", got, want)
+	}
+}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
+	"sort"
 	"sync"
 	"time"
 
@@ -19,6 +19,9 @@ type Manager struct {
 	caps Capabilities
 	impl QueueImpl
 	dial func() (*nftables.Conn, error)
+	// After an install: the table's base chains (in use or emptied) and
+	// the current generation's chains, for Chains.
+	bases, gen []string
 }
 
 // New validates cfg (nil: DefaultConfig), probes the kernel and picks the
@@ -80,23 +83,24 @@ func (m *Manager) Config() Config {
 	return *m.cfg
 }
 
-// Apply installs the table, its sets and chains in one transaction. A table
-// of the same name left by an earlier run is brought to the configured
-// state the way Replace does it; its block set entries survive.
+// Apply installs the table: its sets, a base chain per hook and the rules
+// in a first generation of regular chains. A table of the same name left
+// by an earlier run (of this or the previous layout) is taken over by a
+// generation switch, like Replace, without unregistering a hook; its block
+// set entries survive.
 func (m *Manager) Apply() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.install(m.cfg, "", false); err != nil {
+	if _, err := m.install(m.cfg, "", false); err != nil {
 		return fmt.Errorf("apply rules: %w", err)
 	}
 	return nil
 }
 
-// Replace switches to cfg (reload) make-before-break (see install and the
-// package documentation): every packet meets the complete old policy or
-// the complete new one, never neither, though while both are installed a
-// packet may be queued twice. Block set entries survive unless the table
-// is renamed.
+// Replace switches to cfg (reload) by a generation switch (see install and
+// the package documentation): every packet meets the complete old policy
+// or the complete new one, once, and no hook is unregistered, so no queued
+// packet is lost. Block set entries survive unless the table is renamed.
 func (m *Manager) Replace(cfg *Config) error {
 	n, err := cfg.normalize()
 	if err != nil {
@@ -112,28 +116,48 @@ func (m *Manager) Replace(cfg *Config) error {
 		m.impl = oldImpl
 		return fmt.Errorf("replace rules: %w: the network namespace cannot change", ErrInvalidConfig)
 	}
-	if err := m.install(n, m.cfg.Table, false); err != nil {
+	switched, err := m.install(n, m.cfg.Table, false)
+	if switched {
+		m.cfg = n
+	} else {
 		m.impl = oldImpl
+	}
+	if err != nil {
 		return fmt.Errorf("replace rules: %w", err)
 	}
-	m.cfg = n
 	return nil
 }
 
-// SteerAway prepares shutdown: with Bypass it replaces the queue rules with
-// accept (make-before-break, like Replace), so no new packet is queued
-// while the handler drains and unbinds; fail-closed configurations (no Bypass) keep queueing,
-// and the kernel drops what no handler takes. Offload and block rules stay.
+// SteerAway prepares shutdown: with Bypass it switches to a generation
+// whose queue rules accept instead, so no new packet is queued while the
+// handler drains and unbinds; fail-closed configurations (no Bypass) keep
+// queueing, and the kernel drops what no handler takes. Offload and block
+// rules stay.
 func (m *Manager) SteerAway() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.cfg.Bypass {
 		return nil
 	}
-	if err := m.install(m.cfg, "", true); err != nil {
+	if _, err := m.install(m.cfg, "", true); err != nil {
 		return fmt.Errorf("steer away: %w", err)
 	}
 	return nil
+}
+
+// Chains returns, sorted, the names of the chains qguard's table holds
+// after the last successful Apply, Replace or SteerAway: every base chain
+// (the ones in use and those emptied, kept until Remove) and the current
+// generation's regular chains. It is nil before Apply and after Remove.
+func (m *Manager) Chains() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.bases)+len(m.gen) == 0 {
+		return nil
+	}
+	out := append(append([]string(nil), m.bases...), m.gen...)
+	sort.Strings(out)
+	return out
 }
 
 // Remove deletes qguard's table and nothing else. Removing a table that is
@@ -141,6 +165,7 @@ func (m *Manager) SteerAway() error {
 func (m *Manager) Remove() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.bases, m.gen = nil, nil
 	return removeTable(m.dial, m.cfg.Table)
 }
 
@@ -201,119 +226,159 @@ func (m *Manager) BlockSource(a netip.Addr, d time.Duration) error {
 	return nil
 }
 
-// install brings the table to cfg. oldTable, when different from
-// cfg.Table, is deleted once the new table is complete.
+// install brings table cfg.Table to cfg by a generation switch, in three
+// transactions that each leave one complete policy in force (see the
+// package documentation, "Reload"):
 //
-// A table that has chains already is changed make-before-break, in three
-// transactions, because one transaction is not enough to swap a policy
-// without a window (found by experiment on Linux 6.18, see
-// TestIntegrationReplaceNoWindow):
+//  1. the new generation's regular chains "<hook>_g<n>", with all rules,
+//     and its steering sets are added beside the old generation, and so are
+//     base chains for hooks that have none yet, empty. Nothing jumps to the
+//     new chains yet, and it must not: interval sets (port ranges, address
+//     prefixes: rbtree and pipapo backends) publish their elements in the
+//     set's commit callback, which the kernel runs after it has switched
+//     the rule generation, so a rule that looks up a set new in the same
+//     transaction misses for a moment (found by experiment on Linux 6.18,
+//     see TestIntegrationReplaceNoWindow);
+//  2. every base chain is flushed and given the one rule that jumps to the
+//     new generation; base chains no hook of cfg uses are only flushed.
+//     nft_do_chain reads the rule generation once per base chain and
+//     follows jumps in it, so a packet meets either the old jump and the
+//     old rules or the new jump and the new rules;
+//  3. the chains and steering sets of every earlier generation are
+//     deleted: regular chains, so no hook is unregistered.
 //
-//   - interval sets (port ranges, address prefixes: rbtree and pipapo
-//     backends) publish their elements in the set's commit callback, which
-//     the kernel runs after it has switched the rule generation; a rule
-//     that is new in the transaction and looks up a set that is new in it
-//     misses for that moment, and the packet falls through to the chain's
-//     accept policy;
-//   - nft_do_chain reads the generation once per base chain, so a packet
-//     that crosses two of them while the generation switches can see a new
-//     chain's empty old-generation rules and then an old chain's emptied
-//     new-generation rules.
+// Base chains are never deleted while qguard runs: deleting one
+// unregisters its hook, and the kernel then drops every packet queued in
+// every queue of the namespace (nf_queue_nf_hook_drop). A hook that
+// leaves the configuration, or moves to another priority, keeps its old
+// chain, empty (policy accept), until Remove. The same steps take over a
+// table left by an earlier run, whether of this layout or of the previous
+// one with the rules in the base chains: matching base chains are kept and
+// refilled, the rest emptied, stale generations deleted.
 //
-// So every transaction leaves one complete, unchanged copy of the policy
-// on each hook: (1) shadow chains "<hook>_reload" with the new rules are
-// added beside the old chains; (2) the chains named after the hooks are
-// refilled, or re-created where the hook or priority changed; (3) the
-// shadow chains are deleted. While both copies are installed a packet can
-// be queued twice (accepted by user space in one chain, queued again by
-// the other); none passes unqueued.
-func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) error {
+// switched reports whether the new generation is in force; it is while
+// err is not nil only when deleting oldTable (not "" and not cfg.Table,
+// deleted once the new table is in force) failed. A failed step 3 is no
+// error: nothing refers to what it leaves, and the next install deletes it.
+func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switched bool, err error) {
 	c, err := m.dial()
 	if err != nil {
-		return err
+		return false, err
 	}
 	t := inetTable(cfg.Table)
 	chains, sets, err := current(c, t)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if len(chains) == 0 {
-		// Nothing installed here: nothing to keep in force meanwhile.
-		b := m.builder(c, cfg, t, sets, nil)
-		if err := b.fill(chains, steerAway); err != nil {
-			return err
+	gen := nextGen(chains, sets)
+	hookOf, added := planBases(t, cfg, chains)
+
+	tab := c.AddTable(t)
+	b := m.builder(c, cfg, tab, sets, gen)
+	if err := b.addSets(); err != nil {
+		return false, err
+	}
+	for _, ch := range added {
+		c.AddChain(ch)
+	}
+	var fresh []*nftables.Chain
+	for _, h := range cfg.Hooks {
+		ch := c.AddChain(&nftables.Chain{Name: genName(h.Name, gen), Table: tab})
+		fresh = append(fresh, ch)
+		if err := b.chainRules(ch, h.Name, steerAway); err != nil {
+			return false, err
 		}
-		if err := c.Flush(); err != nil {
-			return err
+	}
+	if err := c.Flush(); err != nil {
+		return false, fmt.Errorf("add generation %d: %w", gen, err)
+	}
+	for _, ch := range added {
+		chains[ch.Name] = ch
+	}
+	m.bases = nil
+	for _, name := range sortedNames(chains) {
+		ch := chains[name]
+		if !isBase(ch) {
+			continue
 		}
-	} else if err := m.swap(c, cfg, t, chains, sets, steerAway); err != nil {
-		return err
+		m.bases = append(m.bases, name)
+		c.FlushChain(ch)
+		if hook, ok := hookOf[name]; ok {
+			b.jump(ch, genName(hook, gen), gen)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		// Back to the old generation alone; a leftover goes next time.
+		delChains(c, fresh)
+		for _, name := range sortedNames(b.used) {
+			c.DelSet(&nftables.Set{Table: tab, Name: name})
+		}
+		_ = c.Flush()
+		return false, fmt.Errorf("switch to generation %d: %w", gen, err)
+	}
+	m.gen = m.gen[:0]
+	for _, ch := range fresh {
+		m.gen = append(m.gen, ch.Name)
+	}
+	var old []*nftables.Chain
+	for _, name := range sortedNames(chains) {
+		if ch := chains[name]; !isBase(ch) {
+			old = append(old, ch)
+		}
+	}
+	delChains(c, old)
+	n := len(old)
+	for _, name := range sortedNames(sets) {
+		if steerSet(name) {
+			c.DelSet(&nftables.Set{Table: tab, Name: name})
+			n++
+		}
+	}
+	if n > 0 {
+		// The new policy is in force whatever this returns: a leftover
+		// is unreferenced and the next install deletes it.
+		_ = c.Flush()
 	}
 	if oldTable != "" && oldTable != cfg.Table {
-		// The new table is complete; only now the old one goes.
+		// The new table is in force; only now the old one goes (this
+		// unregisters its hooks: a table rename needs no reload-safe path,
+		// the daemon changes the table name only across a restart).
 		c.DelTable(inetTable(oldTable))
 		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("delete table %s: %w", oldTable, err)
+			return true, fmt.Errorf("delete table %s: %w", oldTable, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
-// shadowSuffix names the chains that hold the new rules during a swap.
-const shadowSuffix = "_reload"
-
-// swap is install's make-before-break path for a table with chains.
-func (m *Manager) swap(c *nftables.Conn, cfg *Config, t *nftables.Table, chains map[string]*nftables.Chain, sets map[string]bool, steerAway bool) error {
-	// Shadow chains left by a swap that failed half way go first, in a
-	// transaction of their own (the chains named after hooks are intact).
-	var stale []*nftables.Chain
-	for name, ch := range chains {
-		if strings.HasSuffix(name, shadowSuffix) {
-			stale = append(stale, ch)
-			delete(chains, name)
+// planBases picks the base chain of every hook of cfg: an installed one on
+// the same hook and priority (the one named after the hook first), else a
+// new one, returned in added. hookOf maps the chosen chains to their hooks.
+func planBases(t *nftables.Table, cfg *Config, chains map[string]*nftables.Chain) (hookOf map[string]string, added []*nftables.Chain) {
+	hookOf = map[string]string{}
+	taken := func(name string) bool {
+		_, ok := chains[name]
+		for _, ch := range added {
+			ok = ok || ch.Name == name
 		}
+		return ok
 	}
-	if len(stale) > 0 {
-		delChains(c, stale)
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("delete stale chains: %w", err)
-		}
-	}
-	tab := c.AddTable(t)
-	b1 := m.builder(c, cfg, tab, sets, nil)
-	if err := b1.addSets(); err != nil {
-		return err
-	}
-	var shadows []*nftables.Chain
 	for _, h := range cfg.Hooks {
-		ch := baseChain(tab, h)
-		ch.Name = h.Name + shadowSuffix
-		c.AddChain(ch)
-		shadows = append(shadows, ch)
-		if err := b1.chainRules(ch, h.Name, steerAway); err != nil {
-			return err
+		pick := ""
+		for _, name := range sortedNames(chains) {
+			if onHook(chains[name], h) && (pick == "" || name == h.Name) {
+				pick = name
+			}
 		}
+		if pick == "" {
+			ch := baseChain(t, h)
+			ch.Name = baseName(h, taken)
+			added = append(added, ch)
+			pick = ch.Name
+		}
+		hookOf[pick] = h.Name
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("add new chains: %w", err)
-	}
-	// The steering sets filled in step 1 keep their elements. (Those are
-	// the interface-name sets, hash sets whose elements the kernel switches
-	// with the rule generation.)
-	b2 := m.builder(c, cfg, tab, sets, b1.used)
-	if err := b2.fill(chains, steerAway); err != nil {
-		return err
-	}
-	if err := c.Flush(); err != nil {
-		delChains(c, shadows)
-		_ = c.Flush() // back to the old rules; a leftover is removed next time
-		return err
-	}
-	delChains(c, shadows)
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete chains %s*: %w", shadows[0].Name, err)
-	}
-	return nil
+	return hookOf, added
 }
 
 func delChains(c *nftables.Conn, chs []*nftables.Chain) {
@@ -323,16 +388,14 @@ func delChains(c *nftables.Conn, chs []*nftables.Chain) {
 	}
 }
 
-// builder returns a builder for one transaction on c; used, when not nil,
-// names the steering sets an earlier transaction of the same swap filled.
-func (m *Manager) builder(c *nftables.Conn, cfg *Config, t *nftables.Table, sets, used map[string]bool) *builder {
-	if used == nil {
-		used = map[string]bool{}
-	}
-	return &builder{c: c, cfg: cfg, impl: m.impl, t: t, sets: sets, used: used}
+// builder returns a builder for one transaction on c, for generation gen;
+// sets names the sets the table holds.
+func (m *Manager) builder(c *nftables.Conn, cfg *Config, t *nftables.Table, sets map[string]bool, gen uint64) *builder {
+	return &builder{c: c, cfg: cfg, impl: m.impl, t: t, sets: sets, used: map[string]bool{}, gen: gen}
 }
 
-// addSets adds the block and drop-flow sets the table lacks.
+// addSets adds the block and drop-flow sets the table lacks. They belong
+// to no generation: their elements outlive every reload.
 func (b *builder) addSets() error {
 	s4, s6 := blockSets(b.t, b.cfg.BlockSetTimeout)
 	d4, d6 := dropFlowSets(b.t, b.cfg.FlowTimeout)
@@ -341,43 +404,8 @@ func (b *builder) addSets() error {
 			if err := b.c.AddSet(s, nil); err != nil {
 				return fmt.Errorf("add set %s: %w", s.Name, err)
 			}
-			b.sets[s.Name] = true
 		}
 	}
-	return nil
-}
-
-// fill queues the messages that bring the chains named after hooks to
-// b.cfg: chains no longer configured, or whose hook or priority changed,
-// are deleted (and re-created), the others flushed and refilled.
-func (b *builder) fill(chains map[string]*nftables.Chain, steerAway bool) error {
-	b.t = b.c.AddTable(b.t)
-	if err := b.addSets(); err != nil {
-		return err
-	}
-	want := map[string]bool{}
-	for _, h := range b.cfg.Hooks {
-		want[h.Name] = true
-	}
-	for name, ch := range chains {
-		if !want[name] || !sameHook(ch, b.cfg) {
-			b.c.FlushChain(ch)
-			b.c.DelChain(ch)
-			delete(chains, name)
-		}
-	}
-	for _, h := range b.cfg.Hooks {
-		ch, ok := chains[h.Name]
-		if ok {
-			b.c.FlushChain(ch)
-		} else {
-			ch = b.c.AddChain(baseChain(b.t, h))
-		}
-		if err := b.chainRules(ch, h.Name, steerAway); err != nil {
-			return err
-		}
-	}
-	b.dropUnusedSets()
 	return nil
 }
 
@@ -414,17 +442,4 @@ func current(c *nftables.Conn, t *nftables.Table) (map[string]*nftables.Chain, m
 		sets[s.Name] = true
 	}
 	return chains, sets, nil
-}
-
-// sameHook reports whether an installed chain matches the configured hook
-// and priority of the same name (both are immutable in the kernel).
-func sameHook(ch *nftables.Chain, cfg *Config) bool {
-	for _, h := range cfg.Hooks {
-		if h.Name != ch.Name {
-			continue
-		}
-		return ch.Hooknum != nil && uint32(*ch.Hooknum) == hookNums[h.Name] &&
-			ch.Priority != nil && int32(*ch.Priority) == h.Priority && ch.Type == nftables.ChainTypeFilter
-	}
-	return false
 }

@@ -35,8 +35,9 @@ type builder struct {
 	impl QueueImpl
 	t    *nftables.Table
 	// sets are the named sets already in the table; used collects the
-	// steering sets this transaction fills.
+	// steering sets this transaction adds, all of generation gen.
 	sets, used map[string]bool
+	gen        uint64
 }
 
 func inetTable(name string) *nftables.Table {
@@ -71,6 +72,11 @@ func comment(s string) []byte {
 	return userdata.AppendString(nil, userdata.TypeComment, "qguard: "+s)
 }
 
+// jump makes base chain ch jump to target, the chain of generation gen.
+func (b *builder) jump(ch *nftables.Chain, target string, gen uint64) {
+	b.rule(ch, fmt.Sprintf("generation %d", gen), one(&expr.Verdict{Kind: expr.VerdictJump, Chain: target}))
+}
+
 // rule adds one rule to ch.
 func (b *builder) rule(ch *nftables.Chain, note string, exprs ...[]expr.Any) {
 	var all []expr.Any
@@ -89,8 +95,8 @@ var families = []struct {
 	dropSet string
 }{{unix.NFPROTO_IPV4, false, DropFlow4Set}, {unix.NFPROTO_IPV6, true, DropFlow6Set}}
 
-// chainRules adds the rules of one base chain; steerAway replaces the queue
-// verdict with accept.
+// chainRules adds the rules of hook's generation chain ch; steerAway
+// replaces the queue verdict with accept.
 func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) error {
 	m := b.cfg.Marks
 	counter := func() expr.Any { return &expr.Counter{} }
@@ -292,9 +298,10 @@ func (b *builder) addrMatch(v6 bool) (_ []expr.Any, ok bool, _ error) {
 	return out, true, nil
 }
 
-// Names of the interface sets. They are named rather than anonymous so the
-// set can say its keys are host-endian strings and `nft list` shows the
-// names (anonymous sets are always marked big-endian by the library).
+// Stems of the interface sets' names (each generation has its own, see
+// genName). They are named rather than anonymous so the set can say its
+// keys are host-endian strings and `nft list` shows the names (anonymous
+// sets are always marked big-endian by the library).
 const (
 	inIfSet  = "steer_iifname"
 	outIfSet = "steer_oifname"
@@ -310,6 +317,9 @@ func (b *builder) ifMatch(key expr.MetaKey, names []string) ([]expr.Any, error) 
 	if key == expr.MetaKeyOIFNAME {
 		name = outIfSet
 	}
+	if b.gen > 0 { // 0: the previous layout's unsuffixed name (tests only)
+		name = genName(name, b.gen)
+	}
 	s := &nftables.Set{Table: b.t, Name: name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	el := make([]nftables.SetElement, 0, len(names))
 	for _, n := range names {
@@ -317,26 +327,9 @@ func (b *builder) ifMatch(key expr.MetaKey, names []string) ([]expr.Any, error) 
 	}
 	if !b.used[name] {
 		b.used[name] = true
-		var err error
-		if b.sets[name] {
-			b.c.FlushSet(s)
-			err = b.c.SetAddElements(s, el)
-		} else {
-			err = b.c.AddSet(s, el)
-		}
-		if err != nil {
+		if err := b.c.AddSet(s, el); err != nil {
 			return nil, fmt.Errorf("add set %s: %w", name, err)
 		}
 	}
 	return one(load, &expr.Lookup{SourceRegister: 1, SetName: name}), nil
-}
-
-// dropUnusedSets deletes steering sets of an earlier configuration; it runs
-// after the chains were flushed so no rule refers to them any more.
-func (b *builder) dropUnusedSets() {
-	for _, name := range []string{inIfSet, outIfSet} {
-		if b.sets[name] && !b.used[name] {
-			b.c.DelSet(&nftables.Set{Table: b.t, Name: name})
-		}
-	}
 }

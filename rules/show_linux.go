@@ -56,7 +56,13 @@ func ShowNS(netnsFd int, table string) (string, error) {
 	for n := range chains {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return hookOrder(chains[names[i]]) < hookOrder(chains[names[j]]) })
+	sort.Slice(names, func(i, j int) bool {
+		a, b := chainOrder(chains[names[i]]), chainOrder(chains[names[j]])
+		if a != b {
+			return a < b
+		}
+		return genOf(names[i]) < genOf(names[j]) || genOf(names[i]) == genOf(names[j]) && names[i] < names[j]
+	})
 	for _, n := range names {
 		if err := showChain(&b, c, t, chains[n]); err != nil {
 			return "", err
@@ -66,11 +72,27 @@ func ShowNS(netnsFd int, table string) (string, error) {
 	return b.String(), nil
 }
 
-func hookOrder(ch *nftables.Chain) uint32 {
+// chainOrder lists the base chains by hook and priority, then the
+// generation chains by hook.
+func chainOrder(ch *nftables.Chain) int64 {
 	if ch.Hooknum == nil {
-		return 99
+		stem, _, _ := parseGen(ch.Name)
+		n, ok := hookNums[stem]
+		if !ok {
+			n = 99
+		}
+		return 1<<40 + int64(n)
 	}
-	return uint32(*ch.Hooknum)
+	var prio int64
+	if ch.Priority != nil {
+		prio = int64(int32(*ch.Priority))
+	}
+	return int64(*ch.Hooknum)<<33 + prio
+}
+
+func genOf(name string) uint64 {
+	_, n, _ := parseGen(name)
+	return n
 }
 
 func showSets(b *strings.Builder, c *nftables.Conn, t *nftables.Table) error {
@@ -98,11 +120,23 @@ func showChain(b *strings.Builder, c *nftables.Conn, t *nftables.Table, ch *nfta
 	}
 	fmt.Fprintf(b, "\tchain %s {\n", ch.Name)
 	if ch.Hooknum != nil && ch.Priority != nil {
-		fmt.Fprintf(b, "\t\ttype filter hook %s priority %d; policy accept;\n", ch.Name, *ch.Priority)
+		fmt.Fprintf(b, "\t\ttype %s hook %s priority %d; policy %s;\n", ch.Type, hookName(ch), int32(*ch.Priority), policyName(ch))
+	}
+	if ch.Hooknum != nil && len(rs) == 0 {
+		// A hook the configuration no longer uses: deleting the chain would
+		// make the kernel drop every queued packet.
+		b.WriteString("\t\t# empty, kept registered until qguard stops\n")
 	}
 	for _, r := range rs {
 		fmt.Fprintf(b, "\t\t%s\n", formatRule(r))
 	}
 	b.WriteString("\t}\n")
 	return nil
+}
+
+func policyName(ch *nftables.Chain) string {
+	if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
+		return "drop"
+	}
+	return "accept"
 }
