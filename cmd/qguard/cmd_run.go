@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/metrics"
+	"github.com/qguard/qguard/rules"
 )
 
 type runFlags struct {
@@ -57,13 +59,19 @@ SIGNALS
     SIGHUP     reload FILE: it is validated and compiled first; a bad file
                keeps the running policy (the log says why). A good one
                replaces the rules in one nftables transaction and swaps
-               every queue's pipeline atomically; no packet is lost.
+               every queue's pipeline atomically; no packet is lost. A
+               SIGHUP during a reload asks for one more after it.
     SIGTERM, SIGINT
                graceful stop: steer new traffic away from the queues (to
                accept with rules.bypass, else to drop), give every pending
                packet its verdict, unbind, delete the table, detach XDP.
-               A second signal during the stop exits at once (the table may
-               stay behind: "qguard rules flush" removes it).
+               A reload in progress is abandoned, never waited for.
+               Stop signals within 1s of the first are the same request
+               (GNU timeout signals the process and then its group). One
+               sent later during the stop exits at once, saying what
+               stays behind: the table, with the queues unbound (the kernel
+               accepts with rules.bypass, else drops, what it queues);
+               "qguard rules flush" removes it.
     SIGKILL, crash
                the table stays. With rules.bypass (fail-open, the default)
                the kernel accepts what would have been queued; without it
@@ -185,7 +193,7 @@ func runDaemon(cmd *cobra.Command, f *runFlags) error {
 	slog.SetDefault(log)
 	// The sockets come first: a second qguard (or a taken port) fails here,
 	// before anything in the kernel is touched.
-	d := &daemon{log: log, path: f.config, cmd: cmd, flags: f, rs: rs}
+	d := &daemon{log: log, path: f.config, cmd: cmd, flags: f, rs: rs, load: loadConfig, grace: forceGrace, exit: os.Exit}
 	if err := d.listen(rs); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -248,17 +256,30 @@ func resolveRun(cmd *cobra.Command, f *runFlags, cfg *config.File) runSettings {
 	return rs
 }
 
+// forceGrace is how soon after the first stop signal another one still
+// counts as the same request. GNU timeout, shells and supervisors may
+// signal the process and then its process group, so two copies arrive
+// together; only a second signal sent on purpose, later, forces an exit.
+const forceGrace = time.Second
+
 // daemon is `qguard run` around an engine: signals, control socket, metrics.
 type daemon struct {
-	mu    sync.Mutex // guards e while start-up publishes it
-	cmd   *cobra.Command
-	flags *runFlags
-	rs    runSettings // the daemon-level settings in force
-	e     *engine.Engine
-	log   *slog.Logger
-	path  string
-	ctl   net.Listener
-	ms    *metrics.Server
+	mu       sync.Mutex // guards e while start-up publishes it
+	cmd      *cobra.Command
+	flags    *runFlags
+	rs       runSettings // the daemon-level settings in force
+	e        *engine.Engine
+	log      *slog.Logger
+	path     string
+	ctl      net.Listener
+	ms       *metrics.Server
+	stopping atomic.Bool
+
+	// Replaced by tests: how the file is loaded, how long a second stop
+	// signal is taken for the first, and how the process exits at once.
+	load  func(string) (*config.File, error)
+	grace time.Duration
+	exit  func(code int)
 }
 
 func (d *daemon) listen(rs runSettings) error {
@@ -300,10 +321,14 @@ func (d *daemon) stop() error {
 // Reload implements engine.ControlHandler: load the file again and swap.
 func (d *daemon) Reload() error {
 	_ = engine.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-	defer engine.Notify("READY=1")
+	defer func() {
+		if !d.stopping.Load() { // a reload outlived by the stop must not say ready
+			_ = engine.Notify("READY=1")
+		}
+	}()
 	var cfg *config.File
 	err := d.e.ReloadFrom(func() (c *config.File, err error) {
-		cfg, err = loadConfig(d.path)
+		cfg, err = d.load(d.path)
 		return cfg, err
 	})
 	if err == nil {
@@ -339,16 +364,43 @@ func (d *daemon) Stats() engine.Stats {
 	return e.Stats()
 }
 
+// loop serves signals until a stop signal or a queue failure. A SIGHUP
+// reload runs beside it, so a slow or hung reload never delays a stop; a
+// SIGHUP during a reload asks for one more after it.
 func (d *daemon) loop(sigs chan os.Signal) error {
+	var reloading chan struct{} // closed when the running reload ends; nil: none
+	again := false
+	reload := func() {
+		done := make(chan struct{})
+		reloading = done
+		go func() {
+			defer close(done)
+			_ = d.Reload() // the engine logs the outcome
+		}()
+	}
 	for {
 		select {
 		case s := <-sigs:
-			if s == syscall.SIGHUP {
-				d.log.Info("SIGHUP: reloading", "config", configName(d.path))
-				_ = d.Reload() // the engine logs the outcome
+			if s != syscall.SIGHUP {
+				if reloading != nil {
+					d.log.Warn("stop signal during a reload: the reload is abandoned", "signal", s.String())
+				}
+				return d.shutdown(s, sigs)
+			}
+			if reloading != nil {
+				d.log.Info("SIGHUP during a reload: reloading again when it ends")
+				again = true
 				continue
 			}
-			return d.shutdown(s, sigs)
+			d.log.Info("SIGHUP: reloading", "config", configName(d.path))
+			reload()
+		case <-reloading:
+			reloading = nil
+			if again {
+				again = false
+				d.log.Info("reloading again", "config", configName(d.path))
+				reload()
+			}
 		case <-d.e.Done():
 			err := d.e.Err()
 			d.log.Error("queues stopped", "err", err)
@@ -358,18 +410,11 @@ func (d *daemon) loop(sigs chan os.Signal) error {
 }
 
 func (d *daemon) shutdown(s os.Signal, sigs chan os.Signal) error {
+	d.stopping.Store(true)
+	t0 := time.Now()
 	d.log.Info("stopping", "signal", s.String())
 	_ = engine.Notify("STOPPING=1")
-	go func() {
-		for s := range sigs {
-			if s == syscall.SIGHUP {
-				continue
-			}
-			d.log.Error("second signal during stop: exiting now; \"qguard rules flush\" removes what stayed", "signal", s.String())
-			os.Exit(1)
-		}
-	}()
-	t0 := time.Now()
+	go d.watchForce(sigs, t0, d.leftBehind())
 	err := errors.Join(d.e.Close(), d.stop())
 	if err != nil {
 		d.log.Error("stop incomplete", "err", err)
@@ -382,6 +427,51 @@ func (d *daemon) shutdown(s os.Signal, sigs chan os.Signal) error {
 	// The final count: the queues were drained and unbound.
 	d.log.Info("stopped", "took", time.Since(t0).Round(time.Millisecond), "packets", packets)
 	return nil
+}
+
+// watchForce exits at once on a stop signal that comes at least d.grace
+// after the first (t0), saying what stays behind; earlier ones are the
+// same request delivered twice.
+func (d *daemon) watchForce(sigs <-chan os.Signal, t0 time.Time, leave string) {
+	for s := range sigs {
+		if s == syscall.SIGHUP {
+			continue
+		}
+		if since := time.Since(t0); since < d.grace {
+			d.log.Info("another stop signal within "+d.grace.String()+" of the first: same request, still stopping; send one later to exit at once",
+				"signal", s.String(), "after", since.Round(time.Millisecond))
+			continue
+		}
+		d.log.Error("second stop signal: exiting now, without finishing the stop. "+leave, "signal", s.String())
+		d.exit(1)
+	}
+}
+
+// leftBehind says what an immediate exit leaves in the kernel and how to
+// clean up.
+func (d *daemon) leftBehind() string {
+	num, count := d.e.Queues()
+	rc, installed := d.e.RulesConfig()
+	return leftBehindMsg(num, count, rc, installed)
+}
+
+func leftBehindMsg(num, count uint16, rc rules.Config, installed bool) string {
+	queues := fmt.Sprintf("queues %d..%d", num, num+count-1)
+	if !installed {
+		return "No table of qguard's is installed; " + queues + " are unbound as the process exits, so the kernel drops " +
+			"what your own rules queue to them (unless those rules set the bypass flag) and what is still queued."
+	}
+	fate := "drops (rules.bypass is off: fail-closed)"
+	if rc.Bypass {
+		fate = "accepts, unfiltered (rules.bypass: fail-open),"
+	}
+	flush := "qguard rules flush"
+	if rc.Table != "qguard" {
+		flush += " --table " + rc.Table
+	}
+	return fmt.Sprintf("Table inet %s stays; %s are unbound as the process exits, so the kernel now %s "+
+		"the packets the table queues to them and drops those still queued. Remove the table with %q "+
+		"(in this network namespace) or start qguard again.", rc.Table, queues, fate, flush)
 }
 
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd's

@@ -98,7 +98,8 @@ type Engine struct {
 
 	started                 time.Time
 	reloads, reloadFailures atomic.Uint64
-	reloadMu                sync.Mutex // serializes Reload and Close
+	loadMu                  sync.Mutex // orders reloads; held while loading, which Close does not wait for
+	reloadMu                sync.Mutex // serializes applying a reload and Close
 	lastReload              time.Time
 	lastReloadErr           string
 	runDone                 chan struct{}
@@ -411,3 +412,12 @@ func (e *Engine) Marks() rules.Marks { return e.marks }
 
 // RulesInstalled says whether the engine installed nftables rules.
 func (e *Engine) RulesInstalled() bool { return e.rules != nil }
+
+// RulesConfig returns the configuration of the installed table (its name,
+// whether it fails open), false when the engine installed none.
+func (e *Engine) RulesConfig() (rules.Config, bool) {
+	if e.rules == nil {
+		return rules.Config{}, false
+	}
+	return e.rules.Config(), true
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/verdict"
 )
 
 // Reload replaces the policy and the rules with cfg's. It validates and
@@ -23,11 +24,16 @@ func (e *Engine) Reload(cfg *config.File) error {
 }
 
 // ReloadFrom is Reload with the loading inside the reload: load (e.g.
-// config.Load of the daemon's file) runs under the reload lock, and its
-// failure counts as a failed reload in Stats and the metrics.
+// config.Load of the daemon's file) runs as part of it, and its failure
+// counts as a failed reload in Stats and the metrics.
+//
+// Loading and compiling run outside the lock Close takes, so a slow or hung
+// load (a big prefix set, a stalled file system) never holds up a stop: a
+// reload that finishes after Close returns ErrClosed and changes nothing.
+// Reloads are still applied one at a time, in the order they started.
 func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
-	e.reloadMu.Lock()
-	defer e.reloadMu.Unlock()
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
 	cfg, err := load()
 	var set *settings
 	if err == nil && cfg == nil {
@@ -36,8 +42,17 @@ func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
 	if err == nil {
 		set, err = newSettings(cfg, &e.opts)
 	}
+	var compiled *verdict.Compiled
 	if err == nil {
-		err = e.swap(set)
+		compiled, err = compile(set)
+	}
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if err == nil {
+		err = e.swap(set, compiled)
 	}
 	if err == nil {
 		e.cfg = cfg
@@ -47,9 +62,18 @@ func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
 
 // reloadSettings is ReloadFrom for settings built without a file (tests).
 func (e *Engine) reloadSettings(set *settings) error {
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	compiled, err := compile(set)
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	return e.recordReload(e.swap(set))
+	if e.closed {
+		return ErrClosed
+	}
+	if err == nil {
+		err = e.swap(set, compiled)
+	}
+	return e.recordReload(err)
 }
 
 func (e *Engine) recordReload(err error) error {
@@ -66,16 +90,18 @@ func (e *Engine) recordReload(err error) error {
 	return nil
 }
 
-// swap compiles set's policy, replaces the rules and publishes the policy.
-// Called with reloadMu held.
-func (e *Engine) swap(set *settings) error {
-	if e.closed {
-		return ErrClosed
-	}
+// compile compiles set's policy.
+func compile(set *settings) (*verdict.Compiled, error) {
 	compiled, err := set.compiled()
 	if err != nil {
-		return fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
 	}
+	return compiled, nil
+}
+
+// swap replaces the rules with set's and publishes its compiled policy.
+// Called with reloadMu held, the engine not closed.
+func (e *Engine) swap(set *settings, compiled *verdict.Compiled) error {
 	e.keepRestartOnly(set)
 	if e.rules != nil {
 		if !set.installRules {

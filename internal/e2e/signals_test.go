@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// noQguardTable fails the test if a qguard table is in the firewall.
+func noQguardTable(t *testing.T, d *daemon, when string) {
+	t.Helper()
+	if out, err := d.fw.Output("nft", "list", "tables"); err != nil || strings.Contains(out, "qguard") {
+		t.Errorf("%s: table left behind: %q %v", when, out, err)
+	}
+}
+
+// TestIntegrationStopTwoSignals: two stop signals delivered together are
+// one request: the daemon stops cleanly (table removed, exit 0) instead of
+// exiting at once with the table in place.
+func TestIntegrationStopTwoSignals(t *testing.T) {
+	top := newTopo(t, "qe2s")
+	d := startDaemon(t, top, "")
+	if err := ping(top.Client, top.ServerIP4.String(), 1); err != nil {
+		t.Fatalf("ping through the daemon: %v", err)
+	}
+	d.signal(syscall.SIGTERM)
+	d.signal(syscall.SIGINT)
+	if err := d.wait(10 * time.Second); err != nil {
+		t.Fatalf("exit: %v, want a clean stop\n%s", err, d.log.String())
+	}
+	if s := d.log.String(); !strings.Contains(s, `"msg":"stopped"`) || strings.Contains(s, "exiting now") {
+		t.Errorf("not a clean stop:\n%s", s)
+	}
+	noQguardTable(t, d, "after two signals")
+}
+
+// TestIntegrationStopUnderTimeout: GNU timeout signals the daemon and then
+// its own process group, so two SIGTERMs arrive together; the daemon stops
+// cleanly and removes its table.
+func TestIntegrationStopUnderTimeout(t *testing.T) {
+	top := newTopo(t, "qeto")
+	if _, err := exec.LookPath("timeout"); err != nil {
+		t.Skip("no GNU timeout")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := top.Firewall.Command(ctx, "timeout", "-s", "TERM", "2", qguardBin, "run", "--log-format", "json",
+		"--control", filepath.Join(dir, "c.sock"), "--metrics", "").CombinedOutput()
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	// 124: timeout's "the command timed out", after the command exited 0.
+	if code != 124 || !strings.Contains(string(out), `"msg":"stopped"`) || strings.Contains(string(out), "exiting now") {
+		t.Errorf("under timeout: exit %d (%v), want 124 after a clean stop:\n%s", code, err, out)
+	}
+	if tables, err := top.Firewall.Output("nft", "list", "tables"); err != nil || strings.Contains(tables, "qguard") {
+		t.Errorf("table left behind: %q %v", tables, err)
+	}
+}
+
+// TestIntegrationReloadFIFO: a reload whose prefix set file is a FIFO fails
+// at once (the running policy stays) instead of hanging, and SIGTERM then
+// stops cleanly.
+func TestIntegrationReloadFIFO(t *testing.T) {
+	top := newTopo(t, "qeff")
+	d := startDaemon(t, top, "policy:\n  default: accept\n")
+	fifo := filepath.Join(filepath.Dir(d.cfgPath), "set.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.writeConfig("policy:\n  default: accept\n  sets:\n    bad: {file: " + fifo + "}\n")
+	if d.reload() {
+		t.Fatalf("a FIFO as a prefix set file was accepted:\n%s", d.log.String())
+	}
+	if !strings.Contains(d.log.String(), "not a regular file (it is a FIFO)") {
+		t.Errorf("the failed reload does not say why:\n%s", d.log.String())
+	}
+	if err := ping(top.Client, top.ServerIP4.String(), 1); err != nil {
+		t.Errorf("running policy lost after the failed reload: %v", err)
+	}
+	d.signal(syscall.SIGTERM)
+	if err := d.wait(10 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	noQguardTable(t, d, "after SIGTERM")
+}
