@@ -12,6 +12,7 @@ const (
 	L7NeedMore                    // the message is cut short; a later segment may complete it
 	L7NotProtocol                 // the payload is not this protocol
 	L7Malformed                   // the payload claims to be this protocol but breaks its rules
+	L7TooLarge                    // the message exceeds the reassembly bound, or no buffer was free
 	numL7Status
 )
 
@@ -22,6 +23,7 @@ var l7StatusNames = [numL7Status]string{
 	L7NeedMore:    "need more data",
 	L7NotProtocol: "not this protocol",
 	L7Malformed:   "malformed",
+	L7TooLarge:    "too large to reassemble",
 }
 
 // String returns a short constant description of s.

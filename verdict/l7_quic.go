@@ -1,0 +1,400 @@
+package verdict
+
+import "encoding/binary"
+
+// A QUIC client opens a connection with Initial packets (RFC 9000 17.2.2,
+// RFC 9369 3.2), several of which may be coalesced in one UDP datagram:
+//
+//	byte 0:   1 | fixed(1) | type(2) | reserved(2) | pn length - 1 (2)   (low 4 bits protected)
+//	version(4)                1: Initial type 0;  0x6b3343cf (v2): Initial type 1
+//	DCID length(1) | DCID     at most 20 bytes in v1 and v2
+//	SCID length(1) | SCID
+//	token length(varint) | token                  Initial only
+//	length(varint)            of packet number and payload
+//	packet number(1..4)       protected
+//	payload                   AES-128-GCM; frames, among them CRYPTO(offset, length, data)
+//
+// The CRYPTO frames carry the TLS ClientHello, split and reordered as the
+// client likes, across packets and datagrams.
+const (
+	quicLongHeader   = 0x80
+	quicMinLong      = 7 // byte 0, version, DCID length, SCID length
+	quicMaxPacket    = 4096
+	quicMinDatagram  = 1200 // RFC 9000 14.1: clients pad datagrams with Initials to this
+	QUICMaxInitials  = 32   // Initial packets opened per flow before giving up
+	quicMaxKeys      = 4    // key derivations per flow: original DCID, Retry, new connections
+	quicMaxVarint    = 1<<62 - 1
+	quicFramePadding = 0x00
+	quicFramePing    = 0x01
+	quicFrameAck     = 0x02
+	quicFrameAckECN  = 0x03
+	quicFrameCrypto  = 0x06
+	quicFrameClose   = 0x1c
+)
+
+// QUICHello extracts the TLS server name from the client's QUIC Initial
+// packets of one flow (one direction of one UDP 5-tuple), versions 1 and
+// 2. The flow table owns it (about 25 KiB: allocate it only for flows that
+// reach a UDP port where QUIC is inspected) and feeds it every datagram
+// the client sends; Feed never allocates after the first Initial of each
+// QUIC connection (whose keys it derives then).
+//
+// It opens Initials the way a server does: keys from the Destination
+// Connection ID of the first Initial, header protection removed, the AEAD
+// tag checked (a packet that fails it is ignored, as the server ignores
+// it), and CRYPTO frames reassembled by offset in any order. Bounds:
+// QUICCryptoBufferSize bytes of CRYPTO data, QUICMaxInitials opened
+// packets, quicMaxKeys connections per flow, Initial packets of at most
+// quicMaxPacket bytes. Past a bound the answer is L7TooLarge.
+//
+// An Initial that opens with keys of a new Destination Connection ID
+// (after a Retry, or a second connection on the same 5-tuple) starts the
+// reassembly over: the answer is then about the newest connection.
+type QUICHello struct {
+	stream   cryptoStream
+	keys     quicKeys
+	kdf      quicKDF
+	largest  int64 // largest packet number opened in this connection; -1 for none
+	initials int   // Initial packets opened on the flow
+	derived  int   // key derivations on the flow
+	status   L7Status
+	name     [MaxNameLen]byte
+	nameLen  int
+	tmp      [MaxNameLen]byte
+	mask     [aesBlock]byte
+	nonce    [quicIVLen]byte
+	hdr      [quicMaxPacket]byte // one packet, header protection removed, then its plaintext
+}
+
+// NewQUICHello returns an empty QUICHello.
+func NewQUICHello() *QUICHello {
+	q := &QUICHello{kdf: newQUICKDF()}
+	q.Reset()
+	return q
+}
+
+// Reset empties q for reuse by another flow, keeping its hash state.
+func (q *QUICHello) Reset() {
+	q.stream.reset()
+	q.keys = quicKeys{}
+	q.largest, q.initials, q.derived, q.status, q.nameLen = -1, 0, 0, L7Unset, 0
+}
+
+// Status returns the answer of the last Feed.
+func (q *QUICHello) Status() L7Status { return q.status }
+
+// ServerName returns the lowercased server name once Feed returned L7Found.
+// The slice points into q.
+func (q *QUICHello) ServerName() []byte { return q.name[:q.nameLen] }
+
+// Feed reads one UDP datagram from the client and returns the flow's
+// answer: L7NotProtocol while no QUIC v1 or v2 Initial has opened and
+// this datagram does not look like one; L7NeedMore while the ClientHello
+// is incomplete (or only Initials that fail authentication came); then
+// L7Found, L7Absent, L7Malformed (a packet that opened but breaks RFC 9000
+// rules, CRYPTO data that contradicts itself, a long header of a version
+// other than 1 and 2) or L7TooLarge. Later datagrams keep being checked:
+// a retransmission that contradicts the collected ClientHello turns the
+// answer to L7Malformed.
+func (q *QUICHello) Feed(d []byte) ([]byte, L7Status) {
+	if st := q.feed(d); st != L7Unset {
+		q.status = st
+	} else if q.status == L7Unset {
+		if QUICInitial(d) {
+			return nil, L7NeedMore // did not open; one that opens may follow
+		}
+		return nil, L7NotProtocol
+	}
+	if q.status == L7Found {
+		return q.name[:q.nameLen], L7Found
+	}
+	return nil, q.status
+}
+
+// QUICInitial reports whether d starts with the long header of a QUIC v1
+// or v2 Initial packet: a datagram that can start or change a connection's
+// ClientHello, which must be fed to the flow's QUICHello even after the
+// flow's name is known.
+func QUICInitial(d []byte) bool {
+	return len(d) >= quicMinLong && d[0]&quicLongHeader != 0 &&
+		quicIsInitial(d[0], binary.BigEndian.Uint32(d[1:5]))
+}
+
+func quicIsInitial(b0 byte, version uint32) bool {
+	typ := b0 >> 4 & 3
+	return version == quicVersion1 && typ == 0 || version == quicVersion2 && typ == 1
+}
+
+// quicOtherVersion reports whether d looks like a client's first datagram
+// of a QUIC version other than 1 and 2: a long header, a version that is
+// not Version Negotiation (0), padded to 1200 bytes as every QUIC version
+// pads its Initials. Its ClientHello cannot be read, so the policy decides.
+func quicOtherVersion(d []byte) bool {
+	if len(d) < quicMinDatagram || d[0]&quicLongHeader == 0 {
+		return false
+	}
+	v := binary.BigEndian.Uint32(d[1:5])
+	return v != 0 && v != quicVersion1 && v != quicVersion2
+}
+
+// feed walks the packets of a datagram and returns the new answer, or
+// L7Unset when nothing changed it.
+func (q *QUICHello) feed(d []byte) L7Status {
+	if quicOtherVersion(d) {
+		return L7Malformed
+	}
+	var first []byte // DCID of the datagram's first packet
+	res := L7Unset
+	for len(d) >= quicMinLong && d[0]&quicLongHeader != 0 {
+		h, ok := parseQUICLong(d)
+		if !ok {
+			break // truncated or unreadable: the rest of the datagram is lost to a server too
+		}
+		if first == nil {
+			first = h.dcid
+		} else if string(h.dcid) != string(first) {
+			break // RFC 9000 12.2: coalesced packets with another DCID are ignored
+		}
+		if h.initial {
+			if st := q.initial(d[:h.end], h); st != L7Unset {
+				res = st
+				if st == L7Malformed || st == L7TooLarge {
+					return st
+				}
+			}
+		}
+		d = d[h.end:]
+	}
+	return res
+}
+
+// quicLong is a parsed long header; offsets index the packet.
+type quicLong struct {
+	version uint32
+	initial bool
+	dcid    []byte
+	pnOff   int // start of the protected packet number
+	end     int // end of the packet in the datagram
+}
+
+// parseQUICLong reads the long header of a v1 or v2 packet that carries a
+// length field (Initial, 0-RTT, Handshake). Retry packets, other versions
+// and packets running past the datagram report false.
+func parseQUICLong(d []byte) (quicLong, bool) {
+	var h quicLong
+	h.version = binary.BigEndian.Uint32(d[1:5])
+	if h.version != quicVersion1 && h.version != quicVersion2 {
+		return h, false
+	}
+	typ := d[0] >> 4 & 3
+	if h.version == quicVersion1 && typ == 3 || h.version == quicVersion2 && typ == 0 {
+		return h, false // Retry: sent by servers only, and without a length
+	}
+	h.initial = quicIsInitial(d[0], h.version)
+	r := tlsReader{b: d, off: 5}
+	h.dcid = r.vec8()
+	scid := r.vec8()
+	if len(h.dcid) > quicMaxCID || len(scid) > quicMaxCID {
+		return h, false
+	}
+	if h.initial {
+		r.take(int(min(quicVarint(&r), uint64(len(d))+1))) // token
+	}
+	n := quicVarint(&r)
+	if r.bad || n > uint64(len(d)-r.off) {
+		return h, false
+	}
+	h.pnOff, h.end = r.off, r.off+int(n)
+	return h, true
+}
+
+// quicVarint reads a variable-length integer (RFC 9000 16).
+func quicVarint(r *tlsReader) uint64 {
+	b := r.take(1)
+	if b == nil {
+		return 0
+	}
+	n := 1 << (b[0] >> 6)
+	v := uint64(b[0] & 0x3f)
+	for _, c := range r.take(n - 1) {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// initial opens one Initial packet p and feeds its frames to the
+// reassembly. It returns L7Unset for a packet that does not open.
+func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
+	if len(p) > quicMaxPacket {
+		return L7TooLarge
+	}
+	if h.end-h.pnOff < quicPNShift+quicSample {
+		return L7Unset // too short for a header protection sample: not a valid packet
+	}
+	if q.initials >= QUICMaxInitials {
+		return L7TooLarge
+	}
+	plain, pn, ok := q.open(p, h, &q.keys, q.largest)
+	if !ok {
+		if q.keys.derivedFrom(h.version, h.dcid) {
+			return L7Unset // forged or corrupt: a server drops it too
+		}
+		if q.derived >= quicMaxKeys {
+			return L7TooLarge
+		}
+		q.derived++
+		var fresh quicKeys
+		if fresh.derive(&q.kdf, h.version, h.dcid) != nil {
+			return L7Unset
+		}
+		if plain, pn, ok = q.open(p, h, &fresh, -1); !ok {
+			return L7Unset
+		}
+		// A new connection, or the same one after a Retry: start over.
+		q.keys = fresh
+		q.stream.reset()
+		q.largest, q.status, q.nameLen = -1, L7NeedMore, 0
+	} else if q.status == L7Malformed || q.status == L7TooLarge {
+		return q.status // the connection's answer is settled
+	}
+	q.initials++
+	q.largest = max(q.largest, int64(pn))
+	if plain == nil {
+		return L7Malformed // reserved bits set: PROTOCOL_VIOLATION (RFC 9000 17.2)
+	}
+	return q.frames(plain)
+}
+
+// open removes header protection from a copy of p and decrypts its
+// payload with k, returning the plaintext frames (in q.hdr) and the packet
+// number. A packet that opens with reserved header bits set returns nil
+// frames and true.
+func (q *QUICHello) open(p []byte, h quicLong, k *quicKeys, largest int64) ([]byte, uint64, bool) {
+	if !k.valid() {
+		return nil, 0, false
+	}
+	mask := q.mask[:] // fields, not locals: a slice passed to an interface method escapes
+	k.hp.Encrypt(mask, p[h.pnOff+quicPNShift:h.pnOff+quicPNShift+quicSample])
+	b0 := p[0] ^ mask[0]&0x0f
+	pnLen := int(b0&3) + 1
+	hdr := q.hdr[:h.pnOff+pnLen]
+	copy(hdr, p)
+	hdr[0] = b0
+	var trunc uint64
+	for i := 0; i < pnLen; i++ {
+		hdr[h.pnOff+i] ^= mask[1+i]
+		trunc = trunc<<8 | uint64(hdr[h.pnOff+i])
+	}
+	ct := p[len(hdr):]
+	if len(ct) < quicTagLen {
+		return nil, 0, false
+	}
+	pn := quicPacketNumber(largest, trunc, pnLen)
+	k.nonce(&q.nonce, pn)
+	plain, err := k.aead.Open(hdr[len(hdr):len(hdr)], q.nonce[:], ct, hdr)
+	if err != nil {
+		return nil, 0, false
+	}
+	if b0&0x0c != 0 {
+		return nil, pn, true
+	}
+	return plain, pn, true
+}
+
+const aesBlock = 16
+
+// quicPacketNumber expands a truncated packet number next to the largest
+// one seen (RFC 9000 A.3).
+func quicPacketNumber(largest int64, trunc uint64, pnLen int) uint64 {
+	expected := uint64(largest + 1)
+	win := uint64(1) << (8 * pnLen)
+	hwin := win / 2
+	c := expected&^(win-1) | trunc
+	switch {
+	case c+hwin <= expected && c < 1<<62-win:
+		return c + win
+	case c > expected+hwin && c >= win:
+		return c - win
+	}
+	return c
+}
+
+// frames walks the frames of an opened Initial packet (RFC 9000 12.4:
+// PADDING, PING, ACK, CRYPTO and CONNECTION_CLOSE are allowed) and returns
+// the answer after its CRYPTO data.
+func (q *QUICHello) frames(b []byte) L7Status {
+	if len(b) == 0 {
+		return L7Malformed // no frames, or reserved bits set
+	}
+	r := tlsReader{b: b}
+	for r.off < len(b) && !r.bad {
+		switch typ := quicVarint(&r); typ {
+		case quicFramePadding:
+			for r.off < len(b) && b[r.off] == 0 {
+				r.off++ // padding runs to the packet's end; skip it at once
+			}
+		case quicFramePing:
+		case quicFrameAck, quicFrameAckECN:
+			quicSkipAck(&r, typ == quicFrameAckECN)
+		case quicFrameClose:
+			quicVarint(&r) // error code
+			quicVarint(&r) // frame type
+			r.take(int(min(quicVarint(&r), uint64(len(b))+1)))
+		case quicFrameCrypto:
+			if st := q.crypto(&r); st != L7Unset {
+				return st
+			}
+		default:
+			return L7Malformed // not allowed in Initial packets: PROTOCOL_VIOLATION
+		}
+	}
+	if r.bad {
+		return L7Malformed // FRAME_ENCODING_ERROR
+	}
+	return q.helloStatus()
+}
+
+func quicSkipAck(r *tlsReader, ecn bool) {
+	quicVarint(r) // largest acknowledged
+	quicVarint(r) // delay
+	n := quicVarint(r)
+	quicVarint(r) // first range
+	if n > uint64(len(r.b)) {
+		r.bad = true
+		return
+	}
+	for i := uint64(0); i < 2*n && !r.bad; i++ {
+		quicVarint(r) // gap, range length
+	}
+	if ecn {
+		quicVarint(r)
+		quicVarint(r)
+		quicVarint(r)
+	}
+}
+
+// crypto places one CRYPTO frame; L7Unset means go on.
+func (q *QUICHello) crypto(r *tlsReader) L7Status {
+	off := quicVarint(r)
+	n := quicVarint(r)
+	data := r.take(int(min(n, uint64(len(r.b))+1)))
+	if r.bad {
+		return L7Malformed
+	}
+	if off+n > quicMaxVarint {
+		return L7Malformed // FRAME_ENCODING_ERROR
+	}
+	if off+n > QUICCryptoBufferSize {
+		return L7TooLarge
+	}
+	if !q.stream.write(int(off), data) {
+		return L7Malformed // contradicts bytes already collected
+	}
+	return L7Unset
+}
+
+func (q *QUICHello) helloStatus() L7Status {
+	name, st := q.stream.hello(q.name[:0], q.tmp[:0])
+	q.nameLen = len(name)
+	return st
+}
