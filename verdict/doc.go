@@ -17,7 +17,10 @@
 // [HTTPHost] reads the Host of an HTTP/1.x request. Names are written
 // lowercased into caller buffers, so extraction allocates nothing. A
 // ClientHello that spans several TCP segments is collected in a
-// [HelloBuffer], a bounded buffer owned by the flow.
+// [HelloBuffer], a bounded buffer owned by the flow. [QUICHello] reads the
+// server name from a QUIC client's Initial packets (versions 1 and 2),
+// decrypting them with the keys their connection ID determines and
+// reassembling the ClientHello from CRYPTO frames in any order.
 //
 // # Payload patterns
 //
