@@ -239,21 +239,32 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 		if q.keys.derivedFrom(h.version, h.dcid) {
 			return L7Unset // forged or corrupt: a server drops it too
 		}
-		if q.derived >= quicMaxKeys {
-			return L7TooLarge
-		}
-		q.derived++
 		var fresh quicKeys
-		if fresh.derive(&q.kdf, h.version, h.dcid) != nil {
-			return L7Unset
+		if orig := q.keys.dcid[:q.keys.dcidLen]; q.keys.valid() && q.keys.version != h.version {
+			// Compatible version negotiation (RFC 9368): the connection
+			// goes on in the other version, with keys from the client's
+			// original DCID and that version's salt.
+			if !q.derive(&fresh, h.version, orig) {
+				return L7TooLarge
+			}
+			if plain, pn, ok = q.open(p, h, &fresh, q.largest); ok {
+				q.keys = fresh
+			} else if string(orig) == string(h.dcid) {
+				return L7Unset
+			}
 		}
-		if plain, pn, ok = q.open(p, h, &fresh, -1); !ok {
-			return L7Unset
+		if !ok {
+			if !q.derive(&fresh, h.version, h.dcid) {
+				return L7TooLarge
+			}
+			if plain, pn, ok = q.open(p, h, &fresh, -1); !ok {
+				return L7Unset
+			}
+			// A new connection, or the same one after a Retry: start over.
+			q.keys = fresh
+			q.stream.reset()
+			q.largest, q.status, q.nameLen = -1, L7NeedMore, 0
 		}
-		// A new connection, or the same one after a Retry: start over.
-		q.keys = fresh
-		q.stream.reset()
-		q.largest, q.status, q.nameLen = -1, L7NeedMore, 0
 	} else if q.status == L7Malformed || q.status == L7TooLarge {
 		return q.status // the connection's answer is settled
 	}
@@ -263,6 +274,16 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 		return L7Malformed // reserved bits set: PROTOCOL_VIOLATION (RFC 9000 17.2)
 	}
 	return q.frames(plain)
+}
+
+// derive sets k to the keys of version and dcid, unless the flow has used
+// up its quicMaxKeys derivations.
+func (q *QUICHello) derive(k *quicKeys, version uint32, dcid []byte) bool {
+	if q.derived >= quicMaxKeys {
+		return false
+	}
+	q.derived++
+	return k.derive(&q.kdf, version, dcid) == nil
 }
 
 // open removes header protection from a copy of p and decrypts its

@@ -240,6 +240,16 @@ func TestQUICConnections(t *testing.T) {
 	if name, st := q.Feed([]byte{0x40, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}); st != L7Found || string(name) != "first.example" {
 		t.Fatalf("short header: %q %s", name, st)
 	}
+	// Compatible version negotiation: the connection goes on in v2 with
+	// keys from the original DCID; its retransmitted CRYPTO data is checked.
+	if name, st := q.Feed(sealQUIC(t, qpkt{version: quicVersion2, dcid: []byte{7, 7}, keyDCID: dcid, pn: 2, frames: []byte{quicFrameAck, 0, 0, 0, 0}, size: 1200})); st != L7Found || string(name) != "first.example" {
+		t.Fatalf("after version negotiation: %q %s", name, st)
+	}
+	vn := NewQUICHello()
+	vn.Feed(sealQUIC(t, qpkt{dcid: dcid, frames: cryptoFrame(0, hello), size: 1200}))
+	if _, st := vn.Feed(sealQUIC(t, qpkt{version: quicVersion2, dcid: []byte{7, 7}, keyDCID: dcid, pn: 1, frames: cryptoFrame(0, quicTestHello("other.example", 0)), size: 1200})); st != L7Malformed {
+		t.Fatalf("contradicting hello after version negotiation: %s", st)
+	}
 	// A second connection on the same 5-tuple (or the same after a Retry).
 	second := []byte{0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22}
 	if name, st := q.Feed(sealQUIC(t, qpkt{version: quicVersion2, dcid: second, frames: cryptoFrame(0, quicTestHello("second.example", 0)), size: 1200})); st != L7Found || string(name) != "second.example" {
