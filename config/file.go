@@ -56,6 +56,7 @@ type Rules struct {
 	Offload      bool // flows decided as a whole are handled by the kernel afterwards
 	Marks        Marks
 	BlockTimeout time.Duration // default lifetime of block set entries
+	Guard        bool          // re-install the table when someone else changes it
 }
 
 // Hook is one netfilter hook the steering chain attaches to.
@@ -109,7 +110,7 @@ func defaults() *File {
 			RcvBuf: 8 << 20, VerdictMode: "batch", BatchSize: queue.DefaultBatchSize, FlushInterval: time.Millisecond,
 			DefaultVerdict: verdict.ActionAccept},
 		Rules: Rules{Install: true, Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
-			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true,
+			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true, Guard: true,
 			Marks:        Marks{Mask: 0x00ff0000, AcceptFlow: 0x00010000, DropFlow: 0x00020000, Reject: 0x00030000},
 			BlockTimeout: 10 * time.Minute},
 		XDP:     XDP{Mode: "auto"},

@@ -291,6 +291,7 @@ func (d *decoder) rules(r *Rules, n *yaml.Node) {
 		"offload":       d.boolean(&r.Offload, "rules.offload"),
 		"marks":         func(v *yaml.Node) { d.marks(&r.Marks, v) },
 		"block_timeout": d.duration(&r.BlockTimeout, "rules.block_timeout"),
+		"guard":         d.boolean(&r.Guard, "rules.guard"),
 	})
 }
 

@@ -105,6 +105,16 @@
 // the old table once the new one is in force, which does unregister its
 // hooks; the daemon only renames across a restart.
 //
+// # Guard and ownership
+//
+// Manager.Guard watches nftables notifications and verifies the table
+// against the state the Manager's last own change recorded (under its
+// lock, so an own change is never mistaken for a foreign one); a
+// difference is logged, counted and, with GuardOptions.Repair, undone by
+// Apply. ClaimTable makes one process the table's owner in its network
+// namespace through an abstract unix socket named after the table;
+// TableHolder names the owner.
+//
 // # Privileges
 //
 // Installing rules needs CAP_NET_ADMIN in the target network namespace.

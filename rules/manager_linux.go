@@ -22,6 +22,7 @@ type Manager struct {
 	// After an install: the table's base chains (in use or emptied) and
 	// the current generation's chains, for Chains.
 	bases, gen []string
+	want *tableState // the table as the last own change left it (guard_linux.go)
 }
 
 // New validates cfg (nil: DefaultConfig), probes the kernel and picks the
@@ -94,6 +95,7 @@ func (m *Manager) Apply() error {
 	if _, err := m.install(m.cfg, "", false); err != nil {
 		return fmt.Errorf("apply rules: %w", err)
 	}
+	m.record()
 	return nil
 }
 
@@ -122,6 +124,8 @@ func (m *Manager) Replace(cfg *Config) error {
 	} else {
 		m.impl = oldImpl
 	}
+	// A failed switch rolls back: either way the table is our doing.
+	m.record()
 	if err != nil {
 		return fmt.Errorf("replace rules: %w", err)
 	}
@@ -142,6 +146,7 @@ func (m *Manager) SteerAway() error {
 	if _, err := m.install(m.cfg, "", true); err != nil {
 		return fmt.Errorf("steer away: %w", err)
 	}
+	m.record()
 	return nil
 }
 
@@ -166,6 +171,7 @@ func (m *Manager) Remove() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bases, m.gen = nil, nil
+	defer m.record()
 	return removeTable(m.dial, m.cfg.Table)
 }
 

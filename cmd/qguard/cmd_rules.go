@@ -21,8 +21,27 @@ func tableName(table, path string) (string, error) {
 	return f.Rules.Table, nil
 }
 
+// refuseOwned fails when a running qguard owns table in this namespace,
+// unless force; with force it only warns.
+func refuseOwned(cmd *cobra.Command, verb, table string, force bool) error {
+	if table == "" {
+		table = "qguard"
+	}
+	h, err := rules.TableHolder(0, table)
+	if err != nil || h == nil {
+		return err
+	}
+	if !force {
+		return fmt.Errorf("rules %s: table inet %s is owned by a running qguard (%s): stop it first, or use --force", verb, table, h)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "qguard: warning: table inet %s is owned by a running qguard (%s); "+
+		"with rules.guard: true it puts its own table back within a second\n", table, h)
+	return nil
+}
+
 func init() {
 	var table, path, control string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "show, apply or remove qguard's nftables table",
@@ -31,8 +50,8 @@ func init() {
 
 SYNOPSIS
     qguard rules show  [--config FILE] [--table NAME] [--control SOCKET]
-    qguard rules apply --config FILE
-    qguard rules flush [--config FILE] [--table NAME]
+    qguard rules apply --config FILE [--force]
+    qguard rules flush [--config FILE] [--table NAME] [--force]
 
 DESCRIPTION
     qguard keeps every rule it installs in one nftables table of its own
@@ -49,6 +68,12 @@ DESCRIPTION
            handler: queued packets then pass when rules.bypass is true and are
            dropped otherwise.
     flush  deletes the table and nothing else, e.g. after qguard was killed.
+
+    apply and flush refuse while a running qguard owns the table in this
+    network namespace and name it (pid, queues). --force goes ahead anyway;
+    the daemon then sees a foreign change, logs it and, with rules.guard:
+    true (the default), puts its own table back within a second. To take
+    the table away from a daemon for good, stop it.
 
 EXIT STATUS
     0 on success, 1 on failure (the message says what and where), 2 for
@@ -92,6 +117,9 @@ is true and are dropped otherwise.`,
 			if !f.Rules.Install {
 				return fmt.Errorf("rules apply: %s sets rules.install: false", path)
 			}
+			if err := refuseOwned(cmd, "apply", f.Rules.Table, force); err != nil {
+				return err
+			}
 			m, err := rules.New(engine.RulesConfig(f))
 			if err != nil {
 				return err
@@ -116,6 +144,9 @@ is true and are dropped otherwise.`,
 			if err != nil {
 				return err
 			}
+			if err := refuseOwned(cmd, "flush", name, force); err != nil {
+				return err
+			}
 			return rules.RemoveTable(0, name)
 		},
 	}
@@ -126,5 +157,8 @@ is true and are dropped otherwise.`,
 	show.Flags().StringVar(&table, "table", "", "table name (default: the configuration's, else qguard)")
 	show.Flags().StringVar(&control, "control", "", "a running daemon's control socket, asked what XDP it attached (default: the configuration's)")
 	flush.Flags().StringVar(&table, "table", "", "table name (default: the configuration's, else qguard)")
+	for _, c := range []*cobra.Command{apply, flush} {
+		c.Flags().BoolVar(&force, "force", false, "go ahead although a running qguard owns the table")
+	}
 	root.AddCommand(cmd)
 }

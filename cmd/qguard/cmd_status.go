@@ -32,7 +32,9 @@ DESCRIPTION
     prints them: per queue, packets and verdicts (accept, drop, reject,
     offloaded flows), decisions served from the flow table, flow-table size
     and evictions, the kernel's own queue drops, and the sampled decision
-    latency; per policy rule, its hits; and the reload history.
+    latency; per policy rule, its hits; the reload history; and whether
+    the nftables table is intact: how often someone else changed it, when
+    and what last, and how often it was re-installed.
 
     The same counters are exported to Prometheus at the metrics address
     (see "qguard run --help").
@@ -71,6 +73,20 @@ func printStatus(out io.Writer, s *engine.Stats) {
 		time.Since(s.Started).Truncate(time.Second), s.RulesInstalled)
 	if len(s.XDP) > 0 {
 		fmt.Fprintf(out, ", xdp on %v", s.XDP)
+	}
+	if s.RulesInstalled {
+		intact := "yes"
+		if !s.RulesIntact {
+			intact = "NO"
+		}
+		fmt.Fprintf(out, "\nrules intact: %s, changed by someone else: %d", intact, s.RulesTampered)
+		if s.RulesTampered > 0 {
+			fmt.Fprintf(out, " (last %s: %s), re-installed: %d (%d failed)",
+				s.LastTamper.Format(time.RFC3339), s.LastTamperChange, s.RulesRepaired, s.RulesRepairFailed)
+		}
+		if s.RulesGuardError != "" {
+			fmt.Fprintf(out, ", guard error: %s", s.RulesGuardError)
+		}
 	}
 	fmt.Fprintf(out, "\nreloads: %d (%d failed)", s.Reloads, s.Failures)
 	if s.LastReloadError != "" {

@@ -74,6 +74,8 @@ type Engine struct {
 	cfg   *config.File
 	q     *queue.Queues
 	rules *rules.Manager
+	claim *rules.Claim                // this daemon owns the table (guard.go)
+	guard atomic.Pointer[rules.Guard] // nil before Start and without rules
 	xdp   *xdp.Filter
 	qs    []*queueState
 	gen   atomic.Pointer[policyState]
@@ -221,6 +223,12 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	}
 	undo = append(undo, func() { _ = e.q.Close() })
 	if set.installRules {
+		// After the bind: a second daemon on a taken queue hears that
+		// first. Before anything touches the table.
+		if e.claim, err = claimTable(e.opts.NetNS, set); err != nil {
+			return nil, err
+		}
+		undo = append(undo, e.claim.Release)
 		if e.rules, err = rules.New(set.rules); err != nil {
 			return nil, fmt.Errorf("prepare nftables rules: %w", err)
 		}
@@ -274,6 +282,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.blockDone, e.blockStop = make(chan struct{}), make(chan struct{})
 	go e.blockLoop()
+	if err := e.startGuard(); err != nil {
+		return err
+	}
 	if e.q == nil {
 		return nil
 	}
@@ -320,6 +331,8 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	var errs []error
+	// The guard goes first: what follows changes the table on purpose.
+	e.guard.Load().Stop()
 	t0 := time.Now()
 	if e.q != nil {
 		if err := e.q.Quiesce(); err != nil {
@@ -360,6 +373,7 @@ func (e *Engine) Close() error {
 			errs = append(errs, fmt.Errorf("detach XDP: %w", err))
 		}
 	}
+	e.claim.Release()
 	if e.netns != nil {
 		e.netns.Close()
 	}

@@ -110,6 +110,9 @@ func (e *Engine) swap(set *settings, compiled *verdict.Compiled) error {
 		if err := e.rules.Replace(set.rules); err != nil {
 			return fmt.Errorf("replace nftables rules: %w", err)
 		}
+		if g := e.guard.Load(); g != nil {
+			g.SetRepair(set.guardRules)
+		}
 	}
 	set.installRules = e.rules != nil
 	g := e.newGeneration(set.policy, compiled)

@@ -12,6 +12,7 @@ import (
 type settings struct {
 	queue        queue.Config
 	installRules bool
+	guardRules   bool // rules.guard: re-install the table when changed
 	rules        *rules.Config
 	marks        rules.Marks
 	xdp          *xdp.Config // nil: no XDP

@@ -18,6 +18,7 @@ func newSettings(cfg *config.File, o *Options) (*settings, error) {
 	s := &settings{
 		queue:        queueConfig(&cfg.Queue),
 		installRules: cfg.Rules.Install && !o.NoRules && !o.Offline,
+		guardRules:   cfg.Rules.Guard,
 		policy:       &cfg.Policy,
 		pipeline:     cfg.PipelineOptions(),
 		compile:      func() (*verdict.Compiled, error) { return cfg.Compile(nil) },

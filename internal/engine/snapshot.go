@@ -23,6 +23,7 @@ func (e *Engine) Stats() Stats {
 	for i, qs := range e.qs {
 		s.Queues[i] = qs.c.snapshot(qs.num)
 	}
+	e.guardStats(&s)
 	s.LogSuppressed = e.addPipelineStats(s.Queues)
 	e.addKernelStats(s.Queues)
 	hits := e.RuleHits()

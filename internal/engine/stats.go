@@ -68,7 +68,18 @@ type Stats struct {
 	Rules          []RuleStats  `json:"rules"`
 	Default        RuleStats    `json:"default"`
 	RulesInstalled bool         `json:"rules_installed"`
-	XDP            []string     `json:"xdp_interfaces,omitempty"`
+	// RulesIntact: the table is as the daemon left it (the guard's last
+	// verify); RulesTampered counts foreign changes found, RulesRepaired
+	// and RulesRepairFailed the re-installs by result. LastTamper and
+	// LastTamperChange say when and what the last one was.
+	RulesIntact       bool      `json:"rules_intact"`
+	RulesTampered     uint64    `json:"rules_tampered"`
+	RulesRepaired     uint64    `json:"rules_repaired"`
+	RulesRepairFailed uint64    `json:"rules_repair_failed"`
+	LastTamper        time.Time `json:"last_tamper,omitzero"`
+	LastTamperChange  string    `json:"last_tamper_change,omitempty"`
+	RulesGuardError   string    `json:"rules_guard_error,omitempty"`
+	XDP               []string  `json:"xdp_interfaces,omitempty"`
 	// XDPDroppedSource and XDPDroppedFlow count packets the XDP program
 	// dropped for a blocked source or flow.
 	XDPDroppedSource uint64 `json:"xdp_dropped_source"`

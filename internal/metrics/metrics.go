@@ -44,6 +44,9 @@ var (
 	dBlock  = prometheus.NewDesc("qguard_block_requests_total", "Source blocks requested by rules, by result.", []string{"result"}, nil)
 	dXDP    = prometheus.NewDesc("qguard_xdp_dropped_total", "Packets the XDP program dropped, by block kind.", []string{"kind"}, nil)
 	dLogSup = prometheus.NewDesc("qguard_log_suppressed_total", "Per-decision log lines dropped by the rate limit.", nil, nil)
+	dIntact = prometheus.NewDesc("qguard_rules_intact", "1 when the nftables table is as qguard left it, 0 when someone else changed it and it is not yet re-installed.", nil, nil)
+	dTamper = prometheus.NewDesc("qguard_rules_tampered_total", "Changes to qguard's nftables table made by someone else.", nil, nil)
+	dRepair = prometheus.NewDesc("qguard_rules_repairs_total", "Re-installs of the nftables table after a foreign change, by result.", []string{"result"}, nil)
 	dStart  = prometheus.NewDesc("qguard_start_time_seconds", "When the engine started, Unix time.", nil, nil)
 )
 
@@ -55,7 +58,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dStart} {
+	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dStart} {
 		ch <- d
 	}
 }
@@ -100,6 +103,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dXDP, s.XDPDroppedFlow, "flow")
 	}
 	counter(dLogSup, s.LogSuppressed)
+	if s.RulesInstalled {
+		intact := 0.0
+		if s.RulesIntact {
+			intact = 1
+		}
+		gauge(dIntact, intact)
+		counter(dTamper, s.RulesTampered)
+		counter(dRepair, s.RulesRepaired, "ok")
+		counter(dRepair, s.RulesRepairFailed, "error")
+	}
 	if !s.Started.IsZero() {
 		gauge(dStart, float64(s.Started.UnixNano())/1e9)
 	}

@@ -22,6 +22,7 @@ func fakeStats() engine.Stats {
 		Rules:   []engine.RuleStats{{Name: "no-telnet", Action: "reject", Hits: 3}},
 		Default: engine.RuleStats{Name: engine.CounterDefault, Action: "accept", Hits: 90},
 		Reloads: 3, Failures: 1, BlockQueued: 2,
+		RulesInstalled: true, RulesIntact: false, RulesTampered: 2, RulesRepaired: 1, RulesRepairFailed: 1,
 	}
 }
 
@@ -58,6 +59,10 @@ func TestEndpoint(t *testing.T) {
 		`qguard_block_requests_total{result="queued"} 2`,
 		`qguard_build_info{commit="abc",go_version="go1.26",version="v9"} 1`,
 		`qguard_start_time_seconds 1.7e+09`,
+		`qguard_rules_intact 0`,
+		`qguard_rules_tampered_total 2`,
+		`qguard_rules_repairs_total{result="ok"} 1`,
+		`qguard_rules_repairs_total{result="error"} 1`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %q", want)

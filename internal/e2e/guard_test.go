@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/engine"
+)
+
+const guardPolicy = `
+policy:
+  default: accept
+  rules:
+    - name: no-alt-http
+      match: {proto: tcp, dport: [8081]}
+      action: reject
+`
+
+// TestIntegrationGuardTable: the daemon puts its table back within a second
+// after `nft flush ruleset`, a deleted rule and `qguard rules flush
+// --force`, says so at WARN and counts each once; its own reloads are not
+// counted; a second daemon for the same table is refused with the holder
+// named and leaves the first one's table alone; `qguard rules flush`
+// refuses while the daemon runs.
+func TestIntegrationGuardTable(t *testing.T) {
+	top := newTopo(t, "qeg")
+	d := startDaemon(t, top, guardPolicy)
+	fw := top.Firewall
+	pid := d.cmd.Process.Pid
+
+	// waitTampered waits up to a second for the table to be back and the
+	// n-th foreign change to be counted, and returns the status.
+	waitTampered := func(what string, n uint64) *engine.Stats {
+		t.Helper()
+		start := time.Now()
+		for {
+			out, err := fw.Output("nft", "list", "chain", "inet", "qguard", "forward")
+			back := err == nil && strings.Contains(out, "steer to queue")
+			var s *engine.Stats
+			if back {
+				s = d.status()
+				if s.RulesTampered == n && s.RulesIntact {
+					t.Logf("%s: table back after %v", what, time.Since(start).Round(time.Millisecond))
+					return s
+				}
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s: table not back within 1s (back %v, status %+v)", what, back, s)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	warns := func() int { return strings.Count(d.log.String(), "changed by someone else") }
+
+	// Own reloads and block-set changes are not tampering.
+	for range 3 {
+		if !d.reload() {
+			t.Fatalf("reload failed:\n%s", d.log.String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if s := d.status(); s.RulesTampered != 0 || !s.RulesIntact {
+		t.Fatalf("own reloads counted as tampering: %+v", s)
+	}
+
+	if err := fw.Run("nft", "flush", "ruleset"); err != nil {
+		t.Fatal(err)
+	}
+	s := waitTampered("nft flush ruleset", 1)
+	if !strings.Contains(s.LastTamperChange, "table inet qguard deleted") || s.LastTamper.IsZero() {
+		t.Errorf("last change %q at %v", s.LastTamperChange, s.LastTamper)
+	}
+	if !strings.Contains(d.log.String(), `"level":"WARN","msg":"nftables table changed by someone else, re-installing it"`) {
+		t.Errorf("no WARN line:\n%s", d.log.String())
+	}
+
+	// One rule deleted.
+	out, err := fw.Output("nft", "-a", "list", "chain", "inet", "qguard", "forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`steer to queue.*# handle (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no steering rule handle in:\n%s", out)
+	}
+	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", "forward", "handle", m[1]); err != nil {
+		t.Fatal(err)
+	}
+	s = waitTampered("rule deleted", 2)
+	if !strings.Contains(s.LastTamperChange, `rule "steer to queue" deleted`) {
+		t.Errorf("last change %q", s.LastTamperChange)
+	}
+
+	// A foreign rule added in front.
+	if err := fw.Run("nft", "insert", "rule", "inet", "qguard", "forward", "accept"); err != nil {
+		t.Fatal(err)
+	}
+	s = waitTampered("rule added", 3)
+	if !strings.Contains(s.LastTamperChange, `added`) {
+		t.Errorf("last change %q", s.LastTamperChange)
+	}
+
+	// A second daemon for the same table, on another queue, is refused.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second, err := fw.Command(ctx, qguardBin, "run", "--config", d.cfgPath, "--queue", "7",
+		"--control", filepath.Join(t.TempDir(), "c2.sock"), "--metrics", "").CombinedOutput()
+	if err == nil || !strings.Contains(string(second), fmt.Sprintf("owned by another qguard: pid %d, queues 0", pid)) {
+		t.Errorf("second daemon: %v, want a refusal naming pid %d:\n%s", err, pid, second)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if s := d.status(); s.RulesTampered != 3 || !s.RulesIntact {
+		t.Errorf("the refused daemon disturbed the table: %+v", s)
+	}
+	if _, err := fw.Output("nft", "list", "chain", "inet", "qguard", "forward"); err != nil {
+		t.Errorf("table gone after the second daemon exited: %v", err)
+	}
+
+	// qguard rules flush refuses; --force goes ahead and the guard repairs.
+	out, err = fw.Output(qguardBin, "rules", "flush")
+	if err == nil || !strings.Contains(out+errText(err), fmt.Sprintf("pid %d", pid)) {
+		t.Errorf("rules flush while the daemon runs: %v %q", err, out)
+	}
+	if s := d.status(); s.RulesTampered != 3 {
+		t.Errorf("refused flush changed the table: %+v", s)
+	}
+	if err := fw.Run(qguardBin, "rules", "flush", "--force"); err != nil {
+		t.Fatalf("rules flush --force: %v", err)
+	}
+	waitTampered("rules flush --force", 4)
+	if n := warns(); n != 4 {
+		t.Errorf("%d WARN lines for 4 changes:\n%s", n, d.log.String())
+	}
+
+	d.signal(syscall.SIGTERM)
+	if err := d.wait(10 * time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if n := warns(); n != 4 {
+		t.Errorf("shutdown counted as tampering:\n%s", d.log.String())
+	}
+	if out, _ := fw.Output("nft", "list", "tables"); strings.Contains(out, "qguard") {
+		t.Errorf("table left after shutdown: %q", out)
+	}
+}
+
+func errText(err error) string {
+	if ee, ok := err.(interface{ Stderr() []byte }); ok {
+		return string(ee.Stderr())
+	}
+	return fmt.Sprint(err)
+}

@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/rules"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestIntegrationGuardOff: with rules.guard: false a foreign change is
+// logged and counted once, the table is left as it is and status says it
+// is not intact; a reload switching the guard on re-installs it. A second
+// engine for the same table in the namespace is refused with this process
+// named, and the first one's table stays.
+func TestIntegrationGuardOff(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
+	}
+	top, err := topo.NewTopology(&topo.Options{Prefix: "qgg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { top.Close() })
+	yaml := func(guard bool) *config.File {
+		cfg, err := config.Parse("guard-test.yaml", []byte(fmt.Sprintf("queue: {num: 3}\nrules: {table: qgguard, guard: %v}\npolicy: {default: accept}\n", guard)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	logs := &syncBuf{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	var e *Engine
+	if err := top.Firewall.Do(func() (err error) {
+		e, err = New(yaml(false), &Options{Logger: log})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Stats(); !s.RulesInstalled || !s.RulesIntact || s.RulesTampered != 0 {
+		t.Fatalf("fresh engine: %+v", s)
+	}
+	if err := top.Firewall.Run("nft", "delete", "table", "inet", "qgguard"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for e.Stats().RulesTampered == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	s := e.Stats()
+	if s.RulesTampered != 1 || s.RulesIntact || s.RulesRepaired != 0 || !strings.Contains(s.LastTamperChange, "deleted") {
+		t.Fatalf("after delete with the guard off: %+v", s)
+	}
+	if _, err := top.Firewall.Output("nft", "list", "table", "inet", "qgguard"); err == nil {
+		t.Fatal("table re-installed with rules.guard: false")
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "rules.guard is off") {
+		t.Errorf("no WARN line:\n%s", logs.String())
+	}
+
+	if err := e.Reload(yaml(true)); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Second)
+	for !e.Stats().RulesIntact && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := e.Stats(); !s.RulesIntact || s.RulesTampered != 1 {
+		t.Fatalf("after a reload with the guard on: %+v", s)
+	}
+	if err := top.Firewall.Run("nft", "flush", "chain", "inet", "qgguard", "forward"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Second)
+	for e.Stats().RulesRepaired == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := e.Stats(); s.RulesTampered != 2 || s.RulesRepaired != 1 || !s.RulesIntact {
+		t.Fatalf("flushed chain not repaired: %+v", s)
+	}
+
+	var e2 *Engine
+	err = top.Firewall.Do(func() (err error) {
+		e2, err = New(yaml(true), &Options{Logger: log, Queue: &QueueRange{Num: 9, Count: 2}})
+		return err
+	})
+	if err == nil {
+		e2.Close()
+		t.Fatal("second engine for the same table started")
+	}
+	if !errors.Is(err, rules.ErrTableOwned) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d, queues 3", os.Getpid())) {
+		t.Errorf("second engine: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if s := e.Stats(); s.RulesTampered != 2 || !s.RulesIntact {
+		t.Errorf("refused engine disturbed the table: %+v", s)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The claim goes with Close: a new engine may take the table.
+	if err := top.Firewall.Do(func() (err error) {
+		e2, err = New(yaml(true), &Options{Logger: log})
+		return err
+	}); err != nil {
+		t.Fatalf("table not free after Close: %v", err)
+	}
+	e2.Close()
+}
