@@ -38,17 +38,45 @@ func (m *Manager) read() (*tableState, error) {
 // left and describes each difference (nil: intact). It holds the
 // Manager's lock, so it never sees an own change half done.
 func (m *Manager) Verify() ([]string, error) {
+	d, _, _, err := m.verify()
+	return d, err
+}
+
+// verify is Verify that also returns the reference and the table read.
+func (m *Manager) verify() (diff []string, want, have *tableState, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	have, err := m.read()
+	have, err = m.read()
 	if err != nil {
-		return nil, fmt.Errorf("verify table %s: %w", m.cfg.Table, err)
+		return nil, nil, nil, fmt.Errorf("verify table %s: %w", m.cfg.Table, err)
 	}
 	if m.want == nil {
 		m.want = have
-		return nil, nil
+		return nil, have, have, nil
 	}
-	return m.want.diff(have, m.cfg.Table), nil
+	return m.want.diff(have, m.cfg.Table), m.want, have, nil
+}
+
+// leftAfter compares what the last own change left with before, ignoring
+// what a re-install changes by design (generation numbers, anonymous set
+// names): a change Apply does not undo.
+func (m *Manager) leftAfter(before *tableState) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if before == nil || m.want == nil {
+		return nil
+	}
+	return before.shape().diff(m.want.shape(), m.cfg.Table)
+}
+
+// adopt makes have the reference, unless an own change recorded another
+// one since old was read.
+func (m *Manager) adopt(old, have *tableState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.want == old {
+		m.want = have
+	}
 }
 
 // GuardOptions configure Manager.Guard; the zero value is usable.
@@ -94,6 +122,10 @@ type Guard struct {
 	stop  chan struct{}
 	done  sync.WaitGroup
 	once  sync.Once
+
+	// good is the state before a change Apply did not undo, while that
+	// change is in the table; loop goroutine only.
+	good *tableState
 
 	mu sync.Mutex
 	st GuardStatus
@@ -296,7 +328,7 @@ func (g *Guard) settle() {
 
 // check verifies once and repairs; false asks for a retry.
 func (g *Guard) check() bool {
-	diff, err := g.m.Verify()
+	diff, want, have, err := g.m.verify()
 	if err != nil {
 		g.mu.Lock()
 		g.st.LastError = err.Error()
@@ -304,10 +336,22 @@ func (g *Guard) check() bool {
 		g.o.Logger.Warn("nftables guard cannot read the table", "table", g.table, "err", err)
 		return false
 	}
+	if g.good != nil {
+		// A change Apply could not undo is in the table (see below).
+		if len(g.good.shape().diff(have.shape(), g.table)) == 0 {
+			g.good = nil // put right by hand
+			g.m.adopt(want, have)
+			g.setIntact()
+			g.o.Logger.Info("nftables table is as qguard wants it again", "table", g.table)
+			return true
+		}
+		if len(diff) == 0 {
+			return true // still that change, nothing new: not intact
+		}
+		want = g.good // a new change on top: compare with the good state
+	}
 	if len(diff) == 0 {
-		g.mu.Lock()
-		g.st.Intact = true
-		g.mu.Unlock()
+		g.setIntact()
 		return true
 	}
 	what := strings.Join(diff, "; ")
@@ -342,10 +386,29 @@ func (g *Guard) check() bool {
 		g.o.Logger.Error("nftables guard could not re-install the table", "table", g.table, "err", err)
 		return false
 	}
+	// Apply re-creates generations but keeps base chains (their hooks must
+	// stay registered), so a change to one, such as its policy, survives
+	// it. Say so once instead of re-installing every second.
+	if left := g.m.leftAfter(want); len(left) > 0 {
+		g.good = want
+		g.mu.Lock()
+		g.st.RepairFailed++
+		g.st.LastError = "re-install left: " + strings.Join(left, "; ")
+		g.mu.Unlock()
+		g.o.Logger.Error("nftables guard: re-installing did not undo the change; put it right by hand or restart qguard",
+			"table", g.table, "left", strings.Join(left, "; "))
+		return true
+	}
 	g.mu.Lock()
 	g.st.Repaired++
 	g.st.Intact = true
 	g.mu.Unlock()
 	g.o.Logger.Info("nftables table re-installed", "table", g.table)
 	return true
+}
+
+func (g *Guard) setIntact() {
+	g.mu.Lock()
+	g.st.Intact = true
+	g.mu.Unlock()
 }

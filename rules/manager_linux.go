@@ -22,7 +22,7 @@ type Manager struct {
 	// After an install: the table's base chains (in use or emptied) and
 	// the current generation's chains, for Chains.
 	bases, gen []string
-	want *tableState // the table as the last own change left it (guard_linux.go)
+	want       *tableState // the table as the last own change left it (guard_linux.go)
 }
 
 // New validates cfg (nil: DefaultConfig), probes the kernel and picks the

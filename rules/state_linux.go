@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -141,6 +142,38 @@ func ruleKey(r *nftables.Rule) ruleState {
 	}
 	return ruleState{Key: b.String(), Note: note}
 }
+
+// shape is the state with the names a re-install may change replaced: a
+// generation's regular chains are named "<hook>_g<n>" and the base chains'
+// jumps name them, anonymous sets are renumbered. What remains must come
+// back the same from every Apply.
+func (s *tableState) shape() *tableState {
+	c := &tableState{Present: s.Present, Flags: s.Flags, Chains: map[string]chainState{}, Sets: map[string]string{}}
+	for name, ch := range s.Chains {
+		n := genSuffix.ReplaceAllString(name, "_g*")
+		out := chainState{Hook: ch.Hook}
+		for _, r := range ch.Rules {
+			k := genRef.ReplaceAllString(r.Key, "_g*$1")
+			k = anonSetRe.ReplaceAllString(k, "__set*")
+			k = genNote.ReplaceAllString(k, "generation *")
+			out.Rules = append(out.Rules, ruleState{Key: k, Note: r.Note})
+		}
+		c.Chains[n] = out
+	}
+	for name, v := range s.Sets {
+		if !strings.HasPrefix(name, "__set") {
+			c.Sets[genSuffix.ReplaceAllString(name, "_g*")] = v
+		}
+	}
+	return c
+}
+
+var (
+	genSuffix = regexp.MustCompile(`_g[0-9]+$`)
+	genRef    = regexp.MustCompile(`_g[0-9]+("|\\u0000|;)`)
+	anonSetRe = regexp.MustCompile(`__set[0-9]+`)
+	genNote   = regexp.MustCompile(`generation [0-9]+`)
+)
 
 // diff describes how have differs from want, one phrase per change; nil
 // when they agree.

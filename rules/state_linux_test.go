@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -128,5 +129,30 @@ func TestAboutTable(t *testing.T) {
 		if got := aboutTable(tc.msg, "qguard"); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.what, got, tc.want)
 		}
+	}
+}
+
+// TestStateShape: two installs of the same configuration differ only in
+// generation numbers and anonymous set names, which shape hides; a chain
+// policy changed by someone else stays visible.
+func TestStateShape(t *testing.T) {
+	mk := func(gen, anon string, policy int) *tableState {
+		jump := testRule("generation "+gen, &expr.Verdict{Kind: expr.VerdictJump, Chain: "forward_g" + gen})
+		steer := testRule("steer to queue", &expr.Lookup{SourceRegister: 1, SetName: "__set" + anon},
+			&expr.Lookup{SourceRegister: 1, SetName: "steer_iifname_g" + gen}, &expr.Counter{})
+		return &tableState{Present: true, Chains: map[string]chainState{
+			"forward":         {Hook: fmt.Sprintf("type filter hook 2 priority 0 policy %d", policy), Rules: []ruleState{ruleKey(jump)}},
+			"forward_g" + gen: {Hook: "regular", Rules: []ruleState{ruleKey(steer)}},
+		}, Sets: map[string]string{"__set" + anon: "", "steer_iifname_g" + gen: "a"}}
+	}
+	a, b := mk("3", "0", 1), mk("4", "7", 1)
+	if d := a.diff(b, "qguard"); d == nil {
+		t.Fatal("different generations compare equal unshaped")
+	}
+	if d := a.shape().diff(b.shape(), "qguard"); d != nil {
+		t.Errorf("same configuration, other generation: %v", d)
+	}
+	if d := a.shape().diff(mk("4", "7", 0).shape(), "qguard"); len(d) != 1 || !strings.Contains(d[0], "policy 0") {
+		t.Errorf("policy change hidden by shape: %v", d)
 	}
 }

@@ -40,7 +40,7 @@ func TestIntegrationGuardTable(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		for {
-			out, err := fw.Output("nft", "list", "chain", "inet", "qguard", "forward")
+			out, err := fw.Output("nft", "list", "table", "inet", "qguard")
 			back := err == nil && strings.Contains(out, "steer to queue")
 			var s *engine.Stats
 			if back {
@@ -80,16 +80,26 @@ func TestIntegrationGuardTable(t *testing.T) {
 		t.Errorf("no WARN line:\n%s", d.log.String())
 	}
 
-	// One rule deleted.
-	out, err := fw.Output("nft", "-a", "list", "chain", "inet", "qguard", "forward")
+	// One rule deleted (in whichever chain holds it).
+	out, err := fw.Output("nft", "-a", "list", "table", "inet", "qguard")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`steer to queue.*# handle (\d+)`).FindStringSubmatch(out)
-	if m == nil {
+	chain, handle := "", ""
+	chainRe, handleRe := regexp.MustCompile(`^\s*chain (\S+) \{`), regexp.MustCompile(`steer to queue.*# handle (\d+)`)
+	for _, line := range strings.Split(out, "\n") {
+		if m := chainRe.FindStringSubmatch(line); m != nil {
+			chain = m[1]
+		}
+		if m := handleRe.FindStringSubmatch(line); m != nil {
+			handle = m[1]
+			break
+		}
+	}
+	if handle == "" {
 		t.Fatalf("no steering rule handle in:\n%s", out)
 	}
-	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", "forward", "handle", m[1]); err != nil {
+	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", chain, "handle", handle); err != nil {
 		t.Fatal(err)
 	}
 	s = waitTampered("rule deleted", 2)
@@ -118,7 +128,7 @@ func TestIntegrationGuardTable(t *testing.T) {
 	if s := d.status(); s.RulesTampered != 3 || !s.RulesIntact {
 		t.Errorf("the refused daemon disturbed the table: %+v", s)
 	}
-	if _, err := fw.Output("nft", "list", "chain", "inet", "qguard", "forward"); err != nil {
+	if _, err := fw.Output("nft", "list", "table", "inet", "qguard"); err != nil {
 		t.Errorf("table gone after the second daemon exited: %v", err)
 	}
 

@@ -100,6 +100,7 @@ func TestIntegrationGuardOff(t *testing.T) {
 	if s := e.Stats(); !s.RulesIntact || s.RulesTampered != 1 {
 		t.Fatalf("after a reload with the guard on: %+v", s)
 	}
+	// The base chain: its jump to the policy generation goes.
 	if err := top.Firewall.Run("nft", "flush", "chain", "inet", "qgguard", "forward"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +127,33 @@ func TestIntegrationGuardOff(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if s := e.Stats(); s.RulesTampered != 2 || !s.RulesIntact {
 		t.Errorf("refused engine disturbed the table: %+v", s)
+	}
+	// A change Apply does not undo (a base chain's policy: base chains are
+	// kept, not re-created) is reported once, not "repaired" every second.
+	if err := top.Firewall.Run("nft", "add", "chain", "inet", "qgguard", "forward", "{ policy drop; }"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Second)
+	for e.Stats().RulesRepairFailed == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the guard's retry
+	if s := e.Stats(); s.RulesTampered != 3 || s.RulesRepairFailed != 1 || s.RulesIntact || !strings.Contains(s.RulesGuardError, "policy") {
+		t.Errorf("policy change: %+v", s)
+	}
+	if n := strings.Count(logs.String(), "did not undo"); n != 1 {
+		t.Errorf("%d lines about the change Apply cannot undo:\n%s", n, logs.String())
+	}
+	// Put right by hand: intact again, not counted as another change.
+	if err := top.Firewall.Run("nft", "add", "chain", "inet", "qgguard", "forward", "{ policy accept; }"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Second)
+	for !e.Stats().RulesIntact && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := e.Stats(); s.RulesTampered != 3 || !s.RulesIntact {
+		t.Errorf("policy put right by hand: %+v", s)
 	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
