@@ -410,3 +410,86 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 			twice, unqueued, lost, len(got), sent.Load())
 	}
 }
+
+// TestIntegrationPriorityMoveKeepsQueued moves the hook to an earlier
+// priority and back while packets are held. Registering the earlier chain
+// shifts the hook index the held packets resume at (nf_reinject keeps
+// it), so an accepted packet meets the chain it was queued by once more
+// and may be queued again; none may be lost or arrive twice.
+func TestIntegrationPriorityMoveKeepsQueued(t *testing.T) {
+	tp, fd := newTopo(t)
+	const port, num = 7230, 43
+	base := fwConfig(fd, QueueAuto)
+	base.QueueNum = num
+	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{port, port}}}
+	early := *base
+	early.Hooks = []Hook{{"forward", -5}}
+	m := applied(t, base)
+	sink := newSeqSink(t, tp.Server, tp.ServerIP4, port)
+	q := openRawQueue(t, tp.Firewall, num)
+	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	var seq uint32
+	send := func(n int) {
+		for i := 0; i < n; i++ {
+			seq++
+			if _, err := u.Write(binary.BigEndian.AppendUint32(nil, seq)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(5)
+	q.hold(t, 5, 2*time.Second)
+	if err := m.Replace(&early); err != nil {
+		t.Fatal(err)
+	}
+	send(5)
+	q.hold(t, 10, 2*time.Second)
+	if err := m.Replace(base); err != nil {
+		t.Fatal(err)
+	}
+	send(5)
+	q.hold(t, 15, 2*time.Second)
+	// Answer until every datagram arrived and the queue stayed quiet: a
+	// packet queued again comes back some time after its verdict.
+	var verdicts, refused int
+	var first error
+	var got map[uint32]int
+	quiet := time.Now()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if len(q.held) > 0 {
+			verdicts += len(q.held)
+			r, err := q.acceptAll()
+			refused += r
+			if first == nil {
+				first = err
+			}
+			quiet = time.Now()
+		}
+		if _, _, err := q.recv(0); err != nil {
+			t.Fatal(err)
+		}
+		got = sink.snapshot()
+		if len(got) >= int(seq) && len(q.held) == 0 && time.Since(quiet) > 200*time.Millisecond {
+			break
+		}
+	}
+	t.Logf("%d datagrams, %d verdicts (%d queued again), %d refused, %d arrived; chains %v", seq, verdicts, verdicts-int(seq), refused, len(got), m.Chains())
+	if refused > 0 {
+		t.Fatalf("%d verdicts refused (%v): a hook was unregistered", refused, first)
+	}
+	if len(q.held) > 0 {
+		t.Fatalf("%d packets still queued after 5 s of verdicts", len(q.held))
+	}
+	for i := uint32(1); i <= seq; i++ {
+		if got[i] != 1 {
+			t.Errorf("datagram %d arrived %d times, want once", i, got[i])
+		}
+	}
+	if want := []string{"forward", "forward_g3", "forward_pm5"}; !slices.Equal(m.Chains(), want) {
+		t.Errorf("Chains() = %v, want %v", m.Chains(), want)
+	}
+}

@@ -234,7 +234,7 @@ func (m *Manager) BlockSource(a netip.Addr, d time.Duration) error {
 
 // install brings table cfg.Table to cfg by a generation switch, in three
 // transactions that each leave one complete policy in force (see the
-// package documentation, "Reload"):
+// package documentation, "Atomicity"):
 //
 //  1. the new generation's regular chains "<hook>_g<n>", with all rules,
 //     and its steering sets are added beside the old generation, and so are
