@@ -345,7 +345,7 @@ func (d *decoder) log(l *Log, n *yaml.Node) {
 
 func (d *decoder) flows(f *Flows, n *yaml.Node) {
 	d.mapping(n, "flows", fields{
-		"max":             func(v *yaml.Node) { f.Max = d.intIn(v, "flows.max", 8, 1<<30, f.Max) },
+		"max":             func(v *yaml.Node) { f.Max = d.flowMax(v, f.Max) },
 		"tcp_timeout":     d.duration(&f.TCPTimeout, "flows.tcp_timeout"),
 		"udp_timeout":     d.duration(&f.UDPTimeout, "flows.udp_timeout"),
 		"other_timeout":   d.duration(&f.OtherTimeout, "flows.other_timeout"),

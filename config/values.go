@@ -283,3 +283,38 @@ func (d *decoder) listenAddr(dst *string) func(*yaml.Node) {
 		*dst = s
 	}
 }
+
+// flowMax is flows.max: at least 8, at most verdict.MaxFlowCapacity, with
+// the memory a larger table would take in the error.
+func (d *decoder) flowMax(n *yaml.Node, def int) int {
+	v, ok := d.integer(n, "flows.max")
+	if !ok {
+		return def
+	}
+	if v < 8 {
+		d.errf(n, "flows.max: %d is out of range; expected 8 to %d", v, verdict.MaxFlowCapacity)
+		return def
+	}
+	if v > verdict.MaxFlowCapacity {
+		need := FormatBytes(verdict.FlowTableBytes(int(v)))
+		if v > 1<<54 { // FlowTableBytes saturates
+			need = "more than " + need
+		}
+		d.errf(n, "flows.max: %d needs %s per queue (%d bytes a flow, rounded up to a power of two); the limit is %d (%s per queue): lower it, or spread the flows over more queues (queue.count)",
+			v, need, verdict.FlowEntrySize,
+			verdict.MaxFlowCapacity, FormatBytes(verdict.FlowTableBytes(verdict.MaxFlowCapacity)))
+		return def
+	}
+	return int(v)
+}
+
+// FormatBytes formats a byte count with binary units: "64 GiB", "16 MiB".
+func FormatBytes(b uint64) string {
+	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	f, i := float64(b), 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64) + " " + units[i]
+}

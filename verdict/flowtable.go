@@ -111,6 +111,26 @@ const flowNoL7Shift = 2
 // bucket header included.
 const FlowEntrySize = int(unsafe.Sizeof(flowBucket{})) / flowWays
 
+// MaxFlowCapacity is the largest flow table a configuration may ask for
+// (flows.max): 16M flows, 1 GiB. Beyond it a typo or a stray zero would
+// allocate memory the machine does not have.
+const MaxFlowCapacity = 1 << 24
+
+// FlowTableBytes is the memory NewFlowTable allocates for capacity flows
+// (0: the default), after rounding up. It saturates at 2^54 flows.
+func FlowTableBytes(capacity int) uint64 {
+	return uint64(flowBuckets(min(capacity, 1<<54))) * uint64(unsafe.Sizeof(flowBucket{}))
+}
+
+// flowBuckets is how many buckets hold capacity flows: a power of two.
+func flowBuckets(capacity int) int {
+	if capacity <= 0 {
+		capacity = DefaultFlowCapacity
+	}
+	nb := max(1, (capacity+flowWays-1)/flowWays)
+	return 1 << bits.Len(uint(nb-1))
+}
+
 // NewFlowTable allocates a flow table.
 func NewFlowTable(c *FlowConfig) *FlowTable {
 	var cfg FlowConfig
@@ -133,8 +153,7 @@ func NewFlowTable(c *FlowConfig) *FlowTable {
 	if cfg.HelloBuffers <= 0 {
 		cfg.HelloBuffers = DefaultHelloBuffers
 	}
-	nb := max(1, (cfg.Capacity+flowWays-1)/flowWays)
-	nb = 1 << bits.Len(uint(nb-1))
+	nb := flowBuckets(cfg.Capacity)
 	ms := func(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 	t := &FlowTable{
 		buckets: make([]flowBucket, nb),

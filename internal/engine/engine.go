@@ -147,6 +147,9 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	if e.log == nil {
 		e.log = slog.Default()
 	}
+	if err := checkFlowMemory(set); err != nil {
+		return nil, err
+	}
 	compiled, err := set.compiled()
 	if err != nil {
 		return nil, fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
