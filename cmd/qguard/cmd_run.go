@@ -96,7 +96,10 @@ OPTIONS
     --log-level LEVEL    debug, info, warn or error (default log.level)
 
 FILES
-    ` + engine.DefaultControlSocket + `  control socket (mode 0600)
+    ` + engine.DefaultControlSocket + `  control socket (mode 0600). A stale socket
+                              is replaced; a live one means another qguard
+                              runs; anything else there is refused, never
+                              removed.
 
 EXIT STATUS
     0 after a clean stop; 1 when start-up failed, the queues failed while

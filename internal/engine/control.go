@@ -45,16 +45,16 @@ type ControlHandler interface {
 
 // ListenControl creates the directory of path (mode 0750), removes a stale
 // socket left by a crashed daemon (refusing if a live one answers), and
-// listens with mode 0600: only root may reload or read counters.
+// listens with mode 0600: only the daemon's user (and root) may reload or
+// read counters. Anything at path that is not a socket (a file a mistyped
+// --control names, a directory, a symbolic link) is refused, never removed.
 func ListenControl(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create control socket directory: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("listen on control socket %s: %w: another qguard is running", path, ErrControl)
+	if err := clearStale(path); err != nil {
+		return nil, err
 	}
-	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
@@ -64,6 +64,46 @@ func ListenControl(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("restrict control socket %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// clearStale makes room at path for a new socket: nothing there is fine, a
+// socket nobody answers on is removed, anything else is an error.
+func clearStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("control socket %s: %w: the path exists and is not a socket (%s); qguard replaces only a stale socket: choose another --control path (or control.socket) or remove it",
+			path, ErrControl, describeMode(fi.Mode()))
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("listen on control socket %s: %w: another qguard is running", path, ErrControl)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale control socket %s: %w", path, err)
+	}
+	return nil
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // ServeControl answers requests on ln until ctx is done, then closes ln

@@ -115,3 +115,61 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("without NOTIFY_SOCKET: %v", err)
 	}
 }
+
+// Whatever is at the control path and is not a socket (a file a mistyped
+// --control names, a directory, a symbolic link) is refused and kept; a
+// live socket means another daemon.
+func TestControlRefusesNonSocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "important.conf")
+	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.sock")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	for path, kind := range map[string]string{file: "a regular file", sub: "a directory", link: "a symbolic link"} {
+		ln, err := ListenControl(path)
+		if err == nil {
+			ln.Close()
+			t.Errorf("%s: listening replaced %s", path, kind)
+			continue
+		}
+		if !errors.Is(err, ErrControl) || !strings.Contains(err.Error(), "is not a socket ("+kind+")") {
+			t.Errorf("%s: %v, want a refusal naming %s", path, err, kind)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep me" {
+		t.Errorf("the file named as control socket was changed: %q %v", b, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symbolic link was changed: %v", err)
+	}
+
+	live := filepath.Join(dir, "live.sock")
+	ln, err := ListenControl(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if ln2, err := ListenControl(live); err == nil {
+		ln2.Close()
+		t.Fatal("a second listener replaced a live socket")
+	} else if !strings.Contains(err.Error(), "another qguard is running") {
+		t.Errorf("live socket: %v", err)
+	}
+}
