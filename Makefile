@@ -71,6 +71,7 @@ install: docs
 	install -m 0644 packaging/README.md $(DESTDIR)$(DOCDIR)/README.packaging.md
 	install -m 0644 examples/qguard.yaml $(DESTDIR)$(DOCDIR)/examples/qguard.yaml
 	install -m 0644 packaging/qguard.yaml $(DESTDIR)$(DOCDIR)/examples/qguard.minimal.yaml
+	install -m 0644 packaging/systemd/xdp.conf $(DESTDIR)$(DOCDIR)/examples/xdp.conf
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/qguard
 	test -e $(DESTDIR)$(SYSCONFDIR)/qguard/qguard.yaml || \
 	    install -m 0644 packaging/qguard.yaml $(DESTDIR)$(SYSCONFDIR)/qguard/qguard.yaml
