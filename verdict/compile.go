@@ -65,7 +65,8 @@ type Compiled struct {
 	names     [3]*nameIndex // DNS, SNI, HTTP host
 	need      [4]bitmap     // rules with a DNS, SNI, HTTP host, payload matcher
 	pay       *payloadIndex
-	patWords  int // scratch words for pay
+	patWords  int         // scratch words for pay
+	quicPorts []PortRange // UDP ports where sni rules read QUIC; nil: none
 }
 
 // Len returns the number of rules.
@@ -195,6 +196,7 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.quicPorts = quicPortsOf(c.rules)
 	c.buildIndex(p)
 	if err := c.buildL7Index(p); err != nil {
 		return nil, &CompileError{Rule: -1, Field: "payload", Err: err}

@@ -61,6 +61,7 @@ type FlowTable struct {
 	timeouts [4]uint32 // ms by class: tcp, udp, other, closing
 	sweep    uint64
 	hellos   helloPool
+	quics    quicPool
 
 	size, inserts, evictions, expirations atomic.Int64
 }
@@ -89,6 +90,7 @@ type flowEntry struct {
 	gen   uint32 // policy generation the decision belongs to
 	rule  int32  // decided rule or RuleDefault
 	hello uint16 // 1 + index of the flow's HelloBuffer; 0 for none
+	quic  uint16 // 1 + index of the flow's QUICHello; 0 for none
 	pkts  uint8  // packets evaluated while undecided
 	flags uint8
 }
@@ -163,6 +165,7 @@ func NewFlowTable(c *FlowConfig) *FlowTable {
 			ms(cfg.OtherTimeout), ms(cfg.ClosingTimeout)},
 	}
 	t.hellos.init(min(cfg.HelloBuffers, 65535))
+	t.quics.init(DefaultQUICBuffers)
 	return t
 }
 
@@ -320,8 +323,11 @@ func (t *FlowTable) remove(b *flowBucket, i int) {
 	if b.e[i].hello != 0 {
 		t.hellos.put(b.e[i].hello)
 	}
+	if b.e[i].quic != 0 {
+		t.quics.put(b.e[i].quic)
+	}
 	b.tags[i] = 0
-	b.e[i].hello = 0
+	b.e[i].hello, b.e[i].quic = 0, 0
 	t.size.Add(-1)
 }
 

@@ -256,7 +256,7 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 	}
 	name, st := x.extractPacket(kind)
 	x.setName(kind, name, st)
-	if x.e != nil && (st == L7NotProtocol || st == L7Malformed || st == L7Absent) {
+	if x.e != nil && (st == L7NotProtocol || st == L7Malformed || st == L7Absent) && !(kind == needSNI && x.p.Proto == ProtoUDP) {
 		// The flow's first data settles the kind: a later segment of the
 		// same stream is no new message, so waiting could only re-read
 		// mid-stream bytes as a protocol start.
@@ -312,7 +312,7 @@ func (x *inspect) setName(kind uint8, name []byte, st L7Status) {
 func (x *inspect) serverName() ([]byte, L7Status) {
 	p := x.p
 	if p.Proto != ProtoTCP {
-		return nil, L7NotProtocol
+		return x.quicServerName()
 	}
 	if x.e != nil && x.e.hello != 0 {
 		h := x.ft.hellos.at(x.e.hello)

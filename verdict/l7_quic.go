@@ -58,6 +58,7 @@ type QUICHello struct {
 	initials int   // Initial packets opened on the flow
 	derived  int   // key derivations on the flow
 	status   L7Status
+	done     bool // see Done
 	name     [MaxNameLen]byte
 	nameLen  int
 	tmp      [MaxNameLen]byte
@@ -77,7 +78,20 @@ func NewQUICHello() *QUICHello {
 func (q *QUICHello) Reset() {
 	q.stream.reset()
 	q.keys = quicKeys{}
-	q.largest, q.initials, q.derived, q.status, q.nameLen = -1, 0, 0, L7Unset, 0
+	q.largest, q.initials, q.derived, q.status, q.nameLen, q.done = -1, 0, 0, L7Unset, 0, false
+}
+
+// Done reports that the client has moved on from its Initials: after a
+// complete ClientHello it sent a Handshake or a 1-RTT packet (RFC 9001
+// 4.9.1: it has discarded its Initial keys). The answer stays; the
+// reassembly state is no longer needed for this connection.
+func (q *QUICHello) Done() bool { return q.done }
+
+// moveOn notes a Handshake or short-header packet from the client.
+func (q *QUICHello) moveOn() {
+	if q.status == L7Found || q.status == L7Absent {
+		q.done = true
+	}
 }
 
 // Status returns the answer of the last Feed.
@@ -125,6 +139,15 @@ func quicIsInitial(b0 byte, version uint32) bool {
 	return version == quicVersion1 && typ == 0 || version == quicVersion2 && typ == 1
 }
 
+// quicUnopened is Feed's answer for a datagram that is not a QUIC v1 or
+// v2 Initial, on a flow where none has opened.
+func quicUnopened(d []byte) L7Status {
+	if quicOtherVersion(d) {
+		return L7Malformed
+	}
+	return L7NotProtocol
+}
+
 // quicOtherVersion reports whether d looks like a client's first datagram
 // of a QUIC version other than 1 and 2: a long header, a version that is
 // not Version Negotiation (0), padded to 1200 bytes as every QUIC version
@@ -145,10 +168,16 @@ func (q *QUICHello) feed(d []byte) L7Status {
 	}
 	var first []byte // DCID of the datagram's first packet
 	res := L7Unset
+	if len(d) > 0 && d[0]&quicLongHeader == 0 {
+		q.moveOn()
+	}
 	for len(d) >= quicMinLong && d[0]&quicLongHeader != 0 {
 		h, ok := parseQUICLong(d)
 		if !ok {
 			break // truncated or unreadable: the rest of the datagram is lost to a server too
+		}
+		if h.handshake {
+			q.moveOn()
 		}
 		if first == nil {
 			first = h.dcid
@@ -170,11 +199,12 @@ func (q *QUICHello) feed(d []byte) L7Status {
 
 // quicLong is a parsed long header; offsets index the packet.
 type quicLong struct {
-	version uint32
-	initial bool
-	dcid    []byte
-	pnOff   int // start of the protected packet number
-	end     int // end of the packet in the datagram
+	version   uint32
+	initial   bool
+	handshake bool
+	dcid      []byte
+	pnOff     int // start of the protected packet number
+	end       int // end of the packet in the datagram
 }
 
 // parseQUICLong reads the long header of a v1 or v2 packet that carries a
@@ -191,6 +221,7 @@ func parseQUICLong(d []byte) (quicLong, bool) {
 		return h, false // Retry: sent by servers only, and without a length
 	}
 	h.initial = quicIsInitial(d[0], h.version)
+	h.handshake = h.version == quicVersion1 && typ == 2 || h.version == quicVersion2 && typ == 3
 	r := tlsReader{b: d, off: 5}
 	h.dcid = r.vec8()
 	scid := r.vec8()
@@ -263,7 +294,7 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 			// A new connection, or the same one after a Retry: start over.
 			q.keys = fresh
 			q.stream.reset()
-			q.largest, q.status, q.nameLen = -1, L7NeedMore, 0
+			q.largest, q.status, q.nameLen, q.done = -1, L7NeedMore, 0, false
 		}
 	} else if q.status == L7Malformed || q.status == L7TooLarge {
 		return q.status // the connection's answer is settled

@@ -194,7 +194,7 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 	reply := false
 	if found {
 		reply = srcIsA != (e.flags&flowAIsInit != 0)
-		if e.gen == st.gen && e.flags&flowDecided != 0 {
+		if e.gen == st.gen && e.flags&flowDecided != 0 && !p.flows.quicRecheck(c, e, pk, reply) {
 			p.cached.Add(1)
 			d.Cached = true
 			p.apply(c, int(e.rule), &k, d, false, reply, now)
@@ -374,7 +374,7 @@ func (p *Pipeline) applyRule(c *Compiled, rule int, k *flowKey, d *Decision, fir
 		d.Action, d.Limited = r.limit.exceed, true
 		return
 	}
-	d.Offload = r.flow
+	d.Offload = r.flow && !c.quicFlow(&p.pkt) // the kernel would pass a later QUIC connection unseen
 	if first {
 		d.BlockSource = r.blockSource
 		if r.log {

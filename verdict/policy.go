@@ -70,7 +70,7 @@ type Match struct {
 	// destination port 53 only (UDP or TCP); with DstPorts, those ports
 	// carry DNS (add 5353 for mDNS).
 	DNS      []string
-	SNI      []string // TLS ClientHello server names, same syntax
+	SNI      []string // TLS ClientHello server names, also of QUIC Initials (UDP 443 and the rule's dports), same syntax
 	HTTPHost []string // HTTP/1.x Host header, same syntax
 	Payload  [][]byte // byte patterns anywhere in the first payload
 }

@@ -1,0 +1,120 @@
+package verdict
+
+import (
+	"crypto/tls"
+	"testing"
+
+	"github.com/quic-go/quic-go"
+)
+
+func quicPolicy(t *testing.T, extra ...Rule) *Compiled {
+	t.Helper()
+	return mustCompile(t, &Policy{Default: ActionAccept, Rules: append([]Rule{
+		{Name: "no-blocked", Match: Match{SNI: []string{"*.blocked.test"}}, Action: ActionDrop},
+	}, extra...)})
+}
+
+// quicDecide feeds datagrams from client port sport to UDP port dport and
+// returns the decision of each.
+func quicDecide(p *Pipeline, sport, dport uint16, dgrams [][]byte) []Decision {
+	var ds []Decision
+	for _, d := range dgrams {
+		ds = append(ds, decide(p, udp(tc4, ts4, sport, dport, d), nil))
+	}
+	return ds
+}
+
+// TestQUICPipeline: sni rules judge QUIC Initials of real quic-go clients
+// on UDP 443, v1 and v2; a blocked name is dropped from the packet that
+// completes its ClientHello, whatever came before on the flow.
+func TestQUICPipeline(t *testing.T) {
+	c := quicPolicy(t)
+	for _, version := range []quic.Version{quic.Version1, quic.Version2} {
+		blocked := captureQUICGo(t, version, &tls.Config{ServerName: "www.Blocked.test", NextProtos: []string{"h3"}})
+		allowed := captureQUICGo(t, version, &tls.Config{ServerName: "fine.test", NextProtos: []string{"h3"}})
+		p := NewPipeline(c, nil)
+		ds := quicDecide(p, 40000, 443, blocked)
+		last := ds[len(ds)-1]
+		if last.Rule != 0 || last.Action != ActionDrop || last.Offload {
+			t.Fatalf("%s: blocked hello: %+v", version, last)
+		}
+		for i, d := range ds[:len(ds)-1] {
+			if d.Rule != RulePending {
+				t.Errorf("%s: datagram %d before the hello is complete: %+v", version, i, d)
+			}
+		}
+		ds = quicDecide(p, 40001, 443, allowed)
+		if last := ds[len(ds)-1]; last.Rule != RuleDefault || last.Action != ActionAccept {
+			t.Fatalf("%s: allowed hello: %+v", version, last)
+		}
+
+		// Junk first, then the blocked Initials: each datagram is judged.
+		junk := decide(p, udp(tc4, ts4, 40002, 443, []byte("junk")), nil)
+		if junk.Rule != RuleDefault {
+			t.Fatalf("%s: junk: %+v", version, junk)
+		}
+		ds = quicDecide(p, 40002, 443, blocked)
+		if last := ds[len(ds)-1]; last.Rule != 0 || last.Action != ActionDrop {
+			t.Fatalf("%s: blocked after junk: %+v", version, last)
+		}
+
+		// An allowed connection, its 1-RTT packets, then a second
+		// connection to a blocked name on the same 5-tuple.
+		quicDecide(p, 40003, 443, allowed)
+		short := append([]byte{0x40}, make([]byte, 40)...)
+		if d := decide(p, udp(tc4, ts4, 40003, 443, short), nil); d.Rule != RuleDefault || !d.Cached {
+			t.Fatalf("%s: 1-RTT packet: %+v", version, d)
+		}
+		ds = quicDecide(p, 40003, 443, blocked)
+		if last := ds[len(ds)-1]; last.Rule != 0 || last.Action != ActionDrop {
+			t.Fatalf("%s: second connection on the flow: %+v", version, last)
+		}
+		if d := decide(p, udp(tc4, ts4, 40003, 443, short), nil); d.Rule != 0 || d.Action != ActionDrop {
+			t.Fatalf("%s: 1-RTT packet after the blocked connection: %+v", version, d)
+		}
+
+		// Other ports carry QUIC only when a rule names them.
+		ds = quicDecide(p, 40004, 8443, blocked)
+		if last := ds[len(ds)-1]; last.Rule != RuleDefault {
+			t.Fatalf("%s: blocked name to 8443 without a rule naming it: %+v", version, last)
+		}
+		p8443 := NewPipeline(quicPolicy(t, Rule{Name: "alt", Match: Match{Protos: []uint8{ProtoUDP},
+			DstPorts: ports(PortRange{8443, 8443}), SNI: []string{"*.alt.test"}}, Action: ActionReject}), nil)
+		ds = quicDecide(p8443, 40004, 8443, blocked)
+		if last := ds[len(ds)-1]; last.Rule != 0 || last.Action != ActionDrop {
+			t.Fatalf("%s: blocked name to 8443 with a rule naming it: %+v", version, last)
+		}
+	}
+}
+
+// TestQUICPipelineBuffers: a flow's QUICHello goes back to the pool when
+// the client sends 1-RTT packets, and a flow whose decision is cached
+// allocates nothing per packet.
+func TestQUICPipelineBuffers(t *testing.T) {
+	allowed := captureQUICGo(t, quic.Version1, &tls.Config{ServerName: "fine.test", NextProtos: []string{"h3"}})
+	p := NewPipeline(quicPolicy(t, Rule{Name: "udp", Match: Match{Protos: []uint8{ProtoUDP}}, Action: ActionAccept, Flow: true}), nil)
+	ds := quicDecide(p, 40000, 443, allowed)
+	if last := ds[len(ds)-1]; last.Rule != 1 || last.Offload {
+		t.Fatalf("allowed: %+v (a QUIC flow is never offloaded)", last)
+	}
+	if n := len(p.flows.quics.free); n != 0 {
+		t.Fatalf("%d free buffers while the handshake runs", n)
+	}
+	short := udp(tc4, ts4, 40000, 443, append([]byte{0x40}, make([]byte, 40)...)).raw()
+	var m Meta
+	var d Decision
+	p.Decide(short, &m, &d)
+	if d.Rule != 1 || !d.Cached {
+		t.Fatalf("1-RTT: %+v", d)
+	}
+	if n := len(p.flows.quics.free); n != 1 {
+		t.Fatalf("%d free buffers after a 1-RTT packet, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Decide(short, &m, &d) }); n != 0 {
+		t.Errorf("1-RTT packets of a QUIC flow: %v allocs", n)
+	}
+	last := udp(tc4, ts4, 40000, 443, allowed[len(allowed)-1]).raw()
+	if n := testing.AllocsPerRun(20, func() { p.Decide(last, &m, &d) }); n != 0 {
+		t.Errorf("a retransmitted Initial: %v allocs", n)
+	}
+}

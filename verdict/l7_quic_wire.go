@@ -1,0 +1,154 @@
+package verdict
+
+import "sync/atomic"
+
+// QUIC in the pipeline: sni rules read the server name of QUIC Initials
+// on UDP port 443 and on the destination ports sni rules name. Each
+// datagram is judged on its own (UDP has no stream whose first bytes
+// settle the protocol); the flow's QUICHello keeps the connection's
+// reassembly between datagrams. A flow decided from one connection's
+// ClientHello still has its later Initials judged (Pipeline.Decide asks
+// quicRecheck), since a client may open another connection, to another
+// name, on the same 5-tuple.
+
+// quicDefaultPort is where QUIC is inspected without a rule naming ports:
+// HTTP/3 (RFC 9114 3.1).
+const quicDefaultPort = 443
+
+// DefaultQUICBuffers bounds the flows collecting QUIC Initials at once
+// (about 25 KiB each). A buffer returns to the pool when the client moves
+// on to Handshake or 1-RTT packets, or the flow ends; a flow that finds
+// none free gets L7TooLarge, decided by policy.
+const DefaultQUICBuffers = 1024
+
+// quicPortsOf returns the UDP destination ports where sni rules look for
+// QUIC: 443 and the ports of every sni rule that lists destination ports.
+// Nil when no rule has an sni matcher.
+func quicPortsOf(rules []crule) []PortRange {
+	var ports []PortRange
+	for i := range rules {
+		if rules[i].sni == nil {
+			continue
+		}
+		if ports == nil {
+			ports = []PortRange{{quicDefaultPort, quicDefaultPort}}
+		}
+		ports = append(ports, rules[i].dports...)
+	}
+	return ports
+}
+
+func (c *Compiled) quicPort(port uint16) bool {
+	for _, r := range c.quicPorts {
+		if port >= r.Lo && port <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// quicRecheck reports whether a packet of a flow with a cached decision
+// must be evaluated again: a QUIC Initial to a port where sni rules read
+// QUIC, which can start a new connection's ClientHello. Other client
+// packets of the flow tell when its QUICHello can go back to the pool.
+func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *Packet, reply bool) bool {
+	if reply || p.Proto != ProtoUDP || c.quicPorts == nil || !c.quicPort(p.DstPort) {
+		return false
+	}
+	if QUICInitial(p.Payload) {
+		return true
+	}
+	if e.quic != 0 {
+		q := t.quics.at(e.quic)
+		if q.Feed(p.Payload); q.Done() {
+			t.quics.put(e.quic)
+			e.quic = 0
+		}
+	}
+	return false
+}
+
+// quicFlow reports whether p belongs to a UDP flow where sni rules read
+// QUIC (either direction): its later Initials must come to the pipeline,
+// so such a flow is never offloaded to the kernel.
+func (c *Compiled) quicFlow(p *Packet) bool {
+	return p.Proto == ProtoUDP && c.quicPorts != nil && (c.quicPort(p.DstPort) || c.quicPort(p.SrcPort))
+}
+
+// quicServerName is the sni extractor for UDP packets.
+func (x *inspect) quicServerName() ([]byte, L7Status) {
+	p := x.p
+	if !x.c.quicPort(p.DstPort) {
+		return nil, L7NotProtocol
+	}
+	if x.e == nil {
+		// No flow (Trace): this datagram alone.
+		q := x.ft.quics.scratch()
+		q.Reset()
+		return q.Feed(p.Payload)
+	}
+	if x.e.quic == 0 {
+		if !QUICInitial(p.Payload) {
+			return nil, quicUnopened(p.Payload) // what a fresh QUICHello would answer
+		}
+		if x.e.quic = x.ft.quics.get(); x.e.quic == 0 {
+			return nil, L7TooLarge
+		}
+	}
+	q := x.ft.quics.at(x.e.quic)
+	name, st := q.Feed(p.Payload)
+	if q.Done() {
+		// The client has left the Initial phase: the answer is in the
+		// flow's decision; a later connection gets a fresh buffer.
+		n := copy(x.sniBuf[:], name)
+		name = x.sniBuf[:n:n]
+		x.ft.quics.put(x.e.quic)
+		x.e.quic = 0
+	}
+	return name, st
+}
+
+// quicPool lends QUICHellos to UDP flows, like helloPool: allocated on
+// first need up to the bound, then reused.
+type quicPool struct {
+	bufs []*QUICHello
+	free []uint16 // 1-based indexes of idle buffers
+	max  int
+	one  *QUICHello // for packets outside the flow table
+	full atomic.Uint64
+}
+
+func (p *quicPool) init(n int) {
+	p.max = n
+	p.bufs = make([]*QUICHello, 0, n)
+	p.free = make([]uint16, 0, n)
+}
+
+// get returns a buffer index, or 0 when every buffer is in use.
+func (p *quicPool) get() uint16 {
+	if n := len(p.free); n > 0 {
+		i := p.free[n-1]
+		p.free = p.free[:n-1]
+		return i
+	}
+	if len(p.bufs) < p.max {
+		p.bufs = append(p.bufs, NewQUICHello())
+		return uint16(len(p.bufs))
+	}
+	p.full.Add(1)
+	return 0
+}
+
+func (p *quicPool) put(i uint16) {
+	p.bufs[i-1].Reset()
+	p.free = append(p.free, i)
+}
+
+func (p *quicPool) at(i uint16) *QUICHello { return p.bufs[i-1] }
+
+func (p *quicPool) scratch() *QUICHello {
+	if p.one == nil {
+		p.one = NewQUICHello()
+	}
+	return p.one
+}
