@@ -43,6 +43,10 @@ func TestQUICPipeline(t *testing.T) {
 				t.Errorf("%s: datagram %d before the hello is complete: %+v", version, i, d)
 			}
 		}
+		if tr := p.Trace(udp(tc4, ts4, 1, 443, blocked[0]).raw(), nil); len(blocked) == 1 && tr.Decision.Rule != 0 ||
+			len(blocked) > 1 && tr.Decision.Rule != RulePending {
+			t.Errorf("%s: trace of the first Initial:\n%s", version, tr)
+		}
 		ds = quicDecide(p, 40001, 443, allowed)
 		if last := ds[len(ds)-1]; last.Rule != RuleDefault || last.Action != ActionAccept {
 			t.Fatalf("%s: allowed hello: %+v", version, last)

@@ -82,10 +82,9 @@ func (x *inspect) quicServerName() ([]byte, L7Status) {
 		return nil, L7NotProtocol
 	}
 	if x.e == nil {
-		// No flow (Trace): this datagram alone.
-		q := x.ft.quics.scratch()
-		q.Reset()
-		return q.Feed(p.Payload)
+		// No flow (Trace, which may run beside Decide): this datagram
+		// alone, in a QUICHello of its own.
+		return NewQUICHello().Feed(p.Payload)
 	}
 	if x.e.quic == 0 {
 		if !QUICInitial(p.Payload) {
@@ -114,7 +113,6 @@ type quicPool struct {
 	bufs []*QUICHello
 	free []uint16 // 1-based indexes of idle buffers
 	max  int
-	one  *QUICHello // for packets outside the flow table
 	full atomic.Uint64
 }
 
@@ -145,10 +143,3 @@ func (p *quicPool) put(i uint16) {
 }
 
 func (p *quicPool) at(i uint16) *QUICHello { return p.bufs[i-1] }
-
-func (p *quicPool) scratch() *QUICHello {
-	if p.one == nil {
-		p.one = NewQUICHello()
-	}
-	return p.one
-}
