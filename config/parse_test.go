@@ -160,6 +160,7 @@ policy:
   default: drop
   invalid: reject
   l7_packets: 4
+  l7_undecided: accept
   sets:
     s: ["198.18.0.0/15", "2001:db8::1"]
   rules:
@@ -199,7 +200,8 @@ policy:
 	if !reflect.DeepEqual(m, want) || len(m.Src) != 1 || m.Src[0].String() != "10.0.0.0/8" {
 		t.Errorf("match\n got %+v\nwant %+v", m, want)
 	}
-	if p.Default != verdict.ActionDrop || p.Invalid != verdict.ActionReject || p.L7Packets != 4 || len(p.Sets["s"]) != 2 ||
+	if p.Default != verdict.ActionDrop || p.Invalid != verdict.ActionReject || p.L7Packets != 4 ||
+		p.L7Undecided != verdict.ActionAccept || len(p.Sets["s"]) != 2 ||
 		p.Sets["s"][1].String() != "2001:db8::1/128" {
 		t.Errorf("policy %+v", p)
 	}
@@ -214,7 +216,7 @@ policy:
 		t.Error(err)
 	}
 	_, err = f.Compile(&verdict.CompileOptions{Interface: func(n string) (uint32, error) { return 0, errors.New("no such device") }})
-	if err == nil || !strings.HasPrefix(err.Error(), `v.yaml:19:9: rule "all" (#0): in_iface: interface not found: "eth0"`) {
+	if err == nil || !strings.HasPrefix(err.Error(), `v.yaml:20:9: rule "all" (#0): in_iface: interface not found: "eth0"`) {
 		t.Errorf("compile error: %v", err)
 	}
 	if !errors.Is(err, verdict.ErrInterface) {

@@ -34,7 +34,10 @@ func (d *decoder) policy(p *verdict.Policy, n *yaml.Node) []ruleInfo {
 		"default":    func(v *yaml.Node) { p.Default = d.action(v, "policy.default", true, p.Default) },
 		"invalid":    func(v *yaml.Node) { p.Invalid = d.action(v, "policy.invalid", true, p.Invalid) },
 		"l7_packets": func(v *yaml.Node) { p.L7Packets = d.intIn(v, "policy.l7_packets", 1, 255, p.L7Packets) },
-		"sets":       func(v *yaml.Node) { p.Sets = d.sets(v) },
+		"l7_undecided": func(v *yaml.Node) {
+			p.L7Undecided = d.action(v, "policy.l7_undecided", true, p.L7Undecided)
+		},
+		"sets": func(v *yaml.Node) { p.Sets = d.sets(v) },
 		"rules": func(v *yaml.Node) {
 			names := map[string]int{}
 			d.list(v, "policy.rules", func(it *yaml.Node) {

@@ -43,6 +43,11 @@ const (
 	RuleInvalid = -2 // the packet did not decode: Policy.Invalid
 	RulePending = -3 // the flow waits for L7 data: accepted, evaluated again on its next packet
 	RuleStage   = -4 // a user Stage decided (Decision.Stage names it)
+	// RuleUndecided: a rule that could match needs L7 data that cannot be
+	// read (malformed, beyond the reassembly bounds, still missing when the
+	// L7 window closed): Policy.L7Undecided. Also a segment dropped because
+	// it came after a hole in a stream under inspection.
+	RuleUndecided = -5
 )
 
 // Decision is the outcome of Pipeline.Decide for one packet. Callers own it
@@ -57,7 +62,7 @@ type Decision struct {
 	// BlockSource asks for the source address to be put in the kernel block
 	// set for this long. It is set on the packet that decided the flow only.
 	BlockSource time.Duration
-	Rule        int  // index into Policy.Rules, or RuleDefault, RuleInvalid, RulePending, RuleStage
+	Rule        int  // index into Policy.Rules, or RuleDefault, RuleInvalid, RulePending, RuleStage, RuleUndecided
 	Cached      bool // the flow's decision came from the flow table
 	// Log is set when the rule asks for logging and the log rate limit had
 	// room: the caller prints the line (the pipeline never does I/O).

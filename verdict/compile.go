@@ -58,6 +58,7 @@ type Compiled struct {
 	rules     []crule
 	def       Action
 	invalid   Action
+	undecided Action
 	l7Packets int
 	idx       index
 	words     int
@@ -69,11 +70,50 @@ type Compiled struct {
 	quicPorts []PortRange // UDP ports where sni rules read QUIC; nil: none
 }
 
+// defaultInvalid is the action for undecodable packets when the policy sets
+// none. A packet that cannot be decoded far enough to evaluate the rules
+// must not get past a rule that could have matched it, so it gets drop when
+// any rule or the default drops or rejects; only a policy that accepts
+// everything (observe mode) accepts it.
+func defaultInvalid(p *Policy) Action {
+	if p.Default == ActionDrop || p.Default == ActionReject {
+		return ActionDrop
+	}
+	for i := range p.Rules {
+		if a := p.Rules[i].Action; a == ActionDrop || a == ActionReject {
+			return ActionDrop
+		}
+		if rl := p.Rules[i].RateLimit; rl != nil && rl.Exceed != ActionAccept {
+			return ActionDrop // ActionUnset means drop
+		}
+	}
+	return ActionAccept
+}
+
+// actionOf returns the action a decision by rule takes (before rate limits).
+func (c *Compiled) actionOf(rule int) Action {
+	switch {
+	case rule >= 0 && rule < len(c.rules):
+		return c.rules[rule].action
+	case rule == RuleUndecided:
+		return c.undecided
+	case rule == RuleInvalid:
+		return c.invalid
+	case rule == RulePending || rule == RuleStage:
+		return ActionAccept
+	}
+	return c.def
+}
+
+// InvalidAction returns the action for packets that do not decode:
+// Policy.Invalid, or the default chosen by Compile when it is unset.
+func (c *Compiled) InvalidAction() Action { return c.invalid }
+
 // Len returns the number of rules.
 func (c *Compiled) Len() int { return len(c.rules) }
 
-// RuleName returns the name of rule i, "default", "invalid", "pending" or
-// "stage" for the special Decision.Rule values.
+// RuleName returns the name of rule i, "default", "invalid", "pending",
+// "stage" or "undecided" for the special Decision.Rule values.
 func (c *Compiled) RuleName(i int) string {
 	switch {
 	case i >= 0 && i < len(c.rules):
@@ -86,6 +126,8 @@ func (c *Compiled) RuleName(i int) string {
 		return "pending"
 	case i == RuleStage:
 		return "stage"
+	case i == RuleUndecided:
+		return "undecided"
 	}
 	return "unknown"
 }
@@ -156,6 +198,9 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 	if p.Invalid >= numActions {
 		fail(-1, "", "invalid", fmt.Errorf("%w: %d", ErrBadAction, p.Invalid))
 	}
+	if p.L7Undecided >= numActions {
+		fail(-1, "", "l7_undecided", fmt.Errorf("%w: %d", ErrBadAction, p.L7Undecided))
+	}
 	for name, ps := range p.Sets {
 		for _, pf := range ps {
 			if !pf.IsValid() {
@@ -172,7 +217,10 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 	c := &Compiled{rules: make([]crule, n), def: p.Default, invalid: p.Invalid,
 		l7Packets: p.L7Packets, words: words}
 	if c.invalid == ActionUnset {
-		c.invalid = c.def
+		c.invalid = defaultInvalid(p)
+	}
+	if c.undecided = p.L7Undecided; c.undecided == ActionUnset {
+		c.undecided = ActionDrop
 	}
 	if c.l7Packets <= 0 {
 		c.l7Packets = DefaultL7Packets

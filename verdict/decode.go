@@ -177,8 +177,11 @@ func decodeIPv6(b []byte, p *Packet) bool {
 	return decodeL4(b, off, total-off, p)
 }
 
-// walkIPv6Ext walks at most MaxExtHeaders extension headers starting at
-// offset 40 and returns the offset and number of the upper-layer header.
+// walkIPv6Ext walks the extension headers starting at offset 40 and returns
+// the offset and number of the upper-layer header. The chain may be as long
+// as the packet holds (each header takes at least 8 bytes, so the walk ends):
+// the kernel delivers such packets, and stopping early would leave the
+// transport header, and every port or L7 rule, unseen.
 // Layouts (RFC 8200 4.3-4.6, RFC 4302 2):
 //
 //	hop-by-hop, routing, destination options: next(1) len(1) ... ; size (len+1)*8
@@ -222,15 +225,14 @@ func walkIPv6Ext(b []byte, next uint8, p *Packet) (int, uint8, bool) {
 		default:
 			return off, next, true
 		}
-		if n >= MaxExtHeaders {
-			return 0, 0, p.fail(ReasonTooManyExtHeaders)
-		}
 		if len(b) < off+size {
 			return 0, 0, p.fail(ReasonTruncated)
 		}
 		next = b[off]
 		off += size
-		p.ExtHeaders++
+		if p.ExtHeaders < 255 {
+			p.ExtHeaders++
+		}
 		if p.FragOffset != 0 {
 			return off, next, true
 		}

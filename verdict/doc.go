@@ -5,7 +5,7 @@
 // # Decoding
 //
 // [Decode] fills a caller-owned [Packet] from an IPv4 or IPv6 packet:
-// options and fragments, a bounded walk of IPv6 extension headers, TCP,
+// options and fragments, IPv6 extension header chains of any length, TCP,
 // UDP, UDP-Lite, ICMP, ICMPv6, SCTP and DCCP ports. It never allocates and
 // never panics; malformed input sets Packet.Invalid to a [Reason]. Slices in
 // a Packet point into the decoded buffer.
@@ -21,6 +21,9 @@
 // server name from a QUIC client's Initial packets (versions 1 and 2),
 // decrypting them with the keys their connection ID determines and
 // reassembling the ClientHello from CRYPTO frames in any order.
+// The pipeline follows TCP DNS streams and HTTP/1.x connections message
+// by message (framing, request bodies, keep-alive), so that every message
+// is judged.
 //
 // # Payload patterns
 //

@@ -20,6 +20,10 @@ type FlowConfig struct {
 	// HelloBuffers bounds how many flows at once may be collecting a TLS
 	// ClientHello that spans several segments. Default DefaultHelloBuffers.
 	HelloBuffers int
+	// Streams bounds how many TCP flows at once may have their DNS
+	// messages or HTTP requests followed one by one (about 48 bytes each).
+	// Default: Capacity, at most DefaultStreams.
+	Streams int
 }
 
 // Flow table defaults.
@@ -30,6 +34,7 @@ const (
 	DefaultOtherTimeout   = 30 * time.Second
 	DefaultClosingTimeout = 10 * time.Second
 	DefaultHelloBuffers   = 1024
+	DefaultStreams        = 1<<16 - 1
 )
 
 // FlowStats are a flow table's counters.
@@ -39,7 +44,8 @@ type FlowStats struct {
 	Inserts     uint64 // new flows
 	Evictions   uint64 // live flows replaced because their bucket was full
 	Expirations uint64 // flows removed after their idle timeout
-	HelloFull   uint64 // ClientHellos not collected because every buffer was busy
+	HelloFull   uint64 // ClientHellos or message heads not collected because every buffer was busy
+	StreamsFull uint64 // TCP flows not followed message by message because every stream was busy
 }
 
 // FlowTable remembers flows and their decisions. It is a fixed array of
@@ -62,8 +68,10 @@ type FlowTable struct {
 	sweep    uint64
 	hellos   helloPool
 	quics    quicPool
+	streams  streamPool
 
 	size, inserts, evictions, expirations atomic.Int64
+	streamsFull                           atomic.Uint64
 }
 
 const flowWays = 8
@@ -86,18 +94,37 @@ type flowBucket struct {
 
 // flowEntry is one flow's state besides its tag and time.
 type flowEntry struct {
-	key   flowKey
-	gen   uint32 // policy generation the decision belongs to
-	rule  int32  // decided rule or RuleDefault
-	hello uint16 // 1 + index of the flow's HelloBuffer; 0 for none
-	quic  uint16 // 1 + index of the flow's QUICHello; 0 for none
-	pkts  uint8  // packets evaluated while undecided
-	flags uint8
+	key flowKey
+	gen uint32 // policy generation the decision belongs to
+	// rule is the decided rule or RuleDefault (flowDecided), the decision
+	// of the last message (flowPerMsg), or, while neither and flowISN is
+	// set, the sequence number of the initiator's first data byte.
+	rule   int32
+	stream uint16 // 1 + index of the flow's l7Stream; 0 for none
+	hello  uint16 // 1 + index of the flow's HelloBuffer; 0 for none
+	quic   uint16 // 1 + index of the flow's QUICHello; 0 for none
+	pkts   uint8  // payload packets evaluated while undecided
+	flags  uint8
 }
 
 const (
 	flowAIsInit = 1 << iota // endpoint A sent the first packet
 	flowDecided             // rule holds the flow's decision for generation gen
+)
+
+// Flags above the flowNoL7 bits.
+const (
+	// flowPerMsg: the flow carries messages that are judged one by one (DNS,
+	// HTTP requests); rule holds the last one's decision, which covers the
+	// packets continuing that message.
+	flowPerMsg = 1 << 5
+	// flowISN: rule holds the initiator's SYN sequence number plus one, so
+	// an L7 reassembler starts at the stream's first byte even when a later
+	// segment arrives first.
+	flowISN = 1 << 6
+	// flowData: the initiator's data has been read in order before, so
+	// the stream no longer starts at the ISN.
+	flowData = 1 << 7
 )
 
 // flowNoL7Shift places, above the bits above, one bit per L7 name kind
@@ -166,6 +193,10 @@ func NewFlowTable(c *FlowConfig) *FlowTable {
 	}
 	t.hellos.init(min(cfg.HelloBuffers, 65535))
 	t.quics.init(DefaultQUICBuffers)
+	if cfg.Streams <= 0 {
+		cfg.Streams = min(cfg.Capacity, DefaultStreams)
+	}
+	t.streams.init(min(cfg.Streams, DefaultStreams))
 	return t
 }
 
@@ -178,6 +209,7 @@ func (t *FlowTable) Stats() FlowStats {
 		Evictions:   uint64(t.evictions.Load()),
 		Expirations: uint64(t.expirations.Load()),
 		HelloFull:   t.hellos.full.Load(),
+		StreamsFull: t.streamsFull.Load(),
 	}
 }
 
@@ -326,8 +358,11 @@ func (t *FlowTable) remove(b *flowBucket, i int) {
 	if b.e[i].quic != 0 {
 		t.quics.put(b.e[i].quic)
 	}
+	if b.e[i].stream != 0 {
+		t.streams.put(t, b.e[i].stream)
+	}
 	b.tags[i] = 0
-	b.e[i].hello, b.e[i].quic = 0, 0
+	b.e[i].hello, b.e[i].quic, b.e[i].stream = 0, 0, 0
 	t.size.Add(-1)
 }
 

@@ -1,5 +1,7 @@
 package verdict
 
+import "encoding/binary"
+
 // tri is the outcome of a matcher that may need data not seen yet.
 type tri uint8
 
@@ -18,9 +20,22 @@ type inspect struct {
 	m     *Meta
 	e     *flowEntry // nil for packets outside the flow table (fragments, Trace)
 	ft    *FlowTable
-	final bool // the L7 wait bound is reached: missing data means no match
+	final bool // the L7 window is closed: missing data leaves the flow undecided
 
 	perPacket bool // a matcher on per-packet state (mark, conntrack) was consulted
+	perMsg    bool // a DNS message or HTTP request was read: later ones must be judged too
+	undecided bool // a rule could not be evaluated: Policy.L7Undecided decides
+	gap       bool // a segment of a followed stream after bytes not seen yet
+	cont      bool // the payload only continues a message judged before
+
+	// The DNS messages and HTTP requests of this packet, one unit at a time.
+	unit     uint8     // needDNS or needHost: the kind whose units are iterated
+	stream   *l7Stream // the flow's stream, once fed this packet
+	sdata    []byte    // the packet's stream bytes not consumed yet
+	dnsQ     DNSQuestions
+	inMsg    bool // dnsQ holds a message whose questions are being read
+	msgFirst bool // its first question is next
+	dnsCut   bool // the message is longer than what was collected
 
 	got                   uint8 // needDNS, needSNI, needHost bits already extracted
 	dnsSt, sniSt, hostSt  L7Status
@@ -41,6 +56,34 @@ type inspect struct {
 func (x *inspect) reset(c *Compiled, p *Packet, m *Meta, e *flowEntry, ft *FlowTable, final bool) {
 	x.c, x.p, x.m, x.e, x.ft, x.final = c, p, m, e, ft, final
 	x.perPacket, x.got, x.gotBM, x.pruned = false, 0, 0, 0
+	x.perMsg, x.undecided, x.gap, x.cont = false, false, false, false
+	x.unit, x.stream, x.sdata, x.inMsg = 0, nil, nil, false
+}
+
+// advance moves to the packet's next DNS message (question) or HTTP
+// request, if any, for another walk of the rules. Names of other kinds and
+// the payload lookup stay: they belong to the packet.
+func (x *inspect) advance() bool {
+	var name []byte
+	var st L7Status
+	var ok bool
+	if len(x.sdata) == 0 && !x.inMsg {
+		return false // a message cut by the packet's end is the last one
+	}
+	switch x.unit {
+	case needDNS:
+		name, st, ok = x.dnsNext()
+	case needHost:
+		name, st, ok = x.httpNext()
+	}
+	if !ok {
+		return false
+	}
+	x.setName(x.unit, name, st)
+	x.got |= x.unit
+	x.gotBM &^= x.unit
+	x.pruned, x.undecided = 0, false
+	return true
 }
 
 // fit sizes the scratch bitmaps for c; it allocates only when a policy
@@ -131,8 +174,8 @@ func (x *inspect) prune(cand bitmap) {
 					x.gotBM |= kind
 				}
 				ok = x.nameBM[k]
-			case (st == L7NeedMore || st == L7Unset) && !x.final:
-				continue // the name may still come
+			case st == L7NeedMore || st == L7Unset || st == L7Malformed || st == L7TooLarge:
+				continue // the rule's own check waits or leaves the flow undecided
 			}
 		}
 		for w := range cand {
@@ -177,6 +220,8 @@ func (x *inspect) nameIndexed(kind uint8, slot, i int) tri {
 		return triNo
 	case L7NeedMore, L7Unset:
 		return x.wait()
+	case L7Malformed, L7TooLarge:
+		return x.cannot()
 	}
 	return triNo
 }
@@ -216,10 +261,21 @@ func (x *inspect) payload(s *payloadSet) tri {
 	return triNo
 }
 
+// wait is the answer of a matcher whose data has not arrived. Once the L7
+// window is closed the flow is undecided instead: counting the missing
+// data as no match would let a client skip a rule by never completing it.
 func (x *inspect) wait() tri {
 	if x.final {
-		return triNo
+		x.undecided = true
 	}
+	return triWait
+}
+
+// cannot is the answer of a matcher whose data cannot be read (malformed,
+// or beyond what is reassembled): a server may still accept what qguard
+// cannot parse, so the rule is not skipped; Policy.L7Undecided decides.
+func (x *inspect) cannot() tri {
+	x.undecided = true
 	return triWait
 }
 
@@ -234,6 +290,8 @@ func (x *inspect) names(kind uint8, s *nameSet) tri {
 		return triNo
 	case L7NeedMore, L7Unset:
 		return x.wait()
+	case L7Malformed, L7TooLarge:
+		return x.cannot()
 	}
 	return triNo
 }
@@ -254,9 +312,9 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 		x.setName(kind, nil, L7NotProtocol) // settled by an earlier packet
 		return nil, L7NotProtocol
 	}
-	name, st := x.extractPacket(kind)
+	name, st, settle := x.extractPacket(kind)
 	x.setName(kind, name, st)
-	if x.e != nil && (st == L7NotProtocol || st == L7Malformed || st == L7Absent) && !(kind == needSNI && x.p.Proto == ProtoUDP) {
+	if x.e != nil && settle {
 		// The flow's first data settles the kind: a later segment of the
 		// same stream is no new message, so waiting could only re-read
 		// mid-stream bytes as a protocol start.
@@ -265,35 +323,241 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 			x.ft.hellos.put(x.e.hello)
 			x.e.hello = 0
 		}
+		if kind == needHost && x.e.stream != 0 && x.ft.streams.at(x.e.stream).kind == needHost {
+			x.ft.streams.put(x.ft, x.e.stream)
+			x.e.stream, x.stream, x.unit = 0, nil, 0
+		}
 	}
 	return name, st
 }
 
-// extractPacket runs the extractor of kind on the packet.
-func (x *inspect) extractPacket(kind uint8) ([]byte, L7Status) {
+// extractPacket runs the extractor of kind on the packet; settle reports
+// that the flow can never carry the kind's name.
+func (x *inspect) extractPacket(kind uint8) (name []byte, st L7Status, settle bool) {
 	p := x.p
-	if len(p.Payload) == 0 || p.Proto != ProtoTCP && p.Proto != ProtoUDP {
-		st := L7Unset
-		if p.Proto != ProtoTCP && p.Proto != ProtoUDP {
-			st = L7NotProtocol
-		}
-		return nil, st
+	if p.Proto != ProtoTCP && p.Proto != ProtoUDP {
+		return nil, L7NotProtocol, false
 	}
-	var name []byte
-	var st L7Status
 	switch kind {
 	case needDNS:
-		name, st = DNSQueryName(p.Payload, p.Proto == ProtoTCP, x.dnsBuf[:0])
+		x.perMsg = true
+		name, st = x.dnsFirst()
+		return name, st, false
 	case needSNI:
-		name, st = x.serverName()
-	default:
-		if p.Proto != ProtoTCP {
-			st = L7NotProtocol
-			break
+		if len(p.Payload) == 0 {
+			return nil, L7Unset, false
 		}
-		name, st = HTTPHost(p.Payload, x.hoBuf[:0])
+		name, st = x.serverName()
+		// A TCP connection has one ClientHello; QUIC datagrams are judged
+		// one by one (a server drops junk and takes the Initial after it).
+		return name, st, p.Proto == ProtoTCP && (st == L7NotProtocol || st == L7Malformed || st == L7Absent)
+	}
+	if p.Proto != ProtoTCP {
+		return nil, L7NotProtocol, false
+	}
+	if len(p.Payload) == 0 {
+		x.perMsg = x.e != nil && x.e.stream != 0
+		return nil, L7Unset, false
+	}
+	if x.e == nil {
+		name, st = HTTPHost(skipEmptyLines(p.Payload), x.hoBuf[:0])
+		return name, st, false
+	}
+	switch st = x.feed(needHost); st {
+	case L7Unset:
+		name, st = HTTPHost(skipEmptyLines(p.Payload), x.hoBuf[:0])
+		return name, st, st == L7NotProtocol
+	case L7Found:
+	default:
+		return nil, st, false
+	}
+	started := x.stream.started
+	x.unit, x.perMsg = needHost, true
+	name, st, ok := x.httpNext()
+	if !ok {
+		x.cont = true
+		return nil, L7Unset, false
+	}
+	if st == L7NotProtocol && !started {
+		x.perMsg = false
+		return nil, st, true // the connection's first data is not HTTP
+	}
+	return name, st, false
+}
+
+// skipEmptyLines drops the empty lines a server ignores before a request
+// line (RFC 9112 2.2).
+func skipEmptyLines(b []byte) []byte {
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return b
+}
+
+// dataSeq is the sequence number of the packet's first payload byte: a SYN
+// takes one before its data (TCP Fast Open).
+func dataSeq(p *Packet) uint32 {
+	if p.TCPFlags&TCPSyn != 0 {
+		return p.TCPSeq + 1
+	}
+	return p.TCPSeq
+}
+
+// streamStart is where the initiator's byte stream begins: the SYN's
+// sequence number plus one when the flow's SYN was seen, else this packet.
+func (x *inspect) streamStart() uint32 {
+	if x.e.flags&(flowISN|flowData) == flowISN {
+		return uint32(x.e.rule)
+	}
+	return dataSeq(x.p)
+}
+
+// feed gives the packet's segment to the flow's stream of kind, creating
+// the stream on the flow's first data, and leaves the new in-order bytes
+// in x.sdata. L7TooLarge: no stream was free, or the flow follows another
+// kind; L7NeedMore with x.gap: the segment comes after a hole.
+func (x *inspect) feed(kind uint8) L7Status {
+	e := x.e
+	if e.stream == 0 {
+		i := x.ft.streams.get()
+		if i == 0 {
+			x.ft.streamsFull.Add(1)
+			return L7TooLarge
+		}
+		e.stream = i
+		s := x.ft.streams.at(i)
+		s.kind, s.next = kind, x.streamStart()
+	}
+	s := x.ft.streams.at(e.stream)
+	if s.kind != kind {
+		return L7Unset // followed as the other protocol: read this packet alone
+	}
+	x.stream = s
+	data, k := s.take(dataSeq(x.p), x.p.Payload)
+	if k == segGap {
+		x.gap = true
+		return L7NeedMore
+	}
+	x.sdata = data
+	return L7Found
+}
+
+// dnsFirst reads the packet's first DNS question: the datagram's over UDP,
+// the next message's of the connection over TCP.
+func (x *inspect) dnsFirst() ([]byte, L7Status) {
+	p := x.p
+	if len(p.Payload) == 0 {
+		return nil, L7Unset
+	}
+	if p.Proto == ProtoUDP {
+		q, st := ParseDNS(p.Payload, false)
+		if st != L7Found {
+			return nil, st
+		}
+		x.dnsQ, x.inMsg, x.msgFirst, x.dnsCut, x.unit = q, true, true, false, needDNS
+	} else if x.e == nil {
+		return x.dnsAlone() // Trace
+	} else {
+		switch st := x.feed(needDNS); st {
+		case L7Unset:
+			return x.dnsAlone()
+		case L7Found:
+		default:
+			return nil, st
+		}
+		x.unit = needDNS
+	}
+	name, st, ok := x.dnsNext()
+	if !ok {
+		x.cont = true
+		return nil, L7Unset
 	}
 	return name, st
+}
+
+// dnsAlone reads the first DNS message of a TCP payload without a stream,
+// once all of it is there (a name may point forward into it), as a
+// stream reads it.
+func (x *inspect) dnsAlone() ([]byte, L7Status) {
+	p := x.p.Payload
+	if len(p) >= 2 && len(p) < 2+int(binary.BigEndian.Uint16(p)) {
+		return nil, L7NeedMore
+	}
+	return DNSQueryName(p, true, x.dnsBuf[:0])
+}
+
+// dnsNext returns the next question of the packet: of the message being
+// read, else of the stream's next message. ok is false when there is none.
+func (x *inspect) dnsNext() (name []byte, st L7Status, ok bool) {
+	for {
+		if x.inMsg {
+			name, _, _, st = x.dnsQ.Next(x.dnsBuf[:0])
+			first := x.msgFirst
+			x.msgFirst = false
+			switch {
+			case st == L7Absent && !first:
+				x.inMsg = false // every question read
+				continue
+			case st == L7NeedMore && x.dnsCut:
+				st = L7TooLarge // the name points past the collected part
+			}
+			if st != L7Found {
+				x.inMsg = false
+			}
+			return name, st, true
+		}
+		if x.stream == nil {
+			return nil, L7Unset, false
+		}
+		msg, cut, sst := x.stream.nextDNS(x.ft, &x.sdata)
+		switch sst {
+		case L7Unset:
+			return nil, L7Unset, false
+		case L7Found:
+			q, qst := ParseDNS(msg, false)
+			if qst != L7Found {
+				return nil, qst, true // shorter than a header: no name
+			}
+			q.cut = cut
+			x.dnsQ, x.inMsg, x.msgFirst, x.dnsCut = q, true, true, cut
+		default:
+			return nil, sst, true
+		}
+	}
+}
+
+// httpNext returns the host of the stream's next request in the packet.
+// ok is false when no request begins in the rest of the packet.
+func (x *inspect) httpNext() (name []byte, st L7Status, ok bool) {
+	s := x.stream
+	if s == nil {
+		return nil, L7Unset, false
+	}
+	head, sst := s.nextHTTP(x.ft, &x.sdata)
+	switch sst {
+	case L7Unset:
+		return nil, L7Unset, false
+	case L7Found:
+		started := s.started
+		name, st = HTTPHost(head, x.hoBuf[:0])
+		s.afterHead(head)
+		if st == L7NotProtocol && started {
+			s.phase, st = phaseLost, L7Malformed // not a request where one must be
+		}
+		return name, st, true
+	case L7NeedMore:
+		// A head cut short may already show that it is no request.
+		if _, hst := HTTPHost(head, x.hoBuf[:0]); hst == L7NotProtocol || hst == L7Malformed {
+			if hst == L7NotProtocol && s.started {
+				hst = L7Malformed
+			}
+			s.phase, s.n = phaseLost, 0
+			s.release(x.ft, true)
+			return nil, hst, true
+		}
+		return nil, L7NeedMore, true
+	}
+	return nil, sst, true
 }
 
 func (x *inspect) setName(kind uint8, name []byte, st L7Status) {
@@ -316,10 +580,18 @@ func (x *inspect) serverName() ([]byte, L7Status) {
 	}
 	if x.e != nil && x.e.hello != 0 {
 		h := x.ft.hellos.at(x.e.hello)
-		if st := h.Add(p.TCPSeq, p.Payload); st != L7Found {
+		st := h.Add(dataSeq(p), p.Payload)
+		x.gap = h.gap
+		if st != L7Found {
 			return nil, st
 		}
 		return h.ServerName(), L7Found
+	}
+	if x.e != nil && x.e.flags&(flowISN|flowData) == flowISN && int32(dataSeq(p)-uint32(x.e.rule)) > 0 {
+		// A later segment came first: read as the start of the stream it
+		// would rule TLS out; dropped, it comes back in order.
+		x.gap = true
+		return nil, L7NeedMore
 	}
 	name, st := TLSServerName(p.Payload, x.sniBuf[:0])
 	if st != L7NeedMore || x.e == nil || x.final {
@@ -327,8 +599,12 @@ func (x *inspect) serverName() ([]byte, L7Status) {
 	}
 	i := x.ft.hellos.get()
 	if i == 0 {
-		return nil, L7Absent
+		return nil, L7TooLarge // no buffer free: the policy decides, not the client
 	}
 	x.e.hello = i
-	return nil, x.ft.hellos.at(i).Add(p.TCPSeq, p.Payload)
+	h := x.ft.hellos.at(i)
+	if st = h.Add(dataSeq(p), p.Payload); st == L7Found {
+		return h.ServerName(), st
+	}
+	return nil, st
 }

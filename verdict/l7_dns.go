@@ -119,12 +119,15 @@ func DNSQueryName(payload []byte, overTCP bool, dst []byte) ([]byte, L7Status) {
 }
 
 // readDNSName decodes the name at msg[off:] into dst and returns its length
-// and the offset after it. Compression pointers (RFC 1035 4.1.4) must point
-// before the start of the labels that led to them, so every jump goes
-// strictly backwards and the walk ends after at most len(msg) steps even in
-// a hostile message. L7NeedMore means the name ran past msg.
+// and the offset after it. Compression pointers (RFC 1035 4.1.4) may point
+// anywhere in the message, forwards too, since resolvers such as dnsmasq
+// follow them; only the number of jumps is bounded. A walk that takes more
+// jumps than the message has two-byte pointer positions has visited one
+// pointer twice and would loop for ever, so the bound rejects exactly the
+// loops and accepts every name a server can finish reading. L7NeedMore
+// means the name ran past msg.
 func readDNSName(msg []byte, off int, dst []byte) (n, next int, st L7Status) {
-	pos, limit, next, wire := off, off, -1, 0
+	pos, next, wire, jumps := off, -1, 0, 0
 	for {
 		if pos >= len(msg) {
 			return 0, 0, L7NeedMore
@@ -153,14 +156,13 @@ func readDNSName(msg []byte, off int, dst []byte) (n, next int, st L7Status) {
 			if pos+2 > len(msg) {
 				return 0, 0, L7NeedMore
 			}
-			ptr := int(binary.BigEndian.Uint16(msg[pos:pos+2]) & 0x3fff)
-			if ptr >= limit {
-				return 0, 0, L7Malformed // forward or self pointer: a loop
+			if jumps++; jumps > len(msg)/2 {
+				return 0, 0, L7Malformed // a pointer loop
 			}
 			if next < 0 {
 				next = pos + 2
 			}
-			pos, limit = ptr, ptr
+			pos = int(binary.BigEndian.Uint16(msg[pos:pos+2]) & 0x3fff)
 		default:
 			return 0, 0, L7Malformed // 0x40 extended and 0x80 reserved label types
 		}

@@ -50,7 +50,7 @@ func TestDNSQueryName(t *testing.T) {
 		{"tcp tiny length", []byte{0, 4, 1, 2, 3, 4}, true, "", L7NotProtocol},
 		{"self pointer", selfPtr, false, "", L7Malformed},
 		{"pointer loop", loop, false, "", L7Malformed},
-		{"forward pointer", fwd, false, "", L7Malformed},
+		{"forward pointer", fwd, false, "x", L7Found}, // dnsmasq and others follow it
 		{"extended label", ext, false, "", L7Malformed},
 		{"dot in label", dot, false, "", L7Malformed},
 		{"compressed", comp, false, "www.example.com", L7Found},

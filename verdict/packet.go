@@ -19,7 +19,6 @@ const (
 	ProtoDstOpts   = 60  // IPv6 destination options (RFC 8200 4.6)
 	ProtoSCTP      = 132 // RFC 9260
 	ProtoUDPLite   = 136 // RFC 3828
-	MaxExtHeaders  = 8   // IPv6 extension headers Decode walks before giving up
 	ipv4HeaderLen  = 20
 	ipv6HeaderLen  = 40
 	tcpHeaderLen   = 20
@@ -66,7 +65,7 @@ type Packet struct {
 	TOS        uint8  // IPv4 type of service or IPv6 traffic class (DSCP and ECN)
 	IPOptions  bool   // IPv4 header carries options (IHL > 5)
 	DontFrag   bool   // IPv4 DF flag
-	ExtHeaders uint8  // number of IPv6 extension headers walked
+	ExtHeaders uint8  // number of IPv6 extension headers walked (255: 255 or more)
 	FragID     uint32 // IPv4 identification or IPv6 fragment identification
 	Short      bool   // captured bytes end before IPLen (a copy range cut the packet); headers are complete
 	TCPSeq     uint32 // TCP sequence number

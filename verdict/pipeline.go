@@ -30,6 +30,7 @@ type PipelineStats struct {
 	Evaluated uint64 // ran through the stages and rules
 	Pending   uint64 // accepted while waiting for L7 data
 	Limited   uint64 // got a rate limit's exceed action
+	Undecided uint64 // decided by Policy.L7Undecided, or dropped out of order while inspected
 	LogDenied uint64 // log lines suppressed by the log rate limit
 	Flows     FlowStats
 }
@@ -56,14 +57,23 @@ type PipelineStats struct {
 // When a rule that could match needs L7 data (DNS name, TLS server name,
 // HTTP host, payload) that the packet lacks (a TCP handshake), the flow is
 // pending: its packets are accepted (Decision.Rule RulePending) and the
-// initiator's next packets are evaluated again, until the data arrives or
-// Policy.L7Packets packets have passed, after which missing data counts as
-// no match. Only a message cut short (a ClientHello or request header over
-// several segments) keeps a flow waiting: data that is not the protocol,
-// is malformed or is a complete message without the name rules the name's
-// rules out for the flow at once, and a dns matcher only looks at port 53
-// (or the rule's own dports). Non-first IP fragments carry no ports: they are judged alone,
-// port matchers failing, and not tracked.
+// initiator's next packets are evaluated again, until the data arrives.
+// Policy.L7Packets bounds the packets carrying data a flow may send while
+// the data is incomplete; then, and for data that is malformed or beyond
+// the reassembly bounds, Policy.L7Undecided decides (RuleUndecided). Data
+// that is not the protocol, or a complete message without the name, rules
+// the name's rules out for the flow at once, and a dns matcher only looks
+// at port 53 (or the rule's own dports).
+//
+// DNS messages and HTTP/1.x requests are judged one by one: every UDP
+// datagram, every message of a TCP DNS stream and every request of an HTTP
+// connection, with the first one in a packet that is not accepted deciding
+// the packet. Such flows are not cached as accepted nor offloaded; packets
+// that only continue a message get its decision. Out-of-order segments of
+// a stream under inspection are dropped (RuleUndecided) so that the sender
+// retransmits them in order. Non-first IP fragments carry no ports: they are
+// judged alone, port matchers failing, and not tracked. docs/inspection.md
+// says what is inspected and what is out of reach.
 type Pipeline struct {
 	state  atomic.Pointer[pipeState]
 	flows  *FlowTable
@@ -83,7 +93,7 @@ type Pipeline struct {
 	logRate, logTokens, logBurst float64
 	logLast                      int64
 
-	packets, invalid, cached, evaluated, pending, limited, logDenied atomic.Uint64
+	packets, invalid, cached, evaluated, pending, limited, logDenied, undecided atomic.Uint64
 }
 
 // pipeState pairs the policy with a generation number: flow decisions made
@@ -159,7 +169,7 @@ func (p *Pipeline) Stats() PipelineStats {
 	return PipelineStats{
 		Packets: p.packets.Load(), Invalid: p.invalid.Load(), Cached: p.cached.Load(),
 		Evaluated: p.evaluated.Load(), Pending: p.pending.Load(), Limited: p.limited.Load(),
-		LogDenied: p.logDenied.Load(), Flows: p.flows.Stats(),
+		LogDenied: p.logDenied.Load(), Undecided: p.undecided.Load(), Flows: p.flows.Stats(),
 	}
 }
 
@@ -201,10 +211,16 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 			return
 		}
 		if e.gen != st.gen {
-			e.gen, e.pkts, e.flags = st.gen, 0, e.flags&^flowDecided
+			e.gen, e.pkts, e.flags = st.gen, 0, e.flags&^(flowDecided|flowPerMsg)
 		} else if reply {
-			// Undecided flow, responder's packet (a SYN-ACK): the flow is
+			// Undecided flow, responder's packet (a SYN-ACK), or the
+			// answers of a flow judged message by message: the flow is
 			// judged on its initiator's packets.
+			if e.flags&flowPerMsg != 0 && c.actionOf(int(e.rule)) == ActionAccept {
+				p.apply(c, int(e.rule), &k, d, false, true, now)
+				d.Offload = false
+				return
+			}
 			p.pending.Add(1)
 			d.Action, d.Rule = ActionAccept, RulePending
 			return
@@ -218,9 +234,12 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		if srcIsA != reply {
 			e.flags |= flowAIsInit
 		}
+		if !reply && pk.Proto == ProtoTCP && pk.TCPFlags&(TCPSyn|TCPAck) == TCPSyn {
+			e.rule, e.flags = int32(pk.TCPSeq+1), e.flags|flowISN
+		}
 	}
-	if e.pkts < 255 {
-		e.pkts++
+	if len(pk.Payload) > 0 && e.pkts < 255 {
+		e.pkts++ // the L7 window counts data, not the empty ACKs a client may send at will
 	}
 	p.evaluate(c, raw, m, d, e, &k, reply, now)
 }
@@ -255,27 +274,100 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 	}
 	x := &p.x
 	x.reset(c, pk, m, e, p.flows, final)
-	rule, t := p.rules(c, x)
+	rule, t := p.unit(c, x)
+	// Every DNS question and HTTP request in the packet is judged; the
+	// first that is not accepted decides the packet.
+	for (t == triWait || c.actionOf(rule) == ActionAccept) && x.advance() {
+		rule, t = p.unit(c, x)
+	}
+	if e != nil && len(pk.Payload) > 0 && !x.gap {
+		e.flags |= flowData
+	}
+	if x.gap {
+		// A segment after a hole in a stream under inspection: passed, it
+		// would reach the server before the bytes that decide it.
+		p.undecided.Add(1)
+		d.Action, d.Rule = ActionDrop, RuleUndecided
+		return
+	}
 	if t == triWait {
+		if e != nil && e.flags&flowPerMsg != 0 && (x.cont || len(pk.Payload) == 0) {
+			p.continued(c, e, k, d, reply, now)
+			return
+		}
 		p.pending.Add(1)
 		d.Action, d.Rule = ActionAccept, RulePending
 		return
 	}
+	perMsg := false
 	if e != nil {
-		if !x.perPacket {
-			e.rule = int32(rule)
-			e.flags |= flowDecided
-		}
-		if e.hello != 0 { // the flow no longer waits for its ClientHello
-			p.flows.hellos.put(e.hello)
-			e.hello = 0
-		}
+		perMsg = p.settle(c, e, x, rule)
 	}
 	var zero flowKey
 	if k == nil {
 		k = &zero
 	}
 	p.apply(c, rule, k, d, true, reply, now)
+	if perMsg {
+		d.Offload = false // later messages must come here to be judged
+	}
+}
+
+// unit walks the rules for the packet's current message; a rule that
+// cannot be evaluated leaves the decision to Policy.L7Undecided.
+func (p *Pipeline) unit(c *Compiled, x *inspect) (int, tri) {
+	rule, t := p.rules(c, x)
+	if t == triWait && x.undecided {
+		return RuleUndecided, triYes
+	}
+	return rule, t
+}
+
+// settle records the decision of rule for the flow and reports whether
+// the flow stays under inspection message by message. A flow whose DNS
+// messages or HTTP requests were read keeps being judged: its next message
+// may name something else. Over TCP a message that is not accepted ends
+// the connection's usefulness (its bytes never reach the server, and the
+// stream cannot go past them), so that decision is kept for the flow.
+func (p *Pipeline) settle(c *Compiled, e *flowEntry, x *inspect, rule int) bool {
+	perMsg := x.perMsg && !(x.p.Proto == ProtoTCP && c.actionOf(rule) != ActionAccept)
+	switch {
+	case perMsg:
+		e.rule, e.pkts = int32(rule), 0
+		e.flags = e.flags&^flowISN | flowPerMsg
+	case !x.perPacket:
+		e.rule = int32(rule)
+		e.flags = e.flags&^(flowISN|flowPerMsg) | flowDecided
+		if e.stream != 0 {
+			p.flows.streams.put(p.flows, e.stream)
+			e.stream = 0
+		}
+	}
+	if e.hello != 0 { // the flow no longer waits for its ClientHello
+		p.flows.hellos.put(e.hello)
+		e.hello = 0
+	}
+	return perMsg
+}
+
+// continued decides a packet of a flow under message-by-message inspection
+// that begins no new message: a pure ACK, a retransmission, the rest of a
+// message or a request body. The decision of the message it continues
+// applies. A connection that turned into a tunnel (CONNECT, Upgrade) has
+// no messages left to judge: that decision is kept for the flow.
+func (p *Pipeline) continued(c *Compiled, e *flowEntry, k *flowKey, d *Decision, reply bool, now int64) {
+	if x := &p.x; x.cont {
+		e.pkts = 0
+		if x.stream != nil && x.stream.phase == phaseTunnel {
+			e.flags = e.flags&^flowPerMsg | flowDecided
+			p.flows.streams.put(p.flows, e.stream)
+			e.stream = 0
+		}
+	}
+	p.apply(c, int(e.rule), k, d, false, reply, now)
+	if e.flags&flowDecided == 0 {
+		d.Offload = false
+	}
 }
 
 func (p *Pipeline) runStages(raw []byte, m *Meta, d *Decision, e *flowEntry, reply bool) bool {
@@ -357,6 +449,11 @@ func (p *Pipeline) rejectReply(d *Decision) {
 }
 
 func (p *Pipeline) applyRule(c *Compiled, rule int, k *flowKey, d *Decision, first bool, now int64) {
+	if rule == RuleUndecided {
+		p.undecided.Add(1)
+		d.Rule, d.Action = rule, c.undecided
+		return
+	}
 	if rule < 0 {
 		p.hits[len(p.hits)-1].Add(1)
 		d.Rule = rule

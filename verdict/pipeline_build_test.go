@@ -37,7 +37,6 @@ func (t tpkt) raw() []byte {
 		l4 = make([]byte, 20)
 		binary.BigEndian.PutUint16(l4[0:], t.sport)
 		binary.BigEndian.PutUint16(l4[2:], t.dport)
-		binary.BigEndian.PutUint32(l4[4:], t.seq)
 		l4[12] = 5 << 4
 		f := t.flags
 		if f == 0 {
@@ -46,6 +45,11 @@ func (t tpkt) raw() []byte {
 				f = TCPPsh | TCPAck
 			}
 		}
+		seq := t.seq
+		if f&(TCPSyn|TCPAck) == TCPSyn && len(t.payload) == 0 {
+			seq-- // the SYN takes the sequence number before the first data byte, seq
+		}
+		binary.BigEndian.PutUint32(l4[4:], seq)
 		l4[13] = f
 		binary.BigEndian.PutUint16(l4[14:], 65535)
 	case ProtoUDP:

@@ -92,16 +92,37 @@ func TestL7PendingUntilClientHello(t *testing.T) {
 	}
 }
 
+// TestL7WaitBound: the L7 window counts packets that carry data, so empty
+// ACKs cannot use it up; a flow whose data is still incomplete when it
+// closes is decided by Policy.L7Undecided, not by skipping the rule.
 func TestL7WaitBound(t *testing.T) {
-	c := mustCompile(t, &Policy{Default: ActionDrop, L7Packets: 3, Rules: []Rule{
-		{Name: "host", Match: Match{HTTPHost: []string{"ok.example"}}, Action: ActionAccept},
-	}})
-	p := NewPipeline(c, nil)
-	ack := tpkt{src: tc4, dst: ts4, proto: ProtoTCP, sport: 1, dport: 80, flags: TCPAck}
-	for i, want := range []int{RulePending, RulePending, RuleDefault, RuleDefault} {
-		d := decide(p, ack, nil)
-		if d.Rule != want {
-			t.Fatalf("packet %d: %+v, want rule %d", i, d, want)
+	for _, und := range []Action{ActionUnset, ActionAccept, ActionReject} {
+		c := mustCompile(t, &Policy{Default: ActionAccept, L7Packets: 3, L7Undecided: und, Rules: []Rule{
+			{Name: "host", Match: Match{HTTPHost: []string{"blocked.example"}}, Action: ActionDrop},
+		}})
+		want := und
+		if want == ActionUnset {
+			want = ActionDrop
+		}
+		p := NewPipeline(c, nil)
+		decide(p, tcp(tc4, ts4, 1, 80, nil), nil)
+		ack := tpkt{src: tc4, dst: ts4, proto: ProtoTCP, sport: 1, dport: 80, flags: TCPAck}
+		for i := 0; i < 20; i++ {
+			if d := decide(p, ack, nil); d.Rule != RulePending {
+				t.Fatalf("empty ACK %d: %+v, want pending", i, d)
+			}
+		}
+		req := []byte("GET / HTTP/1.1\r\nX: 1\r\nX: 2\r\nX: 3\r\n")
+		for i := 0; i < 3; i++ {
+			seg := tcp(tc4, ts4, 1, 80, req[i*10:i*10+10])
+			seg.seq = uint32(i * 10)
+			d := decide(p, seg, nil)
+			if i < 2 && d.Rule != RulePending || i == 2 && (d.Rule != RuleUndecided || d.Action != want) {
+				t.Fatalf("undecided %s: data packet %d: %+v", und, i, d)
+			}
+		}
+		if s := p.Stats(); s.Undecided != 1 {
+			t.Errorf("stats: %+v", s)
 		}
 	}
 }

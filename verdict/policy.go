@@ -13,17 +13,28 @@ import (
 type Policy struct {
 	Default Action // when no rule matches; required
 	// Invalid is the action for packets that do not decode. ActionUnset
-	// means Default.
+	// means drop when any rule (or its rate limit) or Default drops or
+	// rejects, and accept only when the policy accepts everything: a packet
+	// the rules cannot be evaluated on must not get past a rule that could
+	// have matched it.
 	Invalid Action
 	// Sets are named prefix sets that rules reference by name
 	// (Match.SrcSets, Match.DstSets). One set used by many rules is indexed
 	// once.
 	Sets  map[string][]netip.Prefix
 	Rules []Rule
-	// L7Packets bounds how many packets of a flow the pipeline waits for the
-	// L7 data (DNS name, TLS server name, HTTP host, payload) that a rule
-	// needs. 0 means DefaultL7Packets.
+	// L7Packets bounds how many packets carrying data a flow may send
+	// while the L7 data (DNS name, TLS server name, HTTP host, payload) that
+	// a rule needs is still incomplete. 0 means DefaultL7Packets. Packets
+	// without payload (handshake, empty ACKs) do not count.
 	L7Packets int
+	// L7Undecided is the action for a flow (or, for DNS and HTTP, a
+	// message) that a rule could match but whose L7 data cannot be read:
+	// still incomplete when the L7Packets window closes, malformed, larger
+	// than what is reassembled, or no reassembly buffer free. ActionUnset
+	// means ActionDrop: treating such data as no match would let a client
+	// skip a rule by choosing to send it.
+	L7Undecided Action
 }
 
 // DefaultL7Packets is Policy.L7Packets when it is zero: enough for a TCP

@@ -3,8 +3,9 @@ package verdict
 import "encoding/binary"
 
 // HelloBufferSize bounds the handshake bytes a HelloBuffer collects. A
-// ClientHello larger than this is reported as L7Malformed rather than
-// buffered further: memory per flow stays fixed under hostile traffic.
+// ClientHello larger than this is reported as L7TooLarge rather than
+// buffered further: memory per flow stays fixed under hostile traffic, and
+// the pipeline leaves such a flow to Policy.L7Undecided.
 const HelloBufferSize = 16 << 10
 
 // HelloBuffer collects a TLS ClientHello that spans several TCP segments
@@ -15,7 +16,8 @@ const HelloBufferSize = 16 << 10
 //
 // Segments are placed by TCP sequence number. Retransmitted bytes already
 // held are skipped (the first copy wins, as in the Linux receiver); a
-// segment after a gap is ignored, since only in-order bytes can be parsed.
+// segment after a gap is not consumed (the pipeline drops it, so that the
+// sender retransmits it in order), since only in-order bytes can be parsed.
 // Record headers are stripped as bytes arrive, so the buffer holds only the
 // handshake message, whichever way the sender cut it into records.
 type HelloBuffer struct {
@@ -27,13 +29,14 @@ type HelloBuffer struct {
 	hdrN    int
 	rec     int // bytes left in the current record's body
 	status  L7Status
+	gap     bool // the last Add came after bytes not seen yet
 	name    [MaxNameLen]byte
 	nameLen int
 }
 
 // Reset empties h for reuse by another flow.
 func (h *HelloBuffer) Reset() {
-	h.n, h.next, h.started, h.hdrN, h.rec, h.status, h.nameLen = 0, 0, false, 0, 0, L7Unset, 0
+	h.n, h.next, h.started, h.hdrN, h.rec, h.status, h.nameLen, h.gap = 0, 0, false, 0, 0, L7Unset, 0, false
 }
 
 // Status returns the result of the last Add.
@@ -55,6 +58,7 @@ func (h *HelloBuffer) Add(seq uint32, seg []byte) L7Status {
 		h.started, h.next = true, seq
 	}
 	d := int64(int32(seq - h.next))
+	h.gap = d > 0
 	if d > 0 {
 		h.status = L7NeedMore // gap: wait for the missing bytes
 		return h.status
@@ -92,7 +96,7 @@ func (h *HelloBuffer) consume(seg []byte) L7Status {
 		}
 		c := min(h.rec, len(seg))
 		if h.n+c > len(h.buf) {
-			return L7Malformed // larger than any ClientHello we accept
+			return L7TooLarge // larger than any ClientHello we collect
 		}
 		copy(h.buf[h.n:], seg[:c])
 		h.n += c
@@ -115,7 +119,7 @@ func (h *HelloBuffer) helloStatus() L7Status {
 	}
 	hlen := int(h.buf[1])<<16 | int(h.buf[2])<<8 | int(h.buf[3])
 	if tlsHandshakeHeaderLen+hlen > len(h.buf) {
-		return L7Malformed
+		return L7TooLarge
 	}
 	if h.n < tlsHandshakeHeaderLen+hlen {
 		return L7NeedMore

@@ -35,7 +35,7 @@ func TestHelloBuffer(t *testing.T) {
 		{"not tls", []byte("GET / HTTP/1.1\r\n\r\n"), 3, "", L7NotProtocol},
 		{"server hello", []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, 3, "", L7NotProtocol},
 		{"alert after first record", append(records(handshake(helloBody(sniExt("x"))), 20)[:25], 21, 3, 3, 0, 2, 1, 0), 5, "", L7Malformed},
-		{"too large", records(handshake(helloBody(tlsExt(21, make([]byte, HelloBufferSize)))), 1<<14), 1448, "", L7Malformed},
+		{"too large", records(handshake(helloBody(tlsExt(21, make([]byte, HelloBufferSize)))), 1<<14), 1448, "", L7TooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,7 +61,8 @@ func (t Trace) String() string {
 // neither the flow table nor the stages, and takes no rate-limit tokens: a
 // rate-limited rule is reported with its own action. L7 matchers see only
 // this packet; when it lacks the L7 data a rule needs the decision is
-// RulePending (unless Policy.L7Packets is 1: then missing data is no match).
+// RulePending (unless Policy.L7Packets is 1: then it is RuleUndecided), and
+// RuleUndecided when the data cannot be read.
 func (p *Pipeline) Trace(raw []byte, m *Meta) Trace {
 	c := p.Compiled()
 	var pk Packet
@@ -78,28 +79,44 @@ func (p *Pipeline) Trace(raw []byte, m *Meta) Trace {
 	t.Packet = summary(&pk)
 	x := new(inspect)
 	x.reset(c, &pk, m, nil, p.flows, c.l7Packets <= 1) // a policy that never waits never waits here either
-	t.Decision = Decision{Action: c.def, Rule: RuleDefault}
+	// Each DNS question of the packet is walked in turn, as Decide does;
+	// the first that is not accepted decides.
+	for {
+		t.Decision = traceWalk(c, x, &t)
+		if t.Decision.Action != ActionAccept || !x.advance() {
+			break
+		}
+	}
+	t.Rule = c.RuleName(t.Decision.Rule)
+	return t
+}
+
+// traceWalk walks the rules for the packet's current message.
+func traceWalk(c *Compiled, x *inspect, t *Trace) Decision {
 	for i := range c.rules {
 		r := &c.rules[i]
 		step := TraceStep{Rule: i, Name: r.name}
 		res := traceRule(r, x, &step)
 		step.Result = map[tri]string{triYes: "match", triNo: "no match", triWait: "waiting for L7 data"}[res]
+		if res == triWait && x.undecided {
+			step.Result = "undecided: policy.l7_undecided"
+		}
 		t.Steps = append(t.Steps, step)
+		if res == triWait && x.undecided {
+			return Decision{Action: c.undecided, Rule: RuleUndecided}
+		}
 		if res == triWait {
-			t.Decision = Decision{Action: ActionAccept, Rule: RulePending}
-			break
+			return Decision{Action: ActionAccept, Rule: RulePending}
 		}
 		if res == triYes {
 			d := Decision{Rule: i, Action: r.action, Offload: r.flow, BlockSource: r.blockSource, Log: r.log}
 			if r.setMark {
 				d.Mark, d.SetMark = r.mark2, true
 			}
-			t.Decision = d
-			break
+			return d
 		}
 	}
-	t.Rule = c.RuleName(t.Decision.Rule)
-	return t
+	return Decision{Action: c.def, Rule: RuleDefault}
 }
 
 func summary(p *Packet) string {

@@ -76,11 +76,7 @@ func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policySt
 		g.rules[i] = e.reg.get(r.Name, r.Action.String())
 	}
 	g.def = e.reg.get(CounterDefault, p.Default.String())
-	inv := p.Invalid
-	if inv == verdict.ActionUnset {
-		inv = p.Default
-	}
-	g.invalid = e.reg.get(CounterInvalid, inv.String())
+	g.invalid = e.reg.get(CounterInvalid, c.InvalidAction().String())
 	g.pending = e.reg.get(CounterPending, verdict.ActionAccept.String())
 	g.stage = e.reg.get(CounterStage, "")
 	return g
