@@ -17,6 +17,9 @@ type RuleCounter struct {
 	// "blocked source". Counters restart with every generation.
 	Chain, Rule    string
 	Packets, Bytes uint64
+	// Handle identifies the rule in its table: a counter under a new
+	// handle (the rule was replaced, e.g. by a reload) starts from zero.
+	Handle uint64
 }
 
 // Counters reads every rule's counter, for metrics and benchmarks: how
@@ -57,7 +60,7 @@ func countersOf(ch *nftables.Chain, rs []*nftables.Rule) []RuleCounter {
 	}
 	for _, r := range rs {
 		note, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-		rc := RuleCounter{Chain: hook, Rule: strings.TrimPrefix(note, "qguard: ")}
+		rc := RuleCounter{Chain: hook, Rule: strings.TrimPrefix(note, "qguard: "), Handle: r.Handle}
 		counted := false
 		for _, e := range r.Exprs {
 			if c, ok := e.(*expr.Counter); ok {
@@ -70,6 +73,9 @@ func countersOf(ch *nftables.Chain, rs []*nftables.Rule) []RuleCounter {
 	}
 	return out
 }
+
+// SteerRule is the name (comment) of the rules that queue packets.
+const SteerRule = "steer to queue"
 
 // Sum adds the packets of every counter whose rule is named rule.
 func Sum(cs []RuleCounter, rule string) (packets uint64) {

@@ -34,7 +34,8 @@ DESCRIPTION
     and evictions, the kernel's own queue drops, and the sampled decision
     latency; per policy rule, its hits; the reload history; and whether
     the nftables table is intact: how often someone else changed it, when
-    and what last, and how often it was re-installed.
+    and what last, and how often it was re-installed; and the packets the
+    kernel let through without queueing them (queue.fail_open overload).
 
     The same counters are exported to Prometheus at the metrics address
     (see "qguard run --help").
@@ -87,6 +88,9 @@ func printStatus(out io.Writer, s *engine.Stats) {
 		if s.RulesGuardError != "" {
 			fmt.Fprintf(out, ", guard error: %s", s.RulesGuardError)
 		}
+	}
+	if s.RulesInstalled {
+		fmt.Fprintf(out, "\nbypassed (steered, let through unqueued by the kernel): %d", s.QueueBypassed)
 	}
 	fmt.Fprintf(out, "\nreloads: %d (%d failed)", s.Reloads, s.Failures)
 	if s.LastReloadError != "" {

@@ -94,6 +94,9 @@ type Engine struct {
 	tracePipe *verdict.Pipeline
 	traceGen  *policyState
 
+	bypass                 bypassMeter // bypass.go
+	bypassStop, bypassDone chan struct{}
+
 	blockCh                               chan blockReq
 	blockQueued, blockDropped, blockError atomic.Uint64
 	blockDone, blockStop                  chan struct{}
@@ -182,6 +185,7 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 		bq = 1024
 	}
 	e.blockCh = make(chan blockReq, bq)
+	e.bypass.failOpen = set.queue.Flags&queue.FlagFailOpen != 0
 	if e.opts.Offline {
 		return e, nil
 	}
@@ -288,6 +292,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.startGuard(); err != nil {
 		return err
 	}
+	if e.rules != nil && e.q != nil {
+		e.bypassStop, e.bypassDone = make(chan struct{}), make(chan struct{})
+		go e.bypassLoop(e.bypassStop, e.bypassDone)
+	}
 	if e.q == nil {
 		return nil
 	}
@@ -336,6 +344,10 @@ func (e *Engine) Close() error {
 	var errs []error
 	// The guard goes first: what follows changes the table on purpose.
 	e.guard.Load().Stop()
+	if e.bypassStop != nil {
+		close(e.bypassStop)
+		<-e.bypassDone
+	}
 	t0 := time.Now()
 	if e.q != nil {
 		if err := e.q.Quiesce(); err != nil {

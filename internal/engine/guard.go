@@ -38,6 +38,7 @@ func (e *Engine) startGuard() error {
 
 // guardStats fills the table's part of s.
 func (e *Engine) guardStats(s *Stats) {
+	s.QueueBypassed = e.bypassed()
 	s.RulesIntact = e.rules != nil
 	gd := e.guard.Load()
 	if gd == nil {

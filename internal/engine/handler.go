@@ -18,6 +18,10 @@ type queueState struct {
 	meta verdict.Meta
 	dec  verdict.Decision
 	c    counters
+	// lastID is the id of the queue's previous packet: the kernel numbers
+	// a queue's packets in order and delivers them in order, so a gap is
+	// packets it numbered but could not deliver (socket buffer full).
+	lastID uint32
 }
 
 // Handle is the per-packet handler given to queue.Queues.Run. It is
@@ -32,6 +36,10 @@ func (e *Engine) Handle(p *queue.Packet) {
 		return
 	}
 	qs := e.qs[i]
+	if gap := p.ID - qs.lastID - 1; gap != 0 && gap < 1<<31 {
+		qs.c.idGaps.Add(uint64(gap))
+	}
+	qs.lastID = p.ID
 	// A reload publishes a new generation; the queue's own goroutine swaps
 	// its pipeline before the next packet, so each packet is decided by
 	// exactly one policy and counted against that policy's rules.

@@ -56,7 +56,7 @@ func (e *Engine) addKernelStats(out []QueueStats) {
 		if i < 0 || i >= len(out) {
 			continue
 		}
-		kernelInto(&out[i], ks)
+		kernelInto(&out[i], ks, e.bypass.failOpen)
 	}
 }
 

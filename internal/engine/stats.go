@@ -79,7 +79,12 @@ type Stats struct {
 	LastTamper        time.Time `json:"last_tamper,omitzero"`
 	LastTamperChange  string    `json:"last_tamper_change,omitempty"`
 	RulesGuardError   string    `json:"rules_guard_error,omitempty"`
-	XDP               []string  `json:"xdp_interfaces,omitempty"`
+	// QueueBypassed counts packets the steering rules sent to the queues
+	// that the kernel let through without queueing them (queue.fail_open
+	// with the queue or the socket buffer full; see bypass.go). Sampled
+	// once a second.
+	QueueBypassed uint64   `json:"queue_bypassed"`
+	XDP           []string `json:"xdp_interfaces,omitempty"`
 	// XDPDroppedSource and XDPDroppedFlow count packets the XDP program
 	// dropped for a blocked source or flow.
 	XDPDroppedSource uint64 `json:"xdp_dropped_source"`
@@ -104,6 +109,7 @@ type counters struct {
 	packets, bytes, accepted, dropped, rejected   atomic.Uint64
 	offloaded, marked, cached, blocked, sampleSeq atomic.Uint64
 	latCount, latSumNanos                         atomic.Uint64
+	idGaps                                        atomic.Uint64 // see queueState.lastID
 	latBuckets                                    [12]atomic.Uint64
 	_                                             [64]byte
 }

@@ -37,8 +37,8 @@ var (
 	dFlow   = prometheus.NewDesc("qguard_flow_table_entries", "Flows in the flow table.", lq, nil)
 	dEvict  = prometheus.NewDesc("qguard_flow_table_evictions_total", "Flows evicted from a full flow table.", lq, nil)
 	dLat    = prometheus.NewDesc("qguard_decision_latency_seconds", "Decision latency, sampled one packet in "+strconv.Itoa(engine.SampleEvery)+".", lq, nil)
-	dKQ     = prometheus.NewDesc("qguard_kernel_queue_dropped_total", "Packets the kernel dropped (or bypassed) because the queue was full.", lq, nil)
-	dKU     = prometheus.NewDesc("qguard_kernel_user_dropped_total", "Packets the kernel dropped because the socket buffer was full.", lq, nil)
+	dKQ     = prometheus.NewDesc("qguard_kernel_queue_dropped_total", "Packets the kernel dropped because the queue was full (fail-closed; with queue.fail_open they pass: qguard_queue_bypassed_total).", lq, nil)
+	dKU     = prometheus.NewDesc("qguard_kernel_user_dropped_total", "Packets the kernel dropped because the socket buffer was full (fail-closed; with queue.fail_open they pass: qguard_queue_bypassed_total).", lq, nil)
 	dKP     = prometheus.NewDesc("qguard_kernel_queue_pending", "Packets waiting in the kernel queue.", lq, nil)
 	dReload = prometheus.NewDesc("qguard_reloads_total", "Configuration reloads by result.", []string{"result"}, nil)
 	dBlock  = prometheus.NewDesc("qguard_block_requests_total", "Source blocks requested by rules, by result.", []string{"result"}, nil)
@@ -47,6 +47,7 @@ var (
 	dIntact = prometheus.NewDesc("qguard_rules_intact", "1 when the nftables table is as qguard left it, 0 when someone else changed it and it is not yet re-installed.", nil, nil)
 	dTamper = prometheus.NewDesc("qguard_rules_tampered_total", "Changes to qguard's nftables table made by someone else.", nil, nil)
 	dRepair = prometheus.NewDesc("qguard_rules_repairs_total", "Re-installs of the nftables table after a foreign change, by result.", []string{"result"}, nil)
+	dBypass = prometheus.NewDesc("qguard_queue_bypassed_total", "Steered packets the kernel let through without queueing them (queue.fail_open with the queue or socket buffer full).", nil, nil)
 	dStart  = prometheus.NewDesc("qguard_start_time_seconds", "When the engine started, Unix time.", nil, nil)
 )
 
@@ -58,7 +59,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dStart} {
+	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dBypass, dStart} {
 		ch <- d
 	}
 }
@@ -112,6 +113,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dTamper, s.RulesTampered)
 		counter(dRepair, s.RulesRepaired, "ok")
 		counter(dRepair, s.RulesRepairFailed, "error")
+		counter(dBypass, s.QueueBypassed)
 	}
 	if !s.Started.IsZero() {
 		gauge(dStart, float64(s.Started.UnixNano())/1e9)

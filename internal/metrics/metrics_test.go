@@ -22,7 +22,7 @@ func fakeStats() engine.Stats {
 		Rules:   []engine.RuleStats{{Name: "no-telnet", Action: "reject", Hits: 3}},
 		Default: engine.RuleStats{Name: engine.CounterDefault, Action: "accept", Hits: 90},
 		Reloads: 3, Failures: 1, BlockQueued: 2,
-		RulesInstalled: true, RulesIntact: false, RulesTampered: 2, RulesRepaired: 1, RulesRepairFailed: 1,
+		RulesInstalled: true, RulesIntact: false, RulesTampered: 2, RulesRepaired: 1, RulesRepairFailed: 1, QueueBypassed: 17,
 	}
 }
 
@@ -63,6 +63,7 @@ func TestEndpoint(t *testing.T) {
 		`qguard_rules_tampered_total 2`,
 		`qguard_rules_repairs_total{result="ok"} 1`,
 		`qguard_rules_repairs_total{result="error"} 1`,
+		`qguard_queue_bypassed_total 17`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %q", want)
