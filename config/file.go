@@ -83,7 +83,7 @@ type Metrics struct {
 
 // Control is the control section.
 type Control struct {
-	Socket string
+	Socket string // empty: the network namespace's default (engine.ControlPath)
 }
 
 // Log is the log section.
@@ -115,7 +115,7 @@ func defaults() *File {
 			BlockTimeout: 10 * time.Minute},
 		XDP:     XDP{Mode: "auto"},
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
-		Control: Control{Socket: "/run/qguard/control.sock"},
+		Control: Control{Socket: ""},
 		Log:     Log{Format: "text", Level: "info", Decisions: verdict.Rate{Events: 10, Per: time.Second}},
 		Flows: Flows{Max: verdict.DefaultFlowCapacity, TCPTimeout: verdict.DefaultTCPTimeout,
 			UDPTimeout: verdict.DefaultUDPTimeout, OtherTimeout: verdict.DefaultOtherTimeout,

@@ -34,13 +34,15 @@ DESCRIPTION
     a warning when the file changes them.
 
 OPTIONS
-    --control SOCKET   control socket (default ` + engine.DefaultControlSocket + `)
+    --control SOCKET   the daemon's control socket (default /run/qguard/control.sock, or
+                       /run/qguard/control-netns-INODE.sock outside the
+                       initial network namespace)
 
 EXIT STATUS
     0 reloaded; 1 the daemon kept its old policy or could not be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := engine.Call(sock, "reload", 30*time.Second)
+			r, err := engine.Call(engine.ControlPath(sock), "reload", 30*time.Second)
 			if err != nil {
 				return err
 			}
@@ -51,6 +53,6 @@ EXIT STATUS
 			return nil
 		},
 	}
-	c.Flags().StringVar(&sock, "control", engine.DefaultControlSocket, "control socket of the running daemon")
+	c.Flags().StringVar(&sock, "control", "", "control socket of the running daemon (default: this network namespace's)")
 	root.AddCommand(c)
 }

@@ -90,7 +90,7 @@ EXIT STATUS
 			}
 			out, err := rules.Show(name)
 			if err != nil {
-				return err
+				return needNetAdmin("rules show", err)
 			}
 			fmt.Fprint(cmd.OutOrStdout(), out)
 			if control == "" {
@@ -122,10 +122,10 @@ is true and are dropped otherwise.`,
 			}
 			m, err := rules.New(engine.RulesConfig(f))
 			if err != nil {
-				return err
+				return needNetAdmin("rules apply", err)
 			}
 			if err := m.Apply(); err != nil {
-				return err
+				return needNetAdmin("rules apply", err)
 			}
 			out, err := rules.Show(f.Rules.Table)
 			if err != nil {
@@ -147,7 +147,7 @@ is true and are dropped otherwise.`,
 			if err := refuseOwned(cmd, "flush", name, force); err != nil {
 				return err
 			}
-			return rules.RemoveTable(0, name)
+			return needNetAdmin("rules flush", rules.RemoveTable(0, name))
 		},
 	}
 	for _, c := range []*cobra.Command{show, apply, flush} {

@@ -91,15 +91,18 @@ OPTIONS
     --metrics ADDR       Prometheus endpoint (default metrics.listen,
                          127.0.0.1:9477); "" disables it
     --control SOCKET     control socket for "qguard reload" and "qguard
-                         status" (default control.socket, ` + engine.DefaultControlSocket + `)
+                         status" (default control.socket, else as in FILES)
     --log-format FORMAT  text or json (default log.format)
     --log-level LEVEL    debug, info, warn or error (default log.level)
 
 FILES
-    ` + engine.DefaultControlSocket + `  control socket (mode 0600). A stale socket
-                              is replaced; a live one means another qguard
-                              runs; anything else there is refused, never
-                              removed.
+    ` + engine.DefaultControlSocket + `
+        control socket (mode 0600) in the initial network namespace;
+        /run/qguard/control-netns-INODE.sock in any other (INODE: stat -L
+        -c %i /proc/self/ns/net), so one daemon per namespace runs without
+        flags and "qguard status" there finds it. A stale socket is
+        replaced; a live one means another qguard runs; anything else there
+        is refused, never removed.
 
 EXIT STATUS
     0 after a clean stop; 1 when start-up failed, the queues failed while
@@ -247,9 +250,7 @@ func resolveRun(cmd *cobra.Command, f *runFlags, cfg *config.File) runSettings {
 	if f.control != "" {
 		rs.control = f.control
 	}
-	if rs.control == "" {
-		rs.control = engine.DefaultControlSocket
-	}
+	rs.control = engine.ControlPath(rs.control)
 	if f.logFormat != "" {
 		rs.logFormat = f.logFormat
 	}

@@ -41,14 +41,16 @@ DESCRIPTION
     (see "qguard run --help").
 
 OPTIONS
-    --control SOCKET   control socket (default ` + engine.DefaultControlSocket + `)
+    --control SOCKET   the daemon's control socket (default /run/qguard/control.sock, or
+                       /run/qguard/control-netns-INODE.sock outside the
+                       initial network namespace)
     --json             print the raw snapshot as JSON
 
 EXIT STATUS
     0 printed; 1 the daemon could not be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := engine.Call(sock, "status", 10*time.Second)
+			r, err := engine.Call(engine.ControlPath(sock), "status", 10*time.Second)
 			if err != nil {
 				return err
 			}
@@ -64,7 +66,7 @@ EXIT STATUS
 			return nil
 		},
 	}
-	c.Flags().StringVar(&sock, "control", engine.DefaultControlSocket, "control socket of the running daemon")
+	c.Flags().StringVar(&sock, "control", "", "control socket of the running daemon (default: this network namespace's)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	root.AddCommand(c)
 }

@@ -83,14 +83,15 @@ func main() {
 	}
 }
 
-// reportError prints why the command failed. A command that set up a
-// structured logger (qguard run --log-format json) reports through it, so
-// that a start-up failure is one log record like the others, not a plain
-// line among JSON.
+// reportError prints why the command failed. Under JSON logging (qguard
+// run --log-format json, or log.format: json) it is one JSON log record
+// like the others, not a plain line among them; otherwise a plain line.
 func reportError(w io.Writer, c *cobra.Command, logBefore *slog.Logger, err error) {
 	if l := slog.Default(); l != logBefore {
-		l.Error(err.Error(), "exit_status", exitCode(err))
-		return
+		if _, ok := l.Handler().(*slog.JSONHandler); ok {
+			l.Error(err.Error(), "exit_status", exitCode(err))
+			return
+		}
 	}
 	if c != nil {
 		if f := c.Flags().Lookup("log-format"); f != nil && f.Value.String() == "json" {

@@ -115,6 +115,16 @@ func TestStartupErrorJSON(t *testing.T) {
 	if rec["level"] != "ERROR" || !strings.Contains(rec["msg"].(string), missing) || rec["exit_status"] != 1.0 {
 		t.Errorf("record %v", rec)
 	}
+	// log.format: json in the file, failing after the logger is set up.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "json.yaml")
+	os.WriteFile(cfg, []byte("log:\n  format: json\n"), 0o600)
+	_, errs, code = runBin(t, "run", "--config", cfg, "--control", filepath.Join(dir, "c.sock"), "--metrics", "not-an-address")
+	rec = nil
+	if code != 1 || strings.Count(errs, "\n") != 1 || json.Unmarshal([]byte(errs), &rec) != nil ||
+		rec["level"] != "ERROR" || !strings.Contains(rec["msg"].(string), "not-an-address") {
+		t.Errorf("log.format json: exit %d, stderr %q: want one JSON error record", code, errs)
+	}
 	// Text stays the plain one-line message.
 	_, errs, code = runBin(t, "run", "--config", missing)
 	if code != 1 || !strings.HasPrefix(errs, "qguard: ") || strings.Count(errs, "\n") != 1 {

@@ -15,10 +15,10 @@ import (
 func controlSocket(path string) string {
 	if path != "" {
 		if f, err := config.Load(path); err == nil {
-			return f.Control.Socket
+			return engine.ControlPath(f.Control.Socket)
 		}
 	}
-	return config.Default().Control.Socket
+	return engine.DefaultControlPath()
 }
 
 // showXDP prints where XDP programs are attached: the kernel's view of every

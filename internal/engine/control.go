@@ -194,7 +194,7 @@ func dispatch(cmd string, h ControlHandler, log *slog.Logger) Response {
 func Call(path, cmd string, timeout time.Duration) (*Response, error) {
 	c, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w: %w (is qguard running?)", path, ErrControl, err)
+		return nil, dialError(path, err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(timeout))
