@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -89,4 +91,42 @@ func TestIntegrationReloadFIFO(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	noQguardTable(t, d, "after SIGTERM")
+}
+
+// TestIntegrationStopDuringSlowReload: SIGTERM while a reload is compiling a
+// large prefix set stops at once and cleanly; the reload is abandoned, not
+// waited for.
+func TestIntegrationStopDuringSlowReload(t *testing.T) {
+	top := newTopo(t, "qesr")
+	d := startDaemon(t, top, "policy:\n  default: accept\n")
+	set := filepath.Join(filepath.Dir(d.cfgPath), "big.txt")
+	var b strings.Builder
+	for i := range 1 << 20 { // about 2 s of loading and compiling on an idle machine, more on a busy one
+		fmt.Fprintf(&b, "10.%d.%d.%d\n", i>>16&255, i>>8&255, i&255)
+	}
+	if err := os.WriteFile(set, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.writeConfig("policy:\n  default: accept\n  sets:\n    big: {file: " + set + "}\n  rules:\n" +
+		"    - name: big\n      match: {src: \"@big\"}\n      action: drop\n")
+	d.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.log.String(), `"msg":"SIGHUP: reloading"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload started:\n%s", d.log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t0 := time.Now()
+	d.signal(syscall.SIGTERM)
+	if err := d.wait(20 * time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, d.log.String())
+	}
+	took := time.Since(t0)
+	s := d.log.String()
+	if strings.Contains(s, `"msg":"reloaded"`) || !strings.Contains(s, "the reload is abandoned") || !strings.Contains(s, `"msg":"stopped"`) {
+		t.Errorf("the stop waited for the reload (%v):\n%s", took, s)
+	}
+	noQguardTable(t, d, "after SIGTERM during a reload")
+	t.Logf("stopped %v after SIGTERM during the reload", took.Round(time.Millisecond))
 }
