@@ -284,13 +284,8 @@ func TestIntegrationEvasionHTTP(t *testing.T) {
 			readResponses(c, 1)
 		})
 	})
-	t.Run("leading-empty-line", func(t *testing.T) {
-		e.both(t, "http", "crlf", func(name string) {
-			c := tcpIn(t, e.top.Client, srv)
-			segments(c, append([]byte("\r\n"), httpReq(name)...))
-			readResponses(c, 1)
-		})
-	})
+	// Empty lines before the request: Go's server refuses them, so that
+	// technique runs against nginx (TestIntegrationEvasionHTTPRealServer).
 	t.Run("absolute-form-target", func(t *testing.T) {
 		// Servers take the target's authority over Host (RFC 9112 3.2.2).
 		e.both(t, "http", "absform", func(name string) {
