@@ -22,7 +22,8 @@ const (
 	quicMaxPacket    = 4096
 	quicMinDatagram  = 1200 // RFC 9000 14.1: clients pad datagrams with Initials to this
 	QUICMaxInitials  = 32   // Initial packets opened per flow before giving up
-	quicMaxKeys      = 4    // key derivations per flow: original DCID, Retry, new connections
+	quicMaxKeys      = 8    // key derivations per flow: original DCID, other version, Retry, new connections
+	quicMaxRetries   = 64   // opens at other packet numbers per flow (see open)
 	quicMaxVarint    = 1<<62 - 1
 	quicFramePadding = 0x00
 	quicFramePing    = 0x01
@@ -58,7 +59,10 @@ type QUICHello struct {
 	initials int   // Initial packets opened on the flow
 	derived  int   // key derivations on the flow
 	status   L7Status
-	done     bool // see Done
+	done     bool                    // see Done
+	pns      [QUICMaxInitials]uint64 // packet numbers opened on the connection
+	npns     int
+	retries  int // opens tried at other packet numbers, on the flow
 	name     [MaxNameLen]byte
 	nameLen  int
 	tmp      [MaxNameLen]byte
@@ -79,6 +83,7 @@ func (q *QUICHello) Reset() {
 	q.stream.reset()
 	q.keys = quicKeys{}
 	q.largest, q.initials, q.derived, q.status, q.nameLen, q.done = -1, 0, 0, L7Unset, 0, false
+	q.npns, q.retries = 0, 0
 }
 
 // Done reports that the client has moved on from its Initials: after a
@@ -265,8 +270,11 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 	if q.initials >= QUICMaxInitials {
 		return L7TooLarge
 	}
-	plain, pn, ok := q.open(p, h, &q.keys, q.largest)
-	if !ok {
+	plain, pn, res := q.open(p, h, &q.keys, q.largest, true)
+	if res == openBudget {
+		return L7TooLarge
+	}
+	if res == openFailed {
 		if q.keys.derivedFrom(h.version, h.dcid) {
 			return L7Unset // forged or corrupt: a server drops it too
 		}
@@ -278,29 +286,35 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 			if !q.derive(&fresh, h.version, orig) {
 				return L7TooLarge
 			}
-			if plain, pn, ok = q.open(p, h, &fresh, q.largest); ok {
+			if plain, pn, res = q.open(p, h, &fresh, q.largest, true); res == openOK {
 				q.keys = fresh
+			} else if res == openBudget {
+				return L7TooLarge
 			} else if string(orig) == string(h.dcid) {
 				return L7Unset
 			}
 		}
-		if !ok {
+		if res != openOK {
 			if !q.derive(&fresh, h.version, h.dcid) {
 				return L7TooLarge
 			}
-			if plain, pn, ok = q.open(p, h, &fresh, -1); !ok {
+			if plain, pn, res = q.open(p, h, &fresh, -1, false); res != openOK {
 				return L7Unset
 			}
 			// A new connection, or the same one after a Retry: start over.
 			q.keys = fresh
 			q.stream.reset()
-			q.largest, q.status, q.nameLen, q.done = -1, L7NeedMore, 0, false
+			q.largest, q.status, q.nameLen, q.done, q.npns = -1, L7NeedMore, 0, false, 0
 		}
 	} else if q.status == L7Malformed || q.status == L7TooLarge {
 		return q.status // the connection's answer is settled
 	}
 	q.initials++
 	q.largest = max(q.largest, int64(pn))
+	if q.npns < len(q.pns) {
+		q.pns[q.npns] = pn
+		q.npns++
+	}
 	if plain == nil {
 		return L7Malformed // reserved bits set: PROTOCOL_VIOLATION (RFC 9000 17.2)
 	}
@@ -317,13 +331,29 @@ func (q *QUICHello) derive(k *quicKeys, version uint32, dcid []byte) bool {
 	return k.derive(&q.kdf, version, dcid) == nil
 }
 
+// openResult is the outcome of open.
+type openResult uint8
+
+const (
+	openFailed openResult = iota // the packet does not open with these keys
+	openOK
+	openBudget // the flow has used up its quicMaxRetries
+)
+
 // open removes header protection from a copy of p and decrypts its
 // payload with k, returning the plaintext frames (in q.hdr) and the packet
 // number. A packet that opens with reserved header bits set returns nil
-// frames and true.
-func (q *QUICHello) open(p []byte, h quicLong, k *quicKeys, largest int64) ([]byte, uint64, bool) {
+// frames and openOK.
+//
+// The server expands a truncated packet number next to the largest it
+// has opened, which may be smaller than qguard's: packets qguard saw may
+// have been lost after it or dropped by the server. With alts, a packet
+// that does not open next to largest is tried next to each packet number
+// opened on the connection, and to none, so every packet a server can
+// open, qguard opens too.
+func (q *QUICHello) open(p []byte, h quicLong, k *quicKeys, largest int64, alts bool) ([]byte, uint64, openResult) {
 	if !k.valid() {
-		return nil, 0, false
+		return nil, 0, openFailed
 	}
 	mask := q.mask[:] // fields, not locals: a slice passed to an interface method escapes
 	k.hp.Encrypt(mask, p[h.pnOff+quicPNShift:h.pnOff+quicPNShift+quicSample])
@@ -339,18 +369,64 @@ func (q *QUICHello) open(p []byte, h quicLong, k *quicKeys, largest int64) ([]by
 	}
 	ct := p[len(hdr):]
 	if len(ct) < quicTagLen {
-		return nil, 0, false
+		return nil, 0, openFailed
 	}
 	pn := quicPacketNumber(largest, trunc, pnLen)
+	if plain, ok := q.decrypt(k, hdr, ct, pn, b0); ok || !alts {
+		return plain, pn, openResult(b2i(ok))
+	}
+	for i := -1; i < q.npns; i++ {
+		c := quicPacketNumber(q.base(i), trunc, pnLen)
+		if c == pn || q.triedBefore(i, c, trunc, pnLen) {
+			continue
+		}
+		if q.retries >= quicMaxRetries {
+			return nil, 0, openBudget
+		}
+		q.retries++
+		if plain, ok := q.decrypt(k, hdr, ct, c, b0); ok {
+			return plain, c, openOK
+		}
+	}
+	return nil, 0, openFailed
+}
+
+// base is the largest packet number a server may have opened: none (-1)
+// or the i-th opened on the connection.
+func (q *QUICHello) base(i int) int64 {
+	if i < 0 {
+		return -1
+	}
+	return int64(q.pns[i])
+}
+
+// triedBefore reports whether candidate c came from a base before i.
+func (q *QUICHello) triedBefore(i int, c, trunc uint64, pnLen int) bool {
+	for j := -1; j < i; j++ {
+		if quicPacketNumber(q.base(j), trunc, pnLen) == c {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *QUICHello) decrypt(k *quicKeys, hdr, ct []byte, pn uint64, b0 byte) ([]byte, bool) {
 	k.nonce(&q.nonce, pn)
 	plain, err := k.aead.Open(hdr[len(hdr):len(hdr)], q.nonce[:], ct, hdr)
 	if err != nil {
-		return nil, 0, false
+		return nil, false
 	}
 	if b0&0x0c != 0 {
-		return nil, pn, true
+		return nil, true
 	}
-	return plain, pn, true
+	return plain, true
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 const aesBlock = 16

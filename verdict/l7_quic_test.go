@@ -465,3 +465,62 @@ func BenchmarkQUICInitial(b *testing.B) {
 		}
 	})
 }
+
+// TestQUICPacketNumberDesync: packets qguard opened but the server never
+// got (lost after the firewall, or dropped by the server) must not make
+// qguard expand a later truncated packet number differently from the
+// server and miss the packet the server opens.
+func TestQUICPacketNumberDesync(t *testing.T) {
+	dcid := []byte{3, 1, 4, 1, 5, 9, 2, 6}
+	hello := quicTestHello("desync.blocked.test", 0)
+	pkt := func(pn uint64, pnLen int, frames []byte) []byte {
+		return sealQUIC(t, qpkt{dcid: dcid, pn: pn, pnLen: pnLen, frames: frames, size: 1200})
+	}
+	for _, tc := range []struct {
+		name  string
+		seen  []uint64 // opened by qguard only (4-byte packet numbers)
+		pn    uint64   // the hello's, sent in one byte
+		known []uint64 // opened by both before it
+	}{
+		{"server saw nothing", []uint64{100000}, 5, nil},
+		{"server saw an older one", []uint64{100000}, 50001, []uint64{50000}},
+	} {
+		q := NewQUICHello()
+		for _, pn := range tc.seen {
+			q.Feed(pkt(pn, 4, []byte{quicFramePing}))
+		}
+		for _, pn := range tc.known {
+			q.Feed(pkt(pn, 4, []byte{quicFramePing}))
+		}
+		if name, st := q.Feed(pkt(tc.pn, 1, cryptoFrame(0, hello))); st != L7Found || string(name) != "desync.blocked.test" {
+			t.Errorf("%s: %q %s", tc.name, name, st)
+		}
+	}
+	// Packet numbers spread so that every failing packet costs retries:
+	// the budget ends in TooLarge, not in ignoring packets.
+	q := NewQUICHello()
+	for i := uint64(0); i < 20; i++ {
+		q.Feed(pkt(i*1000, 4, []byte{quicFramePing}))
+	}
+	forged := pkt(7, 1, []byte{quicFramePing})
+	forged[len(forged)-1] ^= 1 // header protection right, tag wrong: every candidate is tried
+	var st L7Status
+	for i := 0; i < 10 && st != L7TooLarge; i++ {
+		_, st = q.Feed(forged)
+	}
+	if st != L7TooLarge {
+		t.Errorf("after forged packets with spread packet numbers: %s", st)
+	}
+	// A regular connection's failing packets cost no retries.
+	q.Reset()
+	c := &quicConn{t: t, version: quicVersion1, dcid: dcid}
+	for i := 0; i < 3; i++ {
+		q.Feed(c.packet([]byte{quicFramePing}, 1200))
+	}
+	for i := 0; i < 100; i++ {
+		q.Feed(forged)
+	}
+	if q.retries != 0 || q.Status() != L7NeedMore {
+		t.Errorf("forged packets on a regular connection: %d retries, %s", q.retries, q.Status())
+	}
+}
