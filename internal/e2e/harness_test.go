@@ -147,14 +147,24 @@ func startDaemonEnv(t *testing.T, top *topo.Topology, env []string, yaml string,
 		d.writeConfig(yaml)
 		argv = append(argv, "--config", d.cfgPath)
 	}
-	argv = append(argv, args...)
+	d.start(top, append(argv, args...), env)
+	return d
+}
+
+// start runs argv (a whole command line, qguard or a wrapper such as
+// setpriv running it) in the firewall namespace with env added, and waits
+// until the daemon reports ready. It is killed at the end of the test if
+// still running.
+func (d *daemon) start(top *topo.Topology, argv, env []string) {
+	t := d.t
+	t.Helper()
 	d.cmd = top.Firewall.Command(context.Background(), argv...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if env != nil {
 		d.cmd.Env = append(os.Environ(), env...)
 	}
 	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start qguard: %v", err)
+		t.Fatalf("start %v: %v", argv, err)
 	}
 	go func() {
 		d.waitErr = d.cmd.Wait()
@@ -181,7 +191,6 @@ func startDaemonEnv(t *testing.T, top *topo.Topology, env []string, yaml string,
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return d
 }
 
 func (d *daemon) writeConfig(yaml string) {

@@ -82,36 +82,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 func startArgv(t *testing.T, top *topo.Topology, control string, argv []string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, fw: top.Firewall, log: &logBuf{}, control: control, done: make(chan struct{})}
-	d.cmd = top.Firewall.Command(context.Background(), argv...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", argv, err)
-	}
-	go func() {
-		d.waitErr = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("qguard log:\n%s", d.log.String())
-		}
-	})
-	deadline := time.After(10 * time.Second)
-	for !strings.Contains(d.log.String(), `"msg":"ready"`) {
-		select {
-		case <-d.done:
-			t.Fatalf("qguard exited before ready: %v\n%s", d.waitErr, d.log.String())
-		case <-deadline:
-			t.Fatalf("qguard not ready after 10s:\n%s", d.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	d.start(top, argv, nil)
 	return d
 }
 
