@@ -216,6 +216,9 @@ func runDaemon(cmd *cobra.Command, f *runFlags) error {
 		return errors.Join(fmt.Errorf("start: %w", err), d.stop(), e.Close())
 	}
 	go engine.ServeControl(ctx, d.ctl, d, log)
+	if d.ms != nil {
+		d.ms.SetReady(d.ready)
+	}
 	num, count := e.Queues()
 	log.Info("ready", "queues", fmt.Sprintf("%d..%d", num, num+count-1), "rules", e.RulesInstalled(),
 		"policy_rules", len(e.Policy().Rules), "config", configName(f.config), "metrics", d.metricsAddr(), "control", rs.control)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,10 +148,37 @@ func NewRegistry(src Source, bi BuildInfo) *prometheus.Registry {
 	return reg
 }
 
-// Server serves /metrics until Shutdown.
+// Server serves /metrics, /healthz and /readyz until Shutdown.
 type Server struct {
-	srv *http.Server
-	ln  net.Listener
+	srv   *http.Server
+	ln    net.Listener
+	ready atomic.Pointer[func() error]
+}
+
+// SetReady sets what /readyz asks (engine.Engine.Ready fits); until it is
+// called /readyz answers 503 "starting".
+func (s *Server) SetReady(f func() error) { s.ready.Store(&f) }
+
+// healthz: the process is up and serving (liveness).
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz: 200 "ready" while the daemon decides packets as configured, 503
+// with the reason otherwise (readiness).
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	err := errors.New("not ready: starting")
+	if f := s.ready.Load(); f != nil {
+		err = (*f)()
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, err)
+		return
+	}
+	fmt.Fprintln(w, "ready")
 }
 
 // Listen binds addr at once, so a taken port fails start-up rather than
@@ -160,16 +188,19 @@ func Listen(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}
+	s := &Server{ln: ln}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", healthz)
+	mux.HandleFunc("/readyz", s.readyz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(w, "qguard: metrics at /metrics")
+		fmt.Fprintln(w, "qguard: metrics at /metrics, liveness at /healthz, readiness at /readyz")
 	})
-	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && log != nil {
 			log.Error("metrics server stopped", "err", err)

@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// getIn fetches url from inside ns: status code and body.
+func getIn(t *testing.T, ns topo.NS, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: nsDialer(ns), DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestIntegrationHealth: /healthz answers while the process is up; /readyz
+// is 200 once the queues are bound and the rules installed, 503 with the
+// reason while the table is not as qguard installed it (rules.guard off,
+// so it stays that way).
+func TestIntegrationHealth(t *testing.T) {
+	top := newTopo(t, "qeh")
+	d := startDaemon(t, top, "metrics: {listen: \"127.0.0.1:9477\"}\nrules: {guard: false}\n")
+	fw := top.Firewall
+	base := "http://127.0.0.1:9477"
+	if c, b := getIn(t, fw, base+"/healthz"); c != 200 || b != "ok\n" {
+		t.Errorf("/healthz: %d %q", c, b)
+	}
+	if c, b := getIn(t, fw, base+"/readyz"); c != 200 || b != "ready\n" {
+		t.Errorf("/readyz while running: %d %q", c, b)
+	}
+
+	// Someone deletes the steering rule.
+	out, err := fw.Output("nft", "-a", "list", "table", "inet", "qguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, handle := "", ""
+	chainRe, handleRe := regexp.MustCompile(`^\s*chain (\S+) \{`), regexp.MustCompile(`steer to queue.*# handle (\d+)`)
+	for _, line := range strings.Split(out, "\n") {
+		if m := chainRe.FindStringSubmatch(line); m != nil {
+			chain = m[1]
+		}
+		if m := handleRe.FindStringSubmatch(line); m != nil {
+			handle = m[1]
+			break
+		}
+	}
+	if handle == "" {
+		t.Fatalf("no steering rule in:\n%s", out)
+	}
+	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", chain, "handle", handle); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, b := getIn(t, fw, base+"/readyz")
+		if c == 503 && strings.Contains(b, "nftables table not as qguard installed it") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz 3s after the steering rule was deleted: %d %q", c, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c, _ := getIn(t, fw, base+"/healthz"); c != 200 {
+		t.Errorf("/healthz with the table changed: %d (the process is up)", c)
+	}
+	d.signal(syscall.SIGTERM)
+	if err := d.wait(10 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
+// TestIntegrationHealthNoRules: with --no-rules (someone else steers) bound
+// queues are all /readyz asks for.
+func TestIntegrationHealthNoRules(t *testing.T) {
+	top := newTopo(t, "qen")
+	startDaemon(t, top, "metrics: {listen: \"127.0.0.1:9477\"}\n", "--no-rules")
+	if c, b := getIn(t, top.Firewall, "http://127.0.0.1:9477/readyz"); c != 200 || b != "ready\n" {
+		t.Errorf("/readyz with --no-rules: %d %q", c, b)
+	}
+}
