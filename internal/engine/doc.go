@@ -32,8 +32,8 @@
 // share, New opens /proc/thread-self/ns/net (unless Options.NetNS names a
 // namespace) and the rules setns into it, since the block goroutine, Reload
 // and Close may run on any thread. That needs CAP_SYS_ADMIN; a daemon
-// working in its own namespace never calls setns and needs CAP_NET_ADMIN
-// alone. Interface names in a reloaded policy are resolved in the namespace
+// working in its own namespace (also when Options.NetNS names that one)
+// never calls setns and needs CAP_NET_ADMIN alone. Interface names in a reloaded policy are resolved in the namespace
 // of the thread calling Reload.
 //
 // # Packet path

@@ -60,7 +60,8 @@ type Options struct {
 	BlockQueue int
 	// NetNS, when non-zero, is an open network namespace descriptor the
 	// rules are installed in (see rules.Config.NetNS); queues and XDP use
-	// the namespace of the thread calling New.
+	// the namespace of the thread calling New. The namespace the process
+	// works in counts as none: entering it would need CAP_SYS_ADMIN.
 	NetNS int
 }
 
@@ -198,17 +199,17 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 			}
 		}
 	}()
-	if set.installRules && e.opts.NetNS == 0 {
-		f, err := pinNetNS()
+	if set.installRules {
+		fd, f, err := rulesNetNS(e.opts.NetNS)
 		if err != nil {
 			return nil, err
 		}
 		if f != nil {
 			e.netns = f
 			undo = append(undo, func() { f.Close() })
-			e.opts.NetNS = int(f.Fd())
-			set.rules.NetNS = e.opts.NetNS
 		}
+		e.opts.NetNS = fd // reloads build their settings from opts
+		set.rules.NetNS = fd
 	}
 	if set.installRules {
 		caps, err := rules.ProbeNS(e.opts.NetNS)

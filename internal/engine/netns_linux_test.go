@@ -8,20 +8,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// In the namespace every thread shares, nothing is pinned (no setns later:
-// the packaged service lacks CAP_SYS_ADMIN); on a thread moved to another
-// namespace, that namespace is.
-func TestIntegrationPinNetNS(t *testing.T) {
-	f, err := pinNetNS()
-	if err != nil || f != nil {
-		t.Fatalf("shared namespace: pinNetNS = %v, %v; want nil, nil", f, err)
+// The rules never setns into the namespace every thread shares (the
+// packaged service lacks CAP_SYS_ADMIN), whether asked for by descriptor or
+// not; a thread moved to another namespace has that one pinned, and a
+// namespace other than the shared one asked for is kept.
+func TestIntegrationRulesNetNS(t *testing.T) {
+	if fd, f, err := rulesNetNS(0); err != nil || fd != 0 || f != nil {
+		t.Fatalf("shared namespace: rulesNetNS(0) = %d, %v, %v; want 0, nil, nil", fd, f, err)
+	}
+	own, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if fd, f, err := rulesNetNS(int(own.Fd())); err != nil || fd != 0 || f != nil {
+		t.Fatalf("own namespace by descriptor: %d, %v, %v; want 0, nil, nil", fd, f, err)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace")
 	}
 	type result struct {
-		pinned, want uint64
-		err          error
+		pinned, want       nsID
+		keptOther, keptOwn bool
+		err                error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -30,19 +39,31 @@ func TestIntegrationPinNetNS(t *testing.T) {
 			done <- result{err: err}
 			return
 		}
-		want, _ := threadNetNS()
-		f, err := pinNetNS()
-		if err != nil || f == nil {
+		var r result
+		r.want, _ = threadNetNS()
+		fd, f, err := rulesNetNS(0)
+		if err != nil || f == nil || fd != int(f.Fd()) {
 			done <- result{err: err}
 			return
 		}
-		defer f.Close()
 		var st unix.Stat_t
-		err = unix.Fstat(int(f.Fd()), &st)
-		done <- result{pinned: st.Ino, want: want, err: err}
+		r.err = unix.Fstat(fd, &st)
+		r.pinned = nsID{st.Dev, st.Ino}
+		// Asked for by descriptor, this namespace is not the shared one.
+		fd2, _, err := rulesNetNS(fd)
+		r.keptOther = err == nil && fd2 == fd
+		// The shared one asked for from here must be entered: New's own
+		// calls run on this thread.
+		fd3, _, err := rulesNetNS(int(own.Fd()))
+		r.keptOwn = err == nil && fd3 == int(own.Fd())
+		f.Close()
+		done <- r
 	}()
 	r := <-done
-	if r.err != nil || r.pinned == 0 || r.pinned != r.want {
-		t.Fatalf("other namespace: pinned inode %d, want %d (err %v)", r.pinned, r.want, r.err)
+	if r.err != nil || r.pinned == (nsID{}) || r.pinned != r.want {
+		t.Fatalf("other namespace: pinned %v, want %v (err %v)", r.pinned, r.want, r.err)
+	}
+	if !r.keptOther || !r.keptOwn {
+		t.Errorf("from another namespace, a descriptor asked for was dropped: other kept %v, shared kept %v", r.keptOther, r.keptOwn)
 	}
 }
