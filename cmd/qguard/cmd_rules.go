@@ -61,8 +61,9 @@ DESCRIPTION
     expression where the kernel lacks it.
 
     show   prints the probe result, the table's sets, chains and rules with
-           their counters, the XDP programs attached in this namespace and
-           what a running daemon reports about its own.
+           their counters, the running qguard that owns the table (pid,
+           queues), the XDP programs attached in this namespace and what a
+           running daemon reports about its own.
     apply  installs the table the configuration describes in one transaction
            (replacing an earlier one of the same name) without starting a
            handler: queued packets then pass when rules.bypass is true and are
@@ -93,6 +94,9 @@ EXIT STATUS
 				return needNetAdmin("rules show", err)
 			}
 			fmt.Fprint(cmd.OutOrStdout(), out)
+			if h, err := rules.TableHolder(0, name); err == nil && h != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "# owned by a running qguard (%s)\n", h)
+			}
 			if control == "" {
 				control = controlSocket(path)
 			}

@@ -79,6 +79,14 @@ func TestIntegrationGuardTable(t *testing.T) {
 	if !strings.Contains(d.log.String(), `"level":"WARN","msg":"nftables table changed by someone else, re-installing it"`) {
 		t.Errorf("no WARN line:\n%s", d.log.String())
 	}
+	// The re-installed table steers again.
+	before := s.Queues[0].Packets
+	if err := ping(top.Client, top.ServerIP4.String(), 1); err != nil {
+		t.Fatalf("ping after the re-install: %v", err)
+	}
+	if s := d.status(); s.Queues[0].Packets <= before {
+		t.Errorf("ping not queued after the re-install: %d packets before, %d after", before, s.Queues[0].Packets)
+	}
 
 	// One rule deleted (in whichever chain holds it).
 	out, err := fw.Output("nft", "-a", "list", "table", "inet", "qguard")
@@ -116,6 +124,15 @@ func TestIntegrationGuardTable(t *testing.T) {
 		t.Errorf("last change %q", s.LastTamperChange)
 	}
 
+	// A base chain deleted (its hook unregistered).
+	if err := fw.Run("nft", "flush chain inet qguard forward; delete chain inet qguard forward"); err != nil {
+		t.Fatal(err)
+	}
+	s = waitTampered("base chain deleted", 4)
+	if !strings.Contains(s.LastTamperChange, "chain forward deleted") {
+		t.Errorf("last change %q", s.LastTamperChange)
+	}
+
 	// A second daemon for the same table, on another queue, is refused.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -125,11 +142,15 @@ func TestIntegrationGuardTable(t *testing.T) {
 		t.Errorf("second daemon: %v, want a refusal naming pid %d:\n%s", err, pid, second)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if s := d.status(); s.RulesTampered != 3 || !s.RulesIntact {
+	if s := d.status(); s.RulesTampered != 4 || !s.RulesIntact {
 		t.Errorf("the refused daemon disturbed the table: %+v", s)
 	}
 	if _, err := fw.Output("nft", "list", "table", "inet", "qguard"); err != nil {
 		t.Errorf("table gone after the second daemon exited: %v", err)
+	}
+
+	if out, err := fw.Output(qguardBin, "rules", "show"); err != nil || !strings.Contains(out, fmt.Sprintf("# owned by a running qguard (pid %d, queues 0)", pid)) {
+		t.Errorf("rules show does not name the owner: %v\n%s", err, out)
 	}
 
 	// qguard rules flush refuses; --force goes ahead and the guard repairs.
@@ -137,22 +158,22 @@ func TestIntegrationGuardTable(t *testing.T) {
 	if err == nil || !strings.Contains(out+errText(err), fmt.Sprintf("pid %d", pid)) {
 		t.Errorf("rules flush while the daemon runs: %v %q", err, out)
 	}
-	if s := d.status(); s.RulesTampered != 3 {
+	if s := d.status(); s.RulesTampered != 4 {
 		t.Errorf("refused flush changed the table: %+v", s)
 	}
 	if err := fw.Run(qguardBin, "rules", "flush", "--force"); err != nil {
 		t.Fatalf("rules flush --force: %v", err)
 	}
-	waitTampered("rules flush --force", 4)
-	if n := warns(); n != 4 {
-		t.Errorf("%d WARN lines for 4 changes:\n%s", n, d.log.String())
+	waitTampered("rules flush --force", 5)
+	if n := warns(); n != 5 {
+		t.Errorf("%d WARN lines for 5 changes:\n%s", n, d.log.String())
 	}
 
 	d.signal(syscall.SIGTERM)
 	if err := d.wait(10 * time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
-	if n := warns(); n != 4 {
+	if n := warns(); n != 5 {
 		t.Errorf("shutdown counted as tampering:\n%s", d.log.String())
 	}
 	if out, _ := fw.Output("nft", "list", "tables"); strings.Contains(out, "qguard") {
