@@ -122,3 +122,29 @@ func TestQUICPipelineBuffers(t *testing.T) {
 		t.Errorf("a retransmitted Initial: %v allocs", n)
 	}
 }
+
+// TestQUICPoolSteal: when every buffer is lent, the one fed longest ago
+// goes to the new flow once it is older than quicStealAge.
+func TestQUICPoolSteal(t *testing.T) {
+	var p quicPool
+	p.init(2)
+	now := int64(0)
+	p.clock = func() int64 { return now }
+	var e1, e2, e3 flowEntry
+	e1.quic, e2.quic = p.get(&e1), p.get(&e2)
+	if e1.quic == 0 || e2.quic == 0 {
+		t.Fatal("no buffer")
+	}
+	if e3.quic = p.get(&e3); e3.quic != 0 || p.full.Load() != 1 {
+		t.Fatalf("full pool lent %d", e3.quic)
+	}
+	now += 2 * quicStealAge
+	p.feed(e1.quic, []byte("not quic"))
+	if e3.quic = p.get(&e3); e3.quic == 0 || e2.quic != 0 || e1.quic == 0 {
+		t.Fatalf("steal: e1 %d e2 %d e3 %d; want e2's buffer taken", e1.quic, e2.quic, e3.quic)
+	}
+	p.put(e1.quic)
+	if i := p.get(&e2); i != e1.quic {
+		t.Fatalf("freed buffer not reused: %d", i)
+	}
+}

@@ -1,6 +1,9 @@
 package verdict
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // QUIC in the pipeline: sni rules read the server name of QUIC Initials
 // on UDP port 443 and on the destination ports sni rules name. Each
@@ -17,8 +20,9 @@ const quicDefaultPort = 443
 
 // DefaultQUICBuffers bounds the flows collecting QUIC Initials at once
 // (about 25 KiB each). A buffer returns to the pool when the client moves
-// on to Handshake or 1-RTT packets, or the flow ends; a flow that finds
-// none free gets L7TooLarge, decided by policy.
+// on to Handshake or 1-RTT packets, or the flow ends, or is taken when
+// stale (quicStealAge); a flow that finds none free gets L7TooLarge,
+// decided by policy.
 const DefaultQUICBuffers = 1024
 
 // quicPortsOf returns the UDP destination ports where sni rules look for
@@ -59,8 +63,7 @@ func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *Packet, reply bool
 		return true
 	}
 	if e.quic != 0 {
-		q := t.quics.at(e.quic)
-		if q.Feed(p.Payload); q.Done() {
+		if t.quics.feed(e.quic, p.Payload); t.quics.at(e.quic).Done() {
 			t.quics.put(e.quic)
 			e.quic = 0
 		}
@@ -90,13 +93,12 @@ func (x *inspect) quicServerName() ([]byte, L7Status) {
 		if !QUICInitial(p.Payload) {
 			return nil, quicUnopened(p.Payload) // what a fresh QUICHello would answer
 		}
-		if x.e.quic = x.ft.quics.get(); x.e.quic == 0 {
+		if x.e.quic = x.ft.quics.get(x.e); x.e.quic == 0 {
 			return nil, L7TooLarge
 		}
 	}
-	q := x.ft.quics.at(x.e.quic)
-	name, st := q.Feed(p.Payload)
-	if q.Done() {
+	name, st := x.ft.quics.feed(x.e.quic, p.Payload)
+	if x.ft.quics.at(x.e.quic).Done() {
 		// The client has left the Initial phase: the answer is in the
 		// flow's decision; a later connection gets a fresh buffer.
 		n := copy(x.sniBuf[:], name)
@@ -107,38 +109,83 @@ func (x *inspect) quicServerName() ([]byte, L7Status) {
 	return name, st
 }
 
+// quicStealAge is how long a flow keeps a QUICHello it no longer feeds
+// when every buffer is in use. A client sends its whole first flight at
+// once and moves on within a round trip, so a buffer untouched for this
+// long holds a stalled (or spoofed) handshake; taking it costs its flow at
+// most a retransmitted ClientHello collected again.
+const quicStealAge = int64(time.Second)
+
 // quicPool lends QUICHellos to UDP flows, like helloPool: allocated on
-// first need up to the bound, then reused.
+// first need up to the bound, then reused. When all are in use, the one
+// fed longest ago is taken from its flow if it is older than quicStealAge,
+// so flooding the pool with handshakes that never finish holds it only as
+// long as the flood is kept up.
 type quicPool struct {
-	bufs []*QUICHello
-	free []uint16 // 1-based indexes of idle buffers
-	max  int
-	full atomic.Uint64
+	bufs  []*QUICHello
+	owner []*flowEntry // the flow each buffer is lent to
+	last  []int64      // when each buffer was last fed, ns on clock
+	free  []uint16     // 1-based indexes of idle buffers
+	max   int
+	clock func() int64
+	full  atomic.Uint64
 }
 
 func (p *quicPool) init(n int) {
 	p.max = n
 	p.bufs = make([]*QUICHello, 0, n)
+	p.owner = make([]*flowEntry, 0, n)
+	p.last = make([]int64, 0, n)
 	p.free = make([]uint16, 0, n)
+	p.clock = coarseNow
 }
 
-// get returns a buffer index, or 0 when every buffer is in use.
-func (p *quicPool) get() uint16 {
-	if n := len(p.free); n > 0 {
-		i := p.free[n-1]
+// get lends a buffer to e and returns its index, or 0 when every buffer
+// is in use and none is old enough to take.
+func (p *quicPool) get(e *flowEntry) uint16 {
+	now := p.clock()
+	var i uint16
+	switch n := len(p.free); {
+	case n > 0:
+		i = p.free[n-1]
 		p.free = p.free[:n-1]
-		return i
-	}
-	if len(p.bufs) < p.max {
+	case len(p.bufs) < p.max:
 		p.bufs = append(p.bufs, NewQUICHello())
-		return uint16(len(p.bufs))
+		p.owner, p.last = append(p.owner, nil), append(p.last, 0)
+		i = uint16(len(p.bufs))
+	default:
+		if i = p.oldest(now); i == 0 {
+			p.full.Add(1)
+			return 0
+		}
+		p.owner[i-1].quic = 0
+		p.bufs[i-1].Reset()
 	}
-	p.full.Add(1)
-	return 0
+	p.owner[i-1], p.last[i-1] = e, now
+	return i
+}
+
+// oldest returns the buffer fed longest ago if it is older than
+// quicStealAge, else 0.
+func (p *quicPool) oldest(now int64) uint16 {
+	var best uint16
+	for j, t := range p.last {
+		if now-t > quicStealAge && (best == 0 || t < p.last[best-1]) {
+			best = uint16(j + 1)
+		}
+	}
+	return best
+}
+
+// feed gives d to buffer i on behalf of its flow.
+func (p *quicPool) feed(i uint16, d []byte) ([]byte, L7Status) {
+	p.last[i-1] = p.clock()
+	return p.bufs[i-1].Feed(d)
 }
 
 func (p *quicPool) put(i uint16) {
 	p.bufs[i-1].Reset()
+	p.owner[i-1] = nil
 	p.free = append(p.free, i)
 }
 
