@@ -179,6 +179,15 @@ func TestIntegrationUnprivileged(t *testing.T) {
 		t.Errorf("control socket left behind: %v", err)
 	}
 
+	// A control socket directory nobody may write: refused, saying what to do.
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel0()
+	b0, _ := top.Firewall.Command(ctx0, asNobody(caps, bin, "run", "--config", cfg, "--control", filepath.Join(dir, "c.sock"),
+		"--metrics", "")...).CombinedOutput()
+	if !strings.Contains(string(b0), "permission denied (the daemon's user must be able to create the socket") {
+		t.Errorf("control socket in a directory nobody cannot write:\n%s", b0)
+	}
+
 	// Without CAP_NET_ADMIN: a clear refusal, exit 1, nothing installed.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -50,14 +50,14 @@ type ControlHandler interface {
 // --control names, a directory, a symbolic link) is refused, never removed.
 func ListenControl(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create control socket directory: %w", err)
+		return nil, fmt.Errorf("create control socket directory: %w%s", err, createHint(err))
 	}
 	if err := clearStale(path); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
+		return nil, fmt.Errorf("listen on control socket %s: %w%s", path, err, createHint(err))
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
@@ -88,6 +88,16 @@ func clearStale(path string) error {
 		return fmt.Errorf("remove stale control socket %s: %w", path, err)
 	}
 	return nil
+}
+
+// createHint says what to do when the daemon's user may not create its
+// socket (an unprivileged service without its runtime directory).
+func createHint(err error) string {
+	if !errors.Is(err, os.ErrPermission) {
+		return ""
+	}
+	return " (the daemon's user must be able to create the socket: give --control or control.socket a directory it owns; the systemd unit's RuntimeDirectory=qguard makes " +
+		filepath.Dir(DefaultControlSocket) + ")"
 }
 
 func describeMode(m os.FileMode) string {
