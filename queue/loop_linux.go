@@ -464,6 +464,7 @@ func (l *loop) quiesce() error {
 	defer close(l.quiesced)
 	l.takeStash()
 	if l.sock != nil {
+		t0, before := time.Now(), l.c.received
 		l.quiesceSeq = l.sock.nextSeq()
 		_, werr := unix.Write(l.fd, maxLenMsg(l.queue, l.quiesceSeq, 0))
 		if werr == nil {
@@ -471,6 +472,8 @@ func (l *loop) quiesce() error {
 				return err
 			}
 			if l.quiesceAck && l.quiesceErr == 0 {
+				l.cfg.Logger.Debug("nfqueue: quiesced: queue length 0, every queued packet verdicted",
+					"queue", l.queue, "drained", l.c.received-before, "took", time.Since(t0))
 				return nil
 			}
 		}
