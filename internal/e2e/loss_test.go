@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -217,6 +218,38 @@ func (d *daemon) queued() uint64 {
 		n += q.Packets
 	}
 	return n
+}
+
+// watchPending samples the kernel queue's backlog over the control socket
+// every 50ms until the returned function is called, which returns the
+// largest seen (a diagnostic for counts that do not add up).
+func (d *daemon) watchPending() func() uint64 {
+	var peak atomic.Uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			r, err := engine.Call(d.control, "status", time.Second)
+			if err != nil || !r.OK || r.Status == nil {
+				continue
+			}
+			for _, q := range r.Status.Queues {
+				if q.KernelPending > peak.Load() {
+					peak.Store(q.KernelPending)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() uint64 {
+		once.Do(func() { close(stop); <-done })
+		return peak.Load()
+	}
 }
 
 // stoppedPackets is the final packet count the daemon logged at a clean
