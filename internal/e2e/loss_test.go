@@ -29,6 +29,9 @@ type stream struct {
 	conn net.Conn
 	sink net.PacketConn
 
+	// sendMu makes a write and its count one step, so that a mark is
+	// exact: no datagram numbered mark or above was written before it.
+	sendMu   sync.Mutex
 	sent     atomic.Uint32 // datagrams sent: sequence numbers 0..sent-1
 	sendErrs atomic.Uint32
 	stop     atomic.Bool
@@ -95,20 +98,33 @@ func (s *stream) send() {
 	for !s.stop.Load() {
 		target := uint32(time.Since(start)/time.Millisecond+1) * lossPerMs
 		for n := 0; s.sent.Load() < target && n < 4*lossPerMs; n++ {
-			binary.BigEndian.PutUint32(buf, s.sent.Load())
-			if _, err := s.conn.Write(buf); err != nil {
-				s.sendErrs.Add(1)
+			if !s.sendOne(buf) {
 				break
 			}
-			s.sent.Add(1)
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
-// mark is the number of datagrams sent so far: every later one has a
-// sequence number >= mark.
-func (s *stream) mark() uint32 { return s.sent.Load() }
+func (s *stream) sendOne(buf []byte) bool {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	binary.BigEndian.PutUint32(buf, s.sent.Load())
+	if _, err := s.conn.Write(buf); err != nil {
+		s.sendErrs.Add(1)
+		return false
+	}
+	s.sent.Add(1)
+	return true
+}
+
+// mark is the number of datagrams sent so far: every one numbered below
+// was written before the call, every one numbered mark or above after it.
+func (s *stream) mark() uint32 {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.sent.Load()
+}
 
 // run lets the stream flow for d.
 func (s *stream) run(d time.Duration) { time.Sleep(d) }
