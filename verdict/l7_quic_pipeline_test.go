@@ -77,6 +77,18 @@ func TestQUICPipeline(t *testing.T) {
 			t.Fatalf("%s: 1-RTT packet after the blocked connection: %+v", version, d)
 		}
 
+		// Many connections, one after the other, on one 5-tuple: each
+		// gets its own L7 window.
+		for i := 0; i < 2*c.l7Packets; i++ {
+			ds = quicDecide(p, 40005, 443, allowed)
+			for j, d := range ds {
+				if j < len(ds)-1 && d.Rule != RulePending || j == len(ds)-1 && d.Rule != RuleDefault {
+					t.Fatalf("%s: connection %d datagram %d: %+v", version, i, j, d)
+				}
+			}
+			decide(p, udp(tc4, ts4, 40005, 443, short), nil)
+		}
+
 		// Other ports carry QUIC only when a rule names them.
 		ds = quicDecide(p, 40004, 8443, blocked)
 		if last := ds[len(ds)-1]; last.Rule != RuleDefault {

@@ -60,6 +60,9 @@ func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *Packet, reply bool
 		return false
 	}
 	if QUICInitial(p.Payload) {
+		if e.quic == 0 {
+			e.pkts = 0 // likely a new connection: a new L7 window for its ClientHello
+		}
 		return true
 	}
 	if e.quic != 0 {
