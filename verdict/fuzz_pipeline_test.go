@@ -29,6 +29,9 @@ func FuzzPipeline(f *testing.F) {
 	} {
 		f.Add(s.raw(), uint32(0), uint8(0))
 	}
+	for _, file := range []string{"rfc9001-a2-client-initial.hex", "rfc9369-a2-client-initial.hex"} {
+		f.Add(udp(tc4, ts4, 1, 443, readHex(f, "testdata/quic/"+file)).raw(), uint32(0), uint8(0)) // QUIC Initials
+	}
 	f.Fuzz(func(t *testing.T, raw []byte, mark uint32, ct uint8) {
 		m := Meta{Mark: mark, HasMark: mark != 0, CTState: ct & 7, HasCT: ct&8 != 0, UID: uint32(ct), HasUID: ct&16 != 0, InIf: uint32(ct >> 6)}
 		var d Decision
