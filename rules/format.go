@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -14,17 +16,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// formatRule renders a rule read back from the kernel in nft-like syntax.
-// It knows the expressions qguard installs and falls back to the
-// expression's type name for anything else.
-func formatRule(r *nftables.Rule) string {
-	f := &formatter{regs: map[uint32]operand{}}
+// formatRule renders a rule read back from the kernel as nft prints it
+// (nft list ruleset), anonymous sets by name. See formatRuleSets.
+func formatRule(r *nftables.Rule) string { return formatRuleSets(r, nil) }
+
+// formatRuleSets renders a rule as `nft list ruleset` does: equality
+// without "==", ct state and status bits and ct direction by name, the
+// meta nfproto dependency of an ip/ip6 match left out, the contents of the
+// anonymous sets in sets written out. It knows the expressions qguard
+// installs and falls back to the expression's type name for anything
+// else.
+func formatRuleSets(r *nftables.Rule, sets map[string]*setContent) string {
+	f := &formatter{regs: map[uint32]operand{}, sets: sets}
 	for _, e := range r.Exprs {
 		f.expr(e)
 	}
-	out := strings.Join(f.parts, " ")
+	out := strings.Join(dropDependencies(f.parts), " ")
 	if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
 		out += fmt.Sprintf(" comment %q", c)
+	}
+	return out
+}
+
+// setContent is what an anonymous set holds, read back from the kernel.
+type setContent struct {
+	interval bool
+	elems    []nftables.SetElement
+}
+
+// dropDependencies leaves out "meta nfproto ipv4" before an "ip ..." match
+// (and ipv6 before "ip6 ..."), as nft does: the match implies it.
+func dropDependencies(parts []string) []string {
+	out := parts[:0:0]
+	for i, p := range parts {
+		if i+1 < len(parts) {
+			next := parts[i+1]
+			if p == "meta nfproto ipv4" && strings.HasPrefix(next, "ip ") ||
+				p == "meta nfproto ipv6" && strings.HasPrefix(next, "ip6 ") {
+				continue
+			}
+		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -32,9 +64,11 @@ func formatRule(r *nftables.Rule) string {
 // operand is what a register holds: a description and how to print values
 // compared with it.
 type operand struct {
-	text  string
-	kind  valueKind
-	slots uint32
+	text   string
+	kind   valueKind
+	slots  uint32
+	masked bool   // a bitwise AND applied: nft keeps "==" then
+	mask   []byte // that AND's mask, for flag names
 }
 
 type valueKind uint8
@@ -47,6 +81,8 @@ const (
 	kindPort
 	kindAddr
 	kindCTState
+	kindCTStatus
+	kindCTDir
 )
 
 // formatter tracks register contents by 32-bit slot: the kernel reports a
@@ -55,6 +91,7 @@ const (
 type formatter struct {
 	regs  map[uint32]operand // by slot
 	parts []string
+	sets  map[string]*setContent
 }
 
 // slot maps a register number to its 32-bit slot (nft_parse_register).
@@ -88,8 +125,13 @@ func (f *formatter) expr(e expr.Any) {
 			return
 		}
 		k := kindHex
-		if e.Key == expr.CtKeySTATE {
+		switch e.Key {
+		case expr.CtKeySTATE:
 			k = kindCTState
+		case expr.CtKeySTATUS:
+			k = kindCTStatus
+		case expr.CtKeyDIRECTION:
+			k = kindCTDir
 		}
 		f.load(e.Register, 4, operand{text: "ct " + ctKeyName(e.Key), kind: k})
 	case *expr.Payload:
@@ -97,23 +139,32 @@ func (f *formatter) expr(e expr.Any) {
 	case *expr.Bitwise:
 		o := f.reg(e.SourceRegister)
 		mask, xor := hostU32(e.Mask), hostU32(e.Xor)
-		if xor == 0 {
+		switch {
+		case xor == 0 && (o.kind == kindCTState || o.kind == kindCTStatus):
+			// A flag test: the compare that follows prints it.
+			o.mask = e.Mask
+		case xor == 0:
 			o.text = fmt.Sprintf("%s & %#08x", o.text, mask)
-		} else {
-			o.text = fmt.Sprintf("%s & %#08x | %#08x", o.text, mask, xor)
+		default:
+			// (x & m) ^ v with v inside ^m is x & (m|v) | v, which is
+			// how nft prints it.
+			o.text = fmt.Sprintf("%s & %#08x | %#08x", o.text, mask|xor, xor)
 		}
+		o.masked = true
 		f.regs[slot(e.DestRegister)] = o
 	case *expr.Cmp:
-		o := f.reg(e.Register)
-		op := map[expr.CmpOp]string{expr.CmpOpEq: "==", expr.CmpOpNeq: "!=", expr.CmpOpLt: "<", expr.CmpOpLte: "<=", expr.CmpOpGt: ">", expr.CmpOpGte: ">="}[e.Op]
-		f.parts = append(f.parts, fmt.Sprintf("%s %s %s", o.text, op, formatValue(o.kind, e.Data)))
+		f.parts = append(f.parts, f.cmp(e))
 	case *expr.Range:
 		o := f.reg(e.Register)
 		f.parts = append(f.parts, fmt.Sprintf("%s %s-%s", o.text, formatValue(o.kind, e.FromData), formatValue(o.kind, e.ToData)))
 	case *expr.Lookup:
-		f.parts = append(f.parts, f.keyText(e.SourceRegister)+" @"+e.SetName)
+		not := ""
+		if e.Invert {
+			not = "!= "
+		}
+		f.parts = append(f.parts, f.keyText(e.SourceRegister)+" "+not+f.setText(e.SetName, f.reg(e.SourceRegister)))
 	case *expr.Dynset:
-		f.parts = append(f.parts, fmt.Sprintf("add @%s { %s timeout %v }", e.SetName, f.keyText(e.SrcRegKey), e.Timeout))
+		f.parts = append(f.parts, fmt.Sprintf("add @%s { %s timeout %s }", e.SetName, f.keyText(e.SrcRegKey), nftDuration(e.Timeout)))
 	case *expr.Counter:
 		f.parts = append(f.parts, fmt.Sprintf("counter packets %d bytes %d", e.Packets, e.Bytes))
 	case *expr.Verdict:
@@ -122,7 +173,7 @@ func (f *formatter) expr(e expr.Any) {
 			f.parts[len(f.parts)-1] += " " + e.Chain
 		}
 	case *expr.Queue:
-		f.parts = append(f.parts, queueText(e.Num, e.Total, e.Flag&expr.QueueFlagBypass != 0, e.Flag&expr.QueueFlagFanout != 0)+" (nft queue)")
+		f.parts = append(f.parts, queueText(e.Num, e.Total, e.Flag&expr.QueueFlagBypass != 0, e.Flag&expr.QueueFlagFanout != 0))
 	case *expr.Target:
 		f.parts = append(f.parts, targetText(e))
 	case *expr.Reject:
@@ -130,7 +181,7 @@ func (f *formatter) expr(e expr.Any) {
 		case e.Type == unix.NFT_REJECT_TCP_RST:
 			f.parts = append(f.parts, "reject with tcp reset")
 		case e.Type == unix.NFT_REJECT_ICMPX_UNREACH && e.Code == unix.NFT_REJECT_ICMPX_PORT_UNREACH:
-			f.parts = append(f.parts, "reject with icmpx port-unreachable")
+			f.parts = append(f.parts, "reject") // nft's default in an inet table
 		default:
 			f.parts = append(f.parts, fmt.Sprintf("reject with icmpx type %d code %d", e.Type, e.Code))
 		}
@@ -157,7 +208,11 @@ func (f *formatter) meta(e *expr.Meta) {
 	if k == kindIfName {
 		n = unix.IFNAMSIZ
 	}
-	f.load(e.Register, n, operand{text: "meta " + metaKeyName(e.Key), kind: k})
+	text := "meta " + metaKeyName(e.Key)
+	if k == kindIfName {
+		text = metaKeyName(e.Key) // nft prints interface keys unqualified
+	}
+	f.load(e.Register, n, operand{text: text, kind: k})
 }
 
 // keyText names a lookup key: the load at the register and, for a
@@ -204,7 +259,7 @@ func formatValue(k valueKind, b []byte) string {
 	case kindProto:
 		if len(b) == 1 {
 			for name, n := range protoNums {
-				if n == b[0] && name != "ipv6-icmp" {
+				if n == b[0] && name != "icmpv6" { // nft's name for 58 is ipv6-icmp
 					return name
 				}
 			}
@@ -232,6 +287,10 @@ func formatValue(k valueKind, b []byte) string {
 	case kindCTState:
 		if len(b) == 4 && hostU32(b) == 0 {
 			return "0"
+		}
+	case kindCTDir:
+		if len(b) == 1 && b[0] <= 1 {
+			return []string{"original", "reply"}[b[0]]
 		}
 	}
 	if len(b) == 4 {
@@ -268,7 +327,7 @@ func queueText(num, total uint16, bypass, fanout bool) string {
 func targetText(e *expr.Target) string {
 	if u, ok := e.Info.(*xt.Unknown); ok && e.Name == "NFQUEUE" && e.Rev == 3 {
 		if num, total, bypass, fanout, err := decodeNFQueueInfo(*u); err == nil {
-			return queueText(num, total, bypass, fanout) + " (xt NFQUEUE)"
+			return queueText(num, total, bypass, fanout) // nft prints it so too
 		}
 	}
 	return fmt.Sprintf("xt target %s rev %d", e.Name, e.Rev)
@@ -320,4 +379,166 @@ func ctKeyName(k expr.CtKey) string {
 		return "status"
 	}
 	return fmt.Sprintf("key%d", k)
+}
+
+// cmp prints a compare as nft does: "==" only after a bitwise AND (nft
+// shows a plain equality without it), ct state and status flag tests by
+// flag name ("ct state related", "ct status ! confirmed").
+func (f *formatter) cmp(e *expr.Cmp) string {
+	o := f.reg(e.Register)
+	op := map[expr.CmpOp]string{expr.CmpOpEq: "==", expr.CmpOpNeq: "!=", expr.CmpOpLt: "<", expr.CmpOpLte: "<=", expr.CmpOpGt: ">", expr.CmpOpGte: ">="}[e.Op]
+	if o.mask != nil && hostU32(e.Data) == 0 && (e.Op == expr.CmpOpEq || e.Op == expr.CmpOpNeq) {
+		names := flagNames(o.kind, hostU32(o.mask))
+		if e.Op == expr.CmpOpEq {
+			return o.text + " ! " + names // none of the bits
+		}
+		return o.text + " " + names // any of the bits
+	}
+	if o.mask != nil { // some other test of masked flags
+		o.text = fmt.Sprintf("%s & %s", o.text, flagNames(o.kind, hostU32(o.mask)))
+	}
+	v := formatValue(o.kind, e.Data)
+	if e.Op == expr.CmpOpEq && !o.masked {
+		return o.text + " " + v
+	}
+	return fmt.Sprintf("%s %s %s", o.text, op, v)
+}
+
+var (
+	ctStateBits  = []string{0: "invalid", 1: "established", 2: "related", 3: "new", 6: "untracked"}
+	ctStatusBits = []string{0: "expected", 1: "seen-reply", 2: "assured", 3: "confirmed", 4: "snat", 5: "dnat", 9: "dying"}
+)
+
+// flagNames spells a ct state or status bit mask the way nft does:
+// "established,related".
+func flagNames(k valueKind, v uint32) string {
+	bits := ctStatusBits
+	if k == kindCTState {
+		bits = ctStateBits
+	}
+	var names []string
+	for i := range 32 {
+		if v&(1<<i) == 0 {
+			continue
+		}
+		if i < len(bits) && bits[i] != "" {
+			names = append(names, bits[i])
+		} else {
+			names = append(names, fmt.Sprintf("%#x", uint32(1)<<i))
+		}
+	}
+	if k == kindCTState {
+		// nft lists states in this order.
+		order := []string{"invalid", "established", "related", "new", "untracked"}
+		slices.SortStableFunc(names, func(a, b string) int {
+			return slices.Index(order, a) - slices.Index(order, b)
+		})
+	}
+	return strings.Join(names, ",")
+}
+
+// setText names a looked-up set: a named one as @name, an anonymous one by
+// its contents, "{ icmp, tcp, udp }", as nft prints it.
+func (f *formatter) setText(name string, key operand) string {
+	sc, ok := f.sets[name]
+	if !ok || key.slots > 4 || key.kind == kindHex && len(sc.elems) > 0 && len(sc.elems[0].Key) > 4 {
+		return "@" + name
+	}
+	var items []string
+	if sc.interval {
+		items = intervalItems(key.kind, sc.elems)
+	} else {
+		els := slices.Clone(sc.elems)
+		slices.SortStableFunc(els, func(a, b nftables.SetElement) int { return bytesCmp(a.Key, b.Key) }) // as nft lists them
+		for _, el := range els {
+			items = append(items, formatValue(key.kind, el.Key))
+		}
+	}
+	return "{ " + strings.Join(items, ", ") + " }"
+}
+
+// intervalItems turns the kernel's interval elements (a start, then the
+// first value past the range marked IntervalEnd) into "a", "a-b" and, for
+// addresses, prefixes.
+func intervalItems(k valueKind, els []nftables.SetElement) []string {
+	els = slices.Clone(els)
+	slices.SortStableFunc(els, func(a, b nftables.SetElement) int { return bytesCmp(a.Key, b.Key) })
+	var out []string
+	for i, el := range els {
+		if el.IntervalEnd {
+			continue
+		}
+		last := allOnes(len(el.Key)) // open to the top
+		if i+1 < len(els) && els[i+1].IntervalEnd {
+			last = minusOne(els[i+1].Key)
+		}
+		out = append(out, rangeText(k, el.Key, last))
+	}
+	return out
+}
+
+func rangeText(k valueKind, first, last []byte) string {
+	if bytesCmp(first, last) == 0 {
+		return formatValue(k, first)
+	}
+	if k == kindAddr {
+		if a, ok := netip.AddrFromSlice(first); ok {
+			for bits := 0; bits <= a.BitLen(); bits++ {
+				if p := netip.PrefixFrom(a, bits); p.Masked().Addr() == a && slices.Equal(lastAddr(p).AsSlice(), last) {
+					return p.String()
+				}
+			}
+		}
+	}
+	return formatValue(k, first) + "-" + formatValue(k, last)
+}
+
+func bytesCmp(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+func allOnes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 0xff
+	}
+	return b
+}
+
+// minusOne is the big-endian value one below b (b > 0).
+func minusOne(b []byte) []byte {
+	out := slices.Clone(b)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i]--
+		if out[i] != 0xff {
+			break
+		}
+	}
+	return out
+}
+
+// nftDuration prints a duration as nft does: 2m, 1h30m, 1d, 500ms.
+func nftDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	for _, u := range []struct {
+		name string
+		d    time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+		if n := d / u.d; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.d
+		}
+	}
+	if b.Len() == 0 {
+		return d.String()
+	}
+	return b.String()
 }

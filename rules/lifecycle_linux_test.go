@@ -484,14 +484,14 @@ func TestIntegrationShow(t *testing.T) {
 	t.Log("\n" + out)
 	for _, want := range []string{
 		"# kernel ", "using " + m.QueueImpl().String(),
-		"set block6 { type ipv6_addr; timeout 10m0s; 1 elements }",
-		"chain forward {", "type filter hook forward priority 0; policy accept;",
+		"set block6 { type ipv6_addr; timeout 10m; } # 1 elements",
+		"chain forward {", "type filter hook forward priority filter; policy accept;",
 		"ct mark & 0x00ff0000 == 0x00010000 counter packets 0 bytes 0 accept comment \"qguard: offloaded flow accepted\"",
-		"meta mark & 0x00ff0000 == 0x00010000 ct mark set ct mark & 0xff00ffff | 0x00010000 counter",
+		"meta mark & 0x00ff0000 == 0x00010000 ct mark set ct mark & 0xff01ffff | 0x00010000 counter",
 		"ip saddr . ip daddr . meta l4proto . th sport . th dport @dropflow4",
-		"meta iifname @steer_iifname_g1", "th dport @__set", "queue num 2-5 bypass,fanout",
+		"\tiifname @steer_iifname_g1", "th dport { 53, 8000-8100 }", "queue num 2-5 bypass,fanout",
 		"reject with tcp reset",
-		"ct direction == 0x01 ct status & 0x00000008 == 0x00000000 counter packets 0 bytes 0 accept comment \"qguard: kernel answer not queued\"",
+		"ct state related ct direction reply ct status ! confirmed counter packets 0 bytes 0 accept comment \"qguard: kernel answer not queued\"",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Show lacks %q", want)

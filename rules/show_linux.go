@@ -3,9 +3,11 @@ package rules
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // Show describes, in the caller's network namespace, what qguard's inet
@@ -48,8 +50,10 @@ func ShowNS(netnsFd int, table string) (string, error) {
 		fmt.Fprintf(&b, "# table inet %s is not installed\n", table)
 		return b.String(), nil
 	}
-	fmt.Fprintf(&b, "table inet %s {\n", table)
-	if err := showSets(&b, c, t); err != nil {
+	var body strings.Builder
+	fmt.Fprintf(&body, "table inet %s {\n", table)
+	anon, err := showSets(&body, c, t)
+	if err != nil {
 		return "", err
 	}
 	names := make([]string, 0, len(chains))
@@ -63,12 +67,19 @@ func ShowNS(netnsFd int, table string) (string, error) {
 		}
 		return genOf(names[i]) < genOf(names[j]) || genOf(names[i]) == genOf(names[j]) && names[i] < names[j]
 	})
+	compat := false
 	for _, n := range names {
-		if err := showChain(&b, c, t, chains[n]); err != nil {
+		xt, err := showChain(&body, c, t, chains[n], anon)
+		if err != nil {
 			return "", err
 		}
+		compat = compat || xt
 	}
-	b.WriteString("}\n")
+	body.WriteString("}\n")
+	if compat {
+		b.WriteString(compatNote)
+	}
+	b.WriteString(body.String())
 	return b.String(), nil
 }
 
@@ -95,32 +106,42 @@ func genOf(name string) uint64 {
 	return n
 }
 
-func showSets(b *strings.Builder, c *nftables.Conn, t *nftables.Table) error {
+// showSets prints the named sets and returns the anonymous sets' contents,
+// which the rules that use them print in place, as nft does.
+func showSets(b *strings.Builder, c *nftables.Conn, t *nftables.Table) (map[string]*setContent, error) {
 	sets, err := c.GetSets(t)
 	if err != nil {
-		return fmt.Errorf("show sets: %w", err)
+		return nil, fmt.Errorf("show sets: %w", err)
 	}
+	anon := map[string]*setContent{}
 	for _, s := range sets {
-		if s.Anonymous {
-			continue
-		}
 		els, err := c.GetSetElements(s)
 		if err != nil {
-			return fmt.Errorf("show set %s: %w", s.Name, err)
+			return nil, fmt.Errorf("show set %s: %w", s.Name, err)
 		}
-		fmt.Fprintf(b, "\tset %s { type %s; timeout %v; %d elements }\n", s.Name, s.KeyType.Name, s.Timeout, len(els))
+		if s.Anonymous {
+			anon[s.Name] = &setContent{interval: s.Interval, elems: els}
+			continue
+		}
+		timeout := ""
+		if s.HasTimeout || s.Timeout > 0 {
+			timeout = " timeout " + nftDuration(s.Timeout) + ";"
+		}
+		fmt.Fprintf(b, "\tset %s { type %s;%s } # %d elements\n", s.Name, s.KeyType.Name, timeout, len(els))
 	}
-	return nil
+	return anon, nil
 }
 
-func showChain(b *strings.Builder, c *nftables.Conn, t *nftables.Table, ch *nftables.Chain) error {
+// showChain prints one chain and says whether a rule in it uses an xtables
+// target (the compat queue target).
+func showChain(b *strings.Builder, c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, anon map[string]*setContent) (compat bool, err error) {
 	rs, err := c.GetRules(t, ch)
 	if err != nil {
-		return fmt.Errorf("show chain %s: %w", ch.Name, err)
+		return false, fmt.Errorf("show chain %s: %w", ch.Name, err)
 	}
 	fmt.Fprintf(b, "\tchain %s {\n", ch.Name)
 	if ch.Hooknum != nil && ch.Priority != nil {
-		fmt.Fprintf(b, "\t\ttype %s hook %s priority %d; policy %s;\n", ch.Type, hookName(ch), int32(*ch.Priority), policyName(ch))
+		fmt.Fprintf(b, "\t\ttype %s hook %s priority %s; policy %s;\n", ch.Type, hookName(ch), priorityName(int32(*ch.Priority)), policyName(ch))
 	}
 	if ch.Hooknum != nil && len(rs) == 0 {
 		// A hook the configuration no longer uses: deleting the chain would
@@ -128,10 +149,14 @@ func showChain(b *strings.Builder, c *nftables.Conn, t *nftables.Table, ch *nfta
 		b.WriteString("\t\t# empty, kept registered until qguard stops\n")
 	}
 	for _, r := range rs {
-		fmt.Fprintf(b, "\t\t%s\n", formatRule(r))
+		fmt.Fprintf(b, "\t\t%s\n", formatRuleSets(r, anon))
+		for _, e := range r.Exprs {
+			_, xt := e.(*expr.Target)
+			compat = compat || xt
+		}
 	}
 	b.WriteString("\t}\n")
-	return nil
+	return compat, nil
 }
 
 func policyName(ch *nftables.Chain) string {
@@ -140,3 +165,33 @@ func policyName(ch *nftables.Chain) string {
 	}
 	return "accept"
 }
+
+// priorityName spells a priority as nft does in an inet table: by its
+// standard name, or offset from the nearest ("filter + 5"), else a number.
+func priorityName(p int32) string {
+	for _, n := range []struct {
+		name string
+		v    int32
+	}{{"raw", -300}, {"mangle", -150}, {"dstnat", -100}, {"filter", 0}, {"security", 50}, {"srcnat", 100}} {
+		switch d := p - n.v; {
+		case d == 0:
+			return n.name
+		case d > 0 && d <= 10:
+			return fmt.Sprintf("%s + %d", n.name, d)
+		case d < 0 && d >= -10:
+			return fmt.Sprintf("%s - %d", n.name, -d)
+		}
+	}
+	return strconv.Itoa(int(p))
+}
+
+// compatNote explains what nft prints about the xtables NFQUEUE target.
+const compatNote = `# This kernel has no nftables queue expression (CONFIG_NFT_QUEUE), so the
+# rules that steer packets to the queues use the xtables NFQUEUE target
+# through nftables' compat expression, as iptables-nft does. nft list
+# ruleset therefore prints "# Warning: table inet qguard is managed by
+# iptables-nft, do not touch!" above this table and "libxtables: unhandled
+# NFPROTO in xtables_set_nfproto" inside the steering rules: both are about
+# that target (iptables knows no inet family), not errors in the table.
+# qguard owns the table; change it through the configuration, not nft.
+`

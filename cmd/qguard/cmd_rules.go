@@ -61,9 +61,12 @@ DESCRIPTION
     expression where the kernel lacks it.
 
     show   prints the probe result, the table's sets, chains and rules with
-           their counters, the running qguard that owns the table (pid,
-           queues), the XDP programs attached in this namespace and what a
-           running daemon reports about its own.
+           their counters (each rule as "nft list ruleset" prints it, with
+           its comment saying what it is for), the running qguard that owns
+           the table (pid, queues), the XDP programs attached in this
+           namespace and what a running daemon reports about its own. On
+           kernels that need the xtables NFQUEUE target it explains nft's
+           "managed by iptables-nft" and "libxtables" messages.
     apply  installs the table the configuration describes in one transaction
            (replacing an earlier one of the same name) without starting a
            handler: queued packets then pass when rules.bypass is true and are
