@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,12 +18,16 @@ import (
 const nobody = 65534
 
 // asNobody prefixes argv with setpriv: user and group nobody, no
-// supplementary groups, and the given capabilities (e.g. "+net_admin", or
-// none) inheritable and ambient, which is what the systemd unit grants.
+// supplementary groups, no new privileges, and the given capabilities
+// (e.g. "+net_admin", or none) alone in the bounding set, inheritable and
+// ambient: what the systemd unit grants (User, NoNewPrivileges,
+// CapabilityBoundingSet, AmbientCapabilities).
 func asNobody(caps string, argv ...string) []string {
-	p := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+	p := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"}
 	if caps != "" {
-		p = append(p, "--inh-caps="+caps, "--ambient-caps="+caps)
+		p = append(p, "--bounding-set=-all,"+caps, "--inh-caps="+caps, "--ambient-caps="+caps)
+	} else {
+		p = append(p, "--bounding-set=-all")
 	}
 	return append(p, argv...)
 }
@@ -139,6 +144,17 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	}
 	d := startArgv(t, top, control, asNobody(caps, bin, "run", "--config", cfg, "--control", control,
 		"--log-format", "json", "--metrics", ""))
+	// The daemon holds what the unit grants and nothing more.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Uid:\t65534\t65534\t65534\t65534", "CapEff:\t0000000000001000", "CapBnd:\t0000000000001000",
+		"CapAmb:\t0000000000001000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(status), want+"\n") {
+			t.Errorf("daemon's /proc status lacks %q:\n%s", want, status)
+		}
+	}
 	if !hasTable() {
 		t.Fatal("table inet qguard not installed")
 	}
