@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -347,5 +349,62 @@ func TestSlotStride(t *testing.T) {
 		if s < slot || s%64 != 0 || s%4096 == 0 || s-slot >= 64+5*64 {
 			t.Errorf("slotStride(%d) = %d", slot, s)
 		}
+	}
+}
+
+// TestLoopQuiesce: quiesce asks for queue length 0 and verdicts what was
+// queued before; only an acknowledged request ends the drain at the empty
+// socket, a refused or unanswered one falls back to the idle drain and says
+// so.
+func TestLoopQuiesce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ack   []byte // queued after the packets, as the kernel would
+		warns bool
+	}{
+		{"acknowledged", ackMsg(1, 0), false},
+		{"refused", ackMsg(1, -int32(unix.EINVAL)), true},
+		{"unanswered", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			l, k := newTestLoop(t, &Config{DrainIdle: 10 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			l.sock = &sock{fd: l.fd, queue: 1}
+			l.h = func(p *Packet) { p.Accept() }
+			for id := uint32(1); id <= 50; id++ {
+				k.send(pktMsg(1, id, 10))
+			}
+			if tc.ack != nil {
+				k.send(tc.ack)
+			}
+			if err := l.quiesce(); err != nil {
+				t.Fatal(err)
+			}
+			n, _, err := unix.Recvfrom(k.fd, k.buf, unix.MSG_DONTWAIT)
+			if err != nil || !bytes.Equal(k.buf[:n], maxLenMsg(1, 1, 0)) {
+				t.Fatalf("first message to the kernel: % x (%v), want the queue length 0 request", k.buf[:n], err)
+			}
+			v, _ := k.verdicts()
+			last := uint32(0)
+			for _, x := range v {
+				last = max(last, x.id)
+			}
+			warned := strings.Contains(logs.String(), "did not take queue length 0")
+			if last != 50 || l.c.accepted != 50 || warned != tc.warns {
+				t.Fatalf("last verdict %d, accepted %d, warned %v (want 50, 50, %v): %s", last, l.c.accepted, warned, tc.warns, logs.String())
+			}
+			select {
+			case <-l.quiesced:
+			default:
+				t.Fatal("quiesced not closed")
+			}
+			if err := l.quiesce(); err != nil { // the second call does nothing
+				t.Fatal(err)
+			}
+			if n, _, _ := unix.Recvfrom(k.fd, k.buf, unix.MSG_DONTWAIT); n > 0 {
+				t.Fatalf("second quiesce sent % x", k.buf[:n])
+			}
+		})
 	}
 }
