@@ -46,6 +46,7 @@ type FlowStats struct {
 	Expirations uint64 // flows removed after their idle timeout
 	HelloFull   uint64 // ClientHellos or message heads not collected because every buffer was busy
 	StreamsFull uint64 // TCP flows not followed message by message because every stream was busy
+	QUICFull    uint64 // QUIC Initials of flows that found every QUICHello busy (too large)
 }
 
 // FlowTable remembers flows and their decisions. It is a fixed array of
@@ -210,6 +211,7 @@ func (t *FlowTable) Stats() FlowStats {
 		Expirations: uint64(t.expirations.Load()),
 		HelloFull:   t.hellos.full.Load(),
 		StreamsFull: t.streamsFull.Load(),
+		QUICFull:    t.quics.full.Load(),
 	}
 }
 

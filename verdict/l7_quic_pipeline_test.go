@@ -116,6 +116,10 @@ func TestQUICPipelineBuffers(t *testing.T) {
 	if n := len(p.flows.quics.free); n != 0 {
 		t.Fatalf("%d free buffers while the handshake runs", n)
 	}
+	p.flows.quics.full.Add(2)
+	if s := p.Stats().Flows; s.QUICFull != 2 {
+		t.Fatalf("QUICFull %d", s.QUICFull)
+	}
 	short := udp(tc4, ts4, 40000, 443, append([]byte{0x40}, make([]byte, 40)...)).raw()
 	var m Meta
 	var d Decision
