@@ -39,12 +39,13 @@ func (s *syncBuf) String() string {
 // exiting through exit instead of the process.
 func offlineDaemon(t *testing.T, log *syncBuf, exit func(int)) *daemon {
 	t.Helper()
-	e, err := engine.New(config.Default(), &engine.Options{Offline: true})
+	l := slog.New(slog.NewTextHandler(log, nil))
+	e, err := engine.New(config.Default(), &engine.Options{Offline: true, Logger: l})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	return &daemon{log: slog.New(slog.NewTextHandler(log, nil)), e: e, cmd: &cobra.Command{}, flags: &runFlags{},
+	return &daemon{log: l, e: e, cmd: &cobra.Command{}, flags: &runFlags{},
 		load: loadConfig, grace: forceGrace, exit: exit}
 }
 
@@ -141,5 +142,56 @@ func TestLeftBehindMsg(t *testing.T) {
 				t.Errorf("%+v installed=%v: %q lacks %q", tc.rc, tc.installed, got, w)
 			}
 		}
+	}
+}
+
+// A SIGHUP during a reload is not lost: one more reload follows it.
+func TestSIGHUPDuringReload(t *testing.T) {
+	var log syncBuf
+	d := offlineDaemon(t, &log, func(int) { t.Error("exited at once") })
+	loads := make(chan chan struct{}, 4)
+	d.load = func(string) (*config.File, error) {
+		release := make(chan struct{})
+		loads <- release
+		<-release
+		return config.Default(), nil
+	}
+	sigs := make(chan os.Signal, 4)
+	ret := make(chan error, 1)
+	go func() { ret <- d.loop(sigs) }()
+	next := func() chan struct{} {
+		t.Helper()
+		select {
+		case r := <-loads:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no reload started:\n%s", log.String())
+			return nil
+		}
+	}
+	sigs <- syscall.SIGHUP
+	first := next()
+	sigs <- syscall.SIGHUP
+	sigs <- syscall.SIGHUP // coalesced with the one before
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(log.String(), "SIGHUP during a reload") < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(first)
+	close(next()) // the one asked for during the first
+	for strings.Count(log.String(), "msg=reloaded") < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-ret; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-loads:
+		t.Errorf("three reloads for three SIGHUPs, two of them during the first reload:\n%s", log.String())
+	default:
+	}
+	if n := strings.Count(log.String(), "msg=reloaded"); n != 2 {
+		t.Errorf("%d reloads logged, want 2:\n%s", n, log.String())
 	}
 }
