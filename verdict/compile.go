@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"time"
 
@@ -16,10 +15,10 @@ var (
 	ErrNoDefault     = errors.New("policy has no default action")
 	ErrBadAction     = errors.New("bad action")
 	ErrUnknownSet    = errors.New("unknown prefix set")
-	ErrInterface     = errors.New("interface not found")
 	ErrBadPrefix     = errors.New("bad prefix")
 	ErrBadPortRange  = errors.New("bad port range")
 	ErrBadRateLimit  = errors.New("bad rate limit")
+	ErrInterface     = errors.New("interface not found") // by CompileOptions.CheckIface
 	ErrDuplicateRule = errors.New("duplicate rule name")
 	ErrConflict      = errors.New("conflicting rule options")
 )
@@ -45,9 +44,14 @@ func (e *CompileError) Unwrap() error { return e.Err }
 // CompileOptions changes how Compile resolves names. A nil *CompileOptions
 // means defaults.
 type CompileOptions struct {
-	// Interface resolves an interface name to its index. nil means
-	// net.InterfaceByName in the calling process's network namespace.
-	Interface func(name string) (uint32, error)
+	// Ifaces names the interface indexes packets carry, for in_iface and
+	// out_iface. nil means SystemIfaces.
+	Ifaces *Ifaces
+	// CheckIface, when set, is asked about every in_iface and out_iface
+	// name (a pattern such as "eth*" included); an error fails the rule.
+	// Rule tests use it against their fixed topology. nil: names need not
+	// exist.
+	CheckIface func(pattern string) error
 }
 
 // Compiled is a policy in the form the pipeline evaluates: rules with their
@@ -68,6 +72,7 @@ type Compiled struct {
 	pay       *payloadIndex
 	patWords  int         // scratch words for pay
 	quicPorts []PortRange // UDP ports where sni rules read QUIC; nil: none
+	ifaces    *Ifaces
 }
 
 // defaultInvalid is the action for undecodable packets when the policy sets
@@ -154,20 +159,21 @@ type crule struct {
 	srcDesc, dstDesc string
 
 	// Residual matchers, checked for each candidate.
-	inIf, outIf []uint32
-	hasIn       bool
-	hasOut      bool
-	mark        MarkMatch
-	hasMark     bool
-	uids, gids  []IDRange
-	ct          CTStates
-	dns, sni    *nameSet
-	host        *nameSet
-	payload     *payloadSet
-	l7          uint8
-	dnsPort     bool // dports is the implied [53] of a dns matcher
-	perPacket   bool // mark or conntrack state: the decision cannot be cached
-	residual    bool
+	inIf, outIf     []uint32
+	inName, outName []ifPattern
+	hasIn           bool
+	hasOut          bool
+	mark            MarkMatch
+	hasMark         bool
+	uids, gids      []IDRange
+	ct              CTStates
+	dns, sni        *nameSet
+	host            *nameSet
+	payload         *payloadSet
+	l7              uint8
+	dnsPort         bool // dports is the implied [53] of a dns matcher
+	perPacket       bool // mark or conntrack state: the decision cannot be cached
+	residual        bool
 
 	// Action and options.
 	action      Action
@@ -184,7 +190,8 @@ type crule struct {
 func Compile(p *Policy) (*Compiled, error) { return CompileWith(p, nil) }
 
 // CompileWith is Compile with options. Every problem found is returned,
-// joined with errors.Join; each is a *CompileError.
+// joined with errors.Join; each is a *CompileError. Interface names are not
+// resolved: an interface that does not exist yet matches once it appears.
 func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 	var errs []error
 	fail := func(rule int, name, field string, err error) {
@@ -208,14 +215,18 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 			}
 		}
 	}
-	resolve := ifaceByName
-	if o != nil && o.Interface != nil {
-		resolve = o.Interface
+	ifaces := SystemIfaces()
+	var check func(string) error
+	if o != nil && o.Ifaces != nil {
+		ifaces = o.Ifaces
+	}
+	if o != nil {
+		check = o.CheckIface
 	}
 	n := len(p.Rules)
 	words := max(1, (n+63)/64)
 	c := &Compiled{rules: make([]crule, n), def: p.Default, invalid: p.Invalid,
-		l7Packets: p.L7Packets, words: words}
+		l7Packets: p.L7Packets, words: words, ifaces: ifaces}
 	if c.invalid == ActionUnset {
 		c.invalid = defaultInvalid(p)
 	}
@@ -236,7 +247,7 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 			fail(i, r.Name, "name", fmt.Errorf("%w: also rule #%d", ErrDuplicateRule, j))
 		}
 		names[r.Name] = i
-		for _, err := range compileRule(&c.rules[i], r, p.Sets, setTables, resolve) {
+		for _, err := range compileRule(&c.rules[i], r, p.Sets, setTables, check) {
 			fail(i, r.Name, err.field, err.err)
 		}
 		c.l7Any = c.l7Any || c.rules[i].l7 != 0
@@ -252,14 +263,6 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 	return c, nil
 }
 
-func ifaceByName(name string) (uint32, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return 0, err
-	}
-	return uint32(ifi.Index), nil
-}
-
 type fieldErr struct {
 	field string
 	err   error
@@ -271,7 +274,7 @@ type ruleCompiler struct {
 	r         *Rule
 	sets      map[string][]netip.Prefix
 	setTables map[string]*bart.Lite
-	resolve   func(string) (uint32, error)
+	check     func(string) error
 	errs      []fieldErr
 }
 
@@ -280,8 +283,8 @@ func (rc *ruleCompiler) fail(field string, err error) {
 }
 
 func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables map[string]*bart.Lite,
-	resolve func(string) (uint32, error)) []fieldErr {
-	rc := &ruleCompiler{cr: cr, r: r, sets: sets, setTables: setTables, resolve: resolve}
+	check func(string) error) []fieldErr {
+	rc := &ruleCompiler{cr: cr, r: r, sets: sets, setTables: setTables, check: check}
 	cr.name = r.Name
 	if r.Name == "" {
 		rc.fail("name", errors.New("rule has no name"))
@@ -336,14 +339,9 @@ func (rc *ruleCompiler) l34() {
 // meta prepares the matchers on the queue's meta data.
 func (rc *ruleCompiler) meta() {
 	cr, m := rc.cr, &rc.r.Match
-	var err error
-	if cr.inIf, err = resolveIfaces(m.InIfaces, m.InIfIndexes, rc.resolve); err != nil {
-		rc.fail("in_iface", err)
-	}
-	if cr.outIf, err = resolveIfaces(m.OutIfaces, m.OutIfIndexes, rc.resolve); err != nil {
-		rc.fail("out_iface", err)
-	}
-	cr.hasIn, cr.hasOut = len(cr.inIf) > 0, len(cr.outIf) > 0
+	cr.inIf, cr.outIf = m.InIfIndexes, m.OutIfIndexes
+	cr.inName, cr.outName = rc.ifPatterns("in_iface", m.InIfaces), rc.ifPatterns("out_iface", m.OutIfaces)
+	cr.hasIn, cr.hasOut = len(cr.inIf)+len(cr.inName) > 0, len(cr.outIf)+len(cr.outName) > 0
 	if m.Mark != nil {
 		cr.mark, cr.hasMark = *m.Mark, true
 		cr.mark.Value &= cr.mark.Mask
@@ -453,16 +451,23 @@ func prefixTables(own []netip.Prefix, names []string, sets map[string][]netip.Pr
 	return out, desc, nil
 }
 
-func resolveIfaces(names []string, idx []uint32, resolve func(string) (uint32, error)) ([]uint32, error) {
-	out := append([]uint32(nil), idx...)
+func (rc *ruleCompiler) ifPatterns(field string, names []string) []ifPattern {
+	var out []ifPattern
 	for _, n := range names {
-		i, err := resolve(n)
+		p, err := parseIfPattern(n)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %q: %v", ErrInterface, n, err)
+			rc.fail(field, err)
+			continue
 		}
-		out = append(out, i)
+		if rc.check != nil {
+			if err := rc.check(n); err != nil {
+				rc.fail(field, fmt.Errorf("%w: %q: %v", ErrInterface, n, err))
+				continue
+			}
+		}
+		out = append(out, p)
 	}
-	return out, nil
+	return out
 }
 
 func (c *Compiled) buildL7Index(p *Policy) error {
@@ -509,8 +514,13 @@ func (c *Compiled) buildIndex(p *Policy) {
 			}
 		}
 	}
-	x.inIf = buildIfIndex(n, w, func(i int) []uint32 { return c.rules[i].inIf })
-	x.outIf = buildIfIndex(n, w, func(i int) []uint32 { return c.rules[i].outIf })
+	x.inIf = buildIfIndex(n, w, func(i int) ([]uint32, bool) { return c.rules[i].inIf, c.rules[i].hasIn })
+	x.outIf = buildIfIndex(n, w, func(i int) ([]uint32, bool) { return c.rules[i].outIf, c.rules[i].hasOut })
+	inPats, outPats := make([][]ifPattern, n), make([][]ifPattern, n)
+	for i := range c.rules {
+		inPats[i], outPats[i] = c.rules[i].inName, c.rules[i].outName
+	}
+	x.inName, x.outName = newIfNameIndex(c.ifaces, w, inPats), newIfNameIndex(c.ifaces, w, outPats)
 	x.sport = buildPortIndex(n, w, func(i int) []PortRange { return c.rules[i].sports })
 	x.dport = buildPortIndex(n, w, func(i int) []PortRange { return c.rules[i].dports })
 	x.src = buildPrefixIndex(n, w, func(i int) prefixSource {

@@ -12,7 +12,7 @@ func TestCompileErrors(t *testing.T) {
 	bad := &Policy{
 		Sets: map[string][]netip.Prefix{"s": {{}}},
 		Rules: []Rule{
-			{Name: "a", Action: ActionDrop, Match: Match{InIfaces: []string{"nope0"}}},
+			{Name: "a", Action: ActionDrop, Match: Match{InIfaces: []string{"no*pe0"}}},
 			{Name: "a", Action: ActionAccept},
 			{Name: "", Action: ActionAccept},
 			{Name: "b", Match: Match{DstSets: []string{"missing"}, DNS: []string{"a..b"}, Payload: [][]byte{{}}}},
@@ -31,7 +31,7 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{ErrNoDefault, "policy: default: policy has no default action"},
 		{ErrBadPrefix, "policy: sets.s: bad prefix"},
-		{ErrInterface, `rule "a" (#0): in_iface: interface not found: "nope0"`},
+		{ErrIfaceName, `rule "a" (#0): in_iface: bad interface name: "no*pe0"`},
 		{ErrDuplicateRule, `rule "a" (#1): name: duplicate rule name: also rule #0`},
 		{nil, `rule "" (#2): name: rule has no name`},
 		{ErrBadAction, `rule "b" (#3): action: bad action: 0`},

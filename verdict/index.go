@@ -54,6 +54,9 @@ type index struct {
 	sport, dport portIndex
 	src, dst     prefixIndex
 	inIf, outIf  ifIndex
+	// inName, outName add the rules matching interface names; nil when no
+	// rule has one.
+	inName, outName *ifNameIndex
 }
 
 // ifIndex maps an interface index to the rules it may match: those
@@ -64,13 +67,15 @@ type ifIndex struct {
 	sets  bitmaps          // bitmap 0: rules without the matcher
 }
 
-func buildIfIndex(n, words int, get func(i int) []uint32) ifIndex {
+// buildIfIndex indexes the interface indexes get returns for each of n
+// rules; has says whether the rule has the matcher at all (names included).
+func buildIfIndex(n, words int, get func(i int) (l []uint32, has bool)) ifIndex {
 	x := ifIndex{big: map[uint32]int32{}, sets: bitmaps{words: words}}
 	none := newBitmap(words)
 	byIf := map[uint32][]int{}
 	for i := 0; i < n; i++ {
-		l := get(i)
-		if len(l) == 0 {
+		l, has := get(i)
+		if !has {
 			none.set(i)
 		}
 		for _, v := range l {
@@ -130,9 +135,28 @@ func (x *index) candidates(p *Packet, m *Meta, out bitmap) {
 	out = out[:len(fam)]
 	proto, sp, dp, src, dst = proto[:len(out)], sp[:len(out)], dp[:len(out)], src[:len(out)], dst[:len(out)]
 	in, outIf = in[:len(out)], outIf[:len(out)]
-	for i := range out {
-		out[i] = fam[i] & proto[i] & sp[i] & dp[i] & src[i] & dst[i] & in[i] & outIf[i]
+	if x.inName == nil && x.outName == nil {
+		for i := range out {
+			out[i] = fam[i] & proto[i] & sp[i] & dp[i] & src[i] & dst[i] & in[i] & outIf[i]
+		}
+		return
 	}
+	// ifIndex leaves out the rules matching by name: they come from the
+	// interfaces' names.
+	inN, outN := x.nameLookup(x.inName, m.InIf, in), x.nameLookup(x.outName, m.OutIf, outIf)
+	inN, outN = inN[:len(out)], outN[:len(out)]
+	for i := range out {
+		out[i] = fam[i] & proto[i] & sp[i] & dp[i] & src[i] & dst[i] & (in[i] | inN[i]) & (outIf[i] | outN[i])
+	}
+}
+
+// nameLookup returns the rules matching the name of interface i; when no
+// rule has a name pattern on that side, none (idx already covers them).
+func (x *index) nameLookup(n *ifNameIndex, i uint32, idx bitmap) bitmap {
+	if n == nil {
+		return idx
+	}
+	return n.lookup(i)
 }
 
 func (x *prefixIndex) lookup(a netip.Addr) bitmap {

@@ -6,16 +6,18 @@ import (
 	"testing"
 )
 
-// testIfaces resolves interface names in tests without touching the host.
-var testIfaces = &CompileOptions{Interface: func(name string) (uint32, error) {
-	switch name {
-	case "fw-c":
-		return 7, nil
-	case "fw-s":
-		return 8, nil
+// testIfaces names interface indexes in tests without touching the host.
+var testIfaces = &CompileOptions{Ifaces: NewIfaces(func(i uint32) (string, error) {
+	switch i {
+	case 7:
+		return "fw-c", nil
+	case 8:
+		return "fw-s", nil
+	case 9:
+		return "wg0", nil
 	}
-	return 0, fmt.Errorf("no such test interface")
-}}
+	return "", fmt.Errorf("no such test interface")
+})}
 
 func mustCompile(t testing.TB, p *Policy) *Compiled {
 	t.Helper()
@@ -75,6 +77,12 @@ func TestMatchers(t *testing.T) {
 			[]pc{{p: web4, want: true}, {p: web6, want: true}, {p: dns4}, {p: web4.reply()}}},
 		{"in_iface-name", Match{InIfaces: []string{"fw-c"}}, nil,
 			[]pc{{p: web4, m: Meta{InIf: 7}, want: true}, {p: web6, m: Meta{InIf: 7}, want: true}, {p: web4, m: Meta{InIf: 8}}}},
+		{"in_iface-prefix", Match{InIfaces: []string{"fw*"}}, nil,
+			[]pc{{p: web4, m: Meta{InIf: 7}, want: true}, {p: web6, m: Meta{InIf: 8}, want: true}, {p: web4, m: Meta{InIf: 9}}, {p: web4}}},
+		{"in_iface-index-and-name", Match{InIfaces: []string{"wg0"}, InIfIndexes: []uint32{3}}, nil,
+			[]pc{{p: web4, m: Meta{InIf: 9}, want: true}, {p: web4, m: Meta{InIf: 3}, want: true}, {p: web4, m: Meta{InIf: 7}}, {p: web4, m: Meta{InIf: 4}}}},
+		{"out_iface-name", Match{OutIfaces: []string{"fw-s"}}, nil,
+			[]pc{{p: web4, m: Meta{OutIf: 8}, want: true}, {p: web4, m: Meta{OutIf: 7}}, {p: web4, m: Meta{InIf: 8}}}},
 		{"out_iface-index", Match{OutIfIndexes: []uint32{3}}, nil,
 			[]pc{{p: web4, m: Meta{OutIf: 3}, want: true}, {p: web6, m: Meta{OutIf: 2}}}},
 		{"mark", Match{Mark: &MarkMatch{Value: 0x10, Mask: 0xf0}}, nil,

@@ -153,7 +153,7 @@ func protoName(n uint8) string {
 // traceRule checks every matcher of r, recording each, and returns the
 // rule's result: no as soon as a matcher fails.
 func traceRule(r *crule, x *inspect, s *TraceStep) tri {
-	p, m := x.p, x.m
+	p, m, ifaces := x.p, x.m, x.c.ifaces
 	check := func(name string, ok bool, format string, args ...any) bool {
 		res := "match"
 		if !ok {
@@ -186,10 +186,10 @@ func traceRule(r *crule, x *inspect, s *TraceStep) tri {
 			return triNo
 		}
 	}
-	if r.hasIn && !check("in_iface", hasU32(r.inIf, m.InIf), "index %d in %v", m.InIf, r.inIf) {
+	if r.hasIn && !check("in_iface", ifMatch(r.inIf, r.inName, m.InIf, ifaces), "%s in %s", ifDesc(m.InIf, ifaces), ifsDesc(r.inIf, r.inName)) {
 		return triNo
 	}
-	if r.hasOut && !check("out_iface", hasU32(r.outIf, m.OutIf), "index %d in %v", m.OutIf, r.outIf) {
+	if r.hasOut && !check("out_iface", ifMatch(r.outIf, r.outName, m.OutIf, ifaces), "%s in %s", ifDesc(m.OutIf, ifaces), ifsDesc(r.outIf, r.outName)) {
 		return triNo
 	}
 	if r.hasMark && !check("mark", m.Mark&r.mark.Mask == r.mark.Value, "%#x & %#x == %#x", m.Mark, r.mark.Mask, r.mark.Value) {
@@ -291,4 +291,31 @@ func idDesc(has bool, id uint32) string {
 		return "unknown"
 	}
 	return fmt.Sprint(id)
+}
+
+// ifMatch says whether interface index i is in idx or has a name matching
+// pats.
+func ifMatch(idx []uint32, pats []ifPattern, i uint32, t *Ifaces) bool {
+	return hasU32(idx, i) || matchIfPatterns(pats, t.Name(i))
+}
+
+func ifDesc(i uint32, t *Ifaces) string {
+	if i == 0 {
+		return "none"
+	}
+	if n := t.Name(i); n != "" {
+		return fmt.Sprintf("%s (index %d)", n, i)
+	}
+	return fmt.Sprintf("index %d (no such interface)", i)
+}
+
+func ifsDesc(idx []uint32, pats []ifPattern) string {
+	var l []string
+	for _, p := range pats {
+		l = append(l, p.String())
+	}
+	for _, i := range idx {
+		l = append(l, fmt.Sprint(i))
+	}
+	return "[" + strings.Join(l, " ") + "]"
 }

@@ -36,9 +36,10 @@ DESCRIPTION
     (line and column are 1-based), so editors and CI logs can jump to it.
     A file without problems prints "FILE: ok".
 
-    Things only the running kernel can tell (a missing interface named in a
-    rule, a queue already bound) are not checked: "qguard run" reports them
-    at start-up.
+    Things only the running kernel can tell (a queue already bound) are not
+    checked: "qguard run" reports them at start-up. Interfaces named in
+    in_iface/out_iface need not exist: a rule applies once its interface
+    appears.
 
 EXIT STATUS
     0 every file is valid; 1 at least one problem; 2 no FILE given or a

@@ -95,6 +95,7 @@ type Engine struct {
 	tracePipe *verdict.Pipeline
 	traceGen  *policyState
 
+	links                  *linkWatch  // links_linux.go
 	bypass                 bypassMeter // bypass.go
 	bypassStop, bypassDone chan struct{}
 
@@ -300,6 +301,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.q == nil {
 		return nil
 	}
+	e.links = e.startLinkWatch()
 	ctx, e.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(e.runDone)
@@ -389,6 +391,7 @@ func (e *Engine) Close() error {
 			errs = append(errs, fmt.Errorf("detach XDP: %w", err))
 		}
 	}
+	e.links.stop()
 	e.claim.Release()
 	if e.netns != nil {
 		e.netns.Close()

@@ -3,14 +3,15 @@ package ruletest
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/verdict"
 )
 
 // topologyIfaces are the firewall namespace's interfaces, the only ones a
-// tested policy's iif/oif can name. The indexes are placeholders: the
-// engine resolves the real ones inside the namespace.
+// tested policy's iif/oif can name: another name is a typo. The indexes
+// are placeholders: the engine matches names inside the namespace.
 var topologyIfaces = map[string]uint32{"lo": 1, "fw-c": 2, "fw-s": 3}
 
 // loadConfig parses a file's configuration with the config package and
@@ -24,11 +25,13 @@ func loadConfig(f *File) (*config.File, error) {
 	if !cfg.Rules.Install {
 		return nil, fmt.Errorf("rules.install is false: the test needs qguard's own nftables rules to steer traffic to its queue")
 	}
-	if _, err := cfg.Compile(&verdict.CompileOptions{Interface: func(name string) (uint32, error) {
-		if i, ok := topologyIfaces[name]; ok {
-			return i, nil
+	if _, err := cfg.Compile(&verdict.CompileOptions{CheckIface: func(pattern string) error {
+		for n := range topologyIfaces {
+			if p, ok := strings.CutSuffix(pattern, "*"); ok && strings.HasPrefix(n, p) || n == pattern {
+				return nil
+			}
 		}
-		return 0, errors.New("not in the test topology (the firewall has fw-c towards the client, fw-s towards the server, lo)")
+		return errors.New("not in the test topology (the firewall has fw-c towards the client, fw-s towards the server, lo)")
 	}}); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+const ifacePolicy = `
+queue: {num: 3}
+rules:
+  offload: false
+policy:
+  default: accept
+  rules:
+    - name: from-wg
+      match: {in_iface: [wg0], proto: tcp}
+      action: drop
+    - name: to-tun
+      match: {out_iface: ["tun*"]}
+      action: drop
+`
+
+// TestIntegrationIfaceLater: a policy naming wg0 passes check and starts
+// before wg0 exists; once the link appears (a veth named wg0 towards the
+// client, with a route through it) the rule drops what comes in on it,
+// while traffic through fw-c still passes. A reload naming another
+// missing interface works too.
+func TestIntegrationIfaceLater(t *testing.T) {
+	top := newTopo(t, "qif")
+	servers(t, top)
+	d := startDaemon(t, top, ifacePolicy)
+	if out, err := top.Firewall.Output(qguardBin, "check", d.cfgPath); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	echo4 := hostPort(top.ServerIP4, portEcho)
+	if err := dialFrom(top.Client, top.ClientIP4.String(), echo4); err != nil {
+		t.Fatalf("before wg0, through fw-c: %v", err)
+	}
+	// wg0 appears: a second link between client and firewall, and the
+	// client's route to the server goes through it.
+	steps := [][]string{
+		{"ip", "link", "add", "c-wg", "netns", top.Client.Name, "type", "veth", "peer", "name", "wg0", "netns", top.Firewall.Name},
+	}
+	for _, s := range steps {
+		if out, err := top.Firewall.Output(s...); err != nil {
+			t.Fatalf("%v: %v %s", s, err, out)
+		}
+	}
+	for _, s := range []struct {
+		fw   bool
+		argv string
+	}{
+		{true, "ip addr add 198.18.3.1/24 dev wg0"}, {true, "ip link set wg0 up"},
+		{false, "ip addr add 198.18.3.2/24 dev c-wg"}, {false, "ip link set c-wg up"},
+		{false, "ip route add " + top.ServerIP4.String() + "/32 via 198.18.3.1 dev c-wg"},
+	} {
+		ns := top.Client
+		if s.fw {
+			ns = top.Firewall
+		}
+		if out, err := ns.Output(strings.Fields(s.argv)...); err != nil {
+			t.Fatalf("%s: %v %s", s.argv, err, out)
+		}
+	}
+	if err := dialFrom(top.Client, "198.18.3.2", echo4); err == nil {
+		t.Error("through wg0: connected, want dropped by from-wg")
+	}
+	if err := dialFrom(top.Client, top.ClientIP6.String(), hostPort(top.ServerIP6, portEcho)); err != nil {
+		t.Errorf("IPv6 through fw-c: %v", err)
+	}
+	st := d.status()
+	found := false
+	for _, r := range st.Rules {
+		if r.Name == "from-wg" {
+			found = r.Hits > 0
+		}
+	}
+	if !found {
+		t.Errorf("from-wg has no hits: %+v", st.Rules)
+	}
+	d.writeConfig(strings.ReplaceAll(ifacePolicy, "wg0", "wg9"))
+	if !d.reload() {
+		t.Fatalf("reload naming missing wg9 failed:\n%s", d.log.String())
+	}
+	if err := dialFrom(top.Client, "198.18.3.2", echo4); err != nil {
+		t.Errorf("through wg0 after the rule moved to wg9: %v", err)
+	}
+}
