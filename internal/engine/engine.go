@@ -95,7 +95,7 @@ type Engine struct {
 	tracePipe *verdict.Pipeline
 	traceGen  *policyState
 
-	links                  *linkWatch  // links_linux.go
+	links                  *links      // links_linux.go; nil offline
 	bypass                 bypassMeter // bypass.go
 	bypassStop, bypassDone chan struct{}
 
@@ -155,9 +155,19 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	if err := checkFlowMemory(set); err != nil {
 		return nil, err
 	}
-	compiled, err := set.compiled()
+	if !e.opts.Offline {
+		if e.links, err = openLinks(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				e.links.close()
+			}
+		}()
+	}
+	compiled, err := e.compile(set)
 	if err != nil {
-		return nil, fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
+		return nil, err
 	}
 	count := int(set.queue.Count)
 	e.reg.queues = count
@@ -301,7 +311,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.q == nil {
 		return nil
 	}
-	e.links = e.startLinkWatch()
+	if e.links != nil {
+		e.links.start()
+	}
 	ctx, e.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(e.runDone)
@@ -391,7 +403,7 @@ func (e *Engine) Close() error {
 			errs = append(errs, fmt.Errorf("detach XDP: %w", err))
 		}
 	}
-	e.links.stop()
+	e.links.close()
 	e.claim.Release()
 	if e.netns != nil {
 		e.netns.Close()

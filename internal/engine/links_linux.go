@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -10,75 +11,108 @@ import (
 	"github.com/qguard/qguard/verdict"
 )
 
-// linkWatch keeps verdict.SystemIfaces true to renamed and deleted links
-// of the namespace the queues live in, from link notifications. The table
-// learns a new index on its first packet (one lookup); what changes an
-// index's name afterwards is a rename or a delete, which the notifications
-// tell. When notifications were lost (socket overrun), the table starts
-// afresh and learns again.
-type linkWatch struct {
-	c    *netlink.Conn
-	done chan struct{}
+// links names the interface indexes of the namespace the queues live in,
+// for in_iface and out_iface: the table learns an index on its first packet
+// (one RTM_GETLINK) and link notifications keep it true to renames and
+// deletes. When notifications were lost (socket overrun) the table starts
+// afresh and learns again. Both sockets are opened by New, on the thread
+// that binds the queues, so they see the queues' namespace even when the
+// rules live in another (Options.NetNS) or the process in a third.
+type links struct {
+	ifaces *verdict.Ifaces
+	get    *netlink.Conn // RTM_GETLINK by index
+	watch  *netlink.Conn // RTNLGRP_LINK notifications
+	done   chan struct{}
 }
 
-// startLinkWatch subscribes to link notifications; errors leave names as
-// found on each index's first packet.
-func (e *Engine) startLinkWatch() *linkWatch {
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: 1 << (unix.RTNLGRP_LINK - 1)})
+func openLinks() (*links, error) {
+	get, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
 	if err != nil {
-		e.log.Warn("no link notifications: a renamed interface keeps its old name for in_iface/out_iface", "err", err)
-		return nil
+		return nil, fmt.Errorf("open rtnetlink for interface names: %w", err)
 	}
-	ifs := verdict.SystemIfaces()
-	ifs.Reset() // what was learned before the subscription may be stale
-	w := &linkWatch{c: c, done: make(chan struct{})}
+	watch, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: 1 << (unix.RTNLGRP_LINK - 1)})
+	if err != nil {
+		get.Close()
+		return nil, fmt.Errorf("subscribe to link notifications: %w", err)
+	}
+	l := &links{get: get, watch: watch}
+	l.ifaces = verdict.NewIfaces(l.lookup)
+	return l, nil
+}
+
+// lookup asks the kernel for the name of one index (off the hot path: once
+// per index).
+func (l *links) lookup(index uint32) (string, error) {
+	req := make([]byte, unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(req[4:8], index)
+	msgs, err := l.get.Execute(netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request},
+		Data:   req,
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, m := range msgs {
+		if i, name, ok := parseLink(m); ok && i == index {
+			return name, nil
+		}
+	}
+	return "", errors.New("no name in the kernel's answer")
+}
+
+// start follows the notifications until stop.
+func (l *links) start() {
+	l.done = make(chan struct{})
 	go func() {
-		defer close(w.done)
+		defer close(l.done)
 		for {
-			msgs, err := c.Receive()
+			msgs, err := l.watch.Receive()
 			if errors.Is(err, unix.ENOBUFS) {
-				ifs.Reset()
+				l.ifaces.Reset()
 				continue
 			}
 			if err != nil {
 				return // closed
 			}
 			for _, m := range msgs {
-				applyLink(ifs, m)
+				switch i, name, ok := parseLink(m); {
+				case ok && m.Header.Type == unix.RTM_DELLINK:
+					l.ifaces.Delete(i)
+				case ok && m.Header.Type == unix.RTM_NEWLINK:
+					l.ifaces.Set(i, name)
+				}
 			}
 		}
 	}()
-	return w
 }
 
-func (w *linkWatch) stop() {
-	if w == nil {
+func (l *links) close() {
+	if l == nil {
 		return
 	}
-	w.c.Close()
-	<-w.done
+	l.watch.Close()
+	if l.done != nil {
+		<-l.done
+	}
+	l.get.Close()
 }
 
-// applyLink applies one RTM_NEWLINK or RTM_DELLINK message: struct
-// ifinfomsg (16 bytes, index at 4) and attributes, IFLA_IFNAME among them.
-func applyLink(ifs *verdict.Ifaces, m netlink.Message) {
+// parseLink reads an RTM_NEWLINK or RTM_DELLINK message: struct ifinfomsg
+// (16 bytes, the index at 4) and attributes, IFLA_IFNAME among them.
+func parseLink(m netlink.Message) (index uint32, name string, ok bool) {
 	t := m.Header.Type
 	if (t != unix.RTM_NEWLINK && t != unix.RTM_DELLINK) || len(m.Data) < unix.SizeofIfInfomsg {
-		return
+		return 0, "", false
 	}
-	index := binary.NativeEndian.Uint32(m.Data[4:8])
-	if t == unix.RTM_DELLINK {
-		ifs.Delete(index)
-		return
-	}
+	index = binary.NativeEndian.Uint32(m.Data[4:8])
 	ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfInfomsg:])
 	if err != nil {
-		return
+		return index, "", t == unix.RTM_DELLINK
 	}
 	for ad.Next() {
 		if ad.Type() == unix.IFLA_IFNAME {
-			ifs.Set(index, ad.String())
-			return
+			return index, ad.String(), true
 		}
 	}
+	return index, "", t == unix.RTM_DELLINK
 }

@@ -44,7 +44,7 @@ func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
 	}
 	var compiled *verdict.Compiled
 	if err == nil {
-		compiled, err = compile(set)
+		compiled, err = e.compile(set)
 	}
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -64,7 +64,7 @@ func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
 func (e *Engine) reloadSettings(set *settings) error {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
-	compiled, err := compile(set)
+	compiled, err := e.compile(set)
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	if e.closed {
@@ -90,9 +90,14 @@ func (e *Engine) recordReload(err error) error {
 	return nil
 }
 
-// compile compiles set's policy.
-func compile(set *settings) (*verdict.Compiled, error) {
-	compiled, err := set.compiled()
+// compile compiles set's policy, naming interfaces in the queues'
+// namespace.
+func (e *Engine) compile(set *settings) (*verdict.Compiled, error) {
+	var o *verdict.CompileOptions
+	if e.links != nil {
+		o = &verdict.CompileOptions{Ifaces: e.links.ifaces}
+	}
+	compiled, err := set.compiled(o)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
 	}

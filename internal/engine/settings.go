@@ -20,12 +20,12 @@ type settings struct {
 	pipeline     *verdict.Options
 	// compile compiles policy; config.File.Compile reports errors at their
 	// place in the file.
-	compile func() (*verdict.Compiled, error)
+	compile func(*verdict.CompileOptions) (*verdict.Compiled, error)
 }
 
-func (s *settings) compiled() (*verdict.Compiled, error) {
+func (s *settings) compiled(o *verdict.CompileOptions) (*verdict.Compiled, error) {
 	if s.compile != nil {
-		return s.compile()
+		return s.compile(o)
 	}
-	return verdict.Compile(s.policy)
+	return verdict.CompileWith(s.policy, o)
 }

@@ -21,7 +21,7 @@ func newSettings(cfg *config.File, o *Options) (*settings, error) {
 		guardRules:   cfg.Rules.Guard,
 		policy:       &cfg.Policy,
 		pipeline:     cfg.PipelineOptions(),
-		compile:      func() (*verdict.Compiled, error) { return cfg.Compile(nil) },
+		compile:      cfg.Compile,
 	}
 	if o.Queue != nil {
 		if o.Queue.Count == 0 || int(o.Queue.Num)+int(o.Queue.Count) > 1<<16 {
