@@ -1,6 +1,7 @@
 # The README's test command is `make test`; .ci/run installs what it needs and runs it.
 GO ?= go
 FUZZTIME ?= 15s
+FUZZTIME_SHORT ?= 8s
 
 # Stamped into the binary (qguard version, qguard_build_info).
 VERSION ?= $(shell packaging/version.sh)
@@ -34,6 +35,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./verdict
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./verdict
 	$(GO) test -run '^$$' -fuzz '^FuzzQUIC$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzDNSStream$$' -fuzztime $(FUZZTIME_SHORT) -fuzzminimizetime 3s ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzHTTPStream$$' -fuzztime $(FUZZTIME_SHORT) -fuzzminimizetime 3s ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzSNI$$' -fuzztime $(FUZZTIME_SHORT) -fuzzminimizetime 3s ./verdict
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./queue
 

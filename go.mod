@@ -7,6 +7,7 @@ require (
 	github.com/coregx/ahocorasick v0.3.1
 	github.com/florianl/go-nfqueue/v2 v2.0.2
 	github.com/gaissmai/bart v0.30.0
+	github.com/google/gopacket v1.1.19
 	github.com/google/nftables v0.3.0
 	github.com/mdlayher/netlink v1.11.2
 	github.com/miekg/dns v1.1.73
