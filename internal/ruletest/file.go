@@ -68,6 +68,23 @@ type Send struct {
 	SNI string
 	// HTTP
 	Host, Path string
+	// First is sent on the same socket or connection before the case's own
+	// message, and its answer awaited: a DNS query for this name, an HTTP
+	// request for this host (keep-alive). The case's outcome is its own
+	// message's.
+	First string
+	// Together sends First and the case's message in one write (DNS over
+	// TCP: two messages in a segment; HTTP: pipelining).
+	Together bool
+	// Split sends a DNS-over-TCP query's length prefix in a segment of its
+	// own.
+	Split bool
+	// Records cuts the TLS ClientHello into this many records, sent in one
+	// write.
+	Records int
+	// ExtHeaders sends the UDP datagram over IPv6 behind this many
+	// destination options headers, crafted on a raw socket.
+	ExtHeaders int
 }
 
 // Proto is the transport protocol the probe uses.

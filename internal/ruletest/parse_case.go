@@ -230,18 +230,18 @@ func (p *parser) send(v *yaml.Node) Send {
 	case "tcp":
 		s.Kind, allowed = KindTCP, []string{"port", "data", "sport"}
 	case "udp":
-		s.Kind, allowed = KindUDP, []string{"port", "data", "sport"}
+		s.Kind, allowed = KindUDP, []string{"port", "data", "sport", "ext_headers"}
 		s.Data = []byte("qguard-test")
 	case "icmp", "ping":
 		s.Kind = KindICMP
 	case "dns":
-		s.Kind, allowed = KindDNS, []string{"name", "type", "over", "port"}
+		s.Kind, allowed = KindDNS, []string{"name", "type", "over", "port", "first", "together", "split"}
 		s.Port, s.QType = 53, uint16(dnsTypes["A"])
 	case "tls":
-		s.Kind, allowed = KindTLS, []string{"sni", "port"}
+		s.Kind, allowed = KindTLS, []string{"sni", "port", "records"}
 		s.Port = 443
 	case "http":
-		s.Kind, allowed = KindHTTP, []string{"host", "path", "port"}
+		s.Kind, allowed = KindHTTP, []string{"host", "path", "port", "first", "together"}
 		s.Port, s.Path = 80, "/"
 	default:
 		p.errf(k, "send: unknown kind %q: %s", k.Value, sendHelp)
@@ -277,6 +277,7 @@ func (p *parser) sendFields(s *Send, k *yaml.Node, f map[string]*yaml.Node) {
 			p.errf(n, "%s.data: expected 1 to 1200 bytes", what)
 		}
 	}
+	p.evasionFields(s, what, f)
 	switch s.Kind {
 	case KindDNS:
 		if n := f["name"]; n != nil {
@@ -320,6 +321,47 @@ func (p *parser) sendFields(s *Send, k *yaml.Node, f map[string]*yaml.Node) {
 			if !strings.HasPrefix(s.Path, "/") || strings.ContainsAny(s.Path, " \r\n") {
 				p.errf(n, "%s.path: expected an absolute path without spaces, such as /index.html", what)
 			}
+		}
+	}
+}
+
+// evasionFields parses the options that send a message the way a client
+// evading a rule would: after a first message, together with it, split.
+func (p *parser) evasionFields(s *Send, what string, f map[string]*yaml.Node) {
+	if n := f["first"]; n != nil {
+		s.First = p.str(n, what+".first")
+		if s.First == "" || len(s.First) > 253 {
+			p.errf(n, "%s.first: expected a name (DNS) or host (HTTP) sent first", what)
+		}
+	}
+	for _, k := range []struct {
+		key string
+		dst *bool
+	}{{"together", &s.Together}, {"split", &s.Split}} {
+		if n := f[k.key]; n != nil {
+			switch n.Value {
+			case "true":
+				*k.dst = true
+			case "false":
+			default:
+				p.errf(n, "%s.%s: expected true or false, found %q", what, k.key, n.Value)
+			}
+		}
+	}
+	if s.Together && s.First == "" {
+		p.errf(f["together"], "%s.together: needs first: the message sent together with the case's", what)
+	}
+	for _, k := range []struct {
+		key    string
+		dst    *int
+		lo, hi int
+	}{{"records", &s.Records, 1, 16}, {"ext_headers", &s.ExtHeaders, 1, 200}} {
+		if n := f[k.key]; n != nil {
+			v, err := strconv.Atoi(n.Value)
+			if err != nil || v < k.lo || v > k.hi {
+				p.errf(n, "%s.%s: expected a number from %d to %d, found %q", what, k.key, k.lo, k.hi, n.Value)
+			}
+			*k.dst = v
 		}
 	}
 }

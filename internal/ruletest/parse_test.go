@@ -105,6 +105,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad timeout", "policy: {}\ntimeout: soon\ncases:\n  - {name: a, send: ping, expect: dropped}\n", "bad.yaml:2:10: timeout: expected a duration"},
 		{"bad iface", "policy:\n  rules:\n    - name: r\n      match: {in_iface: [eth9]}\n      action: drop\ncases:\n  - {name: a, send: ping, expect: dropped}\n", "bad.yaml:4:15: policy: rule \"r\" (#0): in_iface: interface not found: \"eth9\": not in the test topology"},
 		{"flow policy", "{policy: {}, cases: [{name: a, send: ping, expect: dropped}]}\n", "write policy as a block mapping"},
+		{"together alone", "policy: {}\ncases:\n  - name: a\n    send: {dns: {name: x, together: true}}\n    expect: dropped\n", "send.dns.together: needs first"},
+		{"bad records", "policy: {}\ncases:\n  - name: a\n    send: {tls: {sni: x, records: 99}}\n    expect: dropped\n", "send.tls.records: expected a number from 1 to 16"},
+		{"bad split", "policy: {}\ncases:\n  - name: a\n    send: {dns: {name: x, split: maybe}}\n    expect: dropped\n", "send.dns.split: expected true or false"},
+		{"first on tls", "policy: {}\ncases:\n  - name: a\n    send: {tls: {sni: x, first: y}}\n    expect: dropped\n", "send.tls: unknown key \"first\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(filepath.Join(t.TempDir(), "..", "bad.yaml"), []byte(tc.text))

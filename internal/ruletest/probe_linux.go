@@ -66,14 +66,26 @@ func sendProbe(ctx context.Context, s *Send, env *probeEnv) Probe {
 		probeTCP(ctx, s, env, &pr)
 	case KindUDP:
 		pr.Proto = unix.IPPROTO_UDP
+		if s.ExtHeaders > 0 {
+			probeUDPExt(s, env, &pr)
+			break
+		}
 		probeUDP(ctx, s.Data, env, &pr, func(b []byte) (string, bool) {
 			return fmt.Sprintf("echo of %d bytes", len(b)), bytes.Equal(b, s.Data)
 		})
 	case KindDNS:
+		if s.First != "" || s.Split {
+			probeDNSStream(ctx, s, env, &pr)
+			break
+		}
 		probeDNS(ctx, s, env, &pr)
 	case KindTLS:
 		probeTLS(ctx, s, env, &pr)
 	case KindHTTP:
+		if s.First != "" {
+			probeHTTPStream(ctx, s, env, &pr)
+			break
+		}
 		probeHTTP(ctx, s, env, &pr)
 	case KindICMP:
 		probeICMP(s, env, &pr)
@@ -333,7 +345,10 @@ func probeTLS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	// The timeout is for the ClientHello's fate: once the server's answer
 	// starts arriving, its crypto may take longer on a loaded machine.
 	_ = c.SetDeadline(time.Now().Add(env.timeout))
-	ac := &answerConn{Conn: c}
+	var ac net.Conn = &answerConn{Conn: c}
+	if s.Records > 1 {
+		ac = &recordSplitter{Conn: ac, n: s.Records}
+	}
 	tc := tls.Client(ac, &tls.Config{ServerName: s.SNI, InsecureSkipVerify: true}) // the server's certificate is a throwaway
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if errors.Is(err, io.EOF) {

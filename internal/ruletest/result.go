@@ -125,6 +125,9 @@ func describe(c *Case, src netip.Addr, dst netip.Addr) string {
 	case KindHTTP:
 		what = fmt.Sprintf("http GET %s Host: %s", s.Path, s.Host)
 	}
+	if e := describeEvasion(s); e != "" {
+		what += " (" + e + ")"
+	}
 	if s.SPort != 0 {
 		from = netip.AddrPortFrom(src, s.SPort).String()
 	}
@@ -142,4 +145,25 @@ func dnsTypeName(t uint16) string {
 		}
 	}
 	return fmt.Sprint(t)
+}
+
+// describeEvasion says how a probe sends its message, for the report.
+func describeEvasion(s *Send) string {
+	var parts []string
+	if s.First != "" {
+		parts = append(parts, "after "+s.First)
+	}
+	if s.Together {
+		parts = append(parts, "in one segment with it")
+	}
+	if s.Split {
+		parts = append(parts, "length prefix alone")
+	}
+	if s.Records > 1 {
+		parts = append(parts, fmt.Sprintf("ClientHello in %d records", s.Records))
+	}
+	if s.ExtHeaders > 0 {
+		parts = append(parts, fmt.Sprintf("behind %d extension headers", s.ExtHeaders))
+	}
+	return strings.Join(parts, ", ")
 }
