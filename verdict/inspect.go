@@ -486,14 +486,25 @@ func (x *inspect) dnsAlone() ([]byte, L7Status) {
 	return DNSQueryName(p, true, x.dnsBuf[:0])
 }
 
+// maxQuestions bounds the questions of one DNS message that are judged; a
+// message with more is left to Policy.L7Undecided.
+const maxQuestions = 8
+
 // dnsNext returns the next question of the packet: of the message being
 // read, else of the stream's next message. ok is false when there is none.
 func (x *inspect) dnsNext() (name []byte, st L7Status, ok bool) {
 	for {
 		if x.inMsg {
-			name, _, _, st = x.dnsQ.Next(x.dnsBuf[:0])
 			first := x.msgFirst
 			x.msgFirst = false
+			if first && x.dnsQ.Count > maxQuestions {
+				// Each question is judged by a walk of the rules: thousands
+				// of them in a message would buy a flood that much work.
+				// Servers answer more than one with FORMERR anyway.
+				x.inMsg = false
+				return nil, L7TooLarge, true
+			}
+			name, _, _, st = x.dnsQ.Next(x.dnsBuf[:0])
 			switch {
 			case st == L7Absent && !first:
 				x.inMsg = false // every question read

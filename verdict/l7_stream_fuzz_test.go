@@ -16,7 +16,7 @@ func streamUnits(kind uint8, segs [][]byte) []string {
 	for _, seg := range segs {
 		x := &inspect{ft: ft, stream: s, sdata: seg}
 		for i := 0; ; i++ {
-			if i > len(seg)+1 {
+			if i > len(seg)+maxQuestions+1 {
 				panic("more messages than bytes in a segment")
 			}
 			var name []byte

@@ -379,3 +379,25 @@ func TestPerMessageFlowsNotOffloaded(t *testing.T) {
 		t.Errorf("udp/54: %+v", d)
 	}
 }
+
+// TestDNSQuestionBound: every question of a message is judged, up to
+// maxQuestions; a message with more is left to the policy, so that a
+// datagram cannot buy thousands of rule walks.
+func TestDNSQuestionBound(t *testing.T) {
+	p := NewPipeline(evasionPolicy(t), nil)
+	names := make([]string, maxQuestions)
+	for i := range names {
+		names[i] = "ok" + itoa(i) + ".test"
+	}
+	if d := decide(p, udp(tc4, ts4, 1, 53, dnsQuery(1, names...)), nil); d.Action != ActionAccept {
+		t.Errorf("%d allowed questions: %+v", len(names), d)
+	}
+	names[len(names)-1] = "x.blocked.test"
+	if d := decide(p, udp(tc4, ts4, 1, 53, dnsQuery(1, names...)), nil); d.Action != ActionDrop || d.Rule != 0 {
+		t.Errorf("blocked last question: %+v", d)
+	}
+	names[len(names)-1] = "ok.test"
+	if d := decide(p, udp(tc4, ts4, 1, 53, dnsQuery(1, append(names, "more.test")...)), nil); d.Action != ActionDrop || d.Rule != RuleUndecided {
+		t.Errorf("%d questions: %+v", len(names)+1, d)
+	}
+}
