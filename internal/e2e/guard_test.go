@@ -14,6 +14,7 @@ import (
 )
 
 const guardPolicy = `
+metrics: {listen: "127.0.0.1:9477"}
 policy:
   default: accept
   rules:
@@ -165,6 +166,13 @@ func TestIntegrationGuardTable(t *testing.T) {
 		t.Fatalf("rules flush --force: %v", err)
 	}
 	waitTampered("rules flush --force", 5)
+	m := scrape(t, fw, "127.0.0.1:9477")
+	for k, want := range map[string]float64{"qguard_rules_tampered_total": 5, "qguard_rules_intact": 1,
+		`qguard_rules_repairs_total{result="ok"}`: 5, "qguard_queue_bypassed_total": 0} {
+		if m[k] != want {
+			t.Errorf("metric %s = %v, want %v", k, m[k], want)
+		}
+	}
 	if n := warns(); n != 5 {
 		t.Errorf("%d WARN lines for 5 changes:\n%s", n, d.log.String())
 	}
