@@ -476,7 +476,7 @@ func leftBehindMsg(num, count uint16, rc rules.Config, installed bool) string {
 	if rc.Table != "qguard" {
 		flush += " --table " + rc.Table
 	}
-	return fmt.Sprintf("Table inet %s stays; %s are unbound as the process exits, so the kernel now %s "+
+	return fmt.Sprintf("Table inet %s stays (unless the stop got as far as deleting it); %s are unbound as the process exits, so the kernel now %s "+
 		"the packets the table queues to them and drops those still queued. Remove the table with %q "+
 		"(in this network namespace) or start qguard again.", rc.Table, queues, fate, flush)
 }
