@@ -159,8 +159,13 @@ func TestIntegrationGuardTable(t *testing.T) {
 	if err == nil || !strings.Contains(out+errText(err), fmt.Sprintf("pid %d", pid)) {
 		t.Errorf("rules flush while the daemon runs: %v %q", err, out)
 	}
+	out, err = fw.Output(qguardBin, "rules", "apply", "--config", d.cfgPath)
+	if err == nil || !strings.Contains(out+errText(err), fmt.Sprintf("owned by a running qguard (pid %d", pid)) {
+		t.Errorf("rules apply while the daemon runs: %v %q", err, out)
+	}
+	time.Sleep(100 * time.Millisecond)
 	if s := d.status(); s.RulesTampered != 4 {
-		t.Errorf("refused flush changed the table: %+v", s)
+		t.Errorf("refused flush or apply changed the table: %+v", s)
 	}
 	if err := fw.Run(qguardBin, "rules", "flush", "--force"); err != nil {
 		t.Fatalf("rules flush --force: %v", err)
