@@ -14,8 +14,9 @@ if [ "$(id -u)" != 0 ] || ! command -v dpkg >/dev/null; then
 	exit 0
 fi
 [ -f "$deb" ] || fail "$deb not found (make deb builds it)"
+command -v man >/dev/null || fail "man is not installed (apt-get install man-db; .ci/run does)"
 # One install test at a time on a shared machine.
-exec 9>/run/lock/qguard-deb-test.lock
+exec 9>"${TMPDIR:-/tmp}/qguard-deb-test.lock"
 flock 9
 
 if dpkg-query -W -f='${Status}' qguard 2>/dev/null | grep -q 'ok installed\|config-files'; then
@@ -26,10 +27,24 @@ if dpkg-query -W -f='${Status}' qguard 2>/dev/null | grep -q 'ok installed\|conf
 	dpkg --purge qguard >/dev/null
 fi
 t0=$(date +%s)
-trap 'dpkg --purge qguard >/dev/null 2>&1 || true' EXIT
+# A configuration someone left in /etc/qguard (make install) is put aside
+# for the test and back afterwards: purge would remove it.
+saved=
+if [ -e /etc/qguard ]; then
+	saved=$(mktemp -d)
+	mv /etc/qguard "$saved/"
+fi
+restore() {
+	dpkg --purge qguard >/dev/null 2>&1 || true
+	if [ -n "$saved" ]; then
+		rm -rf /etc/qguard
+		mv "$saved/qguard" /etc/qguard && rmdir "$saved"
+	fi
+}
+trap restore EXIT
 
 # Images that leave out man pages and docs (path-exclude) keep ours.
-dpkg -i --path-include='/usr/share/man/man8/qguard*' --path-include='/usr/share/doc/qguard/*' "$deb" >/dev/null ||
+dpkg -i --force-confdef --force-confold --path-include='/usr/share/man/man8/qguard*' --path-include='/usr/share/doc/qguard/*' "$deb" >/dev/null ||
 	fail "dpkg -i $deb"
 dpkg-query -W -f='${Status}' qguard | grep -q 'install ok installed' || fail "not installed: $(dpkg-query -W -f='${Status}' qguard)"
 
@@ -82,11 +97,12 @@ dpkg -r qguard >/dev/null || fail "dpkg -r qguard"
 [ -f /etc/qguard/qguard.yaml ] || fail "dpkg -r removed the edited configuration"
 [ ! -e /usr/bin/qguard ] || fail "dpkg -r left /usr/bin/qguard"
 dpkg --purge qguard >/dev/null || fail "dpkg --purge qguard"
-trap - EXIT
 for f in $files /etc/qguard; do
 	[ ! -e "$f" ] || fail "left behind after purge: $f"
 done
 if dpkg-query -W -f='${Status}' qguard 2>/dev/null | grep -q 'installed\|config-files'; then
 	fail "still known to dpkg after purge"
 fi
+restore
+trap - EXIT
 say "ok: installed, checked $(echo "$files" | wc -l) files, ran, purged clean in $(($(date +%s) - t0))s"
