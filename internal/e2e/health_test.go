@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"regexp"
 	"strings"
 	"syscall"
@@ -90,5 +94,43 @@ func TestIntegrationHealthNoRules(t *testing.T) {
 	startDaemon(t, top, "metrics: {listen: \"127.0.0.1:9477\"}\n", "--no-rules")
 	if c, b := getIn(t, top.Firewall, "http://127.0.0.1:9477/readyz"); c != 200 || b != "ready\n" {
 		t.Errorf("/readyz with --no-rules: %d %q", c, b)
+	}
+}
+
+// TestIntegrationBuildInfoMetric: qguard_build_info carries the version and
+// commit stamped at link time, the way `make build` stamps them.
+func TestIntegrationBuildInfoMetric(t *testing.T) {
+	top := newTopo(t, "qeb")
+	bin := filepath.Join(t.TempDir(), "qguard")
+	const version, commit = "v1.2.3-4-gabcdef0", "abcdef0123456789abcdef0123456789abcdef01"
+	ld := "-X github.com/qguard/qguard/internal/engine.version=" + version +
+		" -X github.com/qguard/qguard/internal/engine.commit=" + commit
+	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, "github.com/qguard/qguard/cmd/qguard").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	log := &logBuf{}
+	c := top.Firewall.Command(context.Background(), bin, "run", "--control", filepath.Join(t.TempDir(), "c.sock"), "--metrics", "127.0.0.1:9477")
+	c.Stdout, c.Stderr = log, log
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		c.Process.Signal(syscall.SIGTERM)
+		c.Wait()
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "msg=ready"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 10s:\n%s", log.String())
+		}
+	}
+	m := scrape(t, top.Firewall, "127.0.0.1:9477")
+	want := `qguard_build_info{commit="` + commit + `",go_version="` + runtime.Version() + `",version="` + version + `"}`
+	if v, ok := m[want]; !ok || v != 1 {
+		t.Errorf("no %s 1 in the metrics", want)
+		for k := range m {
+			if strings.HasPrefix(k, "qguard_build_info") {
+				t.Logf("have %s", k)
+			}
+		}
 	}
 }
