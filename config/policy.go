@@ -206,13 +206,18 @@ func (d *decoder) rule(n *yaml.Node, names map[string]int) (verdict.Rule, ruleIn
 		"flow":         d.boolean(&r.Flow, "flow"),
 		"block_source": d.duration(&r.BlockSource, "block_source"),
 		"rate_limit":   func(v *yaml.Node) { r.RateLimit = d.rateLimit(v) },
+		"alert_as": func(v *yaml.Node) {
+			if r.AlertAs = d.action(v, "alert_as", true, verdict.ActionUnset); r.AlertAs == verdict.ActionAccept {
+				d.errf(v, "alert_as: an alert trials drop or reject; expected drop or reject")
+			}
+		},
 	})
 	if n.Kind == yaml.MappingNode {
 		if !hasName {
 			d.errf(n, "policy rule: missing key \"name\"; every rule needs a unique name")
 		}
 		if !hasAction {
-			d.errf(n, "policy rule: missing key \"action\"; expected accept, drop or reject")
+			d.errf(n, "policy rule: missing key \"action\"; expected accept, drop, reject or alert")
 		}
 	}
 	if r.Flow && r.RateLimit != nil {

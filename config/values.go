@@ -159,8 +159,12 @@ func (d *decoder) action(n *yaml.Node, what string, withReject bool, def verdict
 		return def
 	}
 	a, ok := verdict.ParseAction(s)
-	if !ok || a == verdict.ActionReject && !withReject {
+	alert := what == "action" // a rule's own action; alert is nothing else's
+	if !ok || a == verdict.ActionReject && !withReject || a == verdict.ActionAlert && !alert {
 		exp := "accept, drop or reject"
+		if alert {
+			exp = "accept, drop, reject or alert"
+		}
 		if !withReject {
 			exp = "accept or drop"
 		}

@@ -14,10 +14,15 @@ const (
 	ActionAccept        // let the packet through
 	ActionDrop          // discard it silently
 	ActionReject        // discard it and answer with a TCP reset or ICMP unreachable
+	// ActionAlert is a rule action only: the packet is accepted and the
+	// decision reported as what the rule would do (Rule.AlertAs, drop by
+	// default; Decision.Alert), so a rule can be trialled on live traffic.
+	// A Decision's Action is never ActionAlert.
+	ActionAlert
 	numActions
 )
 
-var actionNames = [numActions]string{"unset", "accept", "drop", "reject"}
+var actionNames = [numActions]string{"unset", "accept", "drop", "reject", "alert"}
 
 // String returns the action's name as written in a policy file.
 func (a Action) String() string {
@@ -27,7 +32,8 @@ func (a Action) String() string {
 	return "unknown"
 }
 
-// ParseAction returns the action named s ("accept", "drop", "reject").
+// ParseAction returns the action named s ("accept", "drop", "reject",
+// "alert").
 func ParseAction(s string) (Action, bool) {
 	for a := ActionAccept; a < numActions; a++ {
 		if actionNames[a] == s {
@@ -74,4 +80,8 @@ type Decision struct {
 	Stage string
 	// Reason is why the packet did not decode (Rule == RuleInvalid).
 	Reason Reason
+	// Alert is set when an alert rule decided (Action is then accept, or
+	// the rate limit's exceed action): what the rule would have done,
+	// ActionDrop or ActionReject. ActionUnset otherwise.
+	Alert Action
 }

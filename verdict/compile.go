@@ -183,6 +183,7 @@ type crule struct {
 	flow        bool
 	blockSource time.Duration
 	limit       *limiter
+	alert       Action // an alert rule: what it trials (action is accept)
 }
 
 // Compile checks p and builds its evaluated form, resolving interface names
@@ -199,14 +200,14 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 	}
 	if p.Default == ActionUnset {
 		fail(-1, "", "default", ErrNoDefault)
-	} else if p.Default >= numActions {
-		fail(-1, "", "default", fmt.Errorf("%w: %d", ErrBadAction, p.Default))
+	} else if p.Default >= ActionAlert {
+		fail(-1, "", "default", fmt.Errorf("%w: %v: expected accept, drop or reject (alert is for rules)", ErrBadAction, p.Default))
 	}
-	if p.Invalid >= numActions {
-		fail(-1, "", "invalid", fmt.Errorf("%w: %d", ErrBadAction, p.Invalid))
+	if p.Invalid >= ActionAlert {
+		fail(-1, "", "invalid", fmt.Errorf("%w: %v: expected accept, drop or reject", ErrBadAction, p.Invalid))
 	}
-	if p.L7Undecided >= numActions {
-		fail(-1, "", "l7_undecided", fmt.Errorf("%w: %d", ErrBadAction, p.L7Undecided))
+	if p.L7Undecided >= ActionAlert {
+		fail(-1, "", "l7_undecided", fmt.Errorf("%w: %v: expected accept, drop or reject", ErrBadAction, p.L7Undecided))
 	}
 	for name, ps := range p.Sets {
 		for _, pf := range ps {
@@ -390,9 +391,10 @@ func (rc *ruleCompiler) l7() {
 func (rc *ruleCompiler) options() {
 	cr, r := rc.cr, rc.r
 	if r.Action == ActionUnset || r.Action >= numActions {
-		rc.fail("action", fmt.Errorf("%w: %d: expected accept, drop or reject", ErrBadAction, r.Action))
+		rc.fail("action", fmt.Errorf("%w: %d: expected accept, drop, reject or alert", ErrBadAction, r.Action))
 	}
 	cr.action, cr.mark2, cr.setMark, cr.log = r.Action, r.Mark, r.SetMark, r.Log
+	rc.alert()
 	cr.flow, cr.blockSource = r.Flow, r.BlockSource
 	if r.BlockSource < 0 {
 		rc.fail("block_source", fmt.Errorf("negative duration %v", r.BlockSource))
@@ -406,6 +408,29 @@ func (rc *ruleCompiler) options() {
 			rc.fail("rate_limit", err)
 		}
 		cr.limit = l
+	}
+}
+
+// alert turns an alert rule into an accept that reports what it trials.
+func (rc *ruleCompiler) alert() {
+	cr, r := rc.cr, rc.r
+	if r.Action != ActionAlert {
+		if r.AlertAs != ActionUnset {
+			rc.fail("alert_as", fmt.Errorf("%w: alert_as goes with action: alert", ErrConflict))
+		}
+		return
+	}
+	switch r.AlertAs {
+	case ActionUnset, ActionDrop:
+		cr.alert = ActionDrop
+	case ActionReject:
+		cr.alert = ActionReject
+	default:
+		rc.fail("alert_as", fmt.Errorf("%w: %v: expected drop or reject", ErrBadAction, r.AlertAs))
+	}
+	cr.action, cr.log = ActionAccept, true // a trial is for reading
+	if r.BlockSource > 0 {
+		rc.fail("block_source", fmt.Errorf("%w: an alert rule only reports; block_source would enforce it", ErrConflict))
 	}
 }
 

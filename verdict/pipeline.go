@@ -31,6 +31,7 @@ type PipelineStats struct {
 	Pending   uint64 // accepted while waiting for L7 data
 	Limited   uint64 // got a rate limit's exceed action
 	Undecided uint64 // decided by Policy.L7Undecided, or dropped out of order while inspected
+	Alerts    uint64 // packets an alert rule decided (accepted, reported as would-drop or would-reject)
 	LogDenied uint64 // log lines suppressed by the log rate limit
 	Flows     FlowStats
 }
@@ -93,7 +94,7 @@ type Pipeline struct {
 	logRate, logTokens, logBurst float64
 	logLast                      int64
 
-	packets, invalid, cached, evaluated, pending, limited, logDenied, undecided atomic.Uint64
+	packets, invalid, cached, evaluated, pending, limited, logDenied, undecided, alerts atomic.Uint64
 }
 
 // pipeState pairs the policy with a generation number: flow decisions made
@@ -169,7 +170,7 @@ func (p *Pipeline) Stats() PipelineStats {
 	return PipelineStats{
 		Packets: p.packets.Load(), Invalid: p.invalid.Load(), Cached: p.cached.Load(),
 		Evaluated: p.evaluated.Load(), Pending: p.pending.Load(), Limited: p.limited.Load(),
-		LogDenied: p.logDenied.Load(), Undecided: p.undecided.Load(), Flows: p.flows.Stats(),
+		LogDenied: p.logDenied.Load(), Undecided: p.undecided.Load(), Alerts: p.alerts.Load(), Flows: p.flows.Stats(),
 	}
 }
 
@@ -463,6 +464,10 @@ func (p *Pipeline) applyRule(c *Compiled, rule int, k *flowKey, d *Decision, fir
 	p.hits[rule].Add(1)
 	r := &c.rules[rule]
 	d.Rule, d.Action = rule, r.action
+	if r.alert != ActionUnset {
+		d.Alert = r.alert
+		p.alerts.Add(1)
+	}
 	if r.setMark {
 		d.Mark, d.SetMark = r.mark2, true
 	}

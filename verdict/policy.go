@@ -58,6 +58,9 @@ type Rule struct {
 	Flow bool
 	// BlockSource puts the source in the kernel block set for this long.
 	BlockSource time.Duration
+	// AlertAs is what an ActionAlert rule trials: ActionDrop (also when
+	// unset) or ActionReject. Only with ActionAlert.
+	AlertAs Action
 }
 
 // Match holds a rule's matchers. Every non-empty matcher must match; within

@@ -51,7 +51,7 @@ func newLimiter(rl *RateLimit) (*limiter, error) {
 	if rl.MaxKeys < 0 {
 		return nil, fmt.Errorf("%w: max_keys %d: expected 0 or more", ErrBadRateLimit, rl.MaxKeys)
 	}
-	if rl.Exceed >= numActions {
+	if rl.Exceed >= ActionAlert {
 		return nil, fmt.Errorf("%w: exceed action %d", ErrBadRateLimit, rl.Exceed)
 	}
 	l := &limiter{rate: ps / 1e9, burst: float64(rl.Burst), key: rl.Key, exceed: rl.Exceed, seed: maphash.MakeSeed()}

@@ -44,6 +44,9 @@ func (t Trace) String() string {
 		}
 	}
 	fmt.Fprintf(&b, "decision: %s by %s", t.Decision.Action, t.Rule)
+	if t.Decision.Alert != ActionUnset {
+		fmt.Fprintf(&b, " (alert: would %s)", t.Decision.Alert)
+	}
 	if t.Decision.SetMark {
 		fmt.Fprintf(&b, ", mark %#x", t.Decision.Mark)
 	}
@@ -109,7 +112,7 @@ func traceWalk(c *Compiled, x *inspect, t *Trace) Decision {
 			return Decision{Action: ActionAccept, Rule: RulePending}
 		}
 		if res == triYes {
-			d := Decision{Rule: i, Action: r.action, Offload: r.flow, BlockSource: r.blockSource, Log: r.log}
+			d := Decision{Rule: i, Action: r.action, Offload: r.flow, BlockSource: r.blockSource, Log: r.log, Alert: r.alert}
 			if r.setMark {
 				d.Mark, d.SetMark = r.mark2, true
 			}

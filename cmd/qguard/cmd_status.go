@@ -111,7 +111,11 @@ func printStatus(out io.Writer, s *engine.Stats) {
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "rule\taction\thits")
 	for _, r := range s.Rules {
-		fmt.Fprintf(w, "%s\t%s\t%d\n", r.Name, r.Action, r.Hits)
+		a := r.Action
+		if r.AlertAs != "" {
+			a += " (would " + r.AlertAs + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\n", r.Name, a, r.Hits)
 	}
 	fmt.Fprintf(w, "(default)\t%s\t%d\n", s.Default.Action, s.Default.Hits)
 	w.Flush()

@@ -97,6 +97,12 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, genFlo
 	if d.Cached {
 		c.cached.Add(1)
 	}
+	switch d.Alert {
+	case verdict.ActionDrop:
+		c.alertDrop.Add(1)
+	case verdict.ActionReject:
+		c.alertReject.Add(1)
+	}
 	marks := e.marks
 	flowMarks := e.rejectMarks && genFlowMarks
 	switch d.Action {

@@ -89,8 +89,14 @@ func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policySt
 func (e *Engine) RuleHits() []RuleStats {
 	g := e.gen.Load()
 	out := make([]RuleStats, 0, len(g.rules)+4)
-	for _, rc := range append(append([]*ruleCounter(nil), g.rules...), g.def, g.invalid, g.pending, g.stage) {
+	for i, rc := range append(append([]*ruleCounter(nil), g.rules...), g.def, g.invalid, g.pending, g.stage) {
 		out = append(out, RuleStats{Name: rc.name, Action: rc.action, Hits: rc.total()})
+		if i < len(g.rules) && g.policy.Rules[i].Action == verdict.ActionAlert {
+			out[i].AlertAs = verdict.ActionDrop.String()
+			if g.policy.Rules[i].AlertAs == verdict.ActionReject {
+				out[i].AlertAs = verdict.ActionReject.String()
+			}
+		}
 	}
 	return out
 }

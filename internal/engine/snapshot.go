@@ -75,5 +75,6 @@ func (e *Engine) logDecision(raw []byte, d *verdict.Decision, g *policyState) {
 		slog.Int("proto", int(p.Proto)),
 		slog.String("src", p.Src.String()), slog.Int("sport", int(p.SrcPort)),
 		slog.String("dst", p.Dst.String()), slog.Int("dport", int(p.DstPort)),
-		slog.Bool("cached", d.Cached), slog.Bool("offload", d.Offload))
+		slog.Bool("cached", d.Cached), slog.Bool("offload", d.Offload),
+		slog.String("alert", d.Alert.String()))
 }

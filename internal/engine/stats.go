@@ -41,6 +41,10 @@ type QueueStats struct {
 	Marked    uint64 `json:"marked"`
 	Cached    uint64 `json:"cached"`
 	Blocked   uint64 `json:"block_requests"`
+	// AlertDrop and AlertReject count packets alert rules accepted that
+	// they would have dropped or rejected (also counted in Accepted).
+	AlertDrop   uint64 `json:"alert_drop"`
+	AlertReject uint64 `json:"alert_reject"`
 	// FlowEntries and FlowEvictions describe the pipeline's flow table.
 	FlowEntries   uint64 `json:"flow_entries"`
 	FlowEvictions uint64 `json:"flow_evictions"`
@@ -58,6 +62,9 @@ type RuleStats struct {
 	Name   string `json:"name"`
 	Action string `json:"action"`
 	Hits   uint64 `json:"hits"`
+	// AlertAs is what an alert rule (Action "alert") would do: every hit
+	// of such a rule was accepted.
+	AlertAs string `json:"alert_as,omitempty"`
 }
 
 // Stats is a snapshot of a running engine.
@@ -110,6 +117,7 @@ type counters struct {
 	offloaded, marked, cached, blocked, sampleSeq atomic.Uint64
 	latCount, latSumNanos                         atomic.Uint64
 	idGaps                                        atomic.Uint64 // see queueState.lastID
+	alertDrop, alertReject                        atomic.Uint64
 	latBuckets                                    [12]atomic.Uint64
 	_                                             [64]byte
 }
@@ -139,7 +147,7 @@ func (c *counters) snapshot(q uint16) QueueStats {
 		Queue: q, Packets: c.packets.Load(), Bytes: c.bytes.Load(),
 		Accepted: c.accepted.Load(), Dropped: c.dropped.Load(), Rejected: c.rejected.Load(),
 		Offloaded: c.offloaded.Load(), Marked: c.marked.Load(), Cached: c.cached.Load(),
-		Blocked: c.blocked.Load(), Latency: h,
+		Blocked: c.blocked.Load(), Latency: h, AlertDrop: c.alertDrop.Load(), AlertReject: c.alertReject.Load(),
 	}
 }
 

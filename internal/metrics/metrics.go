@@ -33,6 +33,7 @@ var (
 	dVerd   = prometheus.NewDesc("qguard_verdicts_total", "Verdicts given, by verdict.", []string{"queue", "verdict"}, nil)
 	dOff    = prometheus.NewDesc("qguard_offloaded_total", "Flows whose later packets the kernel decides.", lq, nil)
 	dMark   = prometheus.NewDesc("qguard_marked_total", "Packets given a mark by a rule.", lq, nil)
+	dAlert  = prometheus.NewDesc("qguard_alerts_total", "Packets alert rules accepted that they would have dropped or rejected (also in qguard_verdicts_total{verdict=\"accept\"}).", []string{"queue", "would"}, nil)
 	dCached = prometheus.NewDesc("qguard_cached_decisions_total", "Decisions taken from the flow table.", lq, nil)
 	dRule   = prometheus.NewDesc("qguard_rule_hits_total", "Decisions made by each policy rule; rule=\"(default)\" is the default action.", []string{"rule", "action"}, nil)
 	dFlow   = prometheus.NewDesc("qguard_flow_table_entries", "Flows in the flow table.", lq, nil)
@@ -60,7 +61,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dBypass, dStart} {
+	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dAlert, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dBypass, dStart} {
 		ch <- d
 	}
 }
@@ -84,6 +85,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dOff, q.Offloaded, n)
 		counter(dMark, q.Marked, n)
 		counter(dCached, q.Cached, n)
+		counter(dAlert, q.AlertDrop, n, "drop")
+		counter(dAlert, q.AlertReject, n, "reject")
 		gauge(dFlow, float64(q.FlowEntries), n)
 		counter(dEvict, q.FlowEvictions, n)
 		counter(dKQ, q.KernelQueueDropped, n)
