@@ -42,6 +42,7 @@ func genMan(dir string) error {
 		}
 	}
 	walk(root)
+	root.InitDefaultVersionFlag() // cobra adds --version when it executes
 	h := &doc.GenManHeader{
 		Title:   "QGUARD",
 		Section: manSection,

@@ -195,6 +195,9 @@ func TestManPages(t *testing.T) {
 			t.Errorf("qguard-run.8 lacks %q", want)
 		}
 	}
+	if top, err := os.ReadFile(filepath.Join(dir, "qguard.8")); err != nil || !strings.Contains(string(top), `\fB--version\fP`) {
+		t.Errorf("qguard.8 lacks --version (%v)", err)
+	}
 	if n := strings.Count(p, ".SH NAME"); n != 1 {
 		t.Errorf("qguard-run.8 has %d NAME sections", n)
 	}
