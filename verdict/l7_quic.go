@@ -92,6 +92,11 @@ func (q *QUICHello) Reset() {
 // reassembly state is no longer needed for this connection.
 func (q *QUICHello) Done() bool { return q.done }
 
+// partial reports that part of a ClientHello has been read, not all of
+// it: the parts may have reached the server, so this state must not be
+// forgotten while the rest can still come.
+func (q *QUICHello) partial() bool { return q.status == L7NeedMore && q.stream.any }
+
 // moveOn notes a Handshake or short-header packet from the client.
 func (q *QUICHello) moveOn() {
 	if q.status == L7Found || q.status == L7Absent {

@@ -82,7 +82,11 @@ func TestQUICPipeline(t *testing.T) {
 		for i := 0; i < 2*c.l7Packets; i++ {
 			ds = quicDecide(p, 40005, 443, allowed)
 			for j, d := range ds {
-				if j < len(ds)-1 && d.Rule != RulePending || j == len(ds)-1 && d.Rule != RuleDefault {
+				want := RuleDefault // a decided flow's decision holds while a hello is incomplete
+				if i == 0 && j < len(ds)-1 {
+					want = RulePending
+				}
+				if d.Rule != want {
 					t.Fatalf("%s: connection %d datagram %d: %+v", version, i, j, d)
 				}
 			}
@@ -202,4 +206,49 @@ func BenchmarkQUICPipeline(b *testing.B) {
 			p.Decide(last, &m, &d)
 		}
 	})
+}
+
+// TestQUICPipelinePartialHello: pieces of a ClientHello that passed (as
+// pending, or under an accepted flow's decision) are never completed
+// behind qguard's back: not when the flow's buffer is taken by the pool,
+// and not when another connection's packets end the buffer's use.
+func TestQUICPipelinePartialHello(t *testing.T) {
+	c := quicPolicy(t)
+	blocked := captureQUICGo(t, quic.Version1, &tls.Config{ServerName: "www.blocked.test", NextProtos: []string{"h3"}})
+	allowed := captureQUICGo(t, quic.Version1, &tls.Config{ServerName: "fine.test", NextProtos: []string{"h3"}})
+	if len(blocked) < 2 {
+		t.Fatalf("the blocked hello fits one datagram")
+	}
+	short := append([]byte{0x40}, make([]byte, 40)...)
+
+	// One buffer: a second flow takes it once it is a second old.
+	p := NewPipeline(c, nil)
+	p.flows.quics.init(1)
+	now := int64(0)
+	p.flows.quics.clock = func() int64 { return now }
+	if d := decide(p, udp(tc4, ts4, 41000, 443, blocked[0]), nil); d.Rule != RulePending {
+		t.Fatalf("first piece: %+v", d)
+	}
+	now += 2 * quicStealAge
+	decide(p, udp(tc4, ts4, 41001, 443, allowed[0]), nil)
+	now += 2 * quicStealAge // the rest could take a buffer again
+	if d := decide(p, udp(tc4, ts4, 41000, 443, blocked[1]), nil); d.Action != ActionDrop || d.Rule != RuleUndecided {
+		t.Fatalf("rest of a hello whose buffer was taken: %+v, want undecided (drop)", d)
+	}
+
+	// A blocked connection found, then the allowed connection's 1-RTT
+	// packets on the same 5-tuple end the buffer's use; the blocked
+	// connection's retransmitted pieces get the flow's drop.
+	p = NewPipeline(c, nil)
+	quicDecide(p, 41002, 443, allowed)
+	ds := quicDecide(p, 41002, 443, blocked)
+	if last := ds[len(ds)-1]; last.Rule != 0 {
+		t.Fatalf("blocked: %+v", last)
+	}
+	decide(p, udp(tc4, ts4, 41002, 443, short), nil)
+	for i, dg := range blocked {
+		if d := decide(p, udp(tc4, ts4, 41002, 443, dg), nil); d.Action != ActionDrop {
+			t.Fatalf("retransmitted piece %d of the blocked hello: %+v", i, d)
+		}
+	}
 }

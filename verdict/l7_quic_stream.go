@@ -18,16 +18,18 @@ type cryptoStream struct {
 	buf    [QUICCryptoBufferSize]byte
 	have   [QUICCryptoBufferSize / 64]uint64 // bit i%64 of word i/64: byte i held
 	prefix int                               // bytes held contiguously from offset 0
+	any    bool                              // some byte is held
 }
 
 func (s *cryptoStream) reset() {
 	s.have = [len(s.have)]uint64{}
-	s.prefix = 0
+	s.prefix, s.any = 0, false
 }
 
 // write places data at off. It reports false when data differs from bytes
 // already held; the caller has checked that off+len(data) fits the buffer.
 func (s *cryptoStream) write(off int, data []byte) bool {
+	s.any = s.any || len(data) > 0
 	for len(data) > 0 {
 		w, bit := off/64, off%64
 		n := min(64-bit, len(data))

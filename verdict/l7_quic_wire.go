@@ -65,7 +65,7 @@ func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *Packet, reply bool
 		}
 		return true
 	}
-	if e.quic != 0 {
+	if e.quic != 0 && e.quic != quicLost {
 		if t.quics.feed(e.quic, p.Payload); t.quics.at(e.quic).Done() {
 			t.quics.put(e.quic)
 			e.quic = 0
@@ -91,6 +91,12 @@ func (x *inspect) quicServerName() ([]byte, L7Status) {
 		// No flow (Trace, which may run beside Decide): this datagram
 		// alone, in a QUICHello of its own.
 		return NewQUICHello().Feed(p.Payload)
+	}
+	if x.e.quic == quicLost {
+		if QUICInitial(p.Payload) {
+			return nil, L7TooLarge
+		}
+		return nil, quicUnopened(p.Payload)
 	}
 	if x.e.quic == 0 {
 		if !QUICInitial(p.Payload) {
@@ -119,6 +125,10 @@ func (x *inspect) quicServerName() ([]byte, L7Status) {
 // most a retransmitted ClientHello collected again.
 const quicStealAge = int64(time.Second)
 
+// quicLost in flowEntry.quic marks a flow whose partly read ClientHello
+// was taken by the pool (see quicPool.get).
+const quicLost = ^uint16(0)
+
 // quicPool lends QUICHellos to UDP flows, like helloPool: allocated on
 // first need up to the bound, then reused. When all are in use, the one
 // fed longest ago is taken from its flow if it is older than quicStealAge,
@@ -135,7 +145,7 @@ type quicPool struct {
 }
 
 func (p *quicPool) init(n int) {
-	p.max = n
+	p.max = min(n, int(quicLost)-1)
 	p.bufs = make([]*QUICHello, 0, n)
 	p.owner = make([]*flowEntry, 0, n)
 	p.last = make([]int64, 0, n)
@@ -161,7 +171,14 @@ func (p *quicPool) get(e *flowEntry) uint16 {
 			p.full.Add(1)
 			return 0
 		}
-		p.owner[i-1].quic = 0
+		// A flow that loses a partly read ClientHello cannot have the
+		// rest judged: the server may complete it from pieces that
+		// passed as pending, so the flow's later Initials are too large.
+		if p.bufs[i-1].partial() {
+			p.owner[i-1].quic = quicLost
+		} else {
+			p.owner[i-1].quic = 0
+		}
 		p.bufs[i-1].Reset()
 	}
 	p.owner[i-1], p.last[i-1] = e, now
@@ -187,6 +204,9 @@ func (p *quicPool) feed(i uint16, d []byte) ([]byte, L7Status) {
 }
 
 func (p *quicPool) put(i uint16) {
+	if i == quicLost {
+		return
+	}
 	p.bufs[i-1].Reset()
 	p.owner[i-1] = nil
 	p.free = append(p.free, i)

@@ -296,6 +296,16 @@ func (p *Pipeline) evaluate(c *Compiled, raw []byte, m *Meta, d *Decision, e *fl
 			p.continued(c, e, k, d, reply, now)
 			return
 		}
+		if e != nil && e.flags&flowDecided != 0 {
+			// A decided QUIC flow's Initial whose ClientHello is not
+			// complete (quicRecheck): the flow's decision holds until
+			// the name is read, so pieces of a hello never pass a
+			// dropped flow as pending.
+			p.cached.Add(1)
+			d.Cached = true
+			p.apply(c, int(e.rule), k, d, false, reply, now)
+			return
+		}
 		p.pending.Add(1)
 		d.Action, d.Rule = ActionAccept, RulePending
 		return
