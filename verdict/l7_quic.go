@@ -62,7 +62,8 @@ type QUICHello struct {
 	done     bool                    // see Done
 	pns      [QUICMaxInitials]uint64 // packet numbers opened on the connection
 	npns     int
-	retries  int // opens tried at other packet numbers, on the flow
+	retries  int  // opens tried at other packet numbers, on the flow
+	lost     bool // a partly read hello was given up for another connection
 	name     [MaxNameLen]byte
 	nameLen  int
 	tmp      [MaxNameLen]byte
@@ -83,7 +84,7 @@ func (q *QUICHello) Reset() {
 	q.stream.reset()
 	q.keys = quicKeys{}
 	q.largest, q.initials, q.derived, q.status, q.nameLen, q.done = -1, 0, 0, L7Unset, 0, false
-	q.npns, q.retries = 0, 0
+	q.npns, q.retries, q.lost = 0, 0, false
 }
 
 // Done reports that the client has moved on from its Initials: after a
@@ -272,7 +273,7 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 	if h.end-h.pnOff < quicPNShift+quicSample {
 		return L7Unset // too short for a header protection sample: not a valid packet
 	}
-	if q.initials >= QUICMaxInitials {
+	if q.initials >= QUICMaxInitials || q.lost {
 		return L7TooLarge
 	}
 	plain, pn, res := q.open(p, h, &q.keys, q.largest, true)
@@ -305,6 +306,13 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 			}
 			if plain, pn, res = q.open(p, h, &fresh, -1, false); res != openOK {
 				return L7Unset
+			}
+			if q.partial() {
+				// Starting over would forget pieces of a hello that may
+				// have reached the server: the rest, sent later, would
+				// complete it unjudged.
+				q.lost = true
+				return L7TooLarge
 			}
 			// A new connection, or the same one after a Retry: start over.
 			q.keys = fresh

@@ -524,3 +524,30 @@ func TestQUICPacketNumberDesync(t *testing.T) {
 		t.Errorf("forged packets on a regular connection: %d retries, %s", q.retries, q.Status())
 	}
 }
+
+// TestQUICSwitchLosesPieces: an Initial of another connection while a
+// hello is half read must not make the rest of that hello look new.
+func TestQUICSwitchLosesPieces(t *testing.T) {
+	x := &quicConn{t: t, version: quicVersion1, dcid: []byte{1, 1, 1, 1, 1, 1, 1, 1}}
+	y := &quicConn{t: t, version: quicVersion1, dcid: []byte{2, 2, 2, 2, 2, 2, 2, 2}}
+	hello := quicTestHello("pieces.blocked.test", 1500)
+	px := x.splitCrypto(hello, 800)
+	q := NewQUICHello()
+	if _, st := q.Feed(px[0]); st != L7NeedMore {
+		t.Fatalf("first piece: %s", st)
+	}
+	if _, st := q.Feed(y.packet([]byte{quicFramePing}, 1200)); st != L7TooLarge {
+		t.Fatalf("other connection while a hello is half read: %s", st)
+	}
+	if _, st := q.Feed(px[1]); st != L7TooLarge {
+		t.Fatalf("the rest of the hello: %s", st)
+	}
+	// A complete hello may be left for another connection.
+	q.Reset()
+	for _, p := range px {
+		q.Feed(p)
+	}
+	if name, st := q.Feed(y.packet(cryptoFrame(0, quicTestHello("y.example", 0)), 1200)); st != L7Found || string(name) != "y.example" {
+		t.Fatalf("after a complete hello: %q %s", name, st)
+	}
+}
