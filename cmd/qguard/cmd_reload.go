@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	var sock string
+	var sock, cfgPath string
 	c := &cobra.Command{
 		Use:   "reload",
 		Short: "make a running daemon load its configuration again",
@@ -19,7 +19,7 @@ func init() {
     qguard reload - reload the policy of a running qguard daemon
 
 SYNOPSIS
-    qguard reload [--control SOCKET]
+    qguard reload [--control SOCKET | --config FILE]
 
 DESCRIPTION
     Asks the daemon listening on the control socket to read its configuration
@@ -34,15 +34,22 @@ DESCRIPTION
     a warning when the file changes them.
 
 OPTIONS
-    --control SOCKET   the daemon's control socket (default /run/qguard/control.sock, or
+    --control SOCKET   the daemon's control socket (default
+                       /run/qguard/control.sock, or
                        /run/qguard/control-netns-INODE.sock outside the
                        initial network namespace)
+    --config FILE      find the socket as the daemon running FILE does
+                       (its control.socket)
 
 EXIT STATUS
     0 reloaded; 1 the daemon kept its old policy or could not be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := engine.Call(engine.ControlPath(sock), "reload", 30*time.Second)
+			path, err := daemonSocket(sock, cfgPath)
+			if err != nil {
+				return err
+			}
+			r, err := engine.Call(path, "reload", 30*time.Second)
 			if err != nil {
 				return err
 			}
@@ -54,5 +61,6 @@ EXIT STATUS
 		},
 	}
 	c.Flags().StringVar(&sock, "control", "", "control socket of the running daemon (default: this network namespace's)")
+	c.Flags().StringVarP(&cfgPath, "config", "c", "", "the daemon's configuration file, for its control.socket")
 	root.AddCommand(c)
 }

@@ -15,8 +15,8 @@ import (
 
 func init() {
 	var (
-		sock   string
-		asJSON bool
+		sock, cfgPath string
+		asJSON        bool
 	)
 	c := &cobra.Command{
 		Use:   "status",
@@ -25,7 +25,7 @@ func init() {
     qguard status - show what a running qguard daemon is doing
 
 SYNOPSIS
-    qguard status [--control SOCKET] [--json]
+    qguard status [--control SOCKET | --config FILE] [--json]
 
 DESCRIPTION
     Reads a snapshot of the daemon's counters over its control socket and
@@ -41,16 +41,23 @@ DESCRIPTION
     (see "qguard run --help").
 
 OPTIONS
-    --control SOCKET   the daemon's control socket (default /run/qguard/control.sock, or
+    --control SOCKET   the daemon's control socket (default
+                       /run/qguard/control.sock, or
                        /run/qguard/control-netns-INODE.sock outside the
                        initial network namespace)
+    --config FILE      find the socket as the daemon running FILE does
+                       (its control.socket)
     --json             print the raw snapshot as JSON
 
 EXIT STATUS
     0 printed; 1 the daemon could not be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := engine.Call(engine.ControlPath(sock), "status", 10*time.Second)
+			path, err := daemonSocket(sock, cfgPath)
+			if err != nil {
+				return err
+			}
+			r, err := engine.Call(path, "status", 10*time.Second)
 			if err != nil {
 				return err
 			}
@@ -67,6 +74,7 @@ EXIT STATUS
 		},
 	}
 	c.Flags().StringVar(&sock, "control", "", "control socket of the running daemon (default: this network namespace's)")
+	c.Flags().StringVarP(&cfgPath, "config", "c", "", "the daemon's configuration file, for its control.socket")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	root.AddCommand(c)
 }

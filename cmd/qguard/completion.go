@@ -28,6 +28,8 @@ func registerCompletions() {
 		{"run", "log-level", words("debug", "info", "warn", "error")},
 		{"run", "config", yaml},
 		{"rules show", "config", yaml},
+		{"status", "config", yaml},
+		{"reload", "config", yaml},
 		{"rules apply", "config", yaml},
 		{"rules flush", "config", yaml},
 		{"bench", "modes", completeModes},

@@ -90,3 +90,25 @@ func TestIntegrationRulesNeedNetAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusSocketFromConfig: status and reload --config look where the
+// daemon running that file listens.
+func TestStatusSocketFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "from-config.sock")
+	cfg := filepath.Join(dir, "q.yaml")
+	os.WriteFile(cfg, []byte("control:\n  socket: "+sock+"\n"), 0o600)
+	for _, verb := range []string{"status", "reload"} {
+		root.SetOut(&strings.Builder{})
+		root.SetErr(&strings.Builder{})
+		root.SetArgs([]string{verb, "--control", "", "--config", cfg}) // flags keep values between in-process runs
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), "connect to "+sock+": ") {
+			t.Errorf("%s --config: %v, want a connect to %s", verb, err, sock)
+		}
+		root.SetArgs([]string{verb, "--control", "", "--config", filepath.Join(dir, "missing.yaml")})
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+			t.Errorf("%s --config missing.yaml: %v", verb, err)
+		}
+	}
+}

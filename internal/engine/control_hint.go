@@ -21,7 +21,7 @@ func dialError(path string, err error) error {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("connect to %s: %w: %w (the socket is there but no qguard answers: the daemon that made it is gone; the next qguard run replaces it)", path, ErrControl, err)
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("connect to %s: %w: %w (is qguard running in this network namespace? A daemon with control.socket or --control set listens elsewhere: pass the same --control)", path, ErrControl, err)
+		return fmt.Errorf("connect to %s: %w: %w (is qguard running in this network namespace? A daemon with control.socket or --control set listens there: pass the same --control, or --config with its file)", path, ErrControl, err)
 	}
 	return fmt.Errorf("connect to %s: %w: %w (is qguard running?)", path, ErrControl, err)
 }

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/engine"
+)
+
+// daemonSocket is where status and reload find the daemon: --control, else
+// control.socket of the configuration it runs (--config), else this network
+// namespace's default, as `qguard run` chooses it.
+func daemonSocket(control, cfgPath string) (string, error) {
+	if control != "" || cfgPath == "" {
+		return engine.ControlPath(control), nil
+	}
+	f, err := config.Load(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	return engine.ControlPath(f.Control.Socket), nil
+}
