@@ -277,49 +277,15 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 		return L7TooLarge
 	}
 	plain, pn, res := q.open(p, h, &q.keys, q.largest, true)
-	if res == openBudget {
+	switch {
+	case res == openBudget:
 		return L7TooLarge
-	}
-	if res == openFailed {
-		if q.keys.derivedFrom(h.version, h.dcid) {
-			return L7Unset // forged or corrupt: a server drops it too
+	case res == openFailed:
+		var st L7Status
+		if plain, pn, st = q.reopen(p, h); st != L7NeedMore {
+			return st
 		}
-		var fresh quicKeys
-		if orig := q.keys.dcid[:q.keys.dcidLen]; q.keys.valid() && q.keys.version != h.version {
-			// Compatible version negotiation (RFC 9368): the connection
-			// goes on in the other version, with keys from the client's
-			// original DCID and that version's salt.
-			if !q.derive(&fresh, h.version, orig) {
-				return L7TooLarge
-			}
-			if plain, pn, res = q.open(p, h, &fresh, q.largest, true); res == openOK {
-				q.keys = fresh
-			} else if res == openBudget {
-				return L7TooLarge
-			} else if string(orig) == string(h.dcid) {
-				return L7Unset
-			}
-		}
-		if res != openOK {
-			if !q.derive(&fresh, h.version, h.dcid) {
-				return L7TooLarge
-			}
-			if plain, pn, res = q.open(p, h, &fresh, -1, false); res != openOK {
-				return L7Unset
-			}
-			if q.partial() {
-				// Starting over would forget pieces of a hello that may
-				// have reached the server: the rest, sent later, would
-				// complete it unjudged.
-				q.lost = true
-				return L7TooLarge
-			}
-			// A new connection, or the same one after a Retry: start over.
-			q.keys = fresh
-			q.stream.reset()
-			q.largest, q.status, q.nameLen, q.done, q.npns = -1, L7NeedMore, 0, false, 0
-		}
-	} else if q.status == L7Malformed || q.status == L7TooLarge {
+	case q.status == L7Malformed || q.status == L7TooLarge:
 		return q.status // the connection's answer is settled
 	}
 	q.initials++
@@ -332,6 +298,52 @@ func (q *QUICHello) initial(p []byte, h quicLong) L7Status {
 		return L7Malformed // reserved bits set: PROTOCOL_VIOLATION (RFC 9000 17.2)
 	}
 	return q.frames(plain)
+}
+
+// reopen opens an Initial that the connection's keys do not open: the
+// same connection in the other version, or a new connection (or the same
+// after a Retry) with keys from its own DCID. L7NeedMore means it opened;
+// L7Unset that it does not open at all.
+func (q *QUICHello) reopen(p []byte, h quicLong) ([]byte, uint64, L7Status) {
+	if q.keys.derivedFrom(h.version, h.dcid) {
+		return nil, 0, L7Unset // forged or corrupt: a server drops it too
+	}
+	var fresh quicKeys
+	if orig := q.keys.dcid[:q.keys.dcidLen]; q.keys.valid() && q.keys.version != h.version {
+		// Compatible version negotiation (RFC 9368): the connection goes
+		// on in the other version, with keys from the client's original
+		// DCID and that version's salt.
+		if !q.derive(&fresh, h.version, orig) {
+			return nil, 0, L7TooLarge
+		}
+		switch plain, pn, res := q.open(p, h, &fresh, q.largest, true); {
+		case res == openOK:
+			q.keys = fresh
+			return plain, pn, L7NeedMore
+		case res == openBudget:
+			return nil, 0, L7TooLarge
+		case string(orig) == string(h.dcid):
+			return nil, 0, L7Unset
+		}
+	}
+	if !q.derive(&fresh, h.version, h.dcid) {
+		return nil, 0, L7TooLarge
+	}
+	plain, pn, res := q.open(p, h, &fresh, -1, false)
+	if res != openOK {
+		return nil, 0, L7Unset
+	}
+	if q.partial() {
+		// Starting over would forget pieces of a hello that may have
+		// reached the server: the rest, sent later, would complete it
+		// unjudged.
+		q.lost = true
+		return nil, 0, L7TooLarge
+	}
+	q.keys = fresh
+	q.stream.reset()
+	q.largest, q.status, q.nameLen, q.done, q.npns = -1, L7NeedMore, 0, false, 0
+	return plain, pn, L7NeedMore
 }
 
 // derive sets k to the keys of version and dcid, unless the flow has used
