@@ -110,6 +110,10 @@ func (c *Compiled) actionOf(rule int) Action {
 	return c.def
 }
 
+// L7UndecidedAction returns Policy.L7Undecided, or the drop Compile chose
+// when it is unset.
+func (c *Compiled) L7UndecidedAction() Action { return c.undecided }
+
 // InvalidAction returns the action for packets that do not decode:
 // Policy.Invalid, or the default chosen by Compile when it is unset.
 func (c *Compiled) InvalidAction() Action { return c.invalid }

@@ -11,7 +11,7 @@
 //	err = e.Start(ctx)           // returns at once; e.Done() closes if the queues fail
 //	err = e.Reload(newCfg)       // or e.ReloadFrom(func() (*config.File, error) { ... })
 //	stats := e.Stats()           // counters, per queue and per rule (qguard status, metrics)
-//	hits := e.RuleHits()         // per rule, policy order, then (default) (invalid) (pending) (stage)
+//	hits := e.RuleHits()         // per rule, policy order, then (default) (invalid) (pending) (stage) (undecided)
 //	n := e.Hits("rule-name")     // one rule's decisions, kept across reloads
 //	tr := e.Trace(raw, &meta)    // which rule decides raw, and why (own pipeline)
 //	err = e.Close()              // quiesce queues, drain, remove table, unbind, detach XDP

@@ -13,7 +13,7 @@ type policyState struct {
 	compiled *verdict.Compiled
 	rules    []*ruleCounter
 	// Counters for the special Decision.Rule values.
-	def, invalid, pending, stage *ruleCounter
+	def, invalid, pending, stage, undecided *ruleCounter
 	// flowMarks: qguard's rules act on the flow marks (rules.offload).
 	flowMarks bool
 }
@@ -31,6 +31,8 @@ func (g *policyState) hit(d *verdict.Decision, q int) {
 		rc = g.pending
 	case r == verdict.RuleStage:
 		rc = g.stage
+	case r == verdict.RuleUndecided:
+		rc = g.undecided
 	default:
 		return
 	}
@@ -68,6 +70,9 @@ const (
 	CounterInvalid = "(invalid)"
 	CounterPending = "(pending)"
 	CounterStage   = "(stage)"
+	// CounterUndecided counts decisions by policy.l7_undecided: L7 data a
+	// rule needs that cannot be read (docs/inspection.md).
+	CounterUndecided = "(undecided)"
 )
 
 func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policyState {
@@ -79,17 +84,18 @@ func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policySt
 	g.invalid = e.reg.get(CounterInvalid, c.InvalidAction().String())
 	g.pending = e.reg.get(CounterPending, verdict.ActionAccept.String())
 	g.stage = e.reg.get(CounterStage, "")
+	g.undecided = e.reg.get(CounterUndecided, c.L7UndecidedAction().String())
 	return g
 }
 
 // RuleHits returns the hit counts of the running policy's rules, in policy
 // order, followed by the special counters (CounterDefault, CounterInvalid,
-// CounterPending, CounterStage). Counts are totals over every queue and
+// CounterPending, CounterStage, CounterUndecided). Counts are totals over every queue and
 // every reload that kept the rule's name.
 func (e *Engine) RuleHits() []RuleStats {
 	g := e.gen.Load()
-	out := make([]RuleStats, 0, len(g.rules)+4)
-	for i, rc := range append(append([]*ruleCounter(nil), g.rules...), g.def, g.invalid, g.pending, g.stage) {
+	out := make([]RuleStats, 0, len(g.rules)+5)
+	for i, rc := range append(append([]*ruleCounter(nil), g.rules...), g.def, g.invalid, g.pending, g.stage, g.undecided) {
 		out = append(out, RuleStats{Name: rc.name, Action: rc.action, Hits: rc.total()})
 		if i < len(g.rules) && g.policy.Rules[i].Action == verdict.ActionAlert {
 			out[i].AlertAs = verdict.ActionDrop.String()

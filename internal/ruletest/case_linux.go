@@ -12,7 +12,7 @@ import (
 )
 
 // Special rule names: what `rule:` says and what the engine counts.
-var specialRules = map[string]string{"default": "(default)", "invalid": "(invalid)"}
+var specialRules = map[string]string{"default": "(default)", "invalid": "(invalid)", "undecided": "(undecided)"}
 
 // engineRuleName maps a case's `rule:` to the engine's counter name.
 func engineRuleName(r string) string {

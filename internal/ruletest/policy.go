@@ -52,7 +52,7 @@ func (p *parser) checkPolicy(f *File) {
 		p.errs = append(p.errs, &PosError{File: f.ConfigName, Msg: "policy: " + err.Error()})
 		return
 	}
-	names := map[string]bool{"default": true, "invalid": true}
+	names := map[string]bool{"default": true, "invalid": true, "undecided": true}
 	for _, r := range cfg.Policy.Rules {
 		names[r.Name] = true
 	}
