@@ -29,8 +29,8 @@ func TestDecideAllocs(t *testing.T) {
 		raw  []byte
 		rule int
 	}{
-		{"tcp4", tcp(tc4, ts4, 1, 443, []byte("data")).raw(), 1004},
-		{"tcp6", tcp(tc6, ts6, 1, 443, []byte("data")).raw(), 1004},
+		{"tcp4", tcp(tc4, ts4, 1, 443, []byte("data\r\n")).raw(), 1004},
+		{"tcp6", tcp(tc6, ts6, 1, 443, []byte("data\r\n")).raw(), 1004},
 		{"syn-waits-for-l7", tcp(tc4, ts4, 1, 443, nil).raw(), RulePending},
 		{"dns", udp(tc4, ts4, 1, 53, tDNS("x.blocked.example")).raw(), 0},
 		// Another source port than tcp6's flows, whose first data was not

@@ -551,6 +551,10 @@ func (x *inspect) httpNext() (name []byte, st L7Status, ok bool) {
 	case L7Found:
 		started := s.started
 		name, st = HTTPHost(head, x.hoBuf[:0])
+		if st == L7NotProtocol && s.upgraded {
+			s.phase, s.upgraded = phaseTunnel, false // the server switched protocols
+			return nil, L7Unset, false
+		}
 		s.afterHead(head)
 		if st == L7NotProtocol && started {
 			s.phase, st = phaseLost, L7Malformed // not a request where one must be
@@ -559,6 +563,11 @@ func (x *inspect) httpNext() (name []byte, st L7Status, ok bool) {
 	case L7NeedMore:
 		// A head cut short may already show that it is no request.
 		if _, hst := HTTPHost(head, x.hoBuf[:0]); hst == L7NotProtocol || hst == L7Malformed {
+			if hst == L7NotProtocol && s.upgraded {
+				s.phase, s.n, s.upgraded = phaseTunnel, 0, false
+				s.release(x.ft, true)
+				return nil, L7Unset, false
+			}
 			if hst == L7NotProtocol && s.started {
 				hst = L7Malformed
 			}

@@ -68,7 +68,7 @@ func inspectedCases(p *Pipeline) []struct {
 	splitConn := newKeepAlive(p, 3, 80, req[:30], req[30:])
 	post := []byte("POST /up HTTP/1.1\r\nHost: www.allowed.test\r\nContent-Length: 2800\r\n\r\n")
 	bodyConn := newKeepAlive(p, 4, 80, post, make([]byte, 1400), make([]byte, 1400))
-	cached := newKeepAlive(p, 5, 9443, []byte("data"))
+	cached := newKeepAlive(p, 5, 9443, []byte("data\r\n"))
 	return []struct {
 		name string
 		send func()

@@ -15,9 +15,11 @@ import "bytes"
 // server must do (RFC 9112 3.2.2); matching Host there would let a client
 // name one host and reach another.
 
-// httpMethods are the request methods HTTPHost recognises (RFC 9110 9.1
-// and RFC 5789 PATCH).
-var httpMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+// maxMethodLen bounds a request method. Any token is a method to a server
+// (RFC 9110 9.1: methods are extensible; Go's net/http hands "get" or
+// "PROPFIND" to its handlers), so a list of known methods would let a
+// client choose one the firewall does not know and walk past the rule.
+const maxMethodLen = 32
 
 // HTTPHost returns the host an HTTP/1.x request in payload is for, without
 // port, lowercased into dst (capacity MaxNameLen); an IPv6 literal is
@@ -45,14 +47,12 @@ func HTTPHost(payload, dst []byte) ([]byte, L7Status) {
 func httpRequestLine(b []byte) (target, rest []byte, st L7Status) {
 	sp := bytes.IndexByte(b, ' ')
 	if sp < 0 {
-		for _, m := range httpMethods {
-			if len(b) < len(m)+1 && m[:min(len(b), len(m))] == string(b) {
-				return nil, nil, L7NeedMore
-			}
+		if len(b) <= maxMethodLen && isToken(b) {
+			return nil, nil, L7NeedMore // the method may go on
 		}
 		return nil, nil, L7NotProtocol
 	}
-	if !knownMethod(b[:sp]) {
+	if sp == 0 || sp > maxMethodLen || !isToken(b[:sp]) {
 		return nil, nil, L7NotProtocol
 	}
 	eol := bytes.IndexByte(b, '\n')
@@ -74,13 +74,14 @@ func httpRequestLine(b []byte) (target, rest []byte, st L7Status) {
 	return line[sp+1 : sp2], b[eol+1:], L7Found
 }
 
-func knownMethod(m []byte) bool {
-	for _, k := range httpMethods {
-		if string(m) == k {
-			return true
+// isToken reports whether b is made of token characters (RFC 9110 5.6.2).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("\"(),/:;<=>?@[\\]{}"), c) >= 0 {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // targetAuthority returns the authority of an absolute-form

@@ -33,6 +33,9 @@ type l7Stream struct {
 	cr      bool // HTTP chunked framing: a CR was just read
 	digit   bool // HTTP chunk size: a hex digit was read
 	started bool // a message has begun (HTTP: data that is not the protocol is then lost framing)
+	// upgraded: the head being read follows CONNECT or Upgrade; if it
+	// turns out not to be a request, the connection is a tunnel.
+	upgraded bool
 }
 
 type streamPhase uint8
@@ -230,7 +233,7 @@ func (s *l7Stream) nextHTTP(t *FlowTable, data *[]byte) (head []byte, st L7Statu
 			if _, _, rst := httpRequestLine(d); rst == L7NotProtocol {
 				s.phase = phaseTunnel
 			} else {
-				s.phase = phaseStart
+				s.phase, s.upgraded = phaseStart, true // a request, or not known yet
 			}
 		case phaseTunnel:
 			d = d[len(d):]
@@ -362,7 +365,7 @@ func unhexDigit(c byte) (byte, bool) {
 // After CONNECT or an Upgrade request the connection may carry another
 // protocol.
 func (s *l7Stream) afterHead(head []byte) {
-	s.started = true
+	s.started, s.upgraded = true, false
 	f := httpFraming(head)
 	switch {
 	case !f.ok:

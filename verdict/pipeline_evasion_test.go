@@ -306,6 +306,9 @@ func TestEvasionHTTP(t *testing.T) {
 		hl := headEnd(chunked, 0)
 		try("after a chunked body, byte by byte", append(append([][]byte{chunked[:hl]}, splitEvery(chunked[hl:], 1)...), r)...)
 		try("third request", req("ok.test"), req("ok.test"), r)
+		// Any token is a method to a server.
+		try("lowercase method", []byte("get / HTTP/1.1\r\nHost: "+host+"\r\n\r\n"))
+		try("unknown method after a request", req("ok.test"), []byte("PROPFIND / HTTP/1.1\r\nHost: "+host+"\r\n\r\n"))
 		// Bare LF line ends (RFC 9112 2.2 lets servers accept them).
 		try("bare LF", []byte("GET / HTTP/1.1\nHost: "+host+"\n\n"))
 		// The blocked request hidden in what a lax parser takes as a body.
@@ -336,6 +339,12 @@ func TestEvasionHTTPTunnel(t *testing.T) {
 	ds = k.sendAll([]byte("CONNECT ok.test:443 HTTP/1.1\r\n\r\n"), req2("x.blocked.test"))
 	if passed(ds) {
 		t.Errorf("request after a refused CONNECT: %+v", ds)
+	}
+	// A tunnelled protocol whose first bytes look like a method (SSH).
+	k = dial(p, tc4, ts4, 3003, 80)
+	ds = k.sendAll([]byte("CONNECT ok.test:22 HTTP/1.1\r\n\r\n"), []byte("SSH-"), []byte("2.0-OpenSSH_9.6\r\n"), []byte("\x00\x00\x01\x0c"))
+	if !passed(ds) {
+		t.Errorf("ssh through CONNECT: %+v", ds)
 	}
 	k = dial(p, tc4, ts4, 3002, 80)
 	if d := k.send([]byte("CONNECT x.blocked.test:443 HTTP/1.1\r\n\r\n")); d.Action == ActionAccept {
