@@ -15,11 +15,13 @@ import "bytes"
 // server must do (RFC 9112 3.2.2); matching Host there would let a client
 // name one host and reach another.
 
-// maxMethodLen bounds a request method. Any token is a method to a server
-// (RFC 9110 9.1: methods are extensible; Go's net/http hands "get" or
-// "PROPFIND" to its handlers), so a list of known methods would let a
-// client choose one the firewall does not know and walk past the rule.
+// maxMethodLen bounds a request method.
 const maxMethodLen = 32
+
+// httpMethods are the standard request methods (RFC 9110 9.1, RFC 5789
+// PATCH), recognised in any case: servers such as Go's net/http hand "get"
+// to their handlers like "GET".
+var httpMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 
 // HTTPHost returns the host an HTTP/1.x request in payload is for, without
 // port, lowercased into dst (capacity MaxNameLen); an IPv6 literal is
@@ -47,12 +49,12 @@ func HTTPHost(payload, dst []byte) ([]byte, L7Status) {
 func httpRequestLine(b []byte) (target, rest []byte, st L7Status) {
 	sp := bytes.IndexByte(b, ' ')
 	if sp < 0 {
-		if len(b) <= maxMethodLen && isToken(b) {
+		if len(b) <= maxMethodLen && mayBeMethod(b, true) {
 			return nil, nil, L7NeedMore // the method may go on
 		}
 		return nil, nil, L7NotProtocol
 	}
-	if sp == 0 || sp > maxMethodLen || !isToken(b[:sp]) {
+	if sp == 0 || sp > maxMethodLen || !mayBeMethod(b[:sp], false) {
 		return nil, nil, L7NotProtocol
 	}
 	eol := bytes.IndexByte(b, '\n')
@@ -74,10 +76,22 @@ func httpRequestLine(b []byte) (target, rest []byte, st L7Status) {
 	return line[sp+1 : sp2], b[eol+1:], L7Found
 }
 
-// isToken reports whether b is made of token characters (RFC 9110 5.6.2).
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("\"(),/:;<=>?@[\\]{}"), c) >= 0 {
+// mayBeMethod reports whether m is (or, when prefix is set, may begin) a
+// method a server serves: a standard method in any case, or any other
+// method in upper case (extension methods such as PROPFIND; RFC 9110 9.1:
+// methods are extensible). Other tokens in lower or mixed case are taken as
+// another protocol, so that a flow whose first data is a short word does
+// not wait for an HTTP request.
+func mayBeMethod(m []byte, prefix bool) bool {
+	for _, k := range httpMethods {
+		if len(m) == len(k) || prefix && len(m) < len(k) {
+			if bytes.EqualFold(m, []byte(k[:len(m)])) {
+				return true
+			}
+		}
+	}
+	for _, c := range m {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '!' || c == '~') {
 			return false
 		}
 	}

@@ -37,10 +37,12 @@ func TestHTTPHost(t *testing.T) {
 		{"request line cut", "GET /index.ht", "", L7NeedMore},
 		{"method prefix", "GE", "", L7NeedMore},
 		{"empty", "", "", L7NeedMore},
-		// Methods are tokens; Go's net/http serves "get" and "PROPFIND" alike.
+		// Go's net/http serves "get" like "GET"; extension methods are upper case.
 		{"lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", "a", L7Found},
 		{"unknown method", "PROPFIND /x HTTP/1.1\r\nHost: b\r\n\r\n", "b", L7Found},
 		{"method with a slash", "GE/T / HTTP/1.1\r\nHost: b\r\n\r\n", "", L7NotProtocol},
+		{"lowercase word", "refuse-me", "", L7NotProtocol},
+		{"lowercase method prefix", "po", "", L7NeedMore},
 		{"http2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "", L7NotProtocol},
 		{"http 0.9", "GET /\r\n", "", L7NotProtocol},
 		{"tls", "\x16\x03\x01\x02\x00\x01", "", L7NotProtocol},
