@@ -177,7 +177,9 @@ func (q *QUICHello) feed(d []byte) L7Status {
 	if quicOtherVersion(d) {
 		return L7Malformed
 	}
-	var first []byte // DCID of the datagram's first packet
+	// Coalesced packets with another DCID than the first are read too:
+	// RFC 9000 12.2 says receivers SHOULD ignore them, and a server that
+	// does not must not see a hello qguard skipped.
 	res := L7Unset
 	if len(d) > 0 && d[0]&quicLongHeader == 0 {
 		q.moveOn()
@@ -190,14 +192,9 @@ func (q *QUICHello) feed(d []byte) L7Status {
 		if h.handshake {
 			q.moveOn()
 		}
-		if first == nil {
-			first = h.dcid
-		} else if string(h.dcid) != string(first) {
-			break // RFC 9000 12.2: coalesced packets with another DCID are ignored
-		}
 		if h.initial {
 			if st := q.initial(d[:h.end], h); st != L7Unset {
-				res = st
+				res, q.status = st, st // the next coalesced packet sees it
 				if st == L7Malformed || st == L7TooLarge {
 					return st
 				}

@@ -191,6 +191,8 @@ func TestQUICCoalescedAndFrames(t *testing.T) {
 		{"reverse and overlapping in one packet", [][]byte{c.packet(append(reverse, ackECN...), 1200)}, L7Found},
 		{"coalesced", [][]byte{append(c.packet(cryptoFrame(0, hello[:700]), 0), c.packet(cryptoFrame(700, hello[700:]), 1200)...)}, L7Found},
 		{"coalesced with a Handshake packet after", [][]byte{append(c.packet(cryptoFrame(0, hello), 0), 0xe0, 0, 0, 0, 1, 0, 0, 0x40, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)}, L7Found},
+		{"coalesced with another connection's hello", [][]byte{append(c.packet(cryptoFrame(0, quicTestHello("x.other", 0)), 0),
+			(&quicConn{t: t, version: quicVersion1, dcid: []byte{7, 7, 7, 7, 7, 7, 7, 7}}).packet(cryptoFrame(0, hello), 1200)...)}, L7Found},
 		{"close after hello", [][]byte{c.packet(append(cryptoFrame(0, hello), closeFrame...), 1200)}, L7Found},
 		{"conflicting overlap", [][]byte{c.packet(cryptoFrame(0, hello[:1000]), 1200), c.packet(cryptoFrame(500, append([]byte{hello[500] ^ 1}, hello[501:]...)), 1200)}, L7Malformed},
 		{"stream frame", [][]byte{c.packet(append(cryptoFrame(0, hello), 0x08, 0, 1, 'x'), 1200)}, L7Malformed},
