@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"time"
 
+	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
 )
@@ -46,9 +47,9 @@ type Rules struct {
 	Install      bool // false: someone else steers traffic to the queues
 	Table        string
 	Hooks        []Hook
-	Protocols    []string // tcp, udp, icmp, icmpv6, sctp, udplite, dccp, esp, ah
-	DPorts       []verdict.PortRange
-	SPorts       []verdict.PortRange
+	Protocols    []string // names proto.Number knows: tcp, udp, icmp, icmpv6, sctp, udplite, dccp, gre, esp, ah
+	DPorts       []proto.PortRange
+	SPorts       []proto.PortRange
 	InIfaces     []string
 	OutIfaces    []string
 	NewOnly      bool // queue only packets of conntrack state new

@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/proto"
 )
 
 // Load reads (ReadFile) and parses the file at path.
@@ -274,7 +274,7 @@ func (d *decoder) rules(r *Rules, n *yaml.Node) {
 			r.Protocols = nil
 			d.list(v, "rules.protocols", func(it *yaml.Node) {
 				if s, ok := d.scalarString(it, "rules.protocols"); ok {
-					if _, known := verdict.ProtoNumber(s); !known {
+					if _, known := proto.Number(s); !known {
 						d.errf(it, "unknown protocol %q in rules.protocols; expected one of: %s", s, protoList)
 						return
 					}
@@ -295,7 +295,7 @@ func (d *decoder) rules(r *Rules, n *yaml.Node) {
 	})
 }
 
-const protoList = "tcp, udp, icmp, icmpv6, sctp, udplite, dccp, esp, ah"
+var protoList = strings.Join(proto.Names(), ", ")
 
 func (d *decoder) marks(m *Marks, n *yaml.Node) {
 	vals := map[string]*uint32{"mask": &m.Mask, "accept_flow": &m.AcceptFlow, "drop_flow": &m.DropFlow, "reject": &m.Reject}

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -279,7 +280,7 @@ func (d *decoder) match(m *verdict.Match, n *yaml.Node, info ruleInfo) {
 				if !ok {
 					return
 				}
-				if p, known := verdict.ProtoNumber(s); known {
+				if p, known := proto.Number(s); known {
 					m.Protos = append(m.Protos, p)
 				} else if num, err := strconv.ParseUint(s, 0, 8); err == nil && it.Tag == "!!int" {
 					m.Protos = append(m.Protos, uint8(num))

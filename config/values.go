@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"math"
 	"net"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -202,8 +204,8 @@ func (d *decoder) rate(n *yaml.Node, what string, allowOff bool, def verdict.Rat
 }
 
 // ports parses a list of ports and ranges: [53, "8000-8100"].
-func (d *decoder) ports(n *yaml.Node, what string) []verdict.PortRange {
-	var out []verdict.PortRange
+func (d *decoder) ports(n *yaml.Node, what string) []proto.PortRange {
+	var out []proto.PortRange
 	d.list(n, what, func(it *yaml.Node) {
 		if r, ok := d.portRange(it, what); ok {
 			out = append(out, r)
@@ -212,27 +214,21 @@ func (d *decoder) ports(n *yaml.Node, what string) []verdict.PortRange {
 	return out
 }
 
-func (d *decoder) portRange(n *yaml.Node, what string) (verdict.PortRange, bool) {
+func (d *decoder) portRange(n *yaml.Node, what string) (proto.PortRange, bool) {
 	s, ok := d.scalarString(n, what)
 	if !ok {
-		return verdict.PortRange{}, false
+		return proto.PortRange{}, false
 	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	a, errA := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-	b := a
-	var errB error
-	if isRange {
-		b, errB = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-	}
+	r, err := proto.ParsePortRange(s)
 	switch {
-	case errA != nil || errB != nil:
-		d.errf(n, "%s: %q is not a port; expected a number 0-65535 or a range like \"8000-8100\"", what, s)
-	case a > b:
+	case errors.Is(err, proto.ErrPortsBackward):
 		d.errf(n, "%s: range %q runs backwards; expected the lower port first", what, s)
+	case err != nil:
+		d.errf(n, "%s: %q is not a port; expected a number 0-65535 or a range like \"8000-8100\"", what, s)
 	default:
-		return verdict.PortRange{Lo: uint16(a), Hi: uint16(b)}, true
+		return r, true
 	}
-	return verdict.PortRange{}, false
+	return proto.PortRange{}, false
 }
 
 // ident parses a name of letters, digits, '-' and '_'.

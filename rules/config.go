@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qguard/qguard/proto"
 )
 
 // Hook is one netfilter hook qguard attaches a base chain to.
@@ -16,13 +18,15 @@ type Hook struct {
 	Priority int32
 }
 
-// PortRange is an inclusive range of ports; First == Last is one port.
-type PortRange struct{ First, Last uint16 }
+// PortRange is an inclusive range of ports; Lo == Hi is one port. It is
+// proto.PortRange, the port range config and verdict use too.
+type PortRange = proto.PortRange
 
 // Steer selects the traffic sent to the queue. Empty fields match all.
 type Steer struct {
-	// Protocols by name (tcp, udp, icmp, icmpv6, sctp, udplite, gre, esp,
-	// ah) or number (0-255).
+	// Protocols by name (any proto.Number knows, in any case: tcp, udp,
+	// icmp, icmpv6 or ipv6-icmp, sctp, udplite, dccp, gre, esp, ah) or
+	// number (0-255).
 	Protocols []string
 	// DPorts and SPorts match transport ports. They only apply to protocols
 	// with ports (tcp, udp, sctp, udplite): with ports configured, other
@@ -122,41 +126,9 @@ func DefaultConfig() *Config {
 // hookNums are NF_INET_* from linux/netfilter.h.
 var hookNums = map[string]uint32{"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4}
 
-// protoNums are IPPROTO_* from netinet/in.h.
-var protoNums = map[string]uint8{
-	"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
-	"icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136,
-}
-
-// portProtos are the protocols whose first four transport bytes are ports.
-var portProtos = map[uint8]bool{6: true, 17: true, 132: true, 136: true}
-
-// ParsePortRange parses "53" or "8000-8100".
-func ParsePortRange(s string) (PortRange, error) {
-	a, b, isRange := strings.Cut(strings.TrimSpace(s), "-")
-	first, err := parsePort(a)
-	if err != nil {
-		return PortRange{}, fmt.Errorf("parse port range %q: %w", s, err)
-	}
-	last := first
-	if isRange {
-		if last, err = parsePort(b); err != nil {
-			return PortRange{}, fmt.Errorf("parse port range %q: %w", s, err)
-		}
-	}
-	if last < first {
-		return PortRange{}, fmt.Errorf("parse port range %q: %w: end before start", s, ErrInvalidConfig)
-	}
-	return PortRange{First: first, Last: last}, nil
-}
-
-func parsePort(s string) (uint16, error) {
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
-	if err != nil {
-		return 0, fmt.Errorf("%w: port %q is not a number in 0-65535", ErrInvalidConfig, s)
-	}
-	return uint16(n), nil
-}
+// portProtos are the protocols whose first four transport bytes are ports
+// and that the rules match ports of.
+var portProtos = map[uint8]bool{proto.TCP: true, proto.UDP: true, proto.SCTP: true, proto.UDPLite: true}
 
 // normalize returns a validated copy with defaults filled in.
 func (c *Config) normalize() (*Config, error) {
@@ -257,8 +229,8 @@ func (c *Config) checkSteer() error {
 		v    []PortRange
 	}{{"dports", s.DPorts}, {"sports", s.SPorts}} {
 		for i, r := range list.v {
-			if r.Last < r.First {
-				return fmt.Errorf("%w: %s[%d]: %d-%d ends before it starts", ErrInvalidConfig, list.name, i, r.First, r.Last)
+			if r.Hi < r.Lo {
+				return fmt.Errorf("%w: %s[%d]: %d-%d ends before it starts", ErrInvalidConfig, list.name, i, r.Lo, r.Hi)
 			}
 		}
 	}
@@ -287,7 +259,7 @@ func (c *Config) checkSteer() error {
 
 // protoNumber resolves a protocol name or number.
 func protoNumber(p string) (uint8, error) {
-	if n, ok := protoNums[strings.ToLower(p)]; ok {
+	if n, ok := proto.Number(strings.ToLower(p)); ok {
 		return n, nil
 	}
 	n, err := strconv.ParseUint(p, 10, 8)
@@ -302,7 +274,7 @@ func protoNumber(p string) (uint8, error) {
 func (c *Config) protocols() []uint8 {
 	if len(c.Steer.DPorts)+len(c.Steer.SPorts) > 0 {
 		if len(c.Steer.Protocols) == 0 {
-			return []uint8{6, 17, 132, 136}
+			return []uint8{proto.TCP, proto.UDP, proto.SCTP, proto.UDPLite}
 		}
 		return c.portProtocols()
 	}

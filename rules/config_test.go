@@ -42,9 +42,9 @@ func TestConfigErrors(t *testing.T) {
 		{"protocol", func(c *Config) { c.Steer.Protocols = []string{"tcp", "quic"} }, `protocols[1]: unknown protocol "quic"`},
 		{"ports without port protocol", func(c *Config) {
 			c.Steer.Protocols = []string{"icmp"}
-			c.Steer.DPorts = []PortRange{{53, 53}}
+			c.Steer.DPorts = []PortRange{{Lo: 53, Hi: 53}}
 		}, "none of protocols [icmp] has ports"},
-		{"port range", func(c *Config) { c.Steer.SPorts = []PortRange{{10, 5}} }, "sports[0]: 10-5 ends before it starts"},
+		{"port range", func(c *Config) { c.Steer.SPorts = []PortRange{{Lo: 10, Hi: 5}} }, "sports[0]: 10-5 ends before it starts"},
 		{"iface", func(c *Config) { c.Steer.OutIfs = []string{"eth*"} }, `out_ifaces[0]: bad interface name "eth*"`},
 		{"long iface", func(c *Config) { c.Steer.InIfs = []string{"abcdefghijklmnop"} }, "in_ifaces[0]"},
 		{"prefix", func(c *Config) { c.Steer.Sources = []netip.Prefix{{}} }, "sources[0]: invalid prefix"},
@@ -63,25 +63,12 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestParsePortRange(t *testing.T) {
-	for in, want := range map[string]PortRange{"53": {53, 53}, "8000-8100": {8000, 8100}, " 0 - 65535 ": {0, 65535}} {
-		if got, err := ParsePortRange(in); err != nil || got != want {
-			t.Errorf("ParsePortRange(%q) = %v, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"", "x", "65536", "10-5", "1-2-3", "-1"} {
-		if _, err := ParsePortRange(in); err == nil {
-			t.Errorf("ParsePortRange(%q) succeeded", in)
-		}
-	}
-}
-
 func TestProtocols(t *testing.T) {
 	c := DefaultConfig()
 	if got := c.protocols(); len(got) != 4 {
 		t.Errorf("protocols %v", got)
 	}
-	c.Steer.DPorts = []PortRange{{53, 53}}
+	c.Steer.DPorts = []PortRange{{Lo: 53, Hi: 53}}
 	if got := c.protocols(); len(got) != 2 || got[0] != 6 || got[1] != 17 {
 		t.Errorf("with ports: %v, want tcp and udp only", got)
 	}
@@ -110,11 +97,11 @@ func keys(el []nftables.SetElement) string {
 }
 
 func TestIntervalElements(t *testing.T) {
-	got := keys(portElems([]PortRange{{8000, 8100}, {53, 53}, {54, 60}, {8050, 9000}, {65000, 65535}}))
+	got := keys(portElems([]PortRange{{Lo: 8000, Hi: 8100}, {Lo: 53, Hi: 53}, {Lo: 54, Hi: 60}, {Lo: 8050, Hi: 9000}, {Lo: 65000, Hi: 65535}}))
 	if want := "0] 53 61] 8000 9001] 65000"; got != want {
 		t.Errorf("ports: %s, want %s", got, want)
 	}
-	got = keys(portElems([]PortRange{{0, 10}}))
+	got = keys(portElems([]PortRange{{Lo: 0, Hi: 10}}))
 	if want := "0 11]"; got != want {
 		t.Errorf("ports from 0: %s, want %s", got, want)
 	}

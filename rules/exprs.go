@@ -114,23 +114,23 @@ func anonSet(t *nftables.Table, key nftables.SetDatatype, interval bool) *nftabl
 // overlapping and adjacent ranges merged.
 func portElems(rs []PortRange) []nftables.SetElement {
 	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b PortRange) int { return int(a.First) - int(b.First) })
+	slices.SortFunc(rs, func(a, b PortRange) int { return int(a.Lo) - int(b.Lo) })
 	var merged []PortRange
 	for _, r := range rs {
-		if n := len(merged); n > 0 && uint32(r.First) <= uint32(merged[n-1].Last)+1 {
-			merged[n-1].Last = max(merged[n-1].Last, r.Last)
+		if n := len(merged); n > 0 && uint32(r.Lo) <= uint32(merged[n-1].Hi)+1 {
+			merged[n-1].Hi = max(merged[n-1].Hi, r.Hi)
 			continue
 		}
 		merged = append(merged, r)
 	}
 	var el []nftables.SetElement
-	if merged[0].First > 0 {
+	if merged[0].Lo > 0 {
 		el = append(el, nftables.SetElement{Key: be16(0), IntervalEnd: true})
 	}
 	for _, r := range merged {
-		el = append(el, nftables.SetElement{Key: be16(r.First)})
-		if r.Last < 0xffff {
-			el = append(el, nftables.SetElement{Key: be16(r.Last + 1), IntervalEnd: true})
+		el = append(el, nftables.SetElement{Key: be16(r.Lo)})
+		if r.Hi < 0xffff {
+			el = append(el, nftables.SetElement{Key: be16(r.Hi + 1), IntervalEnd: true})
 		}
 	}
 	return el

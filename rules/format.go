@@ -14,6 +14,8 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
+
+	"github.com/qguard/qguard/proto"
 )
 
 // formatRule renders a rule read back from the kernel as nft prints it
@@ -258,10 +260,11 @@ func formatValue(k valueKind, b []byte) string {
 	switch k {
 	case kindProto:
 		if len(b) == 1 {
-			for name, n := range protoNums {
-				if n == b[0] && name != "icmpv6" { // nft's name for 58 is ipv6-icmp
-					return name
-				}
+			if b[0] == proto.ICMPv6 {
+				return "ipv6-icmp" // nft's name for 58
+			}
+			if name := proto.Name(b[0]); name != "" {
+				return name
 			}
 			return strconv.Itoa(int(b[0]))
 		}

@@ -35,7 +35,7 @@ func TestFormatNftSpelling(t *testing.T) {
 }
 
 func TestFormatIntervals(t *testing.T) {
-	ports := intervalItems(kindPort, portElems([]PortRange{{53, 53}, {8000, 8100}, {65000, 65535}}))
+	ports := intervalItems(kindPort, portElems([]PortRange{{Lo: 53, Hi: 53}, {Lo: 8000, Hi: 8100}, {Lo: 65000, Hi: 65535}}))
 	if got := join(ports); got != "53, 8000-8100, 65000-65535" {
 		t.Errorf("ports: %s", got)
 	}

@@ -107,7 +107,7 @@ func TestIntegrationSwitchKeepsQueued(t *testing.T) {
 	const port, num = 7200, 40
 	base := fwConfig(fd, QueueAuto)
 	base.QueueNum = num
-	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{port, port}}}
+	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
 	vary := func(f func(c *Config)) *Config {
 		c := *base
 		c.Hooks = slices.Clone(base.Hooks)
@@ -143,7 +143,7 @@ func TestIntegrationSwitchKeepsQueued(t *testing.T) {
 		queued bool // packets sent after the change are queued
 	}{
 		{"ports", func() error {
-			return m.Replace(vary(func(c *Config) { c.Steer.DPorts = []PortRange{{port, port}, {9000, 9010}} }))
+			return m.Replace(vary(func(c *Config) { c.Steer.DPorts = []PortRange{{Lo: port, Hi: port}, {Lo: 9000, Hi: 9010}} }))
 		}, true},
 		{"prefixes", func() error {
 			return m.Replace(vary(func(c *Config) { c.Steer.Destinations = []netip.Prefix{server4, server6} }))
@@ -262,7 +262,7 @@ func TestIntegrationApplyTakesOverOldLayout(t *testing.T) {
 	const port, num = 7210, 41
 	cfg := fwConfig(fd, QueueAuto)
 	cfg.QueueNum = num
-	cfg.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{port, port}, {9000, 9010}}, InIfs: []string{"fw-c", "fw-x"}}
+	cfg.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}, {Lo: 9000, Hi: 9010}}, InIfs: []string{"fw-c", "fw-x"}}
 	oldLayout(t, tp.Firewall, cfg)
 	if list := nft(t, tp.Firewall, "list", "table", "inet", "qguard"); !strings.Contains(list, "set steer_iifname {") {
 		t.Fatalf("old layout not installed:\n%s", list)
@@ -330,10 +330,10 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 	const port, num = 7220, 42
 	a := fwConfig(fd, QueueAuto)
 	a.Bypass, a.QueueNum = false, num
-	a.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{port, port}}}
+	a.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
 	variants := []*Config{a}
 	for _, f := range []func(c *Config){
-		func(c *Config) { c.Steer.DPorts = []PortRange{{port, port}, {9000, 9010}} },
+		func(c *Config) { c.Steer.DPorts = []PortRange{{Lo: port, Hi: port}, {Lo: 9000, Hi: 9010}} },
 		func(c *Config) {
 			c.Steer.Destinations = []netip.Prefix{netip.PrefixFrom(tp.ServerIP4, 24).Masked(), netip.PrefixFrom(tp.ServerIP6, 64).Masked()}
 		},
@@ -421,7 +421,7 @@ func TestIntegrationPriorityMoveKeepsQueued(t *testing.T) {
 	const port, num = 7230, 43
 	base := fwConfig(fd, QueueAuto)
 	base.QueueNum = num
-	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{port, port}}}
+	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
 	early := *base
 	early.Hooks = []Hook{{"forward", -5}}
 	m := applied(t, base)

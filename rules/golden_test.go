@@ -288,7 +288,7 @@ func TestGoldenMarkRules(t *testing.T) {
 func TestGoldenSets(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.BlockSetTimeout = 5 * time.Minute
-	cfg.Steer = Steer{Protocols: []string{"tcp", "udp"}, DPorts: []PortRange{{8000, 8100}, {53, 53}}}
+	cfg.Steer = Steer{Protocols: []string{"tcp", "udp"}, DPorts: []PortRange{{Lo: 8000, Hi: 8100}, {Lo: 53, Hi: 53}}}
 	_, f := applyFake(t, cfg, compatOnly)
 	found := map[string]map[uint16][]byte{}
 	var portElems []byte

@@ -56,7 +56,7 @@ func TestIntegrationLocalHooks(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.NetNS = fd
 	cfg.Hooks = []Hook{{"output", -10}, {"input", 10}}
-	cfg.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{7100, 7100}}}
+	cfg.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: 7100, Hi: 7100}}}
 	applied(t, cfg)
 	var mu sync.Mutex
 	hooks := map[uint8]int{}

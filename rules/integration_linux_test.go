@@ -210,7 +210,7 @@ func TestIntegrationReject(t *testing.T) {
 func TestIntegrationSteering(t *testing.T) {
 	tp, fd := newTopo(t)
 	cfg := fwConfig(fd, QueueAuto)
-	cfg.Steer = Steer{Protocols: []string{"tcp"}, DPorts: []PortRange{{7020, 7020}, {7030, 7031}},
+	cfg.Steer = Steer{Protocols: []string{"tcp"}, DPorts: []PortRange{{Lo: 7020, Hi: 7020}, {Lo: 7030, Hi: 7031}},
 		InIfs: []string{"fw-c", "fw-x"}, Sources: []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24")}}
 	applied(t, cfg)
 	q := bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return accept })

@@ -94,7 +94,7 @@ const wantListing = `table inet qguard {
 func listingConfig(fd int) *Config {
 	c := DefaultConfig()
 	c.NetNS = fd
-	c.Steer = Steer{Protocols: []string{"tcp", "udp", "icmp"}, DPorts: []PortRange{{8000, 8100}, {53, 53}, {8050, 8060}},
+	c.Steer = Steer{Protocols: []string{"tcp", "udp", "icmp"}, DPorts: []PortRange{{Lo: 8000, Hi: 8100}, {Lo: 53, Hi: 53}, {Lo: 8050, Hi: 8060}},
 		InIfs: []string{"fw-c", "fw-s"}, NewOnly: true}
 	c.QueueNum, c.QueueCount, c.Fanout = 2, 4, true
 	return c
@@ -216,7 +216,7 @@ func TestIntegrationListing(t *testing.T) {
 func reloadConfigs(fd int, bypass bool, num uint16) (a, b *Config) {
 	a, b = fwConfig(fd, QueueAuto), fwConfig(fd, QueueAuto)
 	b.Hooks = []Hook{{"forward", 7}}
-	b.Steer.DPorts = []PortRange{{7050, 7050}, {9000, 9001}}
+	b.Steer.DPorts = []PortRange{{Lo: 7050, Hi: 7050}, {Lo: 9000, Hi: 9001}}
 	for _, c := range []*Config{a, b} {
 		c.Bypass, c.QueueNum = bypass, num
 	}

@@ -257,10 +257,10 @@ func (b *builder) match(load expr.Any, typ nftables.SetDatatype, keys [][]byte) 
 func (b *builder) portMatch(src bool, rs []PortRange) ([]expr.Any, error) {
 	if len(rs) == 1 {
 		r := rs[0]
-		if r.First == r.Last {
-			return one(portLoad(src), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(r.First)}), nil
+		if r.Lo == r.Hi {
+			return one(portLoad(src), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(r.Lo)}), nil
 		}
-		return one(portLoad(src), &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(r.First), ToData: be16(r.Last)}), nil
+		return one(portLoad(src), &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(r.Lo), ToData: be16(r.Hi)}), nil
 	}
 	s := anonSet(b.t, nftables.TypeInetService, true)
 	if err := b.c.AddSet(s, portElems(rs)); err != nil {

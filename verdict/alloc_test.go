@@ -89,7 +89,7 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 		var out []PortRange
 		for i := r.IntN(3); i > 0; i-- {
 			lo := uint16(r.IntN(100))
-			out = append(out, PortRange{lo, lo + uint16(r.IntN(30))})
+			out = append(out, PortRange{Lo: lo, Hi: lo + uint16(r.IntN(30))})
 		}
 		return out
 	}

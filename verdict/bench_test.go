@@ -29,7 +29,7 @@ func bigPolicy(nRules, nPrefixes int) *Policy {
 	p := &Policy{Default: ActionDrop, Sets: map[string][]netip.Prefix{"blocklist": set}}
 	p.Rules = append(p.Rules, Rule{Name: "blocklist", Match: Match{SrcSets: []string{"blocklist"}}, Action: ActionDrop})
 	for i := 1; i < nRules-1; i++ {
-		m := Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{uint16(1000 + i), uint16(1000 + i)})}
+		m := Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: uint16(1000 + i), Hi: uint16(1000 + i)})}
 		if i%3 == 0 {
 			m.Src = pfx(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16).String())
 		}
@@ -40,7 +40,7 @@ func bigPolicy(nRules, nPrefixes int) *Policy {
 		p.Rules = append(p.Rules, Rule{Name: "r" + itoa(i), Match: m, Action: ActionAccept})
 	}
 	p.Rules = append(p.Rules, Rule{Name: "web", Action: ActionAccept,
-		Match: Match{Protos: []uint8{ProtoTCP}, Dst: pfx("198.18.2.0/24", "2001:db8:2::/64"), DstPorts: ports(PortRange{443, 443})}})
+		Match: Match{Protos: []uint8{ProtoTCP}, Dst: pfx("198.18.2.0/24", "2001:db8:2::/64"), DstPorts: ports(PortRange{Lo: 443, Hi: 443})}})
 	return p
 }
 

@@ -358,7 +358,7 @@ func (rc *ruleCompiler) meta() {
 // dport of its own: DNS (RFC 1035 4.2), over UDP and TCP. mDNS (5353) is
 // not implied: its queries are multicast and rarely worth a rule; a rule
 // that wants it lists dport [53, 5353].
-var dnsPorts = []PortRange{{53, 53}}
+var dnsPorts = []PortRange{{Lo: 53, Hi: 53}}
 
 // l7 prepares the name and payload matchers.
 func (rc *ruleCompiler) l7() {

@@ -18,7 +18,7 @@ func TestCompileErrors(t *testing.T) {
 			{Name: "b", Match: Match{DstSets: []string{"missing"}, DNS: []string{"a..b"}, Payload: [][]byte{{}}}},
 			{Name: "c", Action: ActionAccept, Flow: true, RateLimit: &RateLimit{Rate: Rate{Events: 1, Per: time.Second}}},
 			{Name: "d", Action: ActionAccept, RateLimit: &RateLimit{}},
-			{Name: "e", Action: ActionAccept, Match: Match{DstPorts: []PortRange{{9, 1}}, Family: 5}},
+			{Name: "e", Action: ActionAccept, Match: Match{DstPorts: []PortRange{{Lo: 9, Hi: 1}}, Family: 5}},
 		},
 	}
 	_, err := CompileWith(bad, testIfaces)
@@ -62,7 +62,7 @@ func TestCompileSharedSet(t *testing.T) {
 	p := &Policy{Default: ActionAccept, Sets: map[string][]netip.Prefix{"n": pfx("198.18.0.0/15", "2001:db8::/32")}}
 	for i := 0; i < 300; i++ {
 		p.Rules = append(p.Rules, Rule{Name: itoa(i), Action: ActionDrop,
-			Match: Match{SrcSets: []string{"n"}, DstPorts: ports(PortRange{uint16(i), uint16(i)})}})
+			Match: Match{SrcSets: []string{"n"}, DstPorts: ports(PortRange{Lo: uint16(i), Hi: uint16(i)})}})
 	}
 	c := mustCompile(t, p)
 	if n := len(c.idx.src.sets.data) / c.words; n > 4 {

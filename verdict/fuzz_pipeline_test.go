@@ -16,7 +16,7 @@ func FuzzPipeline(f *testing.F) {
 			RateLimit: &RateLimit{Rate: Rate{Events: 10, Per: time.Second}, Key: RateKeyFlow}},
 		{Name: "pay", Match: Match{Payload: [][]byte{[]byte("evil")}}, Action: ActionDrop, Mark: 1, SetMark: true},
 		{Name: "meta", Match: Match{Mark: &MarkMatch{Value: 1, Mask: 1}, CT: CTStateNew, UIDs: []IDRange{{0, 10}}, InIfIndexes: []uint32{2}}, Action: ActionDrop},
-		{Name: "l4", Match: Match{Src: pfx("198.18.0.0/15", "2001:db8::/32"), DstPorts: ports(PortRange{1, 1024})}, Action: ActionAccept, Flow: true},
+		{Name: "l4", Match: Match{Src: pfx("198.18.0.0/15", "2001:db8::/32"), DstPorts: ports(PortRange{Lo: 1, Hi: 1024})}, Action: ActionAccept, Flow: true},
 	}}, testIfaces)
 	if err != nil {
 		f.Fatal(err)

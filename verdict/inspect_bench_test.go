@@ -48,7 +48,7 @@ func inspectedPolicy(t testing.TB) *Compiled {
 		{Name: "dns", Match: Match{DNS: []string{"*.blocked.test"}}, Action: ActionDrop},
 		{Name: "sni", Match: Match{SNI: []string{"*.blocked.test"}}, Action: ActionDrop},
 		{Name: "http", Match: Match{HTTPHost: []string{"*.blocked.test"}}, Action: ActionReject},
-		{Name: "web", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{9443, 9443})}, Action: ActionAccept},
+		{Name: "web", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 9443, Hi: 9443})}, Action: ActionAccept},
 	}})
 }
 

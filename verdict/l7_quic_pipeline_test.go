@@ -99,7 +99,7 @@ func TestQUICPipeline(t *testing.T) {
 			t.Fatalf("%s: blocked name to 8443 without a rule naming it: %+v", version, last)
 		}
 		p8443 := NewPipeline(quicPolicy(t, Rule{Name: "alt", Match: Match{Protos: []uint8{ProtoUDP},
-			DstPorts: ports(PortRange{8443, 8443}), SNI: []string{"*.alt.test"}}, Action: ActionReject}), nil)
+			DstPorts: ports(PortRange{Lo: 8443, Hi: 8443}), SNI: []string{"*.alt.test"}}, Action: ActionReject}), nil)
 		ds = quicDecide(p8443, 40004, 8443, blocked)
 		if last := ds[len(ds)-1]; last.Rule != 0 || last.Action != ActionDrop {
 			t.Fatalf("%s: blocked name to 8443 with a rule naming it: %+v", version, last)

@@ -35,7 +35,7 @@ func quicPortsOf(rules []crule) []PortRange {
 			continue
 		}
 		if ports == nil {
-			ports = []PortRange{{quicDefaultPort, quicDefaultPort}}
+			ports = []PortRange{{Lo: quicDefaultPort, Hi: quicDefaultPort}}
 		}
 		ports = append(ports, rules[i].dports...)
 	}

@@ -1,24 +1,29 @@
 package verdict
 
-import "net/netip"
+import (
+	"net/netip"
 
-// IP protocol numbers decoded by Decode (IANA "Assigned Internet Protocol
-// Numbers"; the same values as IPPROTO_* in linux/in.h).
+	"github.com/qguard/qguard/proto"
+)
+
+// IP protocol numbers decoded by Decode. The transport protocols are
+// package proto's (the one table of names and numbers); the IPv6
+// extension headers only Decode needs.
 const (
-	ProtoHopByHop  = 0   // IPv6 hop-by-hop options (RFC 8200 4.3)
-	ProtoICMP      = 1   // RFC 792
-	ProtoTCP       = 6   // RFC 9293
-	ProtoUDP       = 17  // RFC 768
-	ProtoDCCP      = 33  // RFC 4340
-	ProtoRouting   = 43  // IPv6 routing header (RFC 8200 4.4)
-	ProtoFragment  = 44  // IPv6 fragment header (RFC 8200 4.5)
-	ProtoESP       = 50  // RFC 4303
-	ProtoAH        = 51  // RFC 4302
-	ProtoICMPv6    = 58  // RFC 4443
-	ProtoNoNext    = 59  // IPv6 no next header
-	ProtoDstOpts   = 60  // IPv6 destination options (RFC 8200 4.6)
-	ProtoSCTP      = 132 // RFC 9260
-	ProtoUDPLite   = 136 // RFC 3828
+	ProtoHopByHop  = 0 // IPv6 hop-by-hop options (RFC 8200 4.3)
+	ProtoICMP      = proto.ICMP
+	ProtoTCP       = proto.TCP
+	ProtoUDP       = proto.UDP
+	ProtoDCCP      = proto.DCCP
+	ProtoRouting   = 43 // IPv6 routing header (RFC 8200 4.4)
+	ProtoFragment  = 44 // IPv6 fragment header (RFC 8200 4.5)
+	ProtoESP       = proto.ESP
+	ProtoAH        = proto.AH
+	ProtoICMPv6    = proto.ICMPv6
+	ProtoNoNext    = 59 // IPv6 no next header
+	ProtoDstOpts   = 60 // IPv6 destination options (RFC 8200 4.6)
+	ProtoSCTP      = proto.SCTP
+	ProtoUDPLite   = proto.UDPLite
 	ipv4HeaderLen  = 20
 	ipv6HeaderLen  = 40
 	tcpHeaderLen   = 20

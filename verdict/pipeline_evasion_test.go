@@ -18,7 +18,7 @@ func evasionPolicy(t *testing.T) *Compiled {
 		{Name: "dns", Match: Match{DNS: []string{"*.blocked.test", "blocked.test"}}, Action: ActionDrop},
 		{Name: "sni", Match: Match{SNI: []string{"*.blocked.test"}}, Action: ActionDrop},
 		{Name: "http", Match: Match{HTTPHost: []string{"*.blocked.test"}}, Action: ActionReject},
-		{Name: "udp9002", Match: Match{Protos: []uint8{ProtoUDP}, DstPorts: ports(PortRange{9002, 9002})}, Action: ActionDrop},
+		{Name: "udp9002", Match: Match{Protos: []uint8{ProtoUDP}, DstPorts: ports(PortRange{Lo: 9002, Hi: 9002})}, Action: ActionDrop},
 	}})
 }
 

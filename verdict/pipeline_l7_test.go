@@ -12,7 +12,7 @@ func exampleL7Policy(t *testing.T, extra ...Rule) *Compiled {
 	rules := append([]Rule{
 		{Name: "no-ads", Match: Match{DNS: []string{"*.ads.example", "tracker.example"}}, Action: ActionDrop},
 		{Name: "internal-only", Match: Match{Src: pfx("198.18.0.0/15", "2001:db8::/32"),
-			DstPorts: ports(PortRange{8000, 8100})}, Action: ActionAccept, Flow: true},
+			DstPorts: ports(PortRange{Lo: 8000, Hi: 8100})}, Action: ActionAccept, Flow: true},
 	}, extra...)
 	return mustCompile(t, &Policy{Default: ActionAccept, Rules: rules})
 }
@@ -54,7 +54,7 @@ func TestDNSRuleOnlyOnDNSPorts(t *testing.T) {
 	}
 	// A rule with dports of its own says which ports carry DNS.
 	c = mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "mdns", Match: Match{DstPorts: ports(PortRange{5353, 5353}), DNS: []string{"*.local"}}, Action: ActionDrop},
+		{Name: "mdns", Match: Match{DstPorts: ports(PortRange{Lo: 5353, Hi: 5353}), DNS: []string{"*.local"}}, Action: ActionDrop},
 	}})
 	p := NewPipeline(c, nil)
 	if d := decide(p, udp(tc4, "224.0.0.251", 5353, 5353, tDNS("printer.local")), nil); d.Rule != 0 {
@@ -76,7 +76,7 @@ func TestL7NotProtocolRulesOutAtOnce(t *testing.T) {
 		{Name: "tls-bad", Match: Match{SNI: []string{"*.bad.example"}}, Action: ActionDrop},
 		{Name: "http", Match: Match{HTTPHost: []string{"api.example"}}, Action: ActionReject},
 		{Name: "payload", Match: Match{Payload: [][]byte{[]byte("attack")}}, Action: ActionDrop},
-		{Name: "internal-only", Match: Match{DstPorts: ports(PortRange{8000, 8100})}, Action: ActionAccept, Flow: true},
+		{Name: "internal-only", Match: Match{DstPorts: ports(PortRange{Lo: 8000, Hi: 8100})}, Action: ActionAccept, Flow: true},
 	}})
 	p := NewPipeline(c, nil)
 	// The handshake waits: any of the L7 rules could still match.
@@ -127,8 +127,8 @@ func TestL7NotProtocolRulesOutAtOnce(t *testing.T) {
 // flow are dropped.
 func TestRejectReplyDirection(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "no-9100", Match: Match{Protos: []uint8{ProtoTCP, ProtoUDP}, DstPorts: ports(PortRange{9100, 9100})}, Action: ActionReject, Flow: true},
-		{Name: "drop-9101", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{9101, 9101})}, Action: ActionDrop},
+		{Name: "no-9100", Match: Match{Protos: []uint8{ProtoTCP, ProtoUDP}, DstPorts: ports(PortRange{Lo: 9100, Hi: 9100})}, Action: ActionReject, Flow: true},
+		{Name: "drop-9101", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 9101, Hi: 9101})}, Action: ActionDrop},
 	}})
 	for _, fam := range [][2]string{{tc4, ts4}, {tc6, ts6}} {
 		p := NewPipeline(c, nil)

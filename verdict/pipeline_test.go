@@ -21,7 +21,7 @@ func decide(p *Pipeline, t tpkt, m *Meta) (d Decision) {
 
 func TestCachedBothDirections(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionDrop, Rules: []Rule{
-		{Name: "web", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{443, 443})}, Action: ActionAccept, Flow: true},
+		{Name: "web", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 443, Hi: 443})}, Action: ActionAccept, Flow: true},
 	}})
 	for _, fam := range [][2]string{{tc4, ts4}, {tc6, ts6}} {
 		p := NewPipeline(c, nil)
@@ -250,7 +250,7 @@ func TestPerPacketMatchersNotCached(t *testing.T) {
 
 func TestInvalidAndFragments(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Invalid: ActionDrop, Rules: []Rule{
-		{Name: "p80", Match: Match{DstPorts: ports(PortRange{80, 80})}, Action: ActionReject},
+		{Name: "p80", Match: Match{DstPorts: ports(PortRange{Lo: 80, Hi: 80})}, Action: ActionReject},
 		{Name: "udp", Match: Match{Protos: []uint8{ProtoUDP}}, Action: ActionDrop},
 	}})
 	p := NewPipeline(c, nil)
@@ -298,7 +298,7 @@ func TestStages(t *testing.T) {
 
 func TestTraceString(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "ssh", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{22, 22})}, Action: ActionDrop},
+		{Name: "ssh", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionDrop},
 		{Name: "dns", Match: Match{Src: pfx("198.18.0.0/15"), DNS: []string{"*.example"}}, Action: ActionReject, Mark: 3, SetMark: true},
 	}})
 	p := NewPipeline(c, nil)
@@ -396,7 +396,7 @@ func TestRuleHits(t *testing.T) {
 // conntrack says the packet is a reply.
 func TestReplyFirstWithConntrack(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionDrop, Rules: []Rule{
-		{Name: "to-web", Match: Match{Dst: pfx(ts4 + "/32"), DstPorts: ports(PortRange{443, 443})}, Action: ActionAccept},
+		{Name: "to-web", Match: Match{Dst: pfx(ts4 + "/32"), DstPorts: ports(PortRange{Lo: 443, Hi: 443})}, Action: ActionAccept},
 	}})
 	p := NewPipeline(c, nil)
 	reply := tcp(ts4, tc4, 443, 40000, []byte("data"))

@@ -1,10 +1,11 @@
 package verdict
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/qguard/qguard/proto"
 )
 
 // Policy is an ordered list of named rules and the actions for packets no
@@ -90,15 +91,8 @@ type Match struct {
 }
 
 // PortRange is an inclusive range of ports; a single port has Lo == Hi.
-type PortRange struct{ Lo, Hi uint16 }
-
-// String formats r as "80" or "8000-8100".
-func (r PortRange) String() string {
-	if r.Lo == r.Hi {
-		return strconv.Itoa(int(r.Lo))
-	}
-	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
-}
+// It is proto.PortRange, the one port range config, rules and verdict share.
+type PortRange = proto.PortRange
 
 // IDRange is an inclusive range of user or group IDs.
 type IDRange struct{ Lo, Hi uint32 }

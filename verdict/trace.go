@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/gaissmai/bart"
+
+	"github.com/qguard/qguard/proto"
 )
 
 // Trace explains the decision for one packet: every rule looked at, matcher
@@ -123,34 +125,12 @@ func traceWalk(c *Compiled, x *inspect, t *Trace) Decision {
 }
 
 func summary(p *Packet) string {
-	proto := protoName(p.Proto)
+	name := proto.String(p.Proto)
 	if p.HasPorts() {
-		return fmt.Sprintf("%s %s -> %s, %d payload bytes", proto,
+		return fmt.Sprintf("%s %s -> %s, %d payload bytes", name,
 			netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort), len(p.Payload))
 	}
-	return fmt.Sprintf("%s %s -> %s, %d payload bytes", proto, p.Src, p.Dst, len(p.Payload))
-}
-
-var protoNames = map[uint8]string{ProtoTCP: "tcp", ProtoUDP: "udp", ProtoICMP: "icmp",
-	ProtoICMPv6: "icmpv6", ProtoSCTP: "sctp", ProtoUDPLite: "udplite", ProtoDCCP: "dccp",
-	ProtoESP: "esp", ProtoAH: "ah"}
-
-// ProtoNumber returns the IP protocol number of a name used in policies
-// ("tcp", "udp", "icmp", "icmpv6", "sctp", "udplite", "dccp", "esp", "ah").
-func ProtoNumber(name string) (uint8, bool) {
-	for n, s := range protoNames {
-		if s == name {
-			return n, true
-		}
-	}
-	return 0, false
-}
-
-func protoName(n uint8) string {
-	if s, ok := protoNames[n]; ok {
-		return s
-	}
-	return fmt.Sprintf("proto %d", n)
+	return fmt.Sprintf("%s %s -> %s, %d payload bytes", name, p.Src, p.Dst, len(p.Payload))
 }
 
 // traceRule checks every matcher of r, recording each, and returns the
@@ -168,7 +148,7 @@ func traceRule(r *crule, x *inspect, s *TraceStep) tri {
 	if r.family != 0 && !check("family", p.Family == r.family, "packet IPv%d, rule IPv%d", p.Family, r.family) {
 		return triNo
 	}
-	if !r.anyProto && !check("proto", r.protos[p.Proto>>6]&(1<<(p.Proto&63)) != 0, "packet %s", protoName(p.Proto)) {
+	if !r.anyProto && !check("proto", r.protos[p.Proto>>6]&(1<<(p.Proto&63)) != 0, "packet %s", proto.String(p.Proto)) {
 		return triNo
 	}
 	if r.hasSrc && !check("src", inTables(r.src, p.Src), "%s in %s", p.Src, r.srcDesc) {

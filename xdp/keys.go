@@ -3,6 +3,8 @@ package xdp
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/qguard/qguard/proto"
 )
 
 // Address families as stored in keys: the IP version (FAMILY_V4/V6 in
@@ -53,10 +55,10 @@ type entry struct {
 // Protocol numbers whose first four L4 bytes are ports (has_ports in
 // bpf/filter.c); flows of other protocols have ports 0.
 const (
-	ProtoTCP     = 6
-	ProtoUDP     = 17
-	ProtoUDPLite = 136
-	ProtoSCTP    = 132
+	ProtoTCP     = proto.TCP
+	ProtoUDP     = proto.UDP
+	ProtoUDPLite = proto.UDPLite
+	ProtoSCTP    = proto.SCTP
 )
 
 func hasPorts(proto uint8) bool {

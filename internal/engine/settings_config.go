@@ -104,7 +104,7 @@ func rulesConfig(r *config.Rules, num, count uint16) *rules.Config {
 		Marks: rules.Marks{Mask: r.Marks.Mask, AcceptFlow: r.Marks.AcceptFlow, DropFlow: r.Marks.DropFlow, Reject: r.Marks.Reject},
 		Steer: rules.Steer{
 			Protocols: append([]string(nil), r.Protocols...),
-			DPorts:    portRanges(r.DPorts), SPorts: portRanges(r.SPorts),
+			DPorts:    append([]rules.PortRange(nil), r.DPorts...), SPorts: append([]rules.PortRange(nil), r.SPorts...),
 			InIfs: append([]string(nil), r.InIfaces...), OutIfs: append([]string(nil), r.OutIfaces...),
 			NewOnly: r.NewOnly,
 		},
@@ -113,12 +113,4 @@ func rulesConfig(r *config.Rules, num, count uint16) *rules.Config {
 		c.Hooks = append(c.Hooks, rules.Hook{Name: h.Hook, Priority: h.Priority})
 	}
 	return c
-}
-
-func portRanges(in []verdict.PortRange) []rules.PortRange {
-	out := make([]rules.PortRange, len(in))
-	for i, r := range in {
-		out[i] = rules.PortRange{First: r.Lo, Last: r.Hi}
-	}
-	return out
 }

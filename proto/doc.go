@@ -1,0 +1,9 @@
+// Package proto is qguard's shared vocabulary: IP protocol numbers and
+// their names, and transport port ranges.
+//
+// It is a leaf: config, verdict, rules and xdp all import it, so a
+// protocol name or a port range means the same thing in `qguard check`,
+// in the policy, in the nftables rules and in the XDP maps. verdict and
+// rules keep their historical names for these types as aliases
+// (verdict.PortRange, rules.PortRange, verdict.ProtoTCP, xdp.ProtoTCP).
+package proto
