@@ -20,6 +20,7 @@ type File struct {
 	Control Control
 	Log     Log
 	Flows   Flows
+	Record  Record
 	Policy  verdict.Policy
 
 	rulePos []ruleInfo // where each policy rule and its keys are, for Compile's errors
@@ -94,6 +95,16 @@ type Log struct {
 	Decisions verdict.Rate // rate limit of per-decision log lines; zero Events: none
 }
 
+// Record is the record section: JSON lines, one per decision and one per
+// flow qguard decided when conntrack forgets it (docs/record.md).
+type Record struct {
+	Output string       // "": off; "stdout" (the journal under systemd); else a file path, reopened on SIGUSR1
+	Sample int          // record one decision in Sample (per queue)
+	Rate   verdict.Rate // at most this many decision records per queue
+	Buffer int          // records waiting for the writer; more are counted and dropped
+	Flows  bool         // flow records from conntrack destroy events
+}
+
 // Flows is the flows section: each queue's flow table.
 type Flows struct {
 	Max            int // flows per queue
@@ -118,6 +129,7 @@ func defaults() *File {
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
 		Control: Control{Socket: ""},
 		Log:     Log{Format: "text", Level: "info", Decisions: verdict.Rate{Events: 10, Per: time.Second}},
+		Record:  Record{Sample: 1, Rate: verdict.Rate{Events: 1000, Per: time.Second}, Buffer: 4096, Flows: true},
 		Flows: Flows{Max: verdict.DefaultFlowCapacity, TCPTimeout: verdict.DefaultTCPTimeout,
 			UDPTimeout: verdict.DefaultUDPTimeout, OtherTimeout: verdict.DefaultOtherTimeout,
 			ClosingTimeout: verdict.DefaultClosingTimeout, HelloBuffers: verdict.DefaultHelloBuffers},

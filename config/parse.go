@@ -213,6 +213,7 @@ func (d *decoder) file1(f *File, n *yaml.Node) {
 		},
 		"log":    func(v *yaml.Node) { d.log(&f.Log, v) },
 		"flows":  func(v *yaml.Node) { d.flows(&f.Flows, v) },
+		"record": func(v *yaml.Node) { d.record(&f.Record, v) },
 		"policy": func(v *yaml.Node) { f.rulePos = d.policy(&f.Policy, v) },
 	})
 	d.crossCheck(f)
@@ -340,6 +341,20 @@ func (d *decoder) log(l *Log, n *yaml.Node) {
 		"format":    d.oneOf(&l.Format, "log.format", "text", "json"),
 		"level":     d.oneOf(&l.Level, "log.level", "debug", "info", "warn", "error"),
 		"decisions": func(v *yaml.Node) { l.Decisions = d.rate(v, "log.decisions", true, l.Decisions) },
+	})
+}
+
+func (d *decoder) record(r *Record, n *yaml.Node) {
+	d.mapping(n, "record", fields{
+		"output": func(v *yaml.Node) {
+			if s, ok := d.scalarString(v, "record.output"); ok {
+				r.Output = s
+			}
+		},
+		"sample": func(v *yaml.Node) { r.Sample = d.intIn(v, "record.sample", 1, 1<<30, r.Sample) },
+		"rate":   func(v *yaml.Node) { r.Rate = d.rate(v, "record.rate", false, r.Rate) },
+		"buffer": func(v *yaml.Node) { r.Buffer = d.intIn(v, "record.buffer", 16, 1<<20, r.Buffer) },
+		"flows":  d.boolean(&r.Flows, "record.flows"),
 	})
 }
 

@@ -20,7 +20,7 @@ func TestErrors(t *testing.T) {
 		want       []string // "line:col: message" prefixes, in order
 	}{
 		{"unknown top-level key", "queue: {}\npolicyy: {}\n",
-			[]string{`2:1: unknown key "policyy" in the top level; expected one of: control, flows, log, metrics, policy, queue, rules, xdp`}},
+			[]string{`2:1: unknown key "policyy" in the top level; expected one of: control, flows, log, metrics, policy, queue, record, rules, xdp`}},
 		{"unknown nested key", "queue:\n  num: 1\n  cont: 2\n",
 			[]string{`3:3: unknown key "cont" in queue; expected one of: batch_size,`}},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n",

@@ -508,3 +508,21 @@ func (p *Pipeline) logAllow(now int64) bool {
 	p.logDenied.Add(1)
 	return false
 }
+
+// SeenNames returns the names the last Decide read from its packet: the
+// DNS question, the TLS or QUIC server name, the HTTP host; nil for what it
+// did not read (a policy without rules on a kind reads none of it). The
+// slices are the pipeline's and valid until the next Decide: copy them.
+func (p *Pipeline) SeenNames() (dns, sni, host []byte) {
+	x := &p.x
+	if x.got&needDNS != 0 {
+		dns = x.dnsName
+	}
+	if x.got&needSNI != 0 {
+		sni = x.sniName
+	}
+	if x.got&needHost != 0 {
+		host = x.hostName
+	}
+	return dns, sni, host
+}

@@ -95,8 +95,10 @@ type Engine struct {
 	tracePipe *verdict.Pipeline
 	traceGen  *policyState
 
-	links                  *links      // links_linux.go; nil offline
-	bypass                 bypassMeter // bypass.go
+	links                  *links          // links_linux.go; nil offline
+	rec                    *recorder       // record.go; nil without record.output
+	ct                     *conntrackWatch // conntrack_linux.go; nil without record.flows
+	bypass                 bypassMeter     // bypass.go
 	bypassStop, bypassDone chan struct{}
 
 	blockCh                               chan blockReq
@@ -168,6 +170,30 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	compiled, err := e.compile(set)
 	if err != nil {
 		return nil, err
+	}
+	if set.record.Output != "" && !e.opts.Offline {
+		if e.rec, err = newRecorder(set.record, e.links.ifaces); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		defer func() {
+			if err != nil {
+				e.rec.out.Close()
+			}
+		}()
+		if set.record.Flows {
+			ct, cerr := openConntrack()
+			if cerr != nil {
+				e.log.Warn("no flow records", "err", cerr)
+			} else {
+				e.ct = ct
+				e.rec.flows = make(chan ctEvent, 4096)
+				defer func() {
+					if err != nil {
+						e.ct.close()
+					}
+				}()
+			}
+		}
 	}
 	count := int(set.queue.Count)
 	e.reg.queues = count
@@ -314,6 +340,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.links != nil {
 		e.links.start()
 	}
+	if e.rec != nil {
+		e.rec.started.Store(true)
+		go e.rec.run()
+		if e.ct != nil {
+			e.ct.start(e.rec.flows)
+		}
+	}
 	ctx, e.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(e.runDone)
@@ -404,6 +437,8 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.links.close()
+	e.ct.close()
+	e.rec.close()
 	e.claim.Release()
 	if e.netns != nil {
 		e.netns.Close()

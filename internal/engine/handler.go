@@ -18,6 +18,8 @@ type queueState struct {
 	meta verdict.Meta
 	dec  verdict.Decision
 	c    counters
+	rec  recQueue // record.go
+	ev   recEvent
 	// lastID is the id of the queue's previous packet: the kernel numbers
 	// a queue's packets in order and delivers them in order, so a gap is
 	// packets it numbered but could not deliver (socket buffer full).
@@ -64,6 +66,9 @@ func (e *Engine) Handle(p *queue.Packet) {
 	e.apply(p, d, c, qs.gen.flowMarks)
 	if d.Log {
 		e.logDecision(p.Payload, d, qs.gen)
+	}
+	if e.rec != nil && !d.Cached && d.Rule != verdict.RulePending {
+		e.rec.decision(qs, p, d)
 	}
 	if d.BlockSource > 0 {
 		e.requestBlock(p.Payload, d.BlockSource, c)

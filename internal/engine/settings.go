@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
@@ -12,7 +13,8 @@ import (
 type settings struct {
 	queue        queue.Config
 	installRules bool
-	guardRules   bool // rules.guard: re-install the table when changed
+	record       config.Record // record.output "": no record
+	guardRules   bool          // rules.guard: re-install the table when changed
 	rules        *rules.Config
 	marks        rules.Marks
 	xdp          *xdp.Config // nil: no XDP

@@ -21,6 +21,7 @@ func newSettings(cfg *config.File, o *Options) (*settings, error) {
 		guardRules:   cfg.Rules.Guard,
 		policy:       &cfg.Policy,
 		pipeline:     cfg.PipelineOptions(),
+		record:       cfg.Record,
 		compile:      cfg.Compile,
 	}
 	if o.Queue != nil {

@@ -25,6 +25,10 @@ func (e *Engine) Stats() Stats {
 	}
 	e.guardStats(&s)
 	s.LogSuppressed = e.addPipelineStats(s.Queues)
+	if e.rec != nil {
+		rs := e.rec.stats()
+		s.Record = &rs
+	}
 	e.addKernelStats(s.Queues)
 	hits := e.RuleHits()
 	n := len(e.gen.Load().rules)

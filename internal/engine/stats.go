@@ -106,6 +106,8 @@ type Stats struct {
 	BlockDropped    uint64    `json:"block_dropped"`
 	BlockErrors     uint64    `json:"block_errors"`
 	LogSuppressed   uint64    `json:"log_suppressed"`
+	// Record counts the decision and flow record's lines; nil without one.
+	Record *RecordStats `json:"record,omitempty"`
 }
 
 // counters are one queue's hot-path counters. Only that queue's goroutine
