@@ -23,7 +23,8 @@ type File struct {
 	Record  Record
 	Policy  verdict.Policy
 
-	rulePos []ruleInfo // where each policy rule and its keys are, for Compile's errors
+	rulePos  []ruleInfo // where each policy rule and its keys are, for Compile's errors
+	rulesPos pos        // where the rules section is, for Check's errors
 }
 
 // Queue is the queue section: how qguard binds nfnetlink_queue.

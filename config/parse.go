@@ -205,7 +205,7 @@ func (d *decoder) list(n *yaml.Node, what string, fn func(item *yaml.Node)) {
 func (d *decoder) file1(f *File, n *yaml.Node) {
 	d.mapping(n, "the top level", fields{
 		"queue":   func(v *yaml.Node) { d.queue(&f.Queue, v) },
-		"rules":   func(v *yaml.Node) { d.rules(&f.Rules, v) },
+		"rules":   func(v *yaml.Node) { f.rulesPos = at(v); d.rules(&f.Rules, v) },
 		"xdp":     func(v *yaml.Node) { d.xdp(&f.XDP, v) },
 		"metrics": func(v *yaml.Node) { d.mapping(v, "metrics", fields{"listen": d.listenAddr(&f.Metrics.Listen)}) },
 		"control": func(v *yaml.Node) {

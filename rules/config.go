@@ -130,6 +130,13 @@ var hookNums = map[string]uint32{"prerouting": 0, "input": 1, "forward": 2, "out
 // and that the rules match ports of.
 var portProtos = map[uint8]bool{proto.TCP: true, proto.UDP: true, proto.SCTP: true, proto.UDPLite: true}
 
+// Validate reports what New would refuse in c before it touches the
+// kernel: the check `qguard check` shares with `qguard run`.
+func (c *Config) Validate() error {
+	_, err := c.normalize()
+	return err
+}
+
 // normalize returns a validated copy with defaults filled in.
 func (c *Config) normalize() (*Config, error) {
 	if c == nil {

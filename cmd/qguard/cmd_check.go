@@ -27,8 +27,9 @@ SYNOPSIS
     qguard check FILE...
 
 DESCRIPTION
-    Parses each FILE as "qguard run --config FILE" would, and compiles its
-    policy, without touching the kernel. Every problem is printed on its own
+    Parses each FILE as "qguard run --config FILE" would, compiles its
+    policy and validates its rules section with the checks "qguard run"
+    applies before installing the table, without touching the kernel. Every problem is printed on its own
     line as
 
         file:line:col: message
