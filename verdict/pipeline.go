@@ -184,6 +184,7 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		m = &p.noMeta
 	}
 	*d = Decision{}
+	p.x.got = 0 // SeenNames: nothing read yet from this packet (a cached one reads none)
 	now := p.clock()
 	if p.packets.Add(1)&15 == 0 {
 		p.flows.tick(now)

@@ -410,3 +410,20 @@ func TestDNSQuestionBound(t *testing.T) {
 		t.Errorf("%d questions: %+v", len(names)+1, d)
 	}
 }
+
+// TestSeenNamesNotStale: a packet served from the flow table reads no name,
+// so SeenNames does not report the previous packet's.
+func TestSeenNamesNotStale(t *testing.T) {
+	p := NewPipeline(evasionPolicy(t), nil)
+	decide(p, udp(tc4, ts4, 1, 53, dnsQuery(1, "a.allowed.test")), nil)
+	if dns, _, _ := p.SeenNames(); string(dns) != "a.allowed.test" {
+		t.Fatalf("dns %q", dns)
+	}
+	decide(p, udp(tc4, ts4, 2, 9003, []byte("x")), nil)
+	if d := decide(p, udp(tc4, ts4, 2, 9003, []byte("y")), nil); !d.Cached {
+		t.Fatalf("not cached: %+v", d)
+	}
+	if dns, sni, host := p.SeenNames(); dns != nil || sni != nil || host != nil {
+		t.Errorf("cached packet: %q %q %q", dns, sni, host)
+	}
+}
