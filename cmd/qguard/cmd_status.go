@@ -127,6 +127,17 @@ func printStatus(out io.Writer, s *engine.Stats) {
 	}
 	fmt.Fprintf(w, "(default)\t%s\t%d\n", s.Default.Action, s.Default.Hits)
 	w.Flush()
+	var alertDrop, alertReject uint64
+	for _, q := range s.Queues {
+		alertDrop, alertReject = alertDrop+q.AlertDrop, alertReject+q.AlertReject
+	}
+	if alertDrop+alertReject > 0 {
+		fmt.Fprintf(out, "\nalerts: %d packets accepted that alert rules would drop, %d would reject\n", alertDrop, alertReject)
+	}
+	if r := s.Record; r != nil {
+		fmt.Fprintf(out, "\nrecord: %d lines (%d flows), %d dropped (buffer full), %d over the rate, %d sampled out\n",
+			r.Written, r.Flows, r.Dropped, r.Limited, r.Sampled)
+	}
 	if s.BlockQueued+s.BlockDropped+s.BlockErrors > 0 {
 		fmt.Fprintf(out, "\nsource blocks: %d queued, %d dropped (channel full), %d failed\n",
 			s.BlockQueued, s.BlockDropped, s.BlockErrors)

@@ -13,6 +13,7 @@
 //	qguard_offloaded_total{queue}                    flows handed to the kernel
 //	qguard_marked_total{queue}                       packets given a mark
 //	qguard_cached_decisions_total{queue}             decisions from the flow table
+//	qguard_alerts_total{queue,would}                 packets alert rules accepted that they would drop or reject
 //	qguard_rule_hits_total{rule,action}              decisions per policy rule, and "(default)", "(invalid)", "(pending)", "(undecided)"
 //	qguard_flow_table_entries{queue}                 flow table size
 //	qguard_flow_table_evictions_total{queue}         flows evicted before they ended
