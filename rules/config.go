@@ -110,6 +110,10 @@ type Config struct {
 	// NetNS is an open network namespace file descriptor to work in; 0 is
 	// the caller's namespace.
 	NetNS int
+	// Mode KernelFirst compiles Policy into the table (see compile.go);
+	// QueueAll, the zero value, queues everything steered.
+	Mode   Mode
+	Policy *Policy
 }
 
 // DefaultConfig is the configuration of examples/qguard.yaml's rules section.
@@ -166,6 +170,17 @@ func (c *Config) normalize() (*Config, error) {
 	}
 	if n.Queue > QueueCompat {
 		return nil, fmt.Errorf("%w: queue implementation %d", ErrInvalidConfig, n.Queue)
+	}
+	if n.Mode > KernelFirst {
+		return nil, fmt.Errorf("%w: mode %d", ErrInvalidConfig, n.Mode)
+	}
+	if n.Mode == KernelFirst {
+		if n.Policy == nil {
+			return nil, fmt.Errorf("%w: mode kernel-first needs a policy", ErrInvalidConfig)
+		}
+		if err := n.Policy.check(); err != nil {
+			return nil, err
+		}
 	}
 	for _, check := range []func() error{n.checkHooks, n.checkQueue, n.checkMarks, n.checkSteer} {
 		if err := check(); err != nil {
