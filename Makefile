@@ -42,7 +42,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./queue
 
 ruletests: build
-	./bin/qguard test examples/tests
+	./bin/qguard test --mode kernel-first examples/tests
+	./bin/qguard test --mode queue-all examples/tests
 
 # Man pages (from the commands' help) and shell completions, into bin/.
 docs: build

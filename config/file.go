@@ -46,7 +46,8 @@ type Queue struct {
 
 // Rules is the rules section: the nftables table that steers packets.
 type Rules struct {
-	Install      bool // false: someone else steers traffic to the queues
+	Install      bool   // false: someone else steers traffic to the queues
+	Mode         string // "kernel-first" (the default) or "queue-all"
 	Table        string
 	Hooks        []Hook
 	Protocols    []string // names proto.Number knows: tcp, udp, icmp, icmpv6, sctp, udplite, dccp, gre, esp, ah
@@ -122,7 +123,7 @@ func defaults() *File {
 		Queue: Queue{Count: 1, CopyRange: 65535, MaxLen: 4096, FailOpen: true, GSO: true,
 			RcvBuf: 8 << 20, VerdictMode: "batch", BatchSize: queue.DefaultBatchSize, FlushInterval: time.Millisecond,
 			DefaultVerdict: verdict.ActionAccept},
-		Rules: Rules{Install: true, Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
+		Rules: Rules{Install: true, Mode: "kernel-first", Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
 			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true, Guard: true,
 			Marks:        Marks{Mask: 0x00ff0000, AcceptFlow: 0x00010000, DropFlow: 0x00020000, Reject: 0x00030000},
 			BlockTimeout: 10 * time.Minute},

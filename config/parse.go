@@ -252,6 +252,7 @@ var hookNames = []string{"prerouting", "input", "forward", "output", "postroutin
 func (d *decoder) rules(r *Rules, n *yaml.Node) {
 	d.mapping(n, "rules", fields{
 		"install": d.boolean(&r.Install, "rules.install"),
+		"mode":    d.oneOf(&r.Mode, "rules.mode", "kernel-first", "queue-all"),
 		"table":   func(v *yaml.Node) { d.ident(&r.Table, v, "rules.table") },
 		"hooks": func(v *yaml.Node) {
 			r.Hooks = nil

@@ -32,6 +32,12 @@ import (
 // policyChainSuffix names the policy chain of a hook's chain.
 const policyChainSuffix = "_policy"
 
+// policyChainName is the policy chain of hook in the builder's generation:
+// "<hook>_policy_g<n>", deleted with the generation.
+func (b *builder) policyChainName(hook string) string {
+	return genName(hook+policyChainSuffix, b.gen)
+}
+
 // dccp is IPPROTO_DCCP; user space matches ports on it as well.
 const dccp = 33
 
@@ -87,6 +93,8 @@ func (b *builder) steered(ch *nftables.Chain, note string, final []expr.Any) err
 	if err != nil {
 		return err
 	}
+	// Never queue a packet that carries a qguard mark: user space re-injected
+	// it with NF_REPEAT and an unknown value would otherwise loop forever.
 	common = append(common, maskedEq(metaMark(), b.cfg.Marks.Mask, 0)...)
 	s := &b.cfg.Steer
 	if len(s.Sources)+len(s.Destinations) == 0 {
@@ -122,8 +130,7 @@ func (b *builder) policyRules(ch *nftables.Chain, hook string, steerAway bool) e
 		b.rule(ch, queueNote(defaultNote, p.DefaultQueue), one(&expr.Counter{}, b.queueVerdict(steerAway)))
 		return nil
 	}
-	b.actionRules(ch, hook, defaultNote, nil, p.Default)
-	return nil
+	return b.actionRules(ch, hook, defaultNote, func() ([]expr.Any, bool, error) { return nil, true, nil }, p.Default, steerAway)
 }
 
 // policyRule adds the nftables rules of one policy rule.
@@ -138,20 +145,43 @@ func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, ste
 		if r.Family != 0 && fam != r.Family {
 			continue
 		}
-		m, ok, err := b.policyMatch(r, fam)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		// Each nftables rule gets its own anonymous sets (a set is bound to
+		// one rule), so the matchers are built once per rule.
+		match := func() ([]expr.Any, bool, error) { return b.policyMatch(r, fam) }
+		if _, ok, err := b.policyMatchable(r, fam); err != nil || !ok {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if r.Queue != "" {
+			m, _, err := match()
+			if err != nil {
+				return err
+			}
 			b.rule(ch, queueNote(policyNote(r.Name), r.Queue), m, one(&expr.Counter{}, b.queueVerdict(steerAway)))
 			continue
 		}
-		b.actionRules(ch, hook, policyNote(r.Name), m, r.Action)
+		if err := b.actionRules(ch, hook, policyNote(r.Name), match, r.Action, steerAway); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// policyMatchable reports whether r can match a packet of family fam,
+// without adding anything.
+func (b *builder) policyMatchable(r *PolicyRule, fam uint8) (bool, bool, error) {
+	if fam != 0 {
+		v6 := fam == 6
+		if r.HasSrc && prefixElems(r.Src, v6) == nil || r.HasDst && prefixElems(r.Dst, v6) == nil {
+			return false, false, nil
+		}
+	}
+	if len(r.SPorts)+len(r.DPorts) > 0 && len(portProtosOf(r.Protos)) == 0 {
+		return false, false, nil
+	}
+	return true, true, nil
 }
 
 // actionRules adds match followed by action: an accept also marks the
@@ -159,21 +189,40 @@ func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, ste
 // the mark; a reject is a TCP reset for TCP and an ICMP(v6) port
 // unreachable otherwise, like the verdict-mark rules (a drop where the
 // kernel has no reject).
-func (b *builder) actionRules(ch *nftables.Chain, hook, note string, match []expr.Any, a Action) {
+func (b *builder) actionRules(ch *nftables.Chain, hook, note string, match func() ([]expr.Any, bool, error), a Action, steerAway bool) error {
 	m := b.cfg.Marks
+	n := 1
+	if a == ActionReject && rejectHooks[hook] {
+		n = 2
+	}
+	ms := make([][]expr.Any, n)
+	for i := range ms {
+		var err error
+		if ms[i], _, err = match(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case a == ActionAccept:
-		b.rule(ch, note, match, ctMarkMerge(m.Mask, m.AcceptFlow), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
-	case a == ActionReject && rejectHooks[hook]:
-		b.rule(ch, note, match, one(
+		b.rule(ch, note, ms[0], ctMarkMerge(m.Mask, m.AcceptFlow), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+	case n == 2:
+		b.rule(ch, note, ms[0], one(
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 			&expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}))
-		b.rule(ch, note, match, one(&expr.Counter{},
+		if hook == "output" {
+			// A local sender whose datagram is rejected here gets EPERM from
+			// sendmsg, not the ICMP error a queued packet would earn it
+			// (user space's reject happens after sendmsg returned).
+			b.rule(ch, queueNote(note, "reject of a local datagram"), ms[1], one(&expr.Counter{}, b.queueVerdict(steerAway)))
+			break
+		}
+		b.rule(ch, note, ms[1], one(&expr.Counter{},
 			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}))
 	default:
-		b.rule(ch, note, match, one(&expr.Counter{}, verdict(expr.VerdictDrop)))
+		b.rule(ch, note, ms[0], one(&expr.Counter{}, verdict(expr.VerdictDrop)))
 	}
+	return nil
 }
 
 // policyMatch returns the matchers of r for family fam (0: both), ok false

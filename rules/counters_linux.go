@@ -86,3 +86,22 @@ func Sum(cs []RuleCounter, rule string) (packets uint64) {
 	}
 	return packets
 }
+
+// KernelHits sums the counters of the policy rules the kernel decided, by
+// rule name (policy mode KernelFirst); the default's are under "" . The
+// queue rules of rules that user space decides are not hits: user space
+// counts those packets when it decides them.
+func KernelHits(cs []RuleCounter) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, c := range cs {
+		if strings.Contains(c.Rule, " -> queue: ") {
+			continue
+		}
+		if name, ok := strings.CutPrefix(c.Rule, "rule "); ok {
+			out[name] += c.Packets
+		} else if c.Rule == defaultNote {
+			out[""] += c.Packets
+		}
+	}
+	return out
+}

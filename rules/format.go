@@ -167,6 +167,12 @@ func (f *formatter) expr(e expr.Any) {
 		f.parts = append(f.parts, f.keyText(e.SourceRegister)+" "+not+f.setText(e.SetName, f.reg(e.SourceRegister)))
 	case *expr.Dynset:
 		f.parts = append(f.parts, fmt.Sprintf("add @%s { %s timeout %s }", e.SetName, f.keyText(e.SrcRegKey), nftDuration(e.Timeout)))
+	case *expr.Byteorder:
+		o := f.reg(e.SourceRegister)
+		if e.Op == expr.ByteorderHton {
+			o.text = "htonl(" + o.text + ")"
+		}
+		f.regs[slot(e.DestRegister)] = o
 	case *expr.Counter:
 		f.parts = append(f.parts, fmt.Sprintf("counter packets %d bytes %d", e.Packets, e.Bytes))
 	case *expr.Verdict:
@@ -366,6 +372,10 @@ func metaKeyName(k expr.MetaKey) string {
 		return "iifname"
 	case expr.MetaKeyOIFNAME:
 		return "oifname"
+	case expr.MetaKeySKUID:
+		return "skuid"
+	case expr.MetaKeySKGID:
+		return "skgid"
 	}
 	return fmt.Sprintf("key%d", k)
 }

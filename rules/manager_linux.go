@@ -289,10 +289,22 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 	}
 	var fresh []*nftables.Chain
 	for _, h := range cfg.Hooks {
+		var pol *nftables.Chain
+		if cfg.Mode == KernelFirst {
+			// Added before the chain that jumps to it; deleted after it
+			// (sorted names: "<hook>_g<n>" < "<hook>_policy_g<n>").
+			pol = c.AddChain(&nftables.Chain{Name: b.policyChainName(h.Name), Table: tab})
+			if err := b.policyRules(pol, h.Name, steerAway); err != nil {
+				return false, err
+			}
+		}
 		ch := c.AddChain(&nftables.Chain{Name: genName(h.Name, gen), Table: tab})
 		fresh = append(fresh, ch)
 		if err := b.chainRules(ch, h.Name, steerAway); err != nil {
 			return false, err
+		}
+		if pol != nil {
+			fresh = append(fresh, pol)
 		}
 	}
 	if err := c.Flush(); err != nil {

@@ -189,3 +189,4 @@ func (p *Policy) check() error {
 	}
 	return nil
 }
+

@@ -138,19 +138,16 @@ func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) er
 	} else {
 		b.rule(ch, "verdict reject (drop: no reject at this hook)", maskedEq(metaMark(), m.Mask, m.Reject), one(counter(), verdict(expr.VerdictDrop)))
 	}
-	return b.queueRules(ch, steerAway)
+	return b.queueRules(ch, hook, steerAway)
 }
 
 // queueRules adds the steering rule(s): one, or one per address family when
-// address prefixes are configured.
-func (b *builder) queueRules(ch *nftables.Chain, steerAway bool) error {
-	common, err := b.steerMatch()
-	if err != nil {
-		return err
+// address prefixes are configured. In mode KernelFirst, steered packets of
+// new connections go to the policy chain first (kernelFirstRules).
+func (b *builder) queueRules(ch *nftables.Chain, hook string, steerAway bool) error {
+	if b.cfg.Mode == KernelFirst {
+		return b.kernelFirstRules(ch, b.policyChainName(hook), steerAway)
 	}
-	// Never queue a packet that carries a qguard mark: user space re-injected
-	// it with NF_REPEAT and an unknown value would otherwise loop forever.
-	common = append(common, maskedEq(metaMark(), b.cfg.Marks.Mask, 0)...)
 	// The kernel's answer to a packet it rejects (TCP reset, ICMP error)
 	// carries that packet's unconfirmed conntrack entry, which the packet
 	// still holds. nfnetlink_queue drops a packet whose unconfirmed entry is
@@ -158,34 +155,11 @@ func (b *builder) queueRules(ch *nftables.Chain, steerAway bool) error {
 	// and a local sender would wait for its timeout instead of seeing the
 	// refusal (TestIntegrationLocalReject). Queueing it could only drop it.
 	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
-	final := []expr.Any{&expr.Counter{}}
 	note := "steer to queue"
 	if steerAway && b.cfg.Bypass {
-		final, note = append(final, verdict(expr.VerdictAccept)), "steered away (shutdown)"
-	} else {
-		c := b.cfg
-		final = append(final, queueExpr(b.impl, c.QueueNum, c.QueueCount, c.Bypass, c.Fanout))
+		note = "steered away (shutdown)"
 	}
-	s := &b.cfg.Steer
-	if len(s.Sources)+len(s.Destinations) == 0 {
-		b.rule(ch, note, common, final)
-		return nil
-	}
-	n := 0
-	for _, v6 := range []bool{false, true} {
-		m, ok, err := b.addrMatch(v6)
-		if err != nil {
-			return err
-		}
-		if ok {
-			b.rule(ch, note, m, common, final)
-			n++
-		}
-	}
-	if n == 0 {
-		return fmt.Errorf("%w: sources and destinations share no address family", ErrInvalidConfig)
-	}
-	return nil
+	return b.steered(ch, note, one(&expr.Counter{}, b.queueVerdict(steerAway)))
 }
 
 // steerMatch returns the matchers of Config.Steer common to all families.

@@ -32,6 +32,7 @@ func init() {
 		junit   string
 		asJSON  bool
 		verbose bool
+		mode    string
 	)
 	c := &cobra.Command{
 		Use:   "test [FILES or DIRS]...",
@@ -40,7 +41,7 @@ func init() {
     qguard test - run policy test files against the kernel
 
 SYNOPSIS
-    qguard test [-j N] [--junit FILE] [--json] [-v] FILE|DIR...
+    qguard test [-j N] [--junit FILE] [--json] [-v] [--mode MODE] FILE|DIR...
 
 DESCRIPTION
     Each test file (YAML, see docs/ruletest.md) names a policy and cases: a
@@ -59,6 +60,9 @@ OPTIONS
     --junit FILE     also write a JUnit XML report to FILE
     --json           print the report as JSON instead of text lines
     -v, --verbose    print the rule trace of passing cases too
+    --mode MODE      run every file in rules.mode MODE (kernel-first or
+                     queue-all) instead of the file's own; a policy must
+                     pass in both
 
 OUTPUT
     One PASS/FAIL line per case; a failure adds what was sent, what
@@ -69,18 +73,22 @@ EXIT STATUS
     0 every case passed; 1 a case failed or a file could not run;
     2 bad usage or a bad test file (file:line:column errors), or not root.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRuleTests(cmd, args, jobs, junit, asJSON, verbose)
+			if mode != "" && mode != "kernel-first" && mode != "queue-all" {
+				return usageError(fmt.Errorf("test: --mode %q: want kernel-first or queue-all", mode))
+			}
+			return runRuleTests(cmd, args, jobs, junit, asJSON, verbose, mode)
 		},
 	}
 	c.Flags().IntVarP(&jobs, "jobs", "j", 0, "files run at once (default min(2, files))")
 	c.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report to `FILE`")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the rule trace of passing cases too")
+	c.Flags().StringVar(&mode, "mode", "", "run every file in rules.mode `MODE` (kernel-first or queue-all)")
 	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(c)
 }
 
-func runRuleTests(cmd *cobra.Command, args []string, jobs int, junit string, asJSON, verbose bool) error {
+func runRuleTests(cmd *cobra.Command, args []string, jobs int, junit string, asJSON, verbose bool, mode string) error {
 	if len(args) == 0 {
 		return usageError(errors.New("test: name at least one test file or directory (e.g. examples/tests)"))
 	}
@@ -102,7 +110,7 @@ func runRuleTests(cmd *cobra.Command, args []string, jobs int, junit string, asJ
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := cmd.OutOrStdout()
-	opts := &ruletest.Options{Jobs: jobs, Verbose: verbose}
+	opts := &ruletest.Options{Jobs: jobs, Verbose: verbose, Mode: mode}
 	if !asJSON {
 		opts.OnCase = func(c ruletest.CaseResult) { ruletest.WriteCase(out, c) }
 	}

@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 
+	"github.com/qguard/qguard/rules"
+
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -45,6 +47,21 @@ type ruleRegistry struct {
 	mu     sync.Mutex
 	queues int
 	byName map[string]*ruleCounter
+}
+
+// counter returns the counter of name, made (with no action) if missing.
+func (r *ruleRegistry) counter(name string) *ruleCounter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = map[string]*ruleCounter{}
+	}
+	rc := r.byName[name]
+	if rc == nil {
+		rc = newRuleCounter(name, "", r.queues)
+		r.byName[name] = rc
+	}
+	return rc
 }
 
 func (r *ruleRegistry) get(name, action string) *ruleCounter {
@@ -90,13 +107,16 @@ func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policySt
 
 // RuleHits returns the hit counts of the running policy's rules, in policy
 // order, followed by the special counters (CounterDefault, CounterInvalid,
-// CounterPending, CounterStage, CounterUndecided). Counts are totals over every queue and
-// every reload that kept the rule's name.
+// CounterPending, CounterStage, CounterUndecided). Counts are totals over
+// every queue and every reload that kept the rule's name, and include the
+// packets the kernel decided for the rule (mode kernel-first; read over
+// netlink).
 func (e *Engine) RuleHits() []RuleStats {
 	g := e.gen.Load()
+	kernel := e.kernelHits()
 	out := make([]RuleStats, 0, len(g.rules)+5)
 	for i, rc := range append(append([]*ruleCounter(nil), g.rules...), g.def, g.invalid, g.pending, g.stage, g.undecided) {
-		out = append(out, RuleStats{Name: rc.name, Action: rc.action, Hits: rc.total()})
+		out = append(out, RuleStats{Name: rc.name, Action: rc.action, Hits: rc.total() + rc.kernel.Load() + kernel[rc.name]})
 		if i < len(g.rules) && g.policy.Rules[i].Action == verdict.ActionAlert {
 			out[i].AlertAs = verdict.ActionDrop.String()
 			if g.policy.Rules[i].AlertAs == verdict.ActionReject {
@@ -116,5 +136,35 @@ func (e *Engine) Hits(name string) uint64 {
 	if rc == nil {
 		return 0
 	}
-	return rc.total()
+	return rc.total() + rc.kernel.Load() + e.kernelHits()[name]
+}
+
+// kernelHits reads what the kernel decided per policy rule in the table's
+// current generation (mode kernel-first), by rule name, the default under
+// CounterDefault; nil without rules or when they cannot be read.
+func (e *Engine) kernelHits() map[string]uint64 {
+	if e.rules == nil {
+		return nil
+	}
+	cs, err := e.rules.Counters()
+	if err != nil {
+		return nil
+	}
+	hits := rules.KernelHits(cs)
+	if d, ok := hits[""]; ok {
+		delete(hits, "")
+		hits[CounterDefault] += d
+	}
+	return hits
+}
+
+// foldKernelHits keeps the kernel counts of a generation that a reload
+// replaced (read just before) in the rule counters. Packets the old
+// generation decided between that read and the switch are not counted.
+func (e *Engine) foldKernelHits(old map[string]uint64) {
+	for name, n := range old {
+		if n > 0 {
+			e.reg.counter(name).kernel.Add(n)
+		}
+	}
 }

@@ -112,9 +112,11 @@ func (e *Engine) swap(set *settings, compiled *verdict.Compiled) error {
 		if !set.installRules {
 			e.log.Warn("rules.install changed to false: takes effect on restart")
 		}
+		old := e.kernelHits()
 		if err := e.rules.Replace(set.rules); err != nil {
 			return fmt.Errorf("replace nftables rules: %w", err)
 		}
+		e.foldKernelHits(old)
 		if g := e.guard.Load(); g != nil {
 			g.SetRepair(set.guardRules)
 		}

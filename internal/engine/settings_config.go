@@ -41,6 +41,7 @@ func newSettings(cfg *config.File, o *Options) (*settings, error) {
 		s.queue.VerdictMode = m
 	}
 	s.rules = rulesConfig(&cfg.Rules, s.queue.Num, s.queue.Count)
+	setMode(s.rules, cfg)
 	s.rules.NetNS = o.NetNS
 	s.marks = s.rules.Marks
 	if s.marks.Mask == 0 {
@@ -95,7 +96,17 @@ func verdictMode(s string) (queue.VerdictMode, error) {
 // RulesConfig is the rules package's Config for a configuration file: the
 // table `qguard run` installs, also what `qguard rules apply` installs.
 func RulesConfig(f *config.File) *rules.Config {
-	return rulesConfig(&f.Rules, f.Queue.Num, f.Queue.Count)
+	c := rulesConfig(&f.Rules, f.Queue.Num, f.Queue.Count)
+	setMode(c, f)
+	return c
+}
+
+// setMode puts the file's rules.mode into c: with kernel-first, the policy
+// the kernel runs. An empty mode (a File not from Parse) is queue-all.
+func setMode(c *rules.Config, f *config.File) {
+	if f.Rules.Mode == "kernel-first" {
+		c.Mode, c.Policy = rules.KernelFirst, kernelPolicy(&f.Policy)
+	}
 }
 
 func rulesConfig(r *config.Rules, num, count uint16) *rules.Config { return r.Config(num, count) }

@@ -159,6 +159,9 @@ func (c *counters) snapshot(q uint16) QueueStats {
 type ruleCounter struct {
 	name, action string
 	perQueue     []paddedCount
+	// kernel holds what the kernel decided for the rule in generations of
+	// the table that a reload has replaced (their counters went with them).
+	kernel atomic.Uint64
 }
 
 type paddedCount struct {

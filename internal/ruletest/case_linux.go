@@ -122,7 +122,7 @@ func (r *fileRun) attempt(ctx context.Context, c *Case, timeout time.Duration) C
 	if c.Logged != nil {
 		r.checkLogged(c, &pr, &cr)
 	}
-	traceRule, trace := r.fw.Explain(pr.Src, pr.Proto)
+	traceRule, trace := r.fw.Explain(pr.Src, pr.Dst, pr.Proto)
 	cr.Rule = displayRule(traceRule)
 	if counted {
 		r.settle()
@@ -241,15 +241,27 @@ func counterNames(m map[string]uint64) []string {
 // stragglers of the previous case (a FIN, a retransmission) are not counted
 // against the next one.
 func (r *fileRun) settle() {
-	last := r.fw.Counters()["packets"]
+	last := activity(r.fw.Counters())
 	for i := 0; i < 20; i++ {
 		time.Sleep(15 * time.Millisecond)
-		n := r.fw.Counters()["packets"]
+		n := activity(r.fw.Counters())
 		if n == last {
 			return
 		}
 		last = n
 	}
+}
+
+// activity is the packets the queue saw plus the rule hits, which include
+// what the kernel decided without queueing (rules mode kernel-first).
+func activity(cs map[string]uint64) uint64 {
+	n := cs["packets"]
+	for k, v := range cs {
+		if strings.HasPrefix(k, "hits.") {
+			n += v
+		}
+	}
+	return n
 }
 
 func (r *fileRun) checkLogged(c *Case, pr *Probe, cr *CaseResult) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -33,6 +34,21 @@ type engineFirewall struct {
 	rec  *recorder
 	logs *logRecorder
 	ns   *os.File
+	// ifs are the firewall's interface indexes by name, for traces of
+	// packets the kernel decided.
+	ifs map[string]uint32
+}
+
+// fromClient says whether src is on the client side (not the firewall's
+// own address, whose packets leave through the output hook).
+func (fw *engineFirewall) fromClient(src netip.AddrPort) bool {
+	for _, p := range []string{"198.18.1.0/24", "2001:db8:1::/64"} {
+		if netip.MustParsePrefix(p).Contains(src.Addr()) && src.Addr() != netip.MustParseAddr("198.18.1.1") &&
+			src.Addr() != netip.MustParseAddr("2001:db8:1::1") {
+			return true
+		}
+	}
+	return false
 }
 
 func startEngine(ctx context.Context, t *topo.Topology, f *File) (_ firewall, err error) {
@@ -59,6 +75,12 @@ func startEngine(ctx context.Context, t *topo.Topology, f *File) (_ firewall, er
 		NetNS:  int(fw.ns.Fd()),
 	}
 	if err := t.Firewall.Do(func() (err error) {
+		fw.ifs = map[string]uint32{}
+		for name := range topologyIfaces {
+			if ifi, err := net.InterfaceByName(name); err == nil {
+				fw.ifs[name] = uint32(ifi.Index)
+			}
+		}
 		fw.e, err = engine.New(cfg, opts)
 		return err
 	}); err != nil {
@@ -105,10 +127,22 @@ func (fw *engineFirewall) Counters() map[string]uint64 {
 
 // Explain traces the recorded packets of a flow: the first one the policy
 // decides (rather than waits on for L7 data) names the rule.
-func (fw *engineFirewall) Explain(src netip.AddrPort, proto uint8) (string, string) {
+func (fw *engineFirewall) Explain(src, dst netip.AddrPort, proto uint8) (string, string) {
 	pkts := fw.rec.get(src, proto)
 	if len(pkts) == 0 {
-		return "", "no packet of this case reached qguard's queue"
+		const none = "no packet of this case reached qguard's queue"
+		raw := synthPacket(src, dst, proto)
+		if raw == nil || fw.e.Config().Rules.Mode != "kernel-first" {
+			return "", none
+		}
+		// Kernel-first: the kernel decided what user space would have; the
+		// trace of the probe's first packet says which rule and why.
+		m := &verdict.Meta{InIf: fw.ifs["fw-c"], OutIf: fw.ifs["fw-s"], HasCT: true, CTState: verdict.CTNew}
+		if !fw.fromClient(src) {
+			m.InIf = 0
+		}
+		tr := fw.e.Trace(raw, m)
+		return engineRuleName(tr.Rule), none + " (decided in the kernel); user space's trace of its first packet:\n" + tr.String()
 	}
 	var b strings.Builder
 	rule := ""

@@ -151,4 +151,6 @@ type File struct {
 	Timeout    time.Duration
 	Parallel   bool
 	Cases      []Case
+	// Mode, when set, overrides the file's rules.mode (Options.Mode).
+	Mode string
 }

@@ -22,6 +22,9 @@ func loadConfig(f *File) (*config.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.Mode != "" {
+		cfg.Rules.Mode = f.Mode
+	}
 	if !cfg.Rules.Install {
 		return nil, fmt.Errorf("rules.install is false: the test needs qguard's own nftables rules to steer traffic to its queue")
 	}

@@ -21,6 +21,9 @@ type Options struct {
 	Verbose bool
 	// OnCase is called as each case finishes; Run serializes the calls.
 	OnCase func(CaseResult)
+	// Mode, when set ("kernel-first" or "queue-all"), replaces every
+	// file's rules.mode, so one run checks a policy in one mode.
+	Mode string
 
 	// firewall starts qguard for one file; tests replace it.
 	firewall func(ctx context.Context, t *topo.Topology, f *File) (firewall, error)
@@ -39,7 +42,7 @@ type firewall interface {
 	Counters() map[string]uint64
 	// Explain traces the recorded packets of the flow that src opened,
 	// returning the rule that decides it and the trace text.
-	Explain(src netip.AddrPort, proto uint8) (rule, trace string)
+	Explain(src, dst netip.AddrPort, proto uint8) (rule, trace string)
 	// Logged returns the rules named by decision log lines about the flow
 	// that src opened.
 	Logged(src netip.AddrPort, proto uint8) []string
@@ -69,6 +72,15 @@ func Run(ctx context.Context, files []*File, o *Options) *Report {
 			defer mu.Unlock()
 			fn(c)
 		}
+	}
+	if opts.Mode != "" {
+		over := make([]*File, len(files))
+		for i, f := range files {
+			c := *f
+			c.Mode = opts.Mode
+			over[i] = &c
+		}
+		files = over
 	}
 	jobs := opts.Jobs
 	if jobs <= 0 {

@@ -16,7 +16,7 @@ import (
 type nftFirewall struct{ counters map[string]uint64 }
 
 func (n *nftFirewall) Counters() map[string]uint64 { return n.counters }
-func (n *nftFirewall) Explain(netip.AddrPort, uint8) (string, string) {
+func (n *nftFirewall) Explain(netip.AddrPort, netip.AddrPort, uint8) (string, string) {
 	return "", "no trace: nftables stand-in"
 }
 func (n *nftFirewall) Logged(netip.AddrPort, uint8) []string { return nil }

@@ -17,6 +17,7 @@ type Options struct {
 	Prefix  string
 	Verbose bool
 	OnCase  func(CaseResult)
+	Mode    string
 }
 
 // DefaultPrefix names the namespaces of a run.

@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/qguard/qguard/rules"
+	"github.com/qguard/qguard/verdict"
+)
+
+// kernelPolicy is the part of p the kernel can run (rules.Config.Policy,
+// mode kernel-first): each rule's kernel matchers and action, and for a
+// rule that user space must decide, why. Named sets are flattened into the
+// rule's prefixes.
+//
+// User space decides a rule with an L7 matcher (the kernel queues what its
+// addresses and ports match, with the ports a dns matcher implies), a mark
+// or conntrack state matcher (evaluated per packet in user space, so the
+// kernel must not hand the flow to its conntrack mark), interface indexes,
+// and every rule option: mark, log, rate_limit, block_source and flow.
+func kernelPolicy(p *verdict.Policy) *rules.Policy {
+	out := &rules.Policy{Default: kernelAction(p.Default), Rules: make([]rules.PolicyRule, len(p.Rules))}
+	for i := range p.Rules {
+		out.Rules[i] = kernelRule(&p.Rules[i], p.Sets)
+	}
+	return out
+}
+
+func kernelAction(a verdict.Action) rules.Action {
+	switch a {
+	case verdict.ActionAccept:
+		return rules.ActionAccept
+	case verdict.ActionReject:
+		return rules.ActionReject
+	}
+	return rules.ActionDrop
+}
+
+// dnsPort is the destination port a dns matcher implies when the rule
+// names none (verdict's compile does the same).
+var dnsPort = []rules.PortRange{{First: 53, Last: 53}}
+
+func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix) rules.PolicyRule {
+	m := &r.Match
+	k := rules.PolicyRule{
+		Name: r.Name, Family: m.Family, Protos: slices.Clone(m.Protos),
+		SPorts: portRanges(m.SrcPorts), DPorts: portRanges(m.DstPorts),
+		InIfs: slices.Clone(m.InIfaces), OutIfs: slices.Clone(m.OutIfaces),
+		HasSrc: len(m.Src)+len(m.SrcSets) > 0, HasDst: len(m.Dst)+len(m.DstSets) > 0,
+		Action: kernelAction(r.Action),
+	}
+	k.Src = flatten(m.Src, m.SrcSets, sets)
+	k.Dst = flatten(m.Dst, m.DstSets, sets)
+	for _, ids := range []struct {
+		in  []verdict.IDRange
+		out *[]rules.IDRange
+	}{{m.UIDs, &k.UIDs}, {m.GIDs, &k.GIDs}} {
+		for _, id := range ids.in {
+			*ids.out = append(*ids.out, rules.IDRange{First: id.Lo, Last: id.Hi})
+		}
+	}
+	if len(m.DNS) > 0 && len(k.DPorts) == 0 {
+		k.DPorts = dnsPort
+	}
+	k.Queue = queueReason(r, k.Src, k.Dst)
+	return k
+}
+
+// queueReason says why user space must decide r, "" when the kernel can.
+func queueReason(r *verdict.Rule, src, dst []netip.Prefix) string {
+	m := &r.Match
+	switch {
+	case len(m.DNS) > 0:
+		return "dns matcher"
+	case len(m.SNI) > 0:
+		return "sni matcher"
+	case len(m.HTTPHost) > 0:
+		return "http_host matcher"
+	case len(m.Payload) > 0:
+		return "payload matcher"
+	case m.Mark != nil:
+		return "mark matcher (per packet)"
+	case m.CT != 0:
+		return "ct matcher (per packet)"
+	case len(m.InIfIndexes)+len(m.OutIfIndexes) > 0:
+		return "interface indexes"
+	case r.RateLimit != nil:
+		return "rate_limit"
+	case r.BlockSource > 0:
+		return "block_source"
+	case r.Flow:
+		return "flow option"
+	case r.SetMark:
+		return "mark option"
+	case r.Log:
+		return "log option (decision log lines come from user space)"
+	}
+	for _, p := range append(slices.Clone(src), dst...) {
+		if p.Addr().Is4In6() {
+			return "IPv4-mapped IPv6 prefix"
+		}
+	}
+	return ""
+}
+
+func flatten(own []netip.Prefix, names []string, sets map[string][]netip.Prefix) []netip.Prefix {
+	out := slices.Clone(own)
+	for _, n := range names {
+		out = append(out, sets[n]...)
+	}
+	return out
+}
