@@ -189,4 +189,3 @@ func (p *Policy) check() error {
 	}
 	return nil
 }
-
