@@ -163,9 +163,12 @@ func stopUnderLoad(t *testing.T, top *topo.Topology, d *daemon) {
 	}
 }
 
+// failClosedYAML queues everything (mode queue-all), so that every packet
+// follows fail-closed once the daemon is gone; kernel-first keeps the
+// kernel's part of a policy (TestIntegrationPolicyOutlivesDaemon).
 const failClosedYAML = `
 queue: {fail_open: false, default_verdict: drop}
-rules: {bypass: false}
+rules: {bypass: false, mode: queue-all}
 `
 
 // TestIntegrationKill: SIGKILL leaves the table behind; with bypass

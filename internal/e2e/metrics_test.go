@@ -7,8 +7,11 @@ import (
 	"time"
 )
 
+// metricsYAML queues everything (mode queue-all): the counters checked are
+// the queue's.
 const metricsYAML = `
 metrics: {listen: "127.0.0.1:9477"}
+rules: {mode: queue-all}
 policy:
   default: accept
   rules:

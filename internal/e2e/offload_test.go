@@ -7,7 +7,10 @@ import (
 	"time"
 )
 
+// offloadYAML queues everything (mode queue-all): the test is about flows
+// that user space hands to the kernel.
 const offloadYAML = `
+rules: {mode: queue-all}
 policy:
   default: accept
   rules:

@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// kernelFirstPolicy decides UDP 9002 and TCP 9000 on ports alone (in the
+// kernel in mode kernel-first) and DNS names in user space.
+const kernelFirstPolicy = `
+policy:
+  default: accept
+  rules:
+    - name: udp-9002-drop
+      match: {proto: udp, dport: [9002]}
+      action: drop
+    - name: echo-accept
+      match: {proto: tcp, dport: [9000]}
+      action: accept
+    - name: no-blocked-names
+      match: {dns: ["blocked.example"]}
+      action: drop
+`
+
+const kernelFirstFailClosed = `
+queue: {fail_open: false, default_verdict: drop}
+rules: {bypass: false}
+`
+
+// udpSink counts the datagrams that reach port in the server namespace.
+func udpSink(t *testing.T, top *topo.Topology, port int) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	pc := listenPacketIn(t, top.Server, "udp", fmt.Sprintf("[::]:%d", port))
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	}()
+	return &n
+}
+
+// sendUDP sends n datagrams from the client to addr, paced so that none is
+// lost to a full socket buffer.
+func sendUDP(t *testing.T, top *topo.Topology, addr string, n int) {
+	t.Helper()
+	c, err := dialIn(top.Client, "udp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range n {
+		_, _ = c.Write([]byte("x"))
+		if i%50 == 49 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// waitCount waits until *n stops changing (the last datagrams in flight).
+func waitCount(n *atomic.Int64) int64 {
+	last := n.Load()
+	for range 20 {
+		time.Sleep(20 * time.Millisecond)
+		if v := n.Load(); v != last {
+			last = v
+			continue
+		}
+		break
+	}
+	return last
+}
+
+// TestIntegrationPolicyOutlivesDaemon: in mode kernel-first the kernel's
+// part of the policy holds after SIGKILL, under traffic: the UDP/9002 drop
+// rule still drops everything, an established TCP flow and new ones the
+// kernel accepts keep flowing, and only DNS, which the policy sends to the
+// queue, follows fail-open (bypass) or fail-closed.
+func TestIntegrationPolicyOutlivesDaemon(t *testing.T) {
+	top := newTopo(t, "qeko")
+	servers(t, top)
+	dropped := udpSink(t, top, 9002)
+	allowed := udpSink(t, top, 9003)
+	for _, tc := range []struct {
+		name, yaml string
+		dnsAfter   bool
+	}{{"fail-open", kernelFirstPolicy, true}, {"fail-closed", kernelFirstFailClosed + kernelFirstPolicy, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dropped.Store(0)
+			allowed.Store(0)
+			d := startDaemon(t, top, tc.yaml)
+			if _, err := dnsQuery(top.Client, top.ServerIP4, "ok.example"); err != nil {
+				t.Fatalf("dns while running: %v", err)
+			}
+			c, err := dialIn(top.Client, "tcp", hostPort(top.ServerIP4, portEcho), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := echo(c, "before"); err != nil {
+				t.Fatal(err)
+			}
+			// Traffic while the daemon dies: 2 x 1001 datagrams, half to the
+			// dropped port, half to an allowed one.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for range 1001 {
+					sendUDPOnce(top, hostPort(top.ServerIP4, 9002))
+					sendUDPOnce(top, hostPort(top.ServerIP6, 9003))
+				}
+			}()
+			time.Sleep(5 * time.Millisecond)
+			d.signal(syscall.SIGKILL)
+			_ = d.wait(5 * time.Second)
+			<-done
+			sendUDP(t, top, hostPort(top.ServerIP6, 9002), 1000)
+			sendUDP(t, top, hostPort(top.ServerIP4, 9003), 1000)
+			gotDrop, gotAllow := waitCount(dropped), waitCount(allowed)
+			t.Logf("%s: after SIGKILL under traffic: %d of 2001 datagrams to the dropped port arrived, %d of 2001 to an allowed port",
+				tc.name, gotDrop, gotAllow)
+			if gotDrop != 0 {
+				t.Errorf("%d datagrams to udp/9002 passed the drop rule", gotDrop)
+			}
+			if gotAllow != 2001 {
+				t.Errorf("%d of 2001 datagrams to udp/9003 arrived; want all", gotAllow)
+			}
+			if err := echo(c, "after"); err != nil {
+				t.Errorf("established flow after SIGKILL: %v", err)
+			}
+			if err := dialFrom(top.Client, top.ClientIP6.String(), hostPort(top.ServerIP6, portEcho)); err != nil {
+				t.Errorf("new connection to the accepted port after SIGKILL: %v", err)
+			}
+			if err := ping(top.Client, top.ServerIP4.String(), 1); err != nil {
+				t.Errorf("ping (policy default accept) after SIGKILL: %v", err)
+			}
+			_, err = dnsQuery(top.Client, top.ServerIP4, "ok.example")
+			if tc.dnsAfter && err != nil {
+				t.Errorf("dns (queued) after SIGKILL with bypass: %v", err)
+			}
+			if !tc.dnsAfter && err == nil {
+				t.Error("dns (queued) passed after SIGKILL without bypass")
+			}
+			if err := top.Firewall.Run("nft", "delete", "table", "inet", "qguard"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// sendUDPOnce sends one datagram from the client to addr.
+func sendUDPOnce(top *topo.Topology, addr string) {
+	_ = top.Client.Do(func() error {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("x"))
+		return err
+	})
+}
+
+// TestIntegrationKernelFirstQueuesOnlyL7 counts what reaches the queue for
+// the same traffic in both modes: in kernel-first, packets that no L7 rule
+// can match are decided in the kernel (the queue sees none of them), with
+// the same outcome as in queue-all; DNS, which the dns rule needs, is queued.
+func TestIntegrationKernelFirstQueuesOnlyL7(t *testing.T) {
+	top := newTopo(t, "qekq")
+	servers(t, top)
+	dropped := udpSink(t, top, 9002)
+	allowed := udpSink(t, top, 9003)
+	for _, mode := range []string{"kernel-first", "queue-all"} {
+		t.Run(mode, func(t *testing.T) {
+			dropped.Store(0)
+			allowed.Store(0)
+			d := startDaemon(t, top, "rules: {mode: "+mode+"}\n"+kernelFirstPolicy)
+			sendUDP(t, top, hostPort(top.ServerIP4, 9002), 500)
+			sendUDP(t, top, hostPort(top.ServerIP6, 9002), 500)
+			sendUDP(t, top, hostPort(top.ServerIP4, 9003), 500)
+			sendUDP(t, top, hostPort(top.ServerIP6, 9003), 500)
+			c, err := dialIn(top.Client, "tcp", hostPort(top.ServerIP4, portEcho), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				if err := echo(c, fmt.Sprint(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Close()
+			if err := ping(top.Client, top.ServerIP6.String(), 3); err != nil {
+				t.Errorf("ping: %v", err)
+			}
+			gotDrop, gotAllow := waitCount(dropped), waitCount(allowed)
+			if gotDrop != 0 || gotAllow != 1000 {
+				t.Errorf("%d of 1000 datagrams to the dropped port arrived, %d of 1000 to the allowed one", gotDrop, gotAllow)
+			}
+			l34 := d.status().Queues[0].Packets
+			if _, err := dnsQuery(top.Client, top.ServerIP4, "ok.example"); err != nil {
+				t.Errorf("dns ok.example: %v", err)
+			}
+			if _, err := dnsQuery(top.Client, top.ServerIP4, "blocked.example"); err == nil {
+				t.Error("dns blocked.example was answered")
+			}
+			st := d.status()
+			withDNS := st.Queues[0].Packets
+			hits := map[string]uint64{}
+			for _, r := range st.Rules {
+				hits[r.Name] = r.Hits
+			}
+			t.Logf("%s: %d packets queued for 2000 datagrams, 20 echoes and 3 pings (%.1f per 1,000); %d after 2 DNS queries; hits %v",
+				mode, l34, float64(l34)*1000/2000, withDNS, hits)
+			if mode == "kernel-first" && l34 != 0 {
+				t.Errorf("kernel-first queued %d packets that no L7 rule can match", l34)
+			}
+			if mode == "queue-all" && l34 < 2000 {
+				t.Errorf("queue-all queued only %d packets", l34)
+			}
+			if withDNS == l34 {
+				t.Error("the DNS queries were not queued")
+			}
+			// One number per rule wherever it was decided: every datagram to
+			// 9002 was a first packet of its flow or cached in user space.
+			if hits["udp-9002-drop"] < 2 || hits["echo-accept"] < 1 || hits["no-blocked-names"] < 1 {
+				t.Errorf("rule hits %v", hits)
+			}
+			d.signal(syscall.SIGTERM)
+			_ = d.wait(10 * time.Second)
+		})
+	}
+}
