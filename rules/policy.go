@@ -134,13 +134,15 @@ func (p *Policy) Plan(m Mode) []Place {
 	return append(out, d)
 }
 
-// FormatPlan renders a plan, one line a rule: "kernel  name" or
-// "queue   name (why)".
+// FormatPlan renders a plan, one line a rule: "kernel  name",
+// "queue   name (why)" or "both    name (...)".
 func FormatPlan(pl []Place) string {
 	var b strings.Builder
 	for _, p := range pl {
 		if p.Kernel {
 			fmt.Fprintf(&b, "kernel  %s\n", p.Rule)
+		} else if both, ok := strings.CutPrefix(p.Why, "kernel, and queue for "); ok {
+			fmt.Fprintf(&b, "both    %s (kernel; queue for %s)\n", p.Rule, both)
 		} else {
 			fmt.Fprintf(&b, "queue   %s (%s)\n", p.Rule, p.Why)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 )
 
 // Show describes, in the caller's network namespace, what qguard's inet
@@ -80,7 +81,55 @@ func ShowNS(netnsFd int, table string) (string, error) {
 		b.WriteString(compatNote)
 	}
 	b.WriteString(body.String())
+	for _, n := range names {
+		stem, _, ok := parseGen(n)
+		hook, isPolicy := strings.CutSuffix(stem, policyChainSuffix)
+		if !ok || !isPolicy {
+			continue
+		}
+		rs, err := c.GetRules(t, chains[n])
+		if err != nil {
+			return "", fmt.Errorf("show rules of %s: %w", n, err)
+		}
+		fmt.Fprintf(&b, "# where the policy runs at hook %s (rules.mode kernel-first):\n", hook)
+		for _, l := range strings.Split(strings.TrimSuffix(FormatPlan(planOf(rs)), "\n"), "\n") {
+			fmt.Fprintf(&b, "#   %s\n", l)
+		}
+	}
 	return b.String(), nil
+}
+
+// planOf reads a plan back from a policy chain's rule comments: a rule
+// runs in the kernel, in the queue (with the reason), or both (a reject at
+// the output hook queues datagrams).
+func planOf(rs []*nftables.Rule) []Place {
+	var out []Place
+	at := map[string]int{}
+	for _, r := range rs {
+		note, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		note = strings.TrimPrefix(note, "qguard: ")
+		name, why, queued := strings.Cut(note, " -> queue: ")
+		if n, ok := strings.CutPrefix(name, "rule "); ok {
+			name = n
+		} else if name == defaultNote {
+			name = "(default)"
+		}
+		i, seen := at[name]
+		if !seen {
+			at[name] = len(out)
+			out = append(out, Place{Rule: name, Kernel: !queued, Why: why})
+			continue
+		}
+		p := &out[i]
+		switch {
+		case queued && p.Kernel:
+			p.Why = "kernel, and queue for " + why
+			p.Kernel = false
+		case !queued && !p.Kernel && !strings.HasPrefix(p.Why, "kernel, "):
+			p.Why = "kernel, and queue for " + p.Why
+		}
+	}
+	return out
 }
 
 // chainOrder lists the base chains by hook and priority, then the
