@@ -32,7 +32,11 @@
 //  5. the queue rule, with the matchers of Config.Steer and the condition
 //     that qguard's mark bits are clear, so a re-injected packet is never
 //     queued again (an unknown value under the mask falls through to accept
-//     instead of looping).
+//     instead of looping). In Mode KernelFirst a rule with the same
+//     matchers and ct state new jumps first to the generation's policy
+//     chain "<hook>_policy_g<n>", which holds Config.Policy compiled (see
+//     compile.go): the kernel decides what it can, queues what needs user
+//     space, and ends with the policy's default.
 //
 // The verdict itself carries only the packet mark (no connmark through
 // NFQA_CT, which kernels without CONFIG_NETFILTER_NETLINK_GLUE_CT ignore).
