@@ -74,8 +74,15 @@ func countersOf(ch *nftables.Chain, rs []*nftables.Rule) []RuleCounter {
 	return out
 }
 
-// SteerRule is the name (comment) of the rules that queue packets.
+// SteerRule is the name (comment) of the steering rules that queue packets.
 const SteerRule = "steer to queue"
+
+// Queues reports whether the rule named rule queues packets: a steering
+// rule, or (mode KernelFirst) a policy rule's queue rule, "rule NAME ->
+// queue: why" (also "default -> queue: why").
+func Queues(rule string) bool {
+	return rule == SteerRule || strings.Contains(rule, " -> queue: ")
+}
 
 // Sum adds the packets of every counter whose rule is named rule.
 func Sum(cs []RuleCounter, rule string) (packets uint64) {

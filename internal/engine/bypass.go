@@ -128,7 +128,7 @@ func (e *Engine) sampleBypass() (since uint64, warn bool) {
 	ids := map[string]bool{}
 	var r uint64
 	for _, c := range cs {
-		if c.Rule == rules.SteerRule {
+		if rules.Queues(c.Rule) {
 			ids[strconv.FormatUint(c.Handle, 10)] = true
 			r += c.Packets
 		}

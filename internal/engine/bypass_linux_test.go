@@ -73,7 +73,7 @@ func TestIntegrationBypassCounted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sent0 := fwCounter(t, top.Firewall)
 			cfg, err := config.Parse("bypass.yaml", []byte(fmt.Sprintf(
-				"queue: %s\nrules: {table: qgbypass, protocols: [udp], dports: [9100]}\npolicy: {default: accept}\n", tc.queue)))
+				"queue: %s\nrules: {table: qgbypass, mode: queue-all, protocols: [udp], dports: [9100]}\npolicy: {default: accept}\n", tc.queue)))
 			if err != nil {
 				t.Fatal(err)
 			}
