@@ -13,8 +13,11 @@ import (
 	"github.com/qguard/qguard/internal/engine"
 )
 
+// guardPolicy queues everything (mode queue-all): the test checks that
+// steering works again after a re-install.
 const guardPolicy = `
 metrics: {listen: "127.0.0.1:9477"}
+rules: {mode: queue-all}
 policy:
   default: accept
   rules:

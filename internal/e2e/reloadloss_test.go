@@ -21,7 +21,8 @@ func lossPolicy(i int) string {
 	}
 	var b strings.Builder
 	b.WriteString(lossQueue)
-	fmt.Fprintf(&b, "rules:\n  dports: [%d, %d]\n", portUDPSink, 7000+i%50)
+	// queue-all: the stream's packets are counted in the queue.
+	fmt.Fprintf(&b, "rules:\n  mode: queue-all\n  dports: [%d, %d]\n", portUDPSink, 7000+i%50)
 	fmt.Fprintf(&b, "policy:\n  default: drop\n  sets:\n    bad: [\"203.0.%d.0/24\", \"2001:db8:ff%02x::/48\"]\n  rules:\n", i%250, i%250)
 	for j := range rules {
 		b.WriteString(rules[(i+j)%len(rules)])
@@ -116,14 +117,14 @@ func TestIntegrationReloadCommandUnderLoad(t *testing.T) {
 // already queued.
 func TestIntegrationRestartAfterKill(t *testing.T) {
 	top := newTopo(t, "qer")
-	d1 := startDaemon(t, top, lossQueue)
+	d1 := startDaemon(t, top, lossQueue+"rules: {mode: queue-all}\n")
 	s := startStream(t, top, portUDPSink)
 	s.run(300 * time.Millisecond)
 	d1.signal(syscall.SIGKILL)
 	_ = d1.wait(5 * time.Second)
 	dead := s.mark()
 	s.run(200 * time.Millisecond) // no daemon: bypass
-	d2 := startDaemon(t, top, lossQueue)
+	d2 := startDaemon(t, top, lossQueue+"rules: {mode: queue-all}\n")
 	ready := s.mark()
 	s.run(500 * time.Millisecond)
 	sent := s.finish()
