@@ -17,7 +17,8 @@ import (
 // addresses and ports match, with the ports a dns matcher implies), a mark
 // or conntrack state matcher (evaluated per packet in user space, so the
 // kernel must not hand the flow to its conntrack mark), interface indexes,
-// and every rule option: mark, log, rate_limit, block_source and flow.
+// and every rule option: mark, log, rate_limit, block_source and flow; and
+// the alert action, whose log line and counters are user space's.
 func kernelPolicy(p *verdict.Policy) *rules.Policy {
 	out := &rules.Policy{Default: kernelAction(p.Default), Rules: make([]rules.PolicyRule, len(p.Rules))}
 	for i := range p.Rules {
@@ -70,6 +71,8 @@ func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix) rules.PolicyRul
 func queueReason(r *verdict.Rule, src, dst []netip.Prefix) string {
 	m := &r.Match
 	switch {
+	case r.Action == verdict.ActionAlert:
+		return "alert action (accepted and logged by user space)"
 	case len(m.DNS) > 0:
 		return "dns matcher"
 	case len(m.SNI) > 0:
