@@ -41,6 +41,8 @@ func TestErrors(t *testing.T) {
 			[]string{`2:16: rules.dports: range "8100-8000" runs backwards`, `2:29: rules.dports: "70000" is not a port; expected a number 0-65535`, `2:36: rules.dports: "http" is not a port`}},
 		{"bad marks", "rules:\n  marks: {mask: 0xff0000, accept_flow: 0x1, drop_flow: 0x20000, reject: 0x20000}\n",
 			[]string{`2:40: rules.marks.accept_flow 0x1: expected a non-zero value inside the mask 0xff0000`, `2:73: rules.marks.reject 0x20000: same value as drop_flow`}},
+		{"bad mode", "rules:\n  mode: kernel-only\n",
+			[]string{`2:9: rules.mode: unknown value "kernel-only"; expected one of: kernel-first, queue-all`}},
 		{"bad hook", "rules:\n  hooks: [{hook: sideways}]\n",
 			[]string{`2:18: hook: unknown value "sideways"; expected one of: prerouting, input, forward, output, postrouting`}},
 		{"no hooks", "rules:\n  hooks: []\n",
@@ -244,5 +246,27 @@ func TestSetFile(t *testing.T) {
 	}
 	if err := Check(filepath.Join(dir, "missing.yaml")); err == nil || errors.Is(err, ErrInvalid) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestRulesMode: files are kernel-first unless they say otherwise; the
+// embedded observe-mode default queues everything, to show what the queue
+// sees.
+func TestRulesMode(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"policy: {default: accept}\n", "kernel-first"},
+		{"rules: {mode: queue-all}\n", "queue-all"},
+		{"rules: {mode: kernel-first}\n", "kernel-first"},
+	} {
+		f, err := Parse("t.yaml", []byte(c.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Rules.Mode != c.want {
+			t.Errorf("%q: mode %q, want %q", c.yaml, f.Rules.Mode, c.want)
+		}
+	}
+	if m := Default().Rules.Mode; m != "queue-all" {
+		t.Errorf("embedded default: mode %q, want queue-all", m)
 	}
 }
