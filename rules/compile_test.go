@@ -110,7 +110,7 @@ func TestPolicyCheck(t *testing.T) {
 		{},
 		{Default: ActionAccept, Rules: []PolicyRule{{Name: "x"}}},
 		{Default: ActionAccept, Rules: []PolicyRule{{Name: "x", Action: ActionDrop, Family: 5}}},
-		{Default: ActionAccept, Rules: []PolicyRule{{Name: "x", Action: ActionDrop, DPorts: []PortRange{{9, 8}}}}},
+		{Default: ActionAccept, Rules: []PolicyRule{{Name: "x", Action: ActionDrop, DPorts: []PortRange{{Lo: 9, Hi: 8}}}}},
 		{Default: ActionAccept, Rules: []PolicyRule{{Name: "x", Action: ActionDrop, UIDs: []IDRange{{9, 8}}}}},
 		{Default: ActionAccept, Rules: []PolicyRule{{Name: "x", Action: ActionDrop, InIfs: []string{"a-very-long-interface"}}}},
 	} {
@@ -130,16 +130,16 @@ func TestPolicyCheck(t *testing.T) {
 // samplePolicy has one rule of each kind the compiler knows.
 func samplePolicy() *Policy {
 	return &Policy{Default: ActionDrop, Rules: []PolicyRule{
-		{Name: "telnet", Protos: []uint8{6}, DPorts: []PortRange{{23, 23}}, Action: ActionReject},
-		{Name: "dns-names", DPorts: []PortRange{{53, 53}}, Action: ActionDrop, Queue: "dns matcher"},
+		{Name: "telnet", Protos: []uint8{6}, DPorts: []PortRange{{Lo: 23, Hi: 23}}, Action: ActionReject},
+		{Name: "dns-names", DPorts: []PortRange{{Lo: 53, Hi: 53}}, Action: ActionDrop, Queue: "dns matcher"},
 		{Name: "internal", Src: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("2001:db8::/32")},
-			HasSrc: true, DPorts: []PortRange{{8000, 8100}}, Action: ActionAccept},
+			HasSrc: true, DPorts: []PortRange{{Lo: 8000, Hi: 8100}}, Action: ActionAccept},
 		{Name: "v6-only-dst", Dst: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, HasDst: true, Family: 6, Action: ActionAccept},
 		{Name: "ifaces", InIfs: []string{"eth0"}, OutIfs: []string{"eth1", "eth2"}, Protos: []uint8{17, 1}, Action: ActionDrop},
-		{Name: "icmp-ports", Protos: []uint8{1}, DPorts: []PortRange{{1, 2}}, Action: ActionDrop},
+		{Name: "icmp-ports", Protos: []uint8{1}, DPorts: []PortRange{{Lo: 1, Hi: 2}}, Action: ActionDrop},
 		{Name: "owner", UIDs: []IDRange{{1000, 1000}}, GIDs: []IDRange{{10, 20}, {30, 30}}, Family: 4, Action: ActionAccept},
 		{Name: "lab-reject", Src: []netip.Prefix{netip.MustParsePrefix("198.18.1.50/32")}, HasSrc: true,
-			DPorts: []PortRange{{7777, 7777}, {7780, 7790}}, Action: ActionReject},
-		{Name: "udp-some", Protos: []uint8{17}, SPorts: []PortRange{{1, 1}, {5, 9}}, Action: ActionAccept},
+			DPorts: []PortRange{{Lo: 7777, Hi: 7777}, {Lo: 7780, Hi: 7790}}, Action: ActionReject},
+		{Name: "udp-some", Protos: []uint8{17}, SPorts: []PortRange{{Lo: 1, Hi: 1}, {Lo: 5, Hi: 9}}, Action: ActionAccept},
 	}}
 }

@@ -167,8 +167,8 @@ func (p *Policy) check() error {
 			return at("family %d (want 4 or 6)", r.Family)
 		}
 		for _, pr := range append(append([]PortRange(nil), r.SPorts...), r.DPorts...) {
-			if pr.Last < pr.First {
-				return at("port range %d-%d ends before it starts", pr.First, pr.Last)
+			if pr.Hi < pr.Lo {
+				return at("port range %d-%d ends before it starts", pr.Lo, pr.Hi)
 			}
 		}
 		for _, pf := range append(append([]netip.Prefix(nil), r.Src...), r.Dst...) {

@@ -39,13 +39,13 @@ func kernelAction(a verdict.Action) rules.Action {
 
 // dnsPort is the destination port a dns matcher implies when the rule
 // names none (verdict's compile does the same).
-var dnsPort = []rules.PortRange{{First: 53, Last: 53}}
+var dnsPort = []rules.PortRange{{Lo: 53, Hi: 53}}
 
 func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix) rules.PolicyRule {
 	m := &r.Match
 	k := rules.PolicyRule{
 		Name: r.Name, Family: m.Family, Protos: slices.Clone(m.Protos),
-		SPorts: portRanges(m.SrcPorts), DPorts: portRanges(m.DstPorts),
+		SPorts: slices.Clone(m.SrcPorts), DPorts: slices.Clone(m.DstPorts),
 		InIfs: slices.Clone(m.InIfaces), OutIfs: slices.Clone(m.OutIfaces),
 		HasSrc: len(m.Src)+len(m.SrcSets) > 0, HasDst: len(m.Dst)+len(m.DstSets) > 0,
 		Action: kernelAction(r.Action),

@@ -48,13 +48,13 @@ func TestKernelPolicy(t *testing.T) {
 		}
 	}
 	l4 := k.Rules[0]
-	if !l4.HasSrc || len(l4.Src) != 2 || l4.Action != rules.ActionDrop || len(l4.DPorts) != 1 || l4.DPorts[0] != (rules.PortRange{First: 22, Last: 22}) {
+	if !l4.HasSrc || len(l4.Src) != 2 || l4.Action != rules.ActionDrop || len(l4.DPorts) != 1 || l4.DPorts[0] != (rules.PortRange{Lo: 22, Hi: 22}) {
 		t.Errorf("l4: %+v", l4)
 	}
-	if d := k.Rules[1].DPorts; len(d) != 1 || d[0] != (rules.PortRange{First: 53, Last: 53}) {
+	if d := k.Rules[1].DPorts; len(d) != 1 || d[0] != (rules.PortRange{Lo: 53, Hi: 53}) {
 		t.Errorf("dns implies %v, want port 53", d)
 	}
-	if d := k.Rules[2].DPorts; len(d) != 1 || d[0].First != 5353 {
+	if d := k.Rules[2].DPorts; len(d) != 1 || d[0].Lo != 5353 {
 		t.Errorf("dns with its own port: %v", d)
 	}
 	if u := k.Rules[len(k.Rules)-1].UIDs; len(u) != 1 || u[0] != (rules.IDRange{First: 1000, Last: 1999}) {
