@@ -338,6 +338,13 @@ func (x *inspect) extractPacket(kind uint8) (name []byte, st L7Status, settle bo
 	if p.Proto != ProtoTCP && p.Proto != ProtoUDP {
 		return nil, L7NotProtocol, false
 	}
+	if p.Proto == ProtoTCP && p.TCPFlags&TCPUrg != 0 && len(p.Payload) > 0 {
+		// The receiver takes the urgent byte out of the stream (without
+		// SO_OOBINLINE): the server reads other bytes than the segment
+		// shows, so its name cannot be known.
+		x.perMsg = kind != needSNI
+		return nil, L7Malformed, false
+	}
 	switch kind {
 	case needDNS:
 		x.perMsg = true

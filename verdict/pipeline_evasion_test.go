@@ -427,3 +427,27 @@ func TestSeenNamesNotStale(t *testing.T) {
 		t.Errorf("cached packet: %q %q %q", dns, sni, host)
 	}
 }
+
+// TestEvasionUrgentData: a segment with urgent data reads differently at
+// the server (the urgent byte leaves the stream), so a rule that needs its
+// name leaves it to the policy.
+func TestEvasionUrgentData(t *testing.T) {
+	p := NewPipeline(evasionPolicy(t), nil)
+	k := dial(p, tc4, ts4, 4000, 80)
+	seg := tcp(tc4, ts4, 4000, 80, []byte("GET / HTTP/1.1\r\nHost: www.blockedX.test\r\n\r\n"))
+	seg.seq, seg.flags = k.seq, TCPAck|TCPPsh|TCPUrg
+	if d := decide(p, seg, nil); d.Action != ActionDrop || d.Rule != RuleUndecided {
+		t.Errorf("urgent data: %+v", d)
+	}
+	// A flow whose first data ruled the L7 rules out (telnet) keeps its
+	// interrupts.
+	k = dial(p, tc4, ts4, 4001, 23)
+	if d := k.send([]byte("login\r\n")); d.Action != ActionAccept || d.Rule != RuleDefault {
+		t.Fatalf("telnet: %+v", d)
+	}
+	seg = tcp(tc4, ts4, 4001, 23, []byte{0xff, 0xf4})
+	seg.seq, seg.flags = k.seq, TCPAck|TCPUrg
+	if d := decide(p, seg, nil); d.Action != ActionAccept {
+		t.Errorf("telnet interrupt: %+v", d)
+	}
+}
