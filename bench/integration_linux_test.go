@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/bench/peers/gonfqueue"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -38,9 +39,7 @@ func TestMain(m *testing.M) {
 // each one that ran delivered (or, for floods, dropped) packets, that a
 // skipped mode says why, and that no namespace is left behind.
 func TestIntegrationQuick(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testutil.NeedRoot(t, "creates network namespaces")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +126,7 @@ func TestIntegrationQuick(t *testing.T) {
 // TestIntegrationSocketPath runs the socket generator and sink (the
 // fallback path) through one queue mode and checks it delivers.
 func TestIntegrationSocketPath(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testutil.NeedRoot(t, "creates network namespaces")
 	prefix := "qgbu"
 	rep, err := Run(context.Background(), &Config{Modes: []string{"qguard-batch32:mtu", "flood-nftset"}, Duration: 500 * time.Millisecond,
 		Warmup: 100 * time.Millisecond, LatencySamples: 20, Batches: []int{32}, DrainBurst: 2048, DrainBursts: 2, Generator: "udp", Sink: "socket", Prefix: prefix})
@@ -158,9 +155,7 @@ func TestIntegrationSocketPath(t *testing.T) {
 
 // TestIntegrationCancel cancels a run mid-way and checks the topology goes.
 func TestIntegrationCancel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testutil.NeedRoot(t, "creates network namespaces")
 	prefix := "qgbx"
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -24,9 +24,7 @@ import (
 //
 //	go test -run '^$' -bench IntegrationForward -benchtime 2000000x ./queue
 func BenchmarkIntegrationForward(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates network namespaces and binds NFQUEUE queues")
-	}
+	testutil.NeedRoot(b, "creates network namespaces and binds NFQUEUE queues")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgqb"})
 	if err != nil {
 		b.Fatal(err)

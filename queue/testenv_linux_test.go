@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -27,9 +27,7 @@ type qenv struct {
 
 func newQEnv(t *testing.T) *qenv {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and binds NFQUEUE queues")
-	}
+	testutil.NeedRoot(t, "creates network namespaces and binds NFQUEUE queues")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgq"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/vishvananda/netns"
 )
@@ -16,7 +17,7 @@ const nsPrefix = "qgnr"
 // TestMain fails the run when a test left one of its namespaces behind.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if os.Geteuid() == 0 {
+	if testutil.IsRoot() {
 		left, err := topo.Leftovers(nsPrefix)
 		if err != nil || len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "namespaces left behind: %v %v\n", left, err)
@@ -26,18 +27,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN) to create network namespaces and install nftables rules")
-	}
-}
-
 // testNS creates a namespace, removed at cleanup, and returns it with an
 // open fd for nftables.WithNetNSFd.
 func testNS(t testing.TB) (topo.NS, int) {
 	t.Helper()
-	needRoot(t)
+	testutil.NeedRoot(t, "CAP_NET_ADMIN: network namespaces, nftables rules")
 	ns, err := topo.New(nsPrefix)
 	if err != nil {
 		t.Fatal(err)

@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
 // newTopo builds client -> firewall -> server for one test.
 func newTopo(t testing.TB, extra ...netip.Addr) (*topo.Topology, int) {
 	t.Helper()
-	needRoot(t)
+	testutil.NeedRoot(t, "CAP_NET_ADMIN: network namespaces, nftables rules")
 	tp, err := topo.NewTopology(&topo.Options{Prefix: nsPrefix, ExtraClientAddrs: extra})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // BenchmarkBlockSource measures the map update path the daemon takes for
@@ -82,7 +84,7 @@ func BenchmarkProgram(b *testing.B) {
 	// The test-run harness's own cost per run, to subtract: a program
 	// that only returns XDP_PASS.
 	b.Run("baseline-empty-program", func(b *testing.B) {
-		needRoot(b)
+		testutil.NeedRoot(b, "to load BPF programs")
 		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 			Type:         ebpf.XDP,
 			License:      "MIT",

@@ -3,22 +3,16 @@ package xdp
 import (
 	"errors"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
-)
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
-}
+	"github.com/qguard/qguard/internal/testutil"
+)
 
 // newFilter loads the program without attaching it.
 func newFilter(t testing.TB, cfg *Config) *Filter {
 	t.Helper()
-	needRoot(t)
+	testutil.NeedRoot(t, "to load BPF programs")
 	f, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -39,7 +40,7 @@ var labCounters = map[string]string{
 
 func newLab(t testing.TB) *lab {
 	t.Helper()
-	needRoot(t)
+	testutil.NeedRoot(t, "to load BPF programs")
 	tp, err := topo.NewTopology(&topo.Options{Prefix: "qx", ExtraClientAddrs: []netip.Addr{alt4, alt6}})
 	if err != nil {
 		t.Fatalf("topology: %v", err)
@@ -378,7 +379,7 @@ func TestHelperAttachAndWait(t *testing.T) {
 // fails with ErrPermission, which also matches ErrUnsupported: the daemon's
 // cue to fall back to nftables sets.
 func TestIntegrationWithoutCapabilities(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "to load BPF programs")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Skip("setpriv (util-linux) not installed")
@@ -418,7 +419,7 @@ func TestHelperLoadWithoutCapabilities(t *testing.T) {
 // TestIntegrationAutoFallback attaches to loopback, whose driver has no
 // native XDP: ModeNative fails, ModeAuto ends in generic mode and says why.
 func TestIntegrationAutoFallback(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "to load BPF programs")
 	ns, err := topo.New("qxl")
 	if err != nil {
 		t.Fatal(err)

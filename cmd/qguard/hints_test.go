@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // asNobody runs the stamped binary as user nobody with no capabilities.
 func asNobody(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to user nobody")
-	}
+	testutil.NeedRoot(t, "to switch to user nobody")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Skip("setpriv (util-linux) is not installed")

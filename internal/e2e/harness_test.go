@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -28,7 +29,7 @@ import (
 var qguardBin string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
+	if !testutil.IsRoot() {
 		os.Exit(m.Run()) // every test skips
 	}
 	if b := os.Getenv("QGUARD_BIN"); b != "" {
@@ -53,17 +54,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("end-to-end tests need root (namespaces, nftables, NFQUEUE)")
-	}
-}
-
 // newTopo builds client -> firewall -> server and removes it at the end.
 func newTopo(t *testing.T, prefix string) *topo.Topology {
 	t.Helper()
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	return buildTopo(t, &topo.Options{Prefix: prefix})
 }
 
@@ -362,7 +356,7 @@ const (
 // newTopoExtra is newTopo with extraClient4 and extraClient6 on the client.
 func newTopoExtra(t *testing.T, prefix string) *topo.Topology {
 	t.Helper()
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top := buildTopo(t, &topo.Options{Prefix: prefix, ExtraClientAddrs: []netip.Addr{
 		netip.MustParseAddr(extraClient4), netip.MustParseAddr(extraClient6)}})
 	// Deprecate the extra IPv6 address so the kernel does not pick it as the

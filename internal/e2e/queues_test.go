@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -14,7 +15,7 @@ import (
 // spread traffic over them. The kernel's NFQUEUE balancing hashes the
 // addresses only (not the ports), so the client sends from many addresses.
 func TestIntegrationQueueRange(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	var srcs []netip.Addr
 	for i := range 16 {
 		srcs = append(srcs, netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}))

@@ -6,13 +6,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // TestIntegrationRulesShowXDP: `qguard rules show` reports the XDP program a
 // running daemon attached (the kernel's view and the daemon's), and nothing
 // once the daemon has stopped.
 func TestIntegrationRulesShowXDP(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top := newTopo(t, "qgex")
 	warmUp(t, top)
 	d := startDaemon(t, top, `

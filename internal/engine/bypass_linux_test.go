@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
 )
@@ -41,9 +41,7 @@ func fwCounter(t *testing.T, fw topo.NS) uint64 {
 // Fail-closed, the same flood is dropped (the kernel's counters say so)
 // and nothing is reported bypassed; at a low rate nothing is either.
 func TestIntegrationBypassCounted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
-	}
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgb"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,13 @@
 package engine
 
 import (
-	"os"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 func TestControlPath(t *testing.T) {
@@ -24,9 +25,7 @@ func TestControlPath(t *testing.T) {
 // TestIntegrationControlPathPerNetNS: the initial namespace keeps the
 // plain path, a new one gets its own, told by its inode.
 func TestIntegrationControlPathPerNetNS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
+	testutil.NeedRoot(t, "to create a network namespace")
 	ino, err := netNSIno("/proc/thread-self/ns/net")
 	if err != nil {
 		t.Fatal(err)

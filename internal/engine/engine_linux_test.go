@@ -3,13 +3,13 @@ package engine
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -18,9 +18,7 @@ import (
 // threads. The rules, the block goroutine's set updates and Close must all
 // act in the firewall namespace, never in the caller's.
 func TestIntegrationEngineInNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
-	}
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgen"})
 	if err != nil {
 		t.Fatal(err)
@@ -87,9 +85,7 @@ policy:
 // TestIntegrationEngineXDP: with xdp.interfaces set, block_source goes to
 // the XDP program, which drops the source's later packets before the stack.
 func TestIntegrationEngineXDP(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, nftables, NFQUEUE, bpf)")
-	}
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE, bpf")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgex"})
 	if err != nil {
 		t.Fatal(err)
@@ -157,9 +153,7 @@ policy:
 // missing interface, after the queue is bound and the table installed)
 // undoes everything.
 func TestIntegrationEngineStartFailure(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
-	}
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgef"})
 	if err != nil {
 		t.Fatal(err)

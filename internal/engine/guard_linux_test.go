@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/rules"
 )
@@ -40,9 +41,7 @@ func (s *syncBuf) String() string {
 // engine for the same table in the namespace is refused with this process
 // named, and the first one's table stays.
 func TestIntegrationGuardOff(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
-	}
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgg"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // The rules never setns into the namespace every thread shares (the
@@ -24,9 +26,7 @@ func TestIntegrationRulesNetNS(t *testing.T) {
 	if fd, f, err := rulesNetNS(int(own.Fd())); err != nil || fd != 0 || f != nil {
 		t.Fatalf("own namespace by descriptor: %d, %v, %v; want 0, nil, nil", fd, f, err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
+	testutil.NeedRoot(t, "to create a network namespace")
 	type result struct {
 		pinned, want       nsID
 		keptOther, keptOwn bool

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -32,7 +33,7 @@ func runFiles(t *testing.T, prefix string, paths ...string) (*Report, string) {
 // whose expectation is wrong must fail, naming the case and the rule that
 // matched.
 func TestIntegrationWrongExpectation(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables")
 	rep, out := runFiles(t, "qgrw", "testdata/wrong.yaml", "testdata/wrongrule.yaml")
 	if rep.Passed != 1 || rep.Failed != 3 || rep.Summary() != "1 passed, 3 failed" {
 		t.Fatalf("%s\n%s", rep.Summary(), out)
@@ -84,7 +85,7 @@ func netnsList(t *testing.T, prefix string) []string {
 // TestIntegrationNoLeftovers runs a file twice in a row, and once more
 // interrupted, and checks that no namespace, link or table is left.
 func TestIntegrationNoLeftovers(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables")
 	const prefix = "qgrl"
 	before := rootState(t)
 	for i := 0; i < 2; i++ {

@@ -3,11 +3,11 @@ package ruletest
 import (
 	"context"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -28,15 +28,8 @@ const probeRules = `table inet probetest {
 }
 `
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces and nftables")
-	}
-}
-
 func TestIntegrationProbes(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables")
 	tp, err := topo.NewTopology(&topo.Options{Prefix: "qgrp", ExtraClientAddrs: []netip.Addr{
 		netip.MustParseAddr("198.18.1.20"), netip.MustParseAddr("2001:db8:1::20")}})
 	if err != nil {

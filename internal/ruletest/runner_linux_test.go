@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -44,7 +45,7 @@ cases:
 `
 
 func TestIntegrationRunnerStandIn(t *testing.T) {
-	needRoot(t)
+	testutil.NeedRoot(t, "namespaces, nftables")
 	f, err := Parse("runner.yaml", []byte(runnerFile))
 	if err != nil {
 		t.Fatal(err)

@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 func TestIntegrationTopology(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create namespaces")
-	}
+	testutil.NeedRoot(t, "to create namespaces")
 	top, err := NewTopology(&Options{Prefix: "qgtt"})
 	if err != nil {
 		t.Fatal(err)
