@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
@@ -16,7 +17,8 @@ import (
 // User space decides a rule with an L7 matcher (the kernel queues what its
 // addresses and ports match, with the ports a dns matcher implies), a mark
 // or conntrack state matcher (evaluated per packet in user space, so the
-// kernel must not hand the flow to its conntrack mark), interface indexes,
+// kernel must not hand the flow to its conntrack mark), interface indexes
+// and name patterns ("eth*": the kernel rules compare whole names),
 // and every rule option: mark, log, rate_limit, block_source and flow; and
 // the alert action, whose log line and counters are user space's.
 func kernelPolicy(p *verdict.Policy) *rules.Policy {
@@ -87,6 +89,9 @@ func queueReason(r *verdict.Rule, src, dst []netip.Prefix) string {
 		return "ct matcher (per packet)"
 	case len(m.InIfIndexes)+len(m.OutIfIndexes) > 0:
 		return "interface indexes"
+	case hasIfPattern(m.InIfaces) || hasIfPattern(m.OutIfaces):
+		// The kernel rules compare whole names; "eth*" would be a literal.
+		return "interface name pattern"
 	case r.RateLimit != nil:
 		return "rate_limit"
 	case r.BlockSource > 0:
@@ -104,6 +109,15 @@ func queueReason(r *verdict.Rule, src, dst []netip.Prefix) string {
 		}
 	}
 	return ""
+}
+
+func hasIfPattern(names []string) bool {
+	for _, n := range names {
+		if strings.HasSuffix(n, "*") {
+			return true
+		}
+	}
+	return false
 }
 
 func flatten(own []netip.Prefix, names []string, sets map[string][]netip.Prefix) []netip.Prefix {

@@ -29,6 +29,8 @@ func TestKernelPolicy(t *testing.T) {
 			{Name: "logs", Log: true, Action: verdict.ActionAccept},
 			{Name: "alerts", Action: verdict.ActionAlert},
 			{Name: "mapped", Match: verdict.Match{Dst: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.1/128")}}, Action: verdict.ActionAccept},
+			{Name: "wg", Match: verdict.Match{InIfaces: []string{"wg0"}}, Action: verdict.ActionDrop},
+			{Name: "tunnels", Match: verdict.Match{OutIfaces: []string{"wg0", "tun*"}}, Action: verdict.ActionDrop},
 			{Name: "owner", Match: verdict.Match{UIDs: []verdict.IDRange{{Lo: 1000, Hi: 1999}}}, Action: verdict.ActionReject},
 		}}
 	k := kernelPolicy(p)
@@ -39,7 +41,7 @@ func TestKernelPolicy(t *testing.T) {
 		"l4": "", "dns": "dns matcher", "dns-own-port": "dns matcher", "sni": "sni matcher",
 		"ct": "ct matcher", "mark": "mark matcher", "limited": "rate_limit", "blocks": "block_source",
 		"flow": "flow option", "marks": "mark option", "logs": "log option", "alerts": "alert action",
-		"mapped": "IPv4-mapped", "owner": "",
+		"mapped": "IPv4-mapped", "owner": "", "wg": "", "tunnels": "interface name pattern",
 	}
 	for _, r := range k.Rules {
 		w := want[r.Name]
