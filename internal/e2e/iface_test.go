@@ -26,9 +26,17 @@ policy:
 // while traffic through fw-c still passes. A reload naming another
 // missing interface works too.
 func TestIntegrationIfaceLater(t *testing.T) {
+	for _, mode := range []string{"queue-all", "kernel-first"} {
+		t.Run(mode, func(t *testing.T) {
+			ifaceLater(t, strings.Replace(ifacePolicy, "offload: false", "offload: false\n  mode: "+mode, 1))
+		})
+	}
+}
+
+func ifaceLater(t *testing.T, policy string) {
 	top := newTopo(t, "qif")
 	servers(t, top)
-	d := startDaemon(t, top, ifacePolicy)
+	d := startDaemon(t, top, policy)
 	if out, err := top.Firewall.Output(qguardBin, "check", d.cfgPath); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
@@ -78,7 +86,7 @@ func TestIntegrationIfaceLater(t *testing.T) {
 	if !found {
 		t.Errorf("from-wg has no hits: %+v", st.Rules)
 	}
-	d.writeConfig(strings.ReplaceAll(ifacePolicy, "wg0", "wg9"))
+	d.writeConfig(strings.ReplaceAll(policy, "wg0", "wg9"))
 	if !d.reload() {
 		t.Fatalf("reload naming missing wg9 failed:\n%s", d.log.String())
 	}
