@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
 )
@@ -31,9 +32,7 @@ import (
 // their first-match order are exercised. The seed is logged; set
 // QGUARD_DIFF_SEED to replay one.
 func TestIntegrationKernelFirstDifferential(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, nftables, NFQUEUE)")
-	}
+	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("QGUARD_DIFF_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
