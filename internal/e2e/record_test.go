@@ -10,10 +10,14 @@ import (
 	"time"
 )
 
+// recordPolicy queues everything (mode queue-all): records are written for
+// what user space decides, and kernel-first would decide the echo flow in
+// the kernel.
 const recordPolicy = `
 queue: {num: 3}
 rules:
   offload: false
+  mode: queue-all
 record:
   output: %s
 policy:
