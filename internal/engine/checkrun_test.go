@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/proto"
 )
 
@@ -60,18 +61,7 @@ func lastLine(s string) string {
 // TestCheckRunAgreeExamples walks every example configuration through
 // both.
 func TestCheckRunAgreeExamples(t *testing.T) {
-	var paths []string
-	for _, glob := range []string{"../../examples/*.yaml", "../../examples/policies/*.yaml"} {
-		m, err := filepath.Glob(glob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, m...)
-	}
-	if len(paths) < 20 {
-		t.Fatalf("found %d example files, expected the examples/ tree", len(paths))
-	}
-	for _, p := range paths {
+	for _, p := range testutil.ExampleConfigs(t) {
 		if !agree(t, p) {
 			t.Errorf("%s: example refused", p)
 		}
