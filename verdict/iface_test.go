@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -85,5 +86,44 @@ func TestIfaceAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { p.Decide(g.next(), &m, &d) }); n != 0 {
 		t.Errorf("%v allocs per packet", n)
+	}
+}
+
+// TestIfaceConcurrent: link notifications arrive while a pipeline decides
+// (run with -race); every decision is one of the two the names allow.
+func TestIfaceConcurrent(t *testing.T) {
+	ifs := NewIfaces(func(uint32) (string, error) { return "", errors.New("none") })
+	c, err := CompileWith(&Policy{Default: ActionAccept, Rules: []Rule{
+		{Name: "wg", Match: Match{InIfaces: []string{"wg*"}}, Action: ActionDrop},
+	}}, &CompileOptions{Ifaces: ifs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			ifs.Set(5, fmt.Sprintf("wg%d", i%40))
+			if i%7 == 0 {
+				ifs.Delete(5)
+			}
+			if i%500 == 0 {
+				ifs.Reset()
+			}
+		}
+	}()
+	p := NewPipeline(c, nil)
+	g := &flowGen{raw: tcp(tc4, ts4, 1, 22, nil).raw()}
+	var d Decision
+	for i := 0; i < 5000; i++ {
+		p.Decide(g.next(), &Meta{InIf: 5}, &d)
+		if d.Action != ActionAccept && d.Action != ActionDrop {
+			t.Fatalf("%v", d.Action)
+		}
+	}
+	<-done
+	ifs.Set(5, "wg1")
+	if p.Decide(g.next(), &Meta{InIf: 5}, &d); d.Action != ActionDrop {
+		t.Errorf("after the last rename: %v", d.Action)
 	}
 }
