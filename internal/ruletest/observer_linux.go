@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/proto"
 )
 
 // observerTable is the runner's own nftables table in the firewall
@@ -54,7 +55,7 @@ func observedMarks(ns topo.NS, src netip.AddrPort, proto uint8) ([]uint32, error
 
 // parseSeen reads `nft -j list set` output. Elements are concatenations
 // [addr, proto, port, mark]; proto may print as a number or a name.
-func parseSeen(js string, src netip.AddrPort, proto uint8) ([]uint32, error) {
+func parseSeen(js string, src netip.AddrPort, ipProto uint8) ([]uint32, error) {
 	var doc struct {
 		Nftables []struct {
 			Set *struct {
@@ -65,7 +66,7 @@ func parseSeen(js string, src netip.AddrPort, proto uint8) ([]uint32, error) {
 	if err := json.Unmarshal([]byte(js), &doc); err != nil {
 		return nil, fmt.Errorf("parse mark observer: %w", err)
 	}
-	protoName := map[uint8]string{6: "tcp", 17: "udp"}[proto]
+	name := proto.Name(ipProto)
 	var marks []uint32
 	for _, o := range doc.Nftables {
 		if o.Set == nil {
@@ -95,7 +96,7 @@ func parseSeen(js string, src netip.AddrPort, proto uint8) ([]uint32, error) {
 			if err != nil || addr != src.Addr() {
 				continue
 			}
-			if p := fmt.Sprint(c[1]); p != protoName && p != fmt.Sprint(proto) {
+			if p := fmt.Sprint(c[1]); p != name && p != fmt.Sprint(ipProto) {
 				continue
 			}
 			if port, ok := c[2].(float64); !ok || uint16(port) != src.Port() {
