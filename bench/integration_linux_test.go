@@ -47,7 +47,7 @@ func TestIntegrationQuick(t *testing.T) {
 	prefix := "qgbt"
 	cfg := &Config{
 		Quick: true, Duration: 700 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50, DrainBurst: 4096, DrainBursts: 2,
+		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50, DrainBursts: 2, // the default 16,384 burst: a 4,096 one drained between two looks in fanout mode on an idle machine
 		GoPeer: []string{exe}, GoPeerEnv: []string{peerEnv + "=gonfqueue"},
 		QGuardPeer: []string{exe}, QGuardPeerEnv: []string{peerEnv + "=qguard"},
 		Prefix: prefix,
