@@ -245,15 +245,11 @@ func (b *builder) policyMatch(r *PolicyRule, fam uint8) (_ []expr.Any, ok bool, 
 			if !l.has {
 				continue
 			}
-			el := prefixElems(l.ps, v6)
-			if el == nil {
-				return nil, false, nil
+			m, ok, err := b.prefixLookup(v6, l.src, typ, l.ps)
+			if !ok || err != nil {
+				return nil, false, err
 			}
-			set := anonSet(b.t, typ, true)
-			if err := b.c.AddSet(set, el); err != nil {
-				return nil, false, fmt.Errorf("add address set: %w", err)
-			}
-			out = append(out, addrLoad(v6, l.src), lookup(set))
+			out = append(out, m...)
 		}
 	}
 	for _, ifs := range []struct {

@@ -259,17 +259,27 @@ func (b *builder) addrMatch(v6 bool) (_ []expr.Any, ok bool, _ error) {
 		if len(l.ps) == 0 {
 			continue
 		}
-		el := prefixElems(l.ps, v6)
-		if el == nil {
-			return nil, false, nil
+		m, ok, err := b.prefixLookup(v6, l.src, typ, l.ps)
+		if !ok || err != nil {
+			return nil, false, err
 		}
-		set := anonSet(b.t, typ, true)
-		if err := b.c.AddSet(set, el); err != nil {
-			return nil, false, fmt.Errorf("add address set: %w", err)
-		}
-		out = append(out, addrLoad(v6, l.src), lookup(set))
+		out = append(out, m...)
 	}
 	return out, true, nil
+}
+
+// prefixLookup is `ip saddr/daddr { prefixes }` for one family; ok is false
+// when no prefix is of that family (the match can never hold there).
+func (b *builder) prefixLookup(v6, src bool, typ nftables.SetDatatype, ps []netip.Prefix) (_ []expr.Any, ok bool, _ error) {
+	el := prefixElems(ps, v6)
+	if el == nil {
+		return nil, false, nil
+	}
+	set := anonSet(b.t, typ, true)
+	if err := b.c.AddSet(set, el); err != nil {
+		return nil, false, fmt.Errorf("add address set: %w", err)
+	}
+	return one(addrLoad(v6, src), lookup(set)), true, nil
 }
 
 // Stems of the interface sets' names (each generation has its own, see
