@@ -10,8 +10,8 @@ fuzzn = $(shell echo $$(( $(1) * $(FUZZX) )))x
 # Stamped into the binary (qguard version, qguard_build_info).
 VERSION ?= $(shell packaging/version.sh)
 COMMIT ?= $(shell git describe --always --dirty --abbrev=40 --match=NONE 2>/dev/null)
-LDFLAGS = -X github.com/qguard/qguard/internal/engine.version=$(VERSION) \
-	-X github.com/qguard/qguard/internal/engine.commit=$(COMMIT)
+LDFLAGS = -X github.com/qguard/qguard/internal/service.version=$(VERSION) \
+	-X github.com/qguard/qguard/internal/service.commit=$(COMMIT)
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging dir]
 PREFIX ?= /usr/local

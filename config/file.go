@@ -87,7 +87,7 @@ type Metrics struct {
 
 // Control is the control section.
 type Control struct {
-	Socket string // empty: the network namespace's default (engine.ControlPath)
+	Socket string // empty: the network namespace's default (service.ControlPath)
 }
 
 // Log is the log section.

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 )
 
 // manSection is where qguard's pages go: system administration commands.
@@ -46,7 +46,7 @@ func genMan(dir string) error {
 	h := &doc.GenManHeader{
 		Title:   "QGUARD",
 		Section: manSection,
-		Source:  "qguard " + engine.BuildInfo().Version,
+		Source:  "qguard " + service.BuildInfo().Version,
 		Manual:  "qguard manual",
 	}
 	if err := doc.GenManTree(root, h, dir); err != nil {

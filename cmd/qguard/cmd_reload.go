@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 )
 
 func init() {
@@ -49,7 +49,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			r, err := engine.Call(path, "reload", 30*time.Second)
+			r, err := service.Call(path, "reload", 30*time.Second)
 			if err != nil {
 				return err
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/metrics"
+	"github.com/qguard/qguard/internal/service"
 	"github.com/qguard/qguard/rules"
 )
 
@@ -96,7 +97,7 @@ OPTIONS
     --log-level LEVEL    debug, info, warn or error (default log.level)
 
 FILES
-    ` + engine.DefaultControlSocket + `
+    ` + service.DefaultControlSocket + `
         control socket (mode 0600) in the initial network namespace;
         /run/qguard/control-netns-INODE.sock in any other (INODE: stat -L
         -c %i /proc/self/ns/net), so one daemon per namespace runs without
@@ -215,14 +216,14 @@ func runDaemon(cmd *cobra.Command, f *runFlags) error {
 	if err := e.Start(ctx); err != nil {
 		return errors.Join(fmt.Errorf("start: %w", err), d.stop(), e.Close())
 	}
-	go engine.ServeControl(ctx, d.ctl, d, log)
+	go service.ServeControl(ctx, d.ctl, d, log)
 	if d.ms != nil {
 		d.ms.SetReady(d.ready)
 	}
 	num, count := e.Queues()
 	log.Info("ready", "queues", fmt.Sprintf("%d..%d", num, num+count-1), "rules", e.RulesInstalled(),
 		"policy_rules", len(e.Policy().Rules), "config", configName(f.config), "metrics", d.metricsAddr(), "control", rs.control)
-	if err := engine.Notify("READY=1\nSTATUS=deciding packets"); err != nil {
+	if err := service.Notify("READY=1\nSTATUS=deciding packets"); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
 	return d.loop(sigs)
@@ -253,7 +254,7 @@ func resolveRun(cmd *cobra.Command, f *runFlags, cfg *config.File) runSettings {
 	if f.control != "" {
 		rs.control = f.control
 	}
-	rs.control = engine.ControlPath(rs.control)
+	rs.control = service.ControlPath(rs.control)
 	if f.logFormat != "" {
 		rs.logFormat = f.logFormat
 	}
@@ -291,11 +292,11 @@ type daemon struct {
 
 func (d *daemon) listen(rs runSettings) error {
 	var err error
-	if d.ctl, err = engine.ListenControl(rs.control); err != nil {
+	if d.ctl, err = service.ListenControl(rs.control); err != nil {
 		return err
 	}
 	if rs.metrics != "" {
-		b := engine.BuildInfo()
+		b := service.BuildInfo()
 		reg := metrics.NewRegistry(d.Stats, metrics.BuildInfo{Version: b.Version, Commit: b.Commit, GoVersion: b.GoVersion})
 		if d.ms, err = metrics.Listen(rs.metrics, reg, d.log); err != nil {
 			d.ctl.Close()
@@ -325,12 +326,12 @@ func (d *daemon) stop() error {
 	return err
 }
 
-// Reload implements engine.ControlHandler: load the file again and swap.
+// Reload implements service.ControlHandler: load the file again and swap.
 func (d *daemon) Reload() error {
-	_ = engine.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	_ = service.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer func() {
 		if !d.stopping.Load() { // a reload outlived by the stop must not say ready
-			_ = engine.Notify("READY=1")
+			_ = service.Notify("READY=1")
 		}
 	}()
 	var cfg *config.File
@@ -359,7 +360,7 @@ func (d *daemon) warnRestartOnly(cfg *config.File) {
 	}
 }
 
-// Stats implements engine.ControlHandler; it is empty until the engine is
+// Stats implements service.ControlHandler; it is empty until the engine is
 // up (the metrics endpoint may be scraped during start-up).
 func (d *daemon) Stats() engine.Stats {
 	d.mu.Lock()
@@ -368,7 +369,9 @@ func (d *daemon) Stats() engine.Stats {
 	if e == nil {
 		return engine.Stats{}
 	}
-	return e.Stats()
+	s := e.Stats()
+	s.Version = service.BuildInfo().Version
+	return s
 }
 
 // loop serves signals until a stop signal or a queue failure. A SIGHUP
@@ -420,7 +423,7 @@ func (d *daemon) shutdown(s os.Signal, sigs chan os.Signal) error {
 	d.stopping.Store(true)
 	t0 := time.Now()
 	d.log.Info("stopping", "signal", s.String())
-	_ = engine.Notify("STOPPING=1")
+	_ = service.Notify("STOPPING=1")
 	go d.watchForce(sigs, t0, d.leftBehind())
 	err := errors.Join(d.e.Close(), d.stop())
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 )
 
 func init() {
@@ -57,7 +58,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			r, err := engine.Call(path, "status", 10*time.Second)
+			r, err := service.Call(path, "status", 10*time.Second)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 )
 
 func init() {
@@ -36,7 +36,7 @@ EXIT STATUS
     0 always.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b := engine.BuildInfo()
+			b := service.BuildInfo()
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(b)
 			}
@@ -49,7 +49,7 @@ EXIT STATUS
 }
 
 // versionText is what `qguard version` and `qguard --version` print.
-func versionText(b engine.Build) string {
+func versionText(b service.Build) string {
 	commit := b.Commit
 	if b.Modified {
 		commit += "+dirty"

@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/qguard/qguard/config"
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 )
 
 // daemonSocket is where status and reload find the daemon: --control, else
@@ -10,11 +10,11 @@ import (
 // namespace's default, as `qguard run` chooses it.
 func daemonSocket(control, cfgPath string) (string, error) {
 	if control != "" || cfgPath == "" {
-		return engine.ControlPath(control), nil
+		return service.ControlPath(control), nil
 	}
 	f, err := config.Load(cfgPath)
 	if err != nil {
 		return "", err
 	}
-	return engine.ControlPath(f.Control.Socket), nil
+	return service.ControlPath(f.Control.Socket), nil
 }

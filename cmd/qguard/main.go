@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 )
 
 var root = &cobra.Command{
@@ -59,8 +59,8 @@ func subPath(c *cobra.Command) string {
 }
 
 func setup() {
-	root.Version = engine.BuildInfo().Version
-	root.SetVersionTemplate(versionText(engine.BuildInfo()))
+	root.Version = service.BuildInfo().Version
+	root.SetVersionTemplate(versionText(service.BuildInfo()))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if !c.HasParent() {
 			return flagError{fmt.Errorf("%w (see 'qguard --help')", err)}

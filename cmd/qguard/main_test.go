@@ -29,8 +29,8 @@ func stamped(t *testing.T) string {
 			return
 		}
 		stampedBin = filepath.Join(dir, "qguard")
-		ld := "-X github.com/qguard/qguard/internal/engine.version=v9.8.7-3-gabcdef0" +
-			" -X github.com/qguard/qguard/internal/engine.commit=abcdef0123456789abcdef0123456789abcdef01-dirty"
+		ld := "-X github.com/qguard/qguard/internal/service.version=v9.8.7-3-gabcdef0" +
+			" -X github.com/qguard/qguard/internal/service.commit=abcdef0123456789abcdef0123456789abcdef01-dirty"
 		out, err := exec.Command("go", "build", "-ldflags", ld, "-o", stampedBin, ".").CombinedOutput()
 		if err != nil {
 			stampedErr = errors.New("build: " + err.Error() + "\n" + string(out))

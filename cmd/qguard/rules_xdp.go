@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 	"github.com/vishvananda/netlink"
 )
 
@@ -15,10 +15,10 @@ import (
 func controlSocket(path string) string {
 	if path != "" {
 		if f, err := config.Load(path); err == nil {
-			return engine.ControlPath(f.Control.Socket)
+			return service.ControlPath(f.Control.Socket)
 		}
 	}
-	return engine.DefaultControlPath()
+	return service.DefaultControlPath()
 }
 
 // showXDP prints where XDP programs are attached: the kernel's view of every
@@ -42,7 +42,7 @@ func showXDP(w io.Writer, socket string) error {
 	if n == 0 {
 		fmt.Fprintln(w, "  no XDP program attached in this namespace")
 	}
-	r, err := engine.Call(socket, "status", 2*time.Second)
+	r, err := service.Call(socket, "status", 2*time.Second)
 	switch {
 	case err != nil:
 		fmt.Fprintf(w, "  qguard daemon: not reachable at %s\n", socket)

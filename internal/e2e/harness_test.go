@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
@@ -243,7 +244,7 @@ func (d *daemon) lastReloadFailed() bool {
 // status asks the daemon for its counters over the control socket.
 func (d *daemon) status() *engine.Stats {
 	d.t.Helper()
-	r, err := engine.Call(d.control, "status", 5*time.Second)
+	r, err := service.Call(d.control, "status", 5*time.Second)
 	if err != nil || !r.OK {
 		d.t.Fatalf("status: %v %+v", err, r)
 	}

@@ -103,8 +103,8 @@ func TestIntegrationBuildInfoMetric(t *testing.T) {
 	top := newTopo(t, "qeb")
 	bin := filepath.Join(t.TempDir(), "qguard")
 	const version, commit = "v1.2.3-4-gabcdef0", "abcdef0123456789abcdef0123456789abcdef01"
-	ld := "-X github.com/qguard/qguard/internal/engine.version=" + version +
-		" -X github.com/qguard/qguard/internal/engine.commit=" + commit
+	ld := "-X github.com/qguard/qguard/internal/service.version=" + version +
+		" -X github.com/qguard/qguard/internal/service.commit=" + commit
 	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, "github.com/qguard/qguard/cmd/qguard").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -250,7 +250,7 @@ func (d *daemon) watchPending() func() uint64 {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			r, err := engine.Call(d.control, "status", time.Second)
+			r, err := service.Call(d.control, "status", time.Second)
 			if err != nil || !r.OK || r.Status == nil {
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/service"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -79,7 +80,7 @@ func TestIntegrationDefaultFlagsPerNetNS(t *testing.T) {
 			t.Errorf("status in %s: %d packets (pinged through the first namespace only)", top.Firewall.Name, got)
 		}
 		var sock string
-		if err := top.Firewall.Do(func() error { sock = engine.DefaultControlPath(); return nil }); err != nil {
+		if err := top.Firewall.Do(func() error { sock = service.DefaultControlPath(); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasPrefix(sock, "/run/qguard/control-netns-") || !strings.Contains(runs[i].log.String(), "control="+sock) {

@@ -2,7 +2,8 @@
 // engine (package queue), one verdict pipeline per queue (package verdict),
 // the nftables rules that steer traffic into the queues (package rules) and
 // the optional XDP early-drop program (package xdp). `qguard run` wraps it
-// with signals, a control socket and a metrics endpoint; the rule-test
+// with signals, a metrics endpoint and the control socket, notifications
+// and build information of package internal/service; the rule-test
 // runner and the benchmark harness use it directly.
 //
 // # Life cycle

@@ -355,6 +355,23 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
+// Started says whether Start was called.
+func (e *Engine) Started() bool { return e.startOnce.Load() }
+
+// Online says whether the engine has kernel queues (it was not made with
+// Options.Offline).
+func (e *Engine) Online() bool { return e.q != nil }
+
+// GuardStatus is the table guard's last look at the table, false before
+// Start or without rules. Safe from any goroutine.
+func (e *Engine) GuardStatus() (rules.GuardStatus, bool) {
+	g := e.guard.Load()
+	if g == nil {
+		return rules.GuardStatus{}, false
+	}
+	return g.Status(), true
+}
+
 // Done is closed when the queues stopped: after Close, or when reading
 // failed (Err tells). An offline engine's Done closes on Close.
 func (e *Engine) Done() <-chan struct{} { return e.runDone }

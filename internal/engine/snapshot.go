@@ -10,7 +10,6 @@ import (
 // goroutine; reads are atomic per counter (not across counters).
 func (e *Engine) Stats() Stats {
 	s := Stats{
-		Version:        BuildInfo().Version,
 		Started:        e.started,
 		Queues:         make([]QueueStats, len(e.qs)),
 		RulesInstalled: e.rules != nil,

@@ -69,6 +69,7 @@ type RuleStats struct {
 
 // Stats is a snapshot of a running engine.
 type Stats struct {
+	// Version is the daemon's build (internal/service fills it in).
 	Version        string       `json:"version"`
 	Started        time.Time    `json:"started"`
 	Queues         []QueueStats `json:"queues"`

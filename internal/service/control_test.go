@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"bufio"
@@ -10,12 +10,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/internal/engine"
 )
 
 type fakeCtl struct{ reloadErr error }
 
-func (f *fakeCtl) Reload() error { return f.reloadErr }
-func (f *fakeCtl) Stats() Stats  { return Stats{Version: "test", Reloads: 7} }
+func (f *fakeCtl) Reload() error       { return f.reloadErr }
+func (f *fakeCtl) Stats() engine.Stats { return engine.Stats{Version: "test", Reloads: 7} }
 
 func serve(t *testing.T, h ControlHandler) string {
 	t.Helper()

@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qguard/qguard/internal/engine"
 )
 
 // DefaultControlSocket is where `qguard run` listens for `reload` and
@@ -30,17 +32,17 @@ type Request struct {
 
 // Response is the single JSON line the daemon answers with.
 type Response struct {
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
-	Message string `json:"message,omitempty"`
-	Status  *Stats `json:"status,omitempty"`
+	OK      bool          `json:"ok"`
+	Error   string        `json:"error,omitempty"`
+	Message string        `json:"message,omitempty"`
+	Status  *engine.Stats `json:"status,omitempty"`
 }
 
 // ControlHandler is what the control socket serves; the daemon implements
 // Reload by loading its configuration file again.
 type ControlHandler interface {
 	Reload() error
-	Stats() Stats
+	Stats() engine.Stats
 }
 
 // ListenControl creates the directory of path (mode 0750), removes a stale

@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"runtime"
@@ -9,8 +9,8 @@ import (
 // version and commit are stamped at link time by `make build` and the
 // package build:
 //
-//	go build -ldflags "-X github.com/qguard/qguard/internal/engine.version=v1.2.3 \
-//	    -X github.com/qguard/qguard/internal/engine.commit=<sha>"
+//	go build -ldflags "-X github.com/qguard/qguard/internal/service.version=v1.2.3 \
+//	    -X github.com/qguard/qguard/internal/service.commit=<sha>"
 //
 // A plain `go build` leaves them empty and BuildInfo falls back to what the
 // toolchain stamped (module version, vcs.revision, vcs.modified).
