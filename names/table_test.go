@@ -85,10 +85,10 @@ func TestTableSolicited(t *testing.T) {
 		name string
 		typ  uint16
 	}{
-		{aflow, 8, "www.example.", dns.TypeA},     // wrong ID
-		{aflow, 7, "other.example.", dns.TypeA},   // wrong question
-		{aflow, 7, "www.example.", dns.TypeAAAA},  // wrong type
-		{qflow, 7, "www.example.", dns.TypeA},     // not the reversed flow
+		{aflow, 8, "www.example.", dns.TypeA},    // wrong ID
+		{aflow, 7, "other.example.", dns.TypeA},  // wrong question
+		{aflow, 7, "www.example.", dns.TypeAAAA}, // wrong type
+		{qflow, 7, "www.example.", dns.TypeA},    // not the reversed flow
 		{Flow{Proto: 6, Src: server, Dst: client, SrcPort: 53, DstPort: 40000}, 7, "www.example.", dns.TypeA}, // TCP
 		{Flow{Proto: 17, Src: netip.MustParseAddr("198.19.0.9"), Dst: client, SrcPort: 53, DstPort: 40000}, 7, "www.example.", dns.TypeA},
 	} {

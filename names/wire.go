@@ -37,11 +37,11 @@ type Result uint8
 
 // Parse results.
 const (
-	_            Result = iota
-	OK                  // a message of the kind asked for
-	NotDNS              // too short for a header, or the wrong direction (QR)
-	Unsupported         // not a standard query/response with one A or AAAA question of class IN
-	Malformed           // a name, record or count runs past the message or is invalid
+	_           Result = iota
+	OK                 // a message of the kind asked for
+	NotDNS             // too short for a header, or the wrong direction (QR)
+	Unsupported        // not a standard query/response with one A or AAAA question of class IN
+	Malformed          // a name, record or count runs past the message or is invalid
 )
 
 var resultNames = [...]string{"invalid", "ok", "not dns", "unsupported", "malformed"}
