@@ -40,6 +40,17 @@ func New(cfg *Config) (*Manager, error) {
 	return newManager(n, caps, dial)
 }
 
+// NewProbed is New with the kernel probed already: caps is what ProbeNS
+// found in the namespace cfg.NetNS names, so a daemon that probes before
+// it binds its queues (to fail early) does not ask the kernel twice.
+func NewProbed(cfg *Config, caps Capabilities) (*Manager, error) {
+	n, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	return newManager(n, caps, dialer(n.NetNS))
+}
+
 // newManager is New without the probe, for tests with a fake kernel.
 func newManager(n *Config, caps Capabilities, dial func() (*nftables.Conn, error)) (*Manager, error) {
 	m := &Manager{cfg: n, caps: caps, dial: dial}

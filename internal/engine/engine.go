@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
@@ -146,7 +144,9 @@ func New(cfg *config.File, o *Options) (*Engine, error) {
 	return e, nil
 }
 
-// newEngine is New after the configuration was turned into settings.
+// newEngine is New after the configuration was turned into settings. Each
+// step that opens a kernel object pushes its own undo (open.go); a failure
+// runs them, last first, so exactly what was done is undone.
 func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	e := &Engine{started: time.Now(), runDone: make(chan struct{}), opts: *o, set: set,
 		qbase: set.queue.Num, marks: set.marks}
@@ -157,44 +157,56 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	if err := checkFlowMemory(set); err != nil {
 		return nil, err
 	}
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
 	if !e.opts.Offline {
-		if e.links, err = openLinks(); err != nil {
+		if err := e.openLinks(&undo); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err != nil {
-				e.links.close()
-			}
-		}()
 	}
 	compiled, err := e.compile(set)
 	if err != nil {
 		return nil, err
 	}
 	if set.record.Output != "" && !e.opts.Offline {
-		if e.rec, err = newRecorder(set.record, e.links.ifaces); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-		defer func() {
-			if err != nil {
-				e.rec.out.Close()
-			}
-		}()
-		if set.record.Flows {
-			ct, cerr := openConntrack()
-			if cerr != nil {
-				e.log.Warn("no flow records", "err", cerr)
-			} else {
-				e.ct = ct
-				e.rec.flows = make(chan ctEvent, 4096)
-				defer func() {
-					if err != nil {
-						e.ct.close()
-					}
-				}()
-			}
+		if err := e.openRecord(&undo); err != nil {
+			return nil, err
 		}
 	}
+	e.buildPipelines(compiled)
+	if e.opts.Offline {
+		return e, nil
+	}
+	var caps rules.Capabilities
+	if set.installRules {
+		if caps, err = e.probeKernel(&undo); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.openQueues(&undo); err != nil {
+		return nil, err
+	}
+	if set.installRules {
+		if err := e.installRules(&undo, caps); err != nil {
+			return nil, err
+		}
+	}
+	if set.xdp != nil {
+		if err := e.attachXDP(&undo); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// buildPipelines makes the first policy generation, one pipeline per
+// queue, the Decide/Trace pipeline and the block channel.
+func (e *Engine) buildPipelines(compiled *verdict.Compiled) {
+	set := e.set
 	count := int(set.queue.Count)
 	e.reg.queues = count
 	g := e.newGeneration(set.policy, compiled)
@@ -224,85 +236,6 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	}
 	e.blockCh = make(chan blockReq, bq)
 	e.bypass.failOpen = set.queue.Flags&queue.FlagFailOpen != 0
-	if e.opts.Offline {
-		return e, nil
-	}
-
-	var undo []func()
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
-	if set.installRules {
-		fd, f, err := rulesNetNS(e.opts.NetNS)
-		if err != nil {
-			return nil, err
-		}
-		if f != nil {
-			e.netns = f
-			undo = append(undo, func() { f.Close() })
-		}
-		e.opts.NetNS = fd // reloads build their settings from opts
-		set.rules.NetNS = fd
-	}
-	if set.installRules {
-		caps, err := rules.ProbeNS(e.opts.NetNS)
-		if err == nil {
-			_, err = caps.Best()
-		}
-		if errors.Is(err, unix.EPERM) && e.opts.NetNS == 0 { // with a namespace, setns may be what failed
-			return nil, fmt.Errorf("probe kernel for queue rules: %w (nftables and the queues need it: run as root or grant it; see docs/daemon.md): %w", ErrPrivilege, err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("probe kernel for queue rules: %w", err)
-		}
-		e.log.Debug("kernel probed", "capabilities", caps.String())
-	}
-	qc := set.queue
-	qc.Logger = e.log
-	if e.q, err = queue.Open(&qc); err != nil {
-		return nil, fmt.Errorf("bind queues %d..%d: %w", qc.Num, qc.Num+qc.Count-1, err)
-	}
-	undo = append(undo, func() { _ = e.q.Close() })
-	if set.installRules {
-		// After the bind: a second daemon on a taken queue hears that
-		// first. Before anything touches the table.
-		if e.claim, err = claimTable(e.opts.NetNS, set); err != nil {
-			return nil, err
-		}
-		undo = append(undo, e.claim.Release)
-		if e.rules, err = rules.New(set.rules); err != nil {
-			return nil, fmt.Errorf("prepare nftables rules: %w", err)
-		}
-		if err = e.rules.Apply(); err != nil {
-			return nil, fmt.Errorf("install nftables table %q: %w", set.rules.Table, err)
-		}
-		undo = append(undo, func() { _ = e.rules.Remove() })
-		e.rejectMarks = true
-		e.gen.Load().flowMarks = set.rules.Offload // not started yet: no reader
-	}
-	if set.xdp != nil {
-		xc := *set.xdp
-		xc.Logger = e.log
-		f, xerr := xdp.Attach(&xc)
-		switch {
-		case xerr == nil:
-			e.xdp = f
-			undo = append(undo, func() { _ = f.Close() })
-		case errors.Is(xerr, xdp.ErrNoInterface):
-			// A typo in xdp.interfaces is a configuration mistake, not a
-			// missing kernel feature: say so rather than fall back quietly.
-			return nil, fmt.Errorf("attach XDP to %v: %w: %w", xc.Interfaces, ErrConfig, xerr)
-		case errors.Is(xerr, xdp.ErrUnsupported):
-			e.log.Warn("XDP unavailable, blocking sources with the nftables sets instead", "err", xerr)
-		default:
-			return nil, fmt.Errorf("attach XDP to %v: %w", xc.Interfaces, xerr)
-		}
-	}
-	return e, nil
 }
 
 func (e *Engine) newPipeline(c *verdict.Compiled) *verdict.Pipeline {
