@@ -5,8 +5,13 @@
 // machine.
 //
 // Run takes a Config (nil means defaults) and returns a Report; the report
-// prints as a table (WriteTable), as JSON (WriteJSON) and as an SVG bar chart
-// (WritePlot). `qguard bench` is a thin command over it.
+// prints as text (WriteTable: one table per traffic kind, at most 120
+// columns), as JSON (WriteJSON) and as an SVG chart (Plot, WritePlot: a
+// panel per traffic kind, flood and drain side by side, bars coloured by
+// family, min..max over runs as whiskers). `qguard bench` is a thin
+// command over it. testdata/report.json is a saved report; the golden
+// files beside it are what WriteTable and Plot make of it (go test
+// ./bench -run Golden -update rewrites them).
 //
 // # What is measured
 //

@@ -5,85 +5,307 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
-// WriteTable prints the report as an aligned table with a legend.
+// tableWidth is the widest line WriteTable prints: it fits a terminal
+// and a README code block.
+const tableWidth = 120
+
+// WriteTable prints the report as text: a header, one table per traffic
+// kind, the run-by-run ratios to the C peer, and what each mode is.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "qguard bench  %s  kernel %s  %d CPUs  %s per mode x %d run(s)\n",
+	var b strings.Builder
+	r.writeHeader(&b)
+	for _, sec := range tableSections(r.Results) {
+		fmt.Fprintf(&b, "\n%s\n", sec.title)
+		if err := sec.write(&b, sec.rows); err != nil {
+			return err
+		}
+		for _, l := range sec.legend {
+			b.WriteString(wrap(l, tableWidth, "  "))
+		}
+	}
+	r.writePaired(&b)
+	r.writeModes(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) writeHeader(b *strings.Builder) {
+	fmt.Fprintf(b, "qguard bench  %s  kernel %s  %d CPUs  %s per mode x %d run(s)\n",
 		r.Started.Format("2006-01-02 15:04 UTC"), r.Kernel, r.CPUs, r.Duration, r.Runs)
 	if r.Generator != "" || r.Sink != "" {
-		fmt.Fprintf(w, "generator: %s; sink: %s\n", r.Generator, r.Sink)
+		b.WriteString(wrap(fmt.Sprintf("generator: %s; sink: %s", r.Generator, r.Sink), tableWidth, "  "))
 	}
-	fmt.Fprintf(w, "pinning: %s\nflows: %s\nload average (1 min) before/after: %.2f / %.2f", r.Pinning, r.Flows, r.LoadBefore, r.LoadAfter)
+	b.WriteString(wrap("pinning: "+r.Pinning, tableWidth, "  "))
+	b.WriteString(wrap("flows: "+r.Flows, tableWidth, "  "))
+	fmt.Fprintf(b, "load average (1 min) before/after: %.2f / %.2f", r.LoadBefore, r.LoadAfter)
 	// The run's own threads raise the load after; only the load before
 	// says whether something else was running.
 	if r.LoadBefore > float64(r.CPUs)/2 {
-		fmt.Fprint(w, "  (the machine was busy before the run: figures are skewed)")
+		b.WriteString("  (the machine was busy before the run: figures are skewed)")
 	}
-	fmt.Fprint(w, "\n\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\ttraffic\tsent pps\tdelivered pps\tspread\tMbit/s\tq_drop\tu_drop\tsink_drop\tns/pkt\tpps/CPU\tuser\tlat p50 us\tlat p99 us\tvs C\tvs kernel\tdrain pps\tdrain vs C\tdrain vs go\t")
-	for _, x := range r.Results {
-		switch {
-		case x.Skipped != "":
-			fmt.Fprintf(tw, "%s\t%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
-			continue
-		case x.Error != "":
-			fmt.Fprintf(tw, "%s\t%s\tfailed\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", x.Mode, x.Traffic)
-			continue
-		case x.Traffic == Flood:
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s dropped\t%s\t\t%d\t%d\t\t%s\t%s\t\t\t\t%s\t\t", x.Mode, x.Traffic,
-				num(x.SentPPS.Median), num(x.DroppedPPS.Median), spread(x.DroppedPPS), x.QueueDropped, x.UserDropped,
-				nsPkt(x.SystemCPUPkt.Median), capacity(x.SystemCPUPkt.Median), ratio(x.VsQueue, " q"))
-			fmt.Fprint(tw, "\t\t\t\n")
+	b.WriteString("\n")
+}
+
+// section is one traffic kind's table.
+type section struct {
+	title  string
+	rows   []Result
+	write  func(io.Writer, []Result) error
+	legend []string
+}
+
+// tableSections groups the results by traffic kind, in a fixed order;
+// kinds it does not know get the UDP table.
+func tableSections(rs []Result) []section {
+	known := []section{
+		{title: "64-byte UDP, packets/s", write: udpTable, legend: udpLegend},
+		{title: "1500-byte UDP, packets/s", write: udpTable, legend: udpLegend},
+		{title: "TCP streams, Gbit/s", write: tcpTable, legend: tcpLegend},
+		{title: "Blocked-source flood, packets/s dropped", write: floodTable, legend: floodLegend},
+	}
+	kinds := []Traffic{UDP64, UDPMTU, TCP, Flood}
+	var out []section
+	for i, k := range kinds {
+		sec := known[i]
+		for _, x := range rs {
+			if x.Traffic == k {
+				sec.rows = append(sec.rows, x)
+			}
+		}
+		if len(sec.rows) > 0 {
+			out = append(out, sec)
+		}
+	}
+	var other []Traffic
+	for _, x := range rs {
+		if !slices.Contains(kinds, x.Traffic) && !slices.Contains(other, x.Traffic) {
+			other = append(other, x.Traffic)
+		}
+	}
+	for _, k := range other {
+		sec := section{title: string(k) + ", packets/s", write: udpTable, legend: udpLegend}
+		for _, x := range rs {
+			if x.Traffic == k {
+				sec.rows = append(sec.rows, x)
+			}
+		}
+		out = append(out, sec)
+	}
+	// One legend per kind of table: the second UDP table needs none.
+	seen := map[string]bool{}
+	for i := range out {
+		if l := out[i].legend; len(l) > 0 && seen[l[0]] {
+			out[i].legend = nil
+		} else if len(l) > 0 {
+			seen[l[0]] = true
+		}
+	}
+	return out
+}
+
+var udpLegend = []string{
+	"delivered: packets/s at the sink under the flood, spread min..max over runs; vs C: over c-nfq's for the same " +
+		"traffic. On a small machine the generator's CPU, which also does the firewall's queueing work, can cap the " +
+		"flood for every handler that keeps up (kernel-only forwarding has no queueing work: the generator's limit).",
+	"drain: the steady rate (90% to 10% left) the handler emptied a full queue, bursts queued while it was stopped and " +
+		"the generator idle: its capacity. drain vs C: over c-nfq's drain; go-nfqueue has no drain phase (its README's " +
+		"255-packet queue empties too fast to time), and where its queue overflowed in the flood that rate is its capacity: " +
+		"vs go is drain over it.",
+	"ns/pkt: the handler process's CPU time per packet it handled; user: its share in user space (the rest is the " +
+		"kernel: receive, verdict, reinjection, forwarding). q/u drop: the kernel's queue_dropped/user_dropped summed " +
+		"over runs (and sink socket overruns, +s, with the socket sink). rtt: median/99th percentile round trip in µs " +
+		"of a low-rate UDP echo through the firewall both ways.",
+}
+
+var tcpLegend = []string{
+	"Gbit/s: payload the sink's sockets read, spread min..max over runs; vs C, vs kernel: over c-nfq's and kernel's; " +
+		"queued/s: packets the queue saw per second (a GSO super-packet counts once); ns/pkt: handler CPU per queued packet.",
+}
+
+var floodLegend = []string{
+	"dropped: packets/s the firewall dropped from one blocked source; vs queue: over flood-queue's (the queue deciding " +
+		"each packet). fw ns/pkt: the whole firewall's CPU per dropped packet (all CPUs' irq+softirq time plus the " +
+		"handler's; /proc/stat has 10ms resolution, so tiny costs read as 0); pps/CPU: 1s over it.",
+}
+
+// udpTable prints 64-byte and MTU-sized UDP rows.
+func udpTable(w io.Writer, rs []Result) error {
+	t := newTable(w, rs, "sent", "delivered", "spread", "vs C", "drain", "vs C", "vs go", "ns/pkt", "user", "q/u drop", "rtt µs")
+	for _, x := range rs {
+		if !t.ran(x) {
 			continue
 		}
-		sent, deliv, sp := num(x.SentPPS.Median), num(x.DeliveredPPS.Median), spread(x.DeliveredPPS)
-		if x.Traffic == TCP {
-			sent, deliv, sp = "-", "-", spread(x.DeliveredMbps)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			x.Mode, x.Traffic, sent, deliv, sp, x.DeliveredMbps.Median, x.QueueDropped, x.UserDropped, x.SinkDrops,
-			nsPkt(x.CPUPerPacket.Median), capacity(x.CPUPerPacket.Median), share(x.UserShare.Median), us(x.LatencyP50Us.Median), us(x.LatencyP99Us.Median),
-			ratio(x.VsC, ""), ratio(x.VsKernel, ""), drainPPS(x.DrainPPS.Median), ratio(x.DrainVsC, ""), ratio(x.DrainVsGo, ""))
+		t.row(x, num(x.SentPPS.Median), num(x.DeliveredPPS.Median), spread(x.DeliveredPPS), ratio(x.VsC),
+			dash(x.DrainPPS.Median, num), ratio(x.DrainVsC), ratio(x.DrainVsGo),
+			dash(x.CPUPerPacket.Median, ns), dash(x.UserShare.Median, pct), drops(x), rtt(x))
 	}
-	if err := tw.Flush(); err != nil {
+	return t.flush()
+}
+
+// tcpTable prints the TCP stream rows.
+func tcpTable(w io.Writer, rs []Result) error {
+	t := newTable(w, rs, "Gbit/s", "spread", "vs C", "vs kernel", "queued/s", "ns/pkt", "user", "q/u drop")
+	for _, x := range rs {
+		if !t.ran(x) {
+			continue
+		}
+		g := x.DeliveredMbps
+		g = Summary{Median: g.Median / 1e3, Min: g.Min / 1e3, Max: g.Max / 1e3}
+		t.row(x, fmt.Sprintf("%.2f", g.Median), spread(g), ratio(x.VsC), ratio(x.VsKernel),
+			dash(x.queuedPPS(), num), dash(x.CPUPerPacket.Median, ns), dash(x.UserShare.Median, pct), drops(x))
+	}
+	return t.flush()
+}
+
+// floodTable prints the blocked-source flood rows.
+func floodTable(w io.Writer, rs []Result) error {
+	t := newTable(w, rs, "sent", "dropped", "spread", "vs queue", "q/u drop", "fw ns/pkt", "pps/CPU")
+	for _, x := range rs {
+		if !t.ran(x) {
+			continue
+		}
+		t.row(x, num(x.SentPPS.Median), num(x.DroppedPPS.Median), spread(x.DroppedPPS), ratio(x.VsQueue), drops(x),
+			dash(x.SystemCPUPkt.Median, ns), dash(x.SystemCPUPkt.Median, capacity))
+	}
+	return t.flush()
+}
+
+// table is a tabwriter with the mode name left-aligned and the figures
+// right-aligned.
+type table struct {
+	w     io.Writer
+	buf   strings.Builder
+	tw    *tabwriter.Writer
+	width int // of the mode column
+}
+
+func newTable(w io.Writer, rs []Result, cols ...string) *table {
+	t := &table{w: w, width: len("mode")}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, x := range rs {
+		t.width = max(t.width, len(x.Mode))
+	}
+	fmt.Fprintf(t.tw, "%-*s\t%s\t\n", t.width, "mode", strings.Join(cols, "\t"))
+	return t
+}
+
+// ran prints a row for a mode that did not run and reports whether x ran.
+func (t *table) ran(x Result) bool {
+	switch {
+	case x.Skipped != "":
+		fmt.Fprintf(t.tw, "%-*s\tskipped\t\n", t.width, x.Mode)
+	case x.Error != "":
+		fmt.Fprintf(t.tw, "%-*s\tFAILED\t\n", t.width, x.Mode)
+	default:
+		return x.Ran()
+	}
+	return false
+}
+
+func (t *table) row(x Result, cells ...string) {
+	fmt.Fprintf(t.tw, "%-*s\t%s\t\n", t.width, x.Mode, strings.Join(cells, "\t"))
+}
+
+// flush writes the table without the padding tabwriter puts left of the
+// (already padded) mode column.
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nns/pkt: handler CPU time per handled packet (flood rows: firewall CPU per dropped packet:\nall CPUs' irq+softirq time plus the handler's CPU; /proc/stat has 10ms resolution, so tiny costs read as 0).")
-	fmt.Fprintln(w, "pps/CPU: 1s / ns/pkt, the packets/s one CPU would handle at that cost: it holds when the generator, not the handler, was the limit.")
-	fmt.Fprintln(w, "user: the handler's share of that CPU time spent in user space (the rest is the kernel: receive, verdict, reinjection, forwarding).")
-	fmt.Fprintln(w, "spread: min..max of delivered pps (Mbit/s for tcp) over runs; q_drop/u_drop: kernel queue_dropped/user_dropped;\nsink_drop: sink socket overruns (UDP RcvbufErrors in the server namespace; always 0 with the nftables sink); drops summed over runs.")
-	fmt.Fprintln(w, "vs C / vs kernel: delivered pps (Mbit/s for tcp) over c-nfq's and kernel's for the same traffic; flood rows: drop rate over\nflood-queue's (packets the queue handler itself dropped; q_drop are those the full queue dropped before it).")
-	fmt.Fprintln(w, "drain pps: the steady rate (from 90% to 10% left) the handler emptied a full queue (bursts queued while it was stopped), the generator idle:\nthe handler's capacity, where the flood above can be capped by the generator's CPU. drain vs C: over c-nfq's drain;\ndrain vs go: over go-nfqueue's delivered pps when its full queue or socket dropped packets (it was the limit, so that\nis its capacity; its README's 255-packet queue is too short to time a drain).")
-	if r.Runs > 1 {
-		fmt.Fprintln(w, "\nPaired with c-nfq run by run (runs interleave, so each pair was measured seconds apart): min / median / max")
-		for _, x := range r.Results {
-			// c-nfq's own rows are the reference: always 1.00x.
-			if !x.Ran() || x.PairedVsC.Median == 0 || x.Mode == "c-nfq" || strings.HasPrefix(x.Mode, "c-nfq:") {
-				continue
-			}
-			fmt.Fprintf(w, "  %-20s delivered %s", x.Mode, triple(x.PairedVsC))
-			if x.PairedDrainVsC.Median > 0 {
-				fmt.Fprintf(w, "   drain %s", triple(x.PairedDrainVsC))
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	fmt.Fprintln(w)
-	for _, x := range r.Results {
-		switch {
-		case x.Skipped != "":
-			fmt.Fprintf(w, "  %-20s skipped: %s\n", x.Mode, x.Skipped)
-		case x.Error != "":
-			fmt.Fprintf(w, "  %-20s FAILED: %s\n", x.Mode, x.Error)
-		default:
-			fmt.Fprintf(w, "  %-20s %s [%s]\n", x.Mode, x.About, x.Pinning)
+	for l := range strings.Lines(t.buf.String()) {
+		if _, err := io.WriteString(t.w, strings.TrimPrefix(l, "  ")); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// writePaired prints every mode's ratios to the C peer made run by run.
+func (r *Report) writePaired(b *strings.Builder) {
+	if r.Runs <= 1 {
+		return
+	}
+	var lines []string
+	for _, x := range r.Results {
+		// c-nfq's own rows are the reference: always 1.00x.
+		if !x.Ran() || x.PairedVsC.Median == 0 || x.Mode == "c-nfq" || strings.HasPrefix(x.Mode, "c-nfq:") {
+			continue
+		}
+		l := fmt.Sprintf("  %-20s delivered %s", x.Mode, triple(x.PairedVsC))
+		if x.PairedDrainVsC.Median > 0 {
+			l += "   drain " + triple(x.PairedDrainVsC)
+		}
+		lines = append(lines, l+"\n")
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\nPaired with c-nfq run by run (runs interleave, so each pair was measured seconds apart): min / median / max\n")
+	for _, l := range lines {
+		b.WriteString(l)
+	}
+}
+
+// writeModes says what each mode is, or why it did not run.
+func (r *Report) writeModes(b *strings.Builder) {
+	b.WriteString("\n")
+	width := 0
+	for _, x := range r.Results {
+		width = max(width, len(x.Mode))
+	}
+	indent := strings.Repeat(" ", width+3)
+	for _, x := range r.Results {
+		var l string
+		switch {
+		case x.Skipped != "":
+			l = "skipped: " + x.Skipped
+		case x.Error != "":
+			l = "FAILED: " + x.Error
+		default:
+			l = x.About
+		}
+		lines := strings.Split(strings.TrimRight(wrap(fmt.Sprintf("  %-*s %s", width, x.Mode, l), tableWidth, indent), " \n"), "\n")
+		if x.Ran() && x.Pinning != "" {
+			// The pinning stays in one piece: on the last line or a line of its own.
+			pin, last := "["+x.Pinning+"]", &lines[len(lines)-1]
+			if utf8.RuneCountInString(*last)+1+utf8.RuneCountInString(pin) <= tableWidth {
+				*last += " " + pin
+			} else {
+				lines = append(lines, indent+pin)
+			}
+		}
+		b.WriteString(strings.Join(lines, "\n") + "\n")
+	}
+}
+
+// wrap breaks s into lines of at most width runes at spaces, indenting
+// the continuation lines; every line ends in a newline. A word longer than
+// a line stands alone on its line.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Split(s, " ") {
+		n := utf8.RuneCountInString(word)
+		switch {
+		case i == 0:
+		case line+1+n > width && line > utf8.RuneCountInString(indent):
+			b.WriteString("\n" + indent)
+			line = utf8.RuneCountInString(indent)
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(word)
+		line += n
+	}
+	b.WriteByte('\n')
+	return b.String()
 }
 
 // WriteJSON writes the report, samples included, as indented JSON.
@@ -132,57 +354,90 @@ func num(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
+// spread is min..max in the unit of max, three digits each: "282..322k".
 func spread(s Summary) string {
 	if s.Min == s.Max {
 		return "-"
 	}
-	return num(s.Min) + ".." + num(s.Max)
+	unit, div := "", 1.0
+	switch {
+	case s.Max >= 1e6:
+		unit, div = "M", 1e6
+	case s.Max >= 1e3:
+		unit, div = "k", 1e3
+	}
+	return digits3(s.Min/div) + ".." + digits3(s.Max/div) + unit
 }
 
-func nsPkt(v float64) string {
+// digits3 prints v with about three significant digits.
+func digits3(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// dash prints v with f, or "-" when there is no figure.
+func dash(v float64, f func(float64) string) string {
 	if v == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f", v)
+	return f(v)
 }
+
+// queuedPPS is the median rate the queue saw packets at.
+func (r *Result) queuedPPS() float64 {
+	var v []float64
+	for _, s := range r.Samples {
+		if s.Seconds > 0 && s.Queued > 0 {
+			v = append(v, float64(s.Queued)/s.Seconds)
+		}
+	}
+	return summarize(v).Median
+}
+
+func ns(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+func pct(v float64) string { return fmt.Sprintf("%.0f%%", v*100) }
 
 // capacity is what one CPU could handle at the measured cost per packet:
 // a figure that holds when the generator, not the handler, limited the run.
-func capacity(nsPerPkt float64) string {
-	if nsPerPkt == 0 {
-		return "-"
-	}
-	return num(1e9 / nsPerPkt)
-}
-
-func share(v float64) string {
-	if v == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f%%", v*100)
-}
+func capacity(nsPerPkt float64) string { return num(1e9 / nsPerPkt) }
 
 func triple(s Summary) string {
 	return fmt.Sprintf("%.2fx / %.2fx / %.2fx", s.Min, s.Median, s.Max)
 }
 
-func drainPPS(v float64) string {
+func ratio(v float64) string {
 	if v == 0 {
 		return "-"
 	}
-	return num(v)
+	return fmt.Sprintf("%.2fx", v)
 }
 
-func us(v float64) string {
-	if v == 0 {
-		return "-"
+// drops is queue_dropped/user_dropped, and sink socket overruns when any.
+func drops(x Result) string {
+	s := compact(x.QueueDropped) + "/" + compact(x.UserDropped)
+	if x.SinkDrops > 0 {
+		s += "+" + compact(x.SinkDrops) + "s"
 	}
-	return fmt.Sprintf("%.0f", v)
+	return s
 }
 
-func ratio(v float64, suffix string) string {
-	if v == 0 {
+// compact prints a count in at most five characters or so.
+func compact(n uint64) string {
+	if n < 10000 {
+		return fmt.Sprint(n)
+	}
+	return num(float64(n))
+}
+
+func rtt(x Result) string {
+	if x.LatencyP50Us.Median == 0 {
 		return "-"
 	}
-	return strings.TrimSpace(fmt.Sprintf("%.2fx%s", v, suffix))
+	return fmt.Sprintf("%.0f/%.0f", x.LatencyP50Us.Median, x.LatencyP99Us.Median)
 }

@@ -41,6 +41,7 @@ type Summary struct {
 type Result struct {
 	Mode    string  `json:"mode"`
 	Group   string  `json:"group"`
+	Family  Family  `json:"family,omitempty"` // chart colour; empty in older reports (see family)
 	Traffic Traffic `json:"traffic"`
 	Queues  int     `json:"queues"`
 	About   string  `json:"about"`

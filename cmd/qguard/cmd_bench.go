@@ -12,6 +12,7 @@ import (
 
 	"github.com/qguard/qguard/bench"
 	"github.com/qguard/qguard/bench/peers/gonfqueue"
+	"github.com/qguard/qguard/queue"
 )
 
 func init() {
@@ -130,7 +131,7 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.IntVar(&cfg.Runs, "runs", 1, "repetitions of every mode; the table shows median and spread")
 	f.StringVar(&modes, "modes", "", "comma-separated modes or groups (limit, peer, qguard, flood); see --list")
 	f.BoolVar(&list, "list", false, "list the modes and exit")
-	f.IntSliceVar(&batches, "batches", nil, "qguard batch sizes to measure (default 8,32,128)")
+	f.IntSliceVar(&batches, "batches", nil, fmt.Sprintf("qguard batch sizes to measure (default 32,%d: the C peer's and qguard's default)", queue.DefaultBatchSize))
 	f.IntVar(&cfg.PeerBatch, "peer-batch", 0, "verdict batch size of the C and go-nfqueue batch modes (default 32)")
 	f.IntVar(&cfg.PolicyRules, "rules", 0, "rules in the policy mode (default 100)")
 	f.IntVar(&cfg.FanoutQueues, "fanout", 0, "queues in the fanout mode (default 2)")
@@ -144,7 +145,7 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.StringVar(&cfg.Sink, "sink", "", "sink: nft (ingress counter) or socket (recvmmsg); default nft, socket when nftables cannot be used")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	f.StringVar(&fromJSON, "from-json", "", "measure nothing: print the report saved with --json in this file (and --plot it)")
-	f.StringVar(&plotPath, "plot", "", "also write an SVG bar chart of packets/s by mode to this file")
+	f.StringVar(&plotPath, "plot", "", "also write an SVG chart (a panel per traffic kind, flood and drain per mode) to this .svg file")
 	f.DurationVar(&cfg.LatencyInterval, "latency-interval", 0, "interval of the low-rate echo probe (default 1ms)")
 	f.IntVar(&cfg.LatencySamples, "latency-samples", 0, "echo probes per mode (default 1000, quick 200)")
 	f.IntVar(&cfg.DrainBurst, "drain-burst", 0, "packets queued per burst of the drain phase, at most the queue length (default 16384)")
