@@ -36,12 +36,12 @@ unit:
 
 # Bounded fuzzing of what an attacker or a user controls: packets and policy files.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzn,150000) -fuzzminimizetime 3s -timeout 10m ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzn,150000) -fuzzminimizetime 3s -timeout 10m ./verdict/l7
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(call fuzzn,70000) -fuzzminimizetime 3s -timeout 10m ./verdict
-	$(GO) test -run '^$$' -fuzz '^FuzzQUIC$$' -fuzztime $(call fuzzn,70000) -fuzzminimizetime 3s -timeout 10m ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzQUIC$$' -fuzztime $(call fuzzn,70000) -fuzzminimizetime 3s -timeout 10m ./verdict/l7
 	$(GO) test -run '^$$' -fuzz '^FuzzDNSStream$$' -fuzztime $(call fuzzn,30000) -fuzzminimizetime 3s -timeout 10m ./verdict
 	$(GO) test -run '^$$' -fuzz '^FuzzHTTPStream$$' -fuzztime $(call fuzzn,30000) -fuzzminimizetime 3s -timeout 10m ./verdict
-	$(GO) test -run '^$$' -fuzz '^FuzzSNI$$' -fuzztime $(call fuzzn,50000) -fuzzminimizetime 3s -timeout 10m ./verdict
+	$(GO) test -run '^$$' -fuzz '^FuzzSNI$$' -fuzztime $(call fuzzn,50000) -fuzzminimizetime 3s -timeout 10m ./verdict/l7
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzn,60000) -fuzzminimizetime 3s -timeout 10m ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAnswer$$' -fuzztime $(call fuzzn,30000) -fuzzminimizetime 3s -timeout 10m ./names
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(call fuzzn,450000) -fuzzminimizetime 3s -timeout 10m ./queue

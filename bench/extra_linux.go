@@ -16,6 +16,8 @@ import (
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
 	"github.com/qguard/qguard/xdp"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // xdpProbe says whether XDP programs load here (nil) or why not.
@@ -47,11 +49,11 @@ func benchPolicy(n int) *verdict.Policy {
 		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), 32)
 		switch i % 3 {
 		case 0:
-			r.Match = verdict.Match{Protos: []uint8{verdict.ProtoUDP}, Src: []netip.Prefix{src}}
+			r.Match = verdict.Match{Protos: []uint8{packet.ProtoUDP}, Src: []netip.Prefix{src}}
 		case 1:
-			r.Match = verdict.Match{Protos: []uint8{verdict.ProtoTCP}, DstPorts: []verdict.PortRange{{Lo: uint16(1000 + i), Hi: uint16(1000 + i)}}}
+			r.Match = verdict.Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: []verdict.PortRange{{Lo: uint16(1000 + i), Hi: uint16(1000 + i)}}}
 		default:
-			r.Match = verdict.Match{Protos: []uint8{verdict.ProtoUDP}, DstPorts: []verdict.PortRange{{Lo: uint16(20000 + i), Hi: uint16(20000 + i)}}}
+			r.Match = verdict.Match{Protos: []uint8{packet.ProtoUDP}, DstPorts: []verdict.PortRange{{Lo: uint16(20000 + i), Hi: uint16(20000 + i)}}}
 		}
 		p.Rules = append(p.Rules, r)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // ErrPeerUsage is returned by QGuardPeer for bad arguments.
@@ -82,7 +84,7 @@ func QGuardPeer(args []string) error {
 		var mark uint32
 		if *kind == "offload" {
 			pol = &verdict.Policy{Default: verdict.ActionAccept,
-				Rules: []verdict.Rule{{Name: "udp-flows", Match: verdict.Match{Protos: []uint8{verdict.ProtoUDP}}, Action: verdict.ActionAccept, Flow: true}}}
+				Rules: []verdict.Rule{{Name: "udp-flows", Match: verdict.Match{Protos: []uint8{packet.ProtoUDP}}, Action: verdict.ActionAccept, Flow: true}}}
 			mark = rules.DefaultMarks.AcceptFlow
 		}
 		c, err := verdict.Compile(pol)

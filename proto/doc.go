@@ -5,5 +5,6 @@
 // protocol name or a port range means the same thing in `qguard check`,
 // in the policy, in the nftables rules and in the XDP maps. verdict and
 // rules keep their historical names for these types as aliases
-// (verdict.PortRange, rules.PortRange, verdict.ProtoTCP, xdp.ProtoTCP).
+// (verdict.PortRange, rules.PortRange, packet.ProtoTCP in verdict/packet,
+// xdp.ProtoTCP).
 package proto

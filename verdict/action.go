@@ -1,6 +1,10 @@
 package verdict
 
-import "time"
+import (
+	"time"
+
+	"github.com/qguard/qguard/verdict/packet"
+)
 
 // Action is what happens to a packet. The zero value ActionUnset is invalid
 // on purpose: a Decision that leaves the pipeline with it is a bug, and a
@@ -79,7 +83,7 @@ type Decision struct {
 	// Stage is the name of the user stage that decided (Rule == RuleStage).
 	Stage string
 	// Reason is why the packet did not decode (Rule == RuleInvalid).
-	Reason Reason
+	Reason packet.Reason
 	// Alert is set when an alert rule decided (Action is then accept, or
 	// the rate limit's exceed action): what the rule would have done,
 	// ActionDrop or ActionReject. ActionUnset otherwise.

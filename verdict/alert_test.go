@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // TestAlert: an alert rule accepts what it matches and reports what it
@@ -12,9 +14,9 @@ import (
 // counted apart.
 func TestAlert(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "trial-ssh", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionAlert, Log: true},
+		{Name: "trial-ssh", Match: Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionAlert, Log: true},
 		{Name: "trial-dns", Match: Match{DNS: []string{"*.ads.example"}}, Action: ActionAlert, AlertAs: ActionReject},
-		{Name: "ssh", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionDrop},
+		{Name: "ssh", Match: Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionDrop},
 	}})
 	p := NewPipeline(c, nil)
 	syn := tcp(tc4, ts4, 40000, 22, nil)

@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // TestDecideAllocs proves the per-packet path allocates nothing: first
@@ -13,7 +16,7 @@ import (
 func TestDecideAllocs(t *testing.T) {
 	pol := bigPolicy(1000, 100000)
 	pol.Rules = append([]Rule{
-		{Name: "dns", Match: Match{Protos: []uint8{ProtoUDP}, DNS: []string{"*.blocked.example"}}, Action: ActionDrop, Log: true},
+		{Name: "dns", Match: Match{Protos: []uint8{packet.ProtoUDP}, DNS: []string{"*.blocked.example"}}, Action: ActionDrop, Log: true},
 		{Name: "sni", Match: Match{SNI: []string{"*.bad.example"}}, Action: ActionReject},
 		{Name: "host", Match: Match{HTTPHost: []string{"api.example"}}, Action: ActionAccept,
 			RateLimit: &RateLimit{Rate: Rate{Events: 1e6, Per: time.Second}, Key: RateKeyFlow}},
@@ -105,7 +108,7 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 				m.Family = uint8(4 + 2*r.IntN(2))
 			}
 			if r.IntN(3) == 0 {
-				m.Protos = []uint8{[]uint8{ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6}[r.IntN(4)]}
+				m.Protos = []uint8{[]uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoICMPv6}[r.IntN(4)]}
 			}
 			if r.IntN(6) == 0 {
 				m.InIfIndexes = []uint32{uint32(r.IntN(3))}
@@ -130,7 +133,7 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 			if netip.MustParseAddr(src).Is4() != netip.MustParseAddr(dst).Is4() {
 				continue
 			}
-			pk := tpkt{src: src, dst: dst, proto: []uint8{ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6}[r.IntN(4)],
+			pk := tpkt{src: src, dst: dst, proto: []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoICMPv6}[r.IntN(4)],
 				sport: uint16(r.IntN(140)), dport: uint16(r.IntN(140))}
 			if r.IntN(4) == 0 {
 				pk.dport = 53 // where dns matchers without dports look
@@ -139,8 +142,8 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 			switch r.IntN(5) {
 			case 0:
 				pk.payload = tDNS(name)
-				if pk.proto == ProtoTCP && r.IntN(2) == 0 {
-					pk.payload = tcpDNS(pk.payload)
+				if pk.proto == packet.ProtoTCP && r.IntN(2) == 0 {
+					pk.payload = testpkt.TCPDNS(pk.payload)
 				}
 			case 1:
 				pk.payload = tHello(name)

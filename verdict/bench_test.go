@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // bigPolicy is the benchmark policy: rule 0 drops sources in a set of
@@ -29,18 +31,18 @@ func bigPolicy(nRules, nPrefixes int) *Policy {
 	p := &Policy{Default: ActionDrop, Sets: map[string][]netip.Prefix{"blocklist": set}}
 	p.Rules = append(p.Rules, Rule{Name: "blocklist", Match: Match{SrcSets: []string{"blocklist"}}, Action: ActionDrop})
 	for i := 1; i < nRules-1; i++ {
-		m := Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: uint16(1000 + i), Hi: uint16(1000 + i)})}
+		m := Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: uint16(1000 + i), Hi: uint16(1000 + i)})}
 		if i%3 == 0 {
 			m.Src = pfx(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16).String())
 		}
 		if i%5 == 0 {
-			m.Protos = []uint8{ProtoUDP}
+			m.Protos = []uint8{packet.ProtoUDP}
 			m.DNS = []string{"*.example" + string(rune('a'+i%26))}
 		}
 		p.Rules = append(p.Rules, Rule{Name: "r" + itoa(i), Match: m, Action: ActionAccept})
 	}
 	p.Rules = append(p.Rules, Rule{Name: "web", Action: ActionAccept,
-		Match: Match{Protos: []uint8{ProtoTCP}, Dst: pfx("198.18.2.0/24", "2001:db8:2::/64"), DstPorts: ports(PortRange{Lo: 443, Hi: 443})}})
+		Match: Match{Protos: []uint8{packet.ProtoTCP}, Dst: pfx("198.18.2.0/24", "2001:db8:2::/64"), DstPorts: ports(PortRange{Lo: 443, Hi: 443})}})
 	return p
 }
 
@@ -155,9 +157,9 @@ func BenchmarkCompile1000Rules100kPrefixes(b *testing.B) {
 func flowKeys(n int) []flowKey {
 	ks := make([]flowKey, n)
 	g := &flowGen{raw: tcp(tc4, ts4, 1, 443, nil).raw()}
-	var p Packet
+	var p packet.Packet
 	for i := range ks {
-		Decode(g.next(), &p)
+		packet.Decode(g.next(), &p)
 		ks[i], _ = makeKey(&p)
 	}
 	return ks
@@ -214,7 +216,7 @@ func BenchmarkPrefixSet(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var pk Packet
+			var pk packet.Packet
 			addrs := make([][]byte, 256)
 			for i := range addrs {
 				addrs[i] = tcp(netip.AddrFrom4([4]byte{byte(1 + i%190), byte(i * 7), byte(i * 13), 1}).String(), ts4, 1, 443, nil).raw()
@@ -223,7 +225,7 @@ func BenchmarkPrefixSet(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				Decode(addrs[i&255], &pk)
+				packet.Decode(addrs[i&255], &pk)
 				c.idx.candidates(&pk, &Meta{}, out)
 			}
 		})
@@ -237,7 +239,7 @@ func BenchmarkDecideDNS1000Rules(b *testing.B) {
 	p := &Policy{Default: ActionAccept}
 	for i := 0; i < 1000; i++ {
 		p.Rules = append(p.Rules, Rule{Name: "d" + itoa(i), Action: ActionDrop,
-			Match: Match{Protos: []uint8{ProtoUDP}, DNS: []string{"*.blocked" + itoa(i) + ".example"}}})
+			Match: Match{Protos: []uint8{packet.ProtoUDP}, DNS: []string{"*.blocked" + itoa(i) + ".example"}}})
 	}
 	c, err := Compile(p)
 	if err != nil {

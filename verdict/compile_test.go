@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/verdict/l7"
 )
 
 func TestCompileErrors(t *testing.T) {
@@ -37,7 +39,7 @@ func TestCompileErrors(t *testing.T) {
 		{ErrBadAction, `rule "b" (#3): action: bad action: 0`},
 		{ErrUnknownSet, `rule "b" (#3): dst: unknown prefix set "missing"`},
 		{ErrBadName, `rule "b" (#3): dns: "a..b": bad name pattern`},
-		{ErrEmptyPattern, `rule "b" (#3): payload:`},
+		{l7.ErrEmptyPattern, `rule "b" (#3): payload:`},
 		{ErrConflict, `rule "c" (#4): rate_limit: conflicting rule options`},
 		{ErrBadRateLimit, `rule "d" (#5): rate_limit: bad rate limit: rate 0/0s`},
 		{ErrBadPortRange, `rule "e" (#6): port: bad port range: 9-1`},

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"github.com/qguard/qguard/verdict"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // portKnock is a user stage: it drops TCP packets to port 2222 unless the
@@ -17,7 +19,7 @@ func (portKnock) Name() string { return "port-knock" }
 
 func (s portKnock) Decide(c *verdict.Context, d *verdict.Decision) bool {
 	p := c.Packet
-	if p.Proto != verdict.ProtoTCP || p.DstPort != 2222 || s.allowed[p.Src] {
+	if p.Proto != packet.ProtoTCP || p.DstPort != 2222 || s.allowed[p.Src] {
 		return false
 	}
 	d.Action = verdict.ActionDrop
@@ -45,11 +47,11 @@ func ExamplePipeline_Use() {
 // tcpSYN builds an IPv4 TCP SYN.
 func tcpSYN(src, dst string, sport, dport uint16) []byte {
 	b := make([]byte, 40)
-	b[0], b[3], b[8], b[9] = 0x45, 40, 64, verdict.ProtoTCP
+	b[0], b[3], b[8], b[9] = 0x45, 40, 64, packet.ProtoTCP
 	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
 	copy(b[12:], s[:])
 	copy(b[16:], d[:])
 	b[20], b[21], b[22], b[23] = byte(sport>>8), byte(sport), byte(dport>>8), byte(dport)
-	b[32], b[33] = 5<<4, verdict.TCPSyn
+	b[32], b[33] = 5<<4, packet.TCPSyn
 	return b
 }

@@ -3,6 +3,8 @@ package verdict
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // flowKey identifies a flow in both directions: the two endpoints are
@@ -18,7 +20,7 @@ type flowKey struct {
 
 // makeKey builds p's flow key and reports whether p's source is endpoint A.
 // ICMP echo flows use the echo identifier as both ports so pings pair up.
-func makeKey(p *Packet) (k flowKey, srcIsA bool) {
+func makeKey(p *packet.Packet) (k flowKey, srcIsA bool) {
 	s, d := p.Src.As16(), p.Dst.As16()
 	s0, s1 := binary.BigEndian.Uint64(s[:8]), binary.BigEndian.Uint64(s[8:])
 	d0, d1 := binary.BigEndian.Uint64(d[:8]), binary.BigEndian.Uint64(d[8:])

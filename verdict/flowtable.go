@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/qguard/qguard/verdict/l7"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // FlowConfig sizes a flow table. A nil *FlowConfig or zero fields mean the
@@ -217,9 +220,9 @@ func (t *FlowTable) Stats() FlowStats {
 
 func classOf(proto uint8) uint32 {
 	switch proto {
-	case ProtoTCP:
+	case packet.ProtoTCP:
 		return classTCP
-	case ProtoUDP, ProtoUDPLite:
+	case packet.ProtoUDP, packet.ProtoUDPLite:
 		return classUDP
 	}
 	return classOther
@@ -389,7 +392,7 @@ func (t *FlowTable) tick(now int64) {
 // most the bound and leaves later flows without a buffer (counted in
 // HelloFull; their server name then counts as absent).
 type helloPool struct {
-	bufs []*HelloBuffer
+	bufs []*l7.HelloBuffer
 	free []uint16 // 1-based indexes of idle buffers
 	max  int
 	full atomic.Uint64
@@ -397,7 +400,7 @@ type helloPool struct {
 
 func (p *helloPool) init(n int) {
 	p.max = n
-	p.bufs = make([]*HelloBuffer, 0, n)
+	p.bufs = make([]*l7.HelloBuffer, 0, n)
 	p.free = make([]uint16, 0, n)
 }
 
@@ -409,7 +412,7 @@ func (p *helloPool) get() uint16 {
 		return i
 	}
 	if len(p.bufs) < p.max {
-		p.bufs = append(p.bufs, new(HelloBuffer))
+		p.bufs = append(p.bufs, new(l7.HelloBuffer))
 		return uint16(len(p.bufs))
 	}
 	p.full.Add(1)
@@ -421,4 +424,4 @@ func (p *helloPool) put(i uint16) {
 	p.free = append(p.free, i)
 }
 
-func (p *helloPool) at(i uint16) *HelloBuffer { return p.bufs[i-1] }
+func (p *helloPool) at(i uint16) *l7.HelloBuffer { return p.bufs[i-1] }

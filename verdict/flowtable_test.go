@@ -3,12 +3,14 @@ package verdict
 import (
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 func keyOf(t *testing.T, p tpkt) (flowKey, bool) {
 	t.Helper()
-	var pk Packet
-	if !Decode(p.raw(), &pk) {
+	var pk packet.Packet
+	if !packet.Decode(p.raw(), &pk) {
 		t.Fatalf("decode: %v", pk.Invalid)
 	}
 	return makeKey(&pk)
@@ -17,14 +19,14 @@ func keyOf(t *testing.T, p tpkt) (flowKey, bool) {
 func TestFlowKeyBothDirections(t *testing.T) {
 	for _, p := range []tpkt{
 		tcp(tc4, ts4, 40000, 443, nil), tcp(tc6, ts6, 443, 40000, nil), udp(tc4, tc4, 9, 10, nil),
-		{src: tc4, dst: ts4, proto: ProtoICMP, icmpType: 8, icmpID: 77},
-		{src: tc6, dst: ts6, proto: ProtoICMPv6, icmpType: 128, icmpID: 77},
+		{src: tc4, dst: ts4, proto: packet.ProtoICMP, icmpType: 8, icmpID: 77},
+		{src: tc6, dst: ts6, proto: packet.ProtoICMPv6, icmpType: 128, icmpID: 77},
 	} {
 		k1, a1 := keyOf(t, p)
 		r := p.reply()
-		if p.proto == ProtoICMP || p.proto == ProtoICMPv6 {
+		if p.proto == packet.ProtoICMP || p.proto == packet.ProtoICMPv6 {
 			r.icmpType = 0
-			if p.proto == ProtoICMPv6 {
+			if p.proto == packet.ProtoICMPv6 {
 				r.icmpType = 129
 			}
 		}
@@ -50,7 +52,7 @@ func TestFlowTableTimeouts(t *testing.T) {
 		return found
 	}
 	tcpF, udpF := tcp(tc4, ts4, 1, 2, nil), udp(tc6, ts6, 1, 2, nil)
-	icmpF := tpkt{src: tc4, dst: ts4, proto: ProtoICMP, icmpType: 8, icmpID: 1}
+	icmpF := tpkt{src: tc4, dst: ts4, proto: packet.ProtoICMP, icmpType: 8, icmpID: 1}
 	get(tcpF, 0, false)
 	get(udpF, 0, false)
 	get(icmpF, 0, false)
@@ -86,9 +88,9 @@ func TestFlowTableTimeouts(t *testing.T) {
 func TestFlowTableFlood(t *testing.T) {
 	ft := NewFlowTable(&FlowConfig{Capacity: 1024})
 	g := &flowGen{raw: udp(tc4, ts4, 1, 53, nil).raw()}
-	var p Packet
+	var p packet.Packet
 	for i := 0; i < 200000; i++ {
-		Decode(g.next(), &p)
+		packet.Decode(g.next(), &p)
 		k, _ := makeKey(&p)
 		ft.get(&k, k.hash(ft.seed), int64(i)*1e6, false)
 	}
@@ -97,7 +99,7 @@ func TestFlowTableFlood(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	if n := testing.AllocsPerRun(1000, func() {
-		Decode(g.next(), &p)
+		packet.Decode(g.next(), &p)
 		k, _ := makeKey(&p)
 		ft.get(&k, k.hash(ft.seed), 1e12, false)
 	}); n != 0 {

@@ -3,6 +3,10 @@ package verdict
 import (
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/verdict/packet"
+
+	"github.com/qguard/qguard/internal/testutil/testpkt"
 )
 
 // FuzzPipeline feeds arbitrary packets through a pipeline whose policy uses
@@ -10,7 +14,7 @@ import (
 // growth is allowed, whatever the bytes.
 func FuzzPipeline(f *testing.F) {
 	c, err := CompileWith(&Policy{Default: ActionAccept, L7Packets: 3, Rules: []Rule{
-		{Name: "dns", Match: Match{Protos: []uint8{ProtoUDP}, DNS: []string{"*.example"}}, Action: ActionDrop, Log: true},
+		{Name: "dns", Match: Match{Protos: []uint8{packet.ProtoUDP}, DNS: []string{"*.example"}}, Action: ActionDrop, Log: true},
 		{Name: "sni", Match: Match{SNI: []string{"*.bad.example"}}, Action: ActionReject, BlockSource: time.Minute},
 		{Name: "host", Match: Match{HTTPHost: []string{"api.example"}}, Action: ActionAccept,
 			RateLimit: &RateLimit{Rate: Rate{Events: 10, Per: time.Second}, Key: RateKeyFlow}},
@@ -30,7 +34,7 @@ func FuzzPipeline(f *testing.F) {
 		f.Add(s.raw(), uint32(0), uint8(0))
 	}
 	for _, file := range []string{"rfc9001-a2-client-initial.hex", "rfc9369-a2-client-initial.hex"} {
-		f.Add(udp(tc4, ts4, 1, 443, readHex(f, "testdata/quic/"+file)).raw(), uint32(0), uint8(0)) // QUIC Initials
+		f.Add(udp(tc4, ts4, 1, 443, testpkt.ReadHex(f, "../verdict/l7/testdata/quic/"+file)).raw(), uint32(0), uint8(0)) // QUIC Initials
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, mark uint32, ct uint8) {
 		m := Meta{Mark: mark, HasMark: mark != 0, CTState: ct & 7, HasCT: ct&8 != 0, UID: uint32(ct), HasUID: ct&16 != 0, InIf: uint32(ct >> 6)}

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/gaissmai/bart"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // The index narrows the rules a packet can match before any rule is checked.
@@ -118,7 +120,7 @@ type prefixIndex struct {
 }
 
 // candidates writes into out the rules the packet may match.
-func (x *index) candidates(p *Packet, m *Meta, out bitmap) {
+func (x *index) candidates(p *packet.Packet, m *Meta, out bitmap) {
 	fam := x.fam[0]
 	if p.Family == 6 {
 		fam = x.fam[1]

@@ -3,6 +3,8 @@ package verdict
 import (
 	"math/bits"
 	"unsafe"
+
+	"github.com/qguard/qguard/verdict/l7"
 )
 
 // The L7 index answers "which rules does this name (or payload) satisfy"
@@ -96,23 +98,23 @@ func orInto(dst, src bitmap) {
 
 // payloadIndex is one automaton over the payload patterns of every rule.
 type payloadIndex struct {
-	m       *Patterns
+	m       *l7.Patterns
 	patRule []int32 // pattern -> rule
 }
 
 func buildPayloadIndex(n int, patterns func(i int) [][]byte) (*payloadIndex, error) {
 	x := &payloadIndex{}
-	var ps []Pattern
+	var ps []l7.Pattern
 	for i := 0; i < n; i++ {
 		for _, p := range patterns(i) {
-			ps = append(ps, Pattern{Bytes: p})
+			ps = append(ps, l7.Pattern{Bytes: p})
 			x.patRule = append(x.patRule, int32(i))
 		}
 	}
 	if len(ps) == 0 {
 		return x, nil
 	}
-	m, err := CompilePatterns(ps)
+	m, err := l7.CompilePatterns(ps)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,11 @@
 package verdict
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/qguard/qguard/verdict/l7"
+	"github.com/qguard/qguard/verdict/packet"
+)
 
 // tri is the outcome of a matcher that may need data not seen yet.
 type tri uint8
@@ -16,7 +21,7 @@ const (
 // once per packet, on the first rule that needs them, into fixed buffers.
 type inspect struct {
 	c     *Compiled
-	p     *Packet
+	p     *packet.Packet
 	m     *Meta
 	e     *flowEntry // nil for packets outside the flow table (fragments, Trace)
 	ft    *FlowTable
@@ -32,16 +37,16 @@ type inspect struct {
 	unit     uint8     // needDNS or needHost: the kind whose units are iterated
 	stream   *l7Stream // the flow's stream, once fed this packet
 	sdata    []byte    // the packet's stream bytes not consumed yet
-	dnsQ     DNSQuestions
+	dnsQ     l7.DNSQuestions
 	inMsg    bool // dnsQ holds a message whose questions are being read
 	msgFirst bool // its first question is next
 	dnsCut   bool // the message is longer than what was collected
 
 	got                   uint8 // needDNS, needSNI, needHost bits already extracted
-	dnsSt, sniSt, hostSt  L7Status
+	dnsSt, sniSt, hostSt  l7.Status
 	dnsName, sniName      []byte
 	hostName              []byte
-	dnsBuf, sniBuf, hoBuf [MaxNameLen]byte
+	dnsBuf, sniBuf, hoBuf [l7.MaxNameLen]byte
 	patIdx                int // the payload pattern that matched, for Trace
 
 	// Rules satisfied by this packet's names and payload, from the
@@ -53,7 +58,7 @@ type inspect struct {
 	pats   []uint64
 }
 
-func (x *inspect) reset(c *Compiled, p *Packet, m *Meta, e *flowEntry, ft *FlowTable, final bool) {
+func (x *inspect) reset(c *Compiled, p *packet.Packet, m *Meta, e *flowEntry, ft *FlowTable, final bool) {
 	x.c, x.p, x.m, x.e, x.ft, x.final = c, p, m, e, ft, final
 	x.perPacket, x.got, x.gotBM, x.pruned = false, 0, 0, 0
 	x.perMsg, x.undecided, x.gap, x.cont = false, false, false, false
@@ -65,7 +70,7 @@ func (x *inspect) reset(c *Compiled, p *Packet, m *Meta, e *flowEntry, ft *FlowT
 // the payload lookup stay: they belong to the packet.
 func (x *inspect) advance() bool {
 	var name []byte
-	var st L7Status
+	var st l7.Status
 	var ok bool
 	if len(x.sdata) == 0 && !x.inMsg {
 		return false // a message cut by the packet's end is the last one
@@ -168,13 +173,13 @@ func (x *inspect) prune(cand bitmap) {
 		} else {
 			name, st := x.extract(kind)
 			switch {
-			case st == L7Found:
+			case st == l7.Found:
 				if x.gotBM&kind == 0 {
 					x.c.names[k].lookup(name, x.nameBM[k])
 					x.gotBM |= kind
 				}
 				ok = x.nameBM[k]
-			case st == L7NeedMore || st == L7Unset || st == L7Malformed || st == L7TooLarge:
+			case st == l7.NeedMore || st == l7.Unset || st == l7.Malformed || st == l7.TooLarge:
 				continue // the rule's own check waits or leaves the flow undecided
 			}
 		}
@@ -209,7 +214,7 @@ func (x *inspect) l7Indexed(r *crule, i int) tri {
 func (x *inspect) nameIndexed(kind uint8, slot, i int) tri {
 	name, st := x.extract(kind)
 	switch st {
-	case L7Found:
+	case l7.Found:
 		if x.gotBM&kind == 0 {
 			x.c.names[slot].lookup(name, x.nameBM[slot])
 			x.gotBM |= kind
@@ -218,9 +223,9 @@ func (x *inspect) nameIndexed(kind uint8, slot, i int) tri {
 			return triYes
 		}
 		return triNo
-	case L7NeedMore, L7Unset:
+	case l7.NeedMore, l7.Unset:
 		return x.wait()
-	case L7Malformed, L7TooLarge:
+	case l7.Malformed, l7.TooLarge:
 		return x.cannot()
 	}
 	return triNo
@@ -283,21 +288,21 @@ func (x *inspect) cannot() tri {
 func (x *inspect) names(kind uint8, s *nameSet) tri {
 	name, st := x.extract(kind)
 	switch st {
-	case L7Found:
+	case l7.Found:
 		if s.match(name) {
 			return triYes
 		}
 		return triNo
-	case L7NeedMore, L7Unset:
+	case l7.NeedMore, l7.Unset:
 		return x.wait()
-	case L7Malformed, L7TooLarge:
+	case l7.Malformed, l7.TooLarge:
 		return x.cannot()
 	}
 	return triNo
 }
 
 // extract returns the packet's name of the given kind, extracting it once.
-func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
+func (x *inspect) extract(kind uint8) ([]byte, l7.Status) {
 	if x.got&kind != 0 {
 		switch kind {
 		case needDNS:
@@ -309,8 +314,8 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 	}
 	x.got |= kind
 	if x.e != nil && x.e.flags&(kind<<flowNoL7Shift) != 0 {
-		x.setName(kind, nil, L7NotProtocol) // settled by an earlier packet
-		return nil, L7NotProtocol
+		x.setName(kind, nil, l7.NotProtocol) // settled by an earlier packet
+		return nil, l7.NotProtocol
 	}
 	name, st, settle := x.extractPacket(kind)
 	x.setName(kind, name, st)
@@ -333,17 +338,17 @@ func (x *inspect) extract(kind uint8) ([]byte, L7Status) {
 
 // extractPacket runs the extractor of kind on the packet; settle reports
 // that the flow can never carry the kind's name.
-func (x *inspect) extractPacket(kind uint8) (name []byte, st L7Status, settle bool) {
+func (x *inspect) extractPacket(kind uint8) (name []byte, st l7.Status, settle bool) {
 	p := x.p
-	if p.Proto != ProtoTCP && p.Proto != ProtoUDP {
-		return nil, L7NotProtocol, false
+	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
+		return nil, l7.NotProtocol, false
 	}
-	if p.Proto == ProtoTCP && p.TCPFlags&TCPUrg != 0 && len(p.Payload) > 0 {
+	if p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPUrg != 0 && len(p.Payload) > 0 {
 		// The receiver takes the urgent byte out of the stream (without
 		// SO_OOBINLINE): the server reads other bytes than the segment
 		// shows, so its name cannot be known.
 		x.perMsg = kind != needSNI
-		return nil, L7Malformed, false
+		return nil, l7.Malformed, false
 	}
 	switch kind {
 	case needDNS:
@@ -352,29 +357,29 @@ func (x *inspect) extractPacket(kind uint8) (name []byte, st L7Status, settle bo
 		return name, st, false
 	case needSNI:
 		if len(p.Payload) == 0 {
-			return nil, L7Unset, false
+			return nil, l7.Unset, false
 		}
 		name, st = x.serverName()
 		// A TCP connection has one ClientHello; QUIC datagrams are judged
 		// one by one (a server drops junk and takes the Initial after it).
-		return name, st, p.Proto == ProtoTCP && (st == L7NotProtocol || st == L7Malformed || st == L7Absent)
+		return name, st, p.Proto == packet.ProtoTCP && (st == l7.NotProtocol || st == l7.Malformed || st == l7.Absent)
 	}
-	if p.Proto != ProtoTCP {
-		return nil, L7NotProtocol, false
+	if p.Proto != packet.ProtoTCP {
+		return nil, l7.NotProtocol, false
 	}
 	if len(p.Payload) == 0 {
 		x.perMsg = x.e != nil && x.e.stream != 0
-		return nil, L7Unset, false
+		return nil, l7.Unset, false
 	}
 	if x.e == nil {
-		name, st = HTTPHost(skipEmptyLines(p.Payload), x.hoBuf[:0])
+		name, st = l7.HTTPHost(skipEmptyLines(p.Payload), x.hoBuf[:0])
 		return name, st, false
 	}
 	switch st = x.feed(needHost); st {
-	case L7Unset:
-		name, st = HTTPHost(skipEmptyLines(p.Payload), x.hoBuf[:0])
-		return name, st, st == L7NotProtocol
-	case L7Found:
+	case l7.Unset:
+		name, st = l7.HTTPHost(skipEmptyLines(p.Payload), x.hoBuf[:0])
+		return name, st, st == l7.NotProtocol
+	case l7.Found:
 	default:
 		return nil, st, false
 	}
@@ -383,9 +388,9 @@ func (x *inspect) extractPacket(kind uint8) (name []byte, st L7Status, settle bo
 	name, st, ok := x.httpNext()
 	if !ok {
 		x.cont = true
-		return nil, L7Unset, false
+		return nil, l7.Unset, false
 	}
-	if st == L7NotProtocol && !started {
+	if st == l7.NotProtocol && !started {
 		x.perMsg = false
 		return nil, st, true // the connection's first data is not HTTP
 	}
@@ -403,8 +408,8 @@ func skipEmptyLines(b []byte) []byte {
 
 // dataSeq is the sequence number of the packet's first payload byte: a SYN
 // takes one before its data (TCP Fast Open).
-func dataSeq(p *Packet) uint32 {
-	if p.TCPFlags&TCPSyn != 0 {
+func dataSeq(p *packet.Packet) uint32 {
+	if p.TCPFlags&packet.TCPSyn != 0 {
 		return p.TCPSeq + 1
 	}
 	return p.TCPSeq
@@ -421,15 +426,15 @@ func (x *inspect) streamStart() uint32 {
 
 // feed gives the packet's segment to the flow's stream of kind, creating
 // the stream on the flow's first data, and leaves the new in-order bytes
-// in x.sdata. L7TooLarge: no stream was free, or the flow follows another
-// kind; L7NeedMore with x.gap: the segment comes after a hole.
-func (x *inspect) feed(kind uint8) L7Status {
+// in x.sdata. l7.TooLarge: no stream was free, or the flow follows another
+// kind; l7.NeedMore with x.gap: the segment comes after a hole.
+func (x *inspect) feed(kind uint8) l7.Status {
 	e := x.e
 	if e.stream == 0 {
 		i := x.ft.streams.get()
 		if i == 0 {
 			x.ft.streamsFull.Add(1)
-			return L7TooLarge
+			return l7.TooLarge
 		}
 		e.stream = i
 		s := x.ft.streams.at(i)
@@ -437,28 +442,28 @@ func (x *inspect) feed(kind uint8) L7Status {
 	}
 	s := x.ft.streams.at(e.stream)
 	if s.kind != kind {
-		return L7Unset // followed as the other protocol: read this packet alone
+		return l7.Unset // followed as the other protocol: read this packet alone
 	}
 	x.stream = s
 	data, k := s.take(dataSeq(x.p), x.p.Payload)
 	if k == segGap {
 		x.gap = true
-		return L7NeedMore
+		return l7.NeedMore
 	}
 	x.sdata = data
-	return L7Found
+	return l7.Found
 }
 
 // dnsFirst reads the packet's first DNS question: the datagram's over UDP,
 // the next message's of the connection over TCP.
-func (x *inspect) dnsFirst() ([]byte, L7Status) {
+func (x *inspect) dnsFirst() ([]byte, l7.Status) {
 	p := x.p
 	if len(p.Payload) == 0 {
-		return nil, L7Unset
+		return nil, l7.Unset
 	}
-	if p.Proto == ProtoUDP {
-		q, st := ParseDNS(p.Payload, false)
-		if st != L7Found {
+	if p.Proto == packet.ProtoUDP {
+		q, st := l7.ParseDNS(p.Payload, false)
+		if st != l7.Found {
 			return nil, st
 		}
 		x.dnsQ, x.inMsg, x.msgFirst, x.dnsCut, x.unit = q, true, true, false, needDNS
@@ -466,9 +471,9 @@ func (x *inspect) dnsFirst() ([]byte, L7Status) {
 		return x.dnsAlone() // Trace
 	} else {
 		switch st := x.feed(needDNS); st {
-		case L7Unset:
+		case l7.Unset:
 			return x.dnsAlone()
-		case L7Found:
+		case l7.Found:
 		default:
 			return nil, st
 		}
@@ -477,7 +482,7 @@ func (x *inspect) dnsFirst() ([]byte, L7Status) {
 	name, st, ok := x.dnsNext()
 	if !ok {
 		x.cont = true
-		return nil, L7Unset
+		return nil, l7.Unset
 	}
 	return name, st
 }
@@ -485,12 +490,12 @@ func (x *inspect) dnsFirst() ([]byte, L7Status) {
 // dnsAlone reads the first DNS message of a TCP payload without a stream,
 // once all of it is there (a name may point forward into it), as a
 // stream reads it.
-func (x *inspect) dnsAlone() ([]byte, L7Status) {
+func (x *inspect) dnsAlone() ([]byte, l7.Status) {
 	p := x.p.Payload
 	if len(p) >= 2 && len(p) < 2+int(binary.BigEndian.Uint16(p)) {
-		return nil, L7NeedMore
+		return nil, l7.NeedMore
 	}
-	return DNSQueryName(p, true, x.dnsBuf[:0])
+	return l7.DNSQueryName(p, true, x.dnsBuf[:0])
 }
 
 // maxQuestions bounds the questions of one DNS message that are judged; a
@@ -499,7 +504,7 @@ const maxQuestions = 8
 
 // dnsNext returns the next question of the packet: of the message being
 // read, else of the stream's next message. ok is false when there is none.
-func (x *inspect) dnsNext() (name []byte, st L7Status, ok bool) {
+func (x *inspect) dnsNext() (name []byte, st l7.Status, ok bool) {
 	for {
 		if x.inMsg {
 			first := x.msgFirst
@@ -509,34 +514,34 @@ func (x *inspect) dnsNext() (name []byte, st L7Status, ok bool) {
 				// of them in a message would buy a flood that much work.
 				// Servers answer more than one with FORMERR anyway.
 				x.inMsg = false
-				return nil, L7TooLarge, true
+				return nil, l7.TooLarge, true
 			}
 			name, _, _, st = x.dnsQ.Next(x.dnsBuf[:0])
 			switch {
-			case st == L7Absent && !first:
+			case st == l7.Absent && !first:
 				x.inMsg = false // every question read
 				continue
-			case st == L7NeedMore && x.dnsCut:
-				st = L7TooLarge // the name points past the collected part
+			case st == l7.NeedMore && x.dnsCut:
+				st = l7.TooLarge // the name points past the collected part
 			}
-			if st != L7Found {
+			if st != l7.Found {
 				x.inMsg = false
 			}
 			return name, st, true
 		}
 		if x.stream == nil {
-			return nil, L7Unset, false
+			return nil, l7.Unset, false
 		}
 		msg, cut, sst := x.stream.nextDNS(x.ft, &x.sdata)
 		switch sst {
-		case L7Unset:
-			return nil, L7Unset, false
-		case L7Found:
-			q, qst := ParseDNS(msg, false)
-			if qst != L7Found {
+		case l7.Unset:
+			return nil, l7.Unset, false
+		case l7.Found:
+			q, qst := l7.ParseDNS(msg, false)
+			if qst != l7.Found {
 				return nil, qst, true // shorter than a header: no name
 			}
-			q.cut = cut
+			q.SetCut(cut)
 			x.dnsQ, x.inMsg, x.msgFirst, x.dnsCut = q, true, true, cut
 		default:
 			return nil, sst, true
@@ -546,48 +551,48 @@ func (x *inspect) dnsNext() (name []byte, st L7Status, ok bool) {
 
 // httpNext returns the host of the stream's next request in the packet.
 // ok is false when no request begins in the rest of the packet.
-func (x *inspect) httpNext() (name []byte, st L7Status, ok bool) {
+func (x *inspect) httpNext() (name []byte, st l7.Status, ok bool) {
 	s := x.stream
 	if s == nil {
-		return nil, L7Unset, false
+		return nil, l7.Unset, false
 	}
 	head, sst := s.nextHTTP(x.ft, &x.sdata)
 	switch sst {
-	case L7Unset:
-		return nil, L7Unset, false
-	case L7Found:
+	case l7.Unset:
+		return nil, l7.Unset, false
+	case l7.Found:
 		started := s.started
-		name, st = HTTPHost(head, x.hoBuf[:0])
-		if st == L7NotProtocol && s.upgraded {
+		name, st = l7.HTTPHost(head, x.hoBuf[:0])
+		if st == l7.NotProtocol && s.upgraded {
 			s.phase, s.upgraded = phaseTunnel, false // the server switched protocols
-			return nil, L7Unset, false
+			return nil, l7.Unset, false
 		}
 		s.afterHead(head)
-		if st == L7NotProtocol && started {
-			s.phase, st = phaseLost, L7Malformed // not a request where one must be
+		if st == l7.NotProtocol && started {
+			s.phase, st = phaseLost, l7.Malformed // not a request where one must be
 		}
 		return name, st, true
-	case L7NeedMore:
+	case l7.NeedMore:
 		// A head cut short may already show that it is no request.
-		if _, hst := HTTPHost(head, x.hoBuf[:0]); hst == L7NotProtocol || hst == L7Malformed {
-			if hst == L7NotProtocol && s.upgraded {
+		if _, hst := l7.HTTPHost(head, x.hoBuf[:0]); hst == l7.NotProtocol || hst == l7.Malformed {
+			if hst == l7.NotProtocol && s.upgraded {
 				s.phase, s.n, s.upgraded = phaseTunnel, 0, false
 				s.release(x.ft, true)
-				return nil, L7Unset, false
+				return nil, l7.Unset, false
 			}
-			if hst == L7NotProtocol && s.started {
-				hst = L7Malformed
+			if hst == l7.NotProtocol && s.started {
+				hst = l7.Malformed
 			}
 			s.phase, s.n = phaseLost, 0
 			s.release(x.ft, true)
 			return nil, hst, true
 		}
-		return nil, L7NeedMore, true
+		return nil, l7.NeedMore, true
 	}
 	return nil, sst, true
 }
 
-func (x *inspect) setName(kind uint8, name []byte, st L7Status) {
+func (x *inspect) setName(kind uint8, name []byte, st l7.Status) {
 	switch kind {
 	case needDNS:
 		x.dnsName, x.dnsSt = name, st
@@ -600,37 +605,37 @@ func (x *inspect) setName(kind uint8, name []byte, st L7Status) {
 
 // serverName reads the TLS server name, collecting a ClientHello that spans
 // segments in the flow's HelloBuffer.
-func (x *inspect) serverName() ([]byte, L7Status) {
+func (x *inspect) serverName() ([]byte, l7.Status) {
 	p := x.p
-	if p.Proto != ProtoTCP {
+	if p.Proto != packet.ProtoTCP {
 		return x.quicServerName()
 	}
 	if x.e != nil && x.e.hello != 0 {
 		h := x.ft.hellos.at(x.e.hello)
 		st := h.Add(dataSeq(p), p.Payload)
-		x.gap = h.gap
-		if st != L7Found {
+		x.gap = h.Gap()
+		if st != l7.Found {
 			return nil, st
 		}
-		return h.ServerName(), L7Found
+		return h.ServerName(), l7.Found
 	}
 	if x.e != nil && x.e.flags&(flowISN|flowData) == flowISN && int32(dataSeq(p)-uint32(x.e.rule)) > 0 {
 		// A later segment came first: read as the start of the stream it
 		// would rule TLS out; dropped, it comes back in order.
 		x.gap = true
-		return nil, L7NeedMore
+		return nil, l7.NeedMore
 	}
-	name, st := TLSServerName(p.Payload, x.sniBuf[:0])
-	if st != L7NeedMore || x.e == nil || x.final {
+	name, st := l7.TLSServerName(p.Payload, x.sniBuf[:0])
+	if st != l7.NeedMore || x.e == nil || x.final {
 		return name, st
 	}
 	i := x.ft.hellos.get()
 	if i == 0 {
-		return nil, L7TooLarge // no buffer free: the policy decides, not the client
+		return nil, l7.TooLarge // no buffer free: the policy decides, not the client
 	}
 	x.e.hello = i
 	h := x.ft.hellos.at(i)
-	if st = h.Add(dataSeq(p), p.Payload); st == L7Found {
+	if st = h.Add(dataSeq(p), p.Payload); st == l7.Found {
 		return h.ServerName(), st
 	}
 	return nil, st

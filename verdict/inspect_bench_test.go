@@ -3,6 +3,9 @@ package verdict
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // Flows judged message by message are evaluated on every packet, not served
@@ -48,7 +51,7 @@ func inspectedPolicy(t testing.TB) *Compiled {
 		{Name: "dns", Match: Match{DNS: []string{"*.blocked.test"}}, Action: ActionDrop},
 		{Name: "sni", Match: Match{SNI: []string{"*.blocked.test"}}, Action: ActionDrop},
 		{Name: "http", Match: Match{HTTPHost: []string{"*.blocked.test"}}, Action: ActionReject},
-		{Name: "web", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 9443, Hi: 9443})}, Action: ActionAccept},
+		{Name: "web", Match: Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: 9443, Hi: 9443})}, Action: ActionAccept},
 	}})
 }
 
@@ -60,9 +63,9 @@ func inspectedCases(p *Pipeline) []struct {
 	want func(d *Decision) bool
 } {
 	accepted := func(d *Decision) bool { return d.Action == ActionAccept && !d.Cached }
-	udpQ := udp(tc4, ts4, 5353, 53, dnsQuery(1, "www.allowed.test")).raw()
+	udpQ := udp(tc4, ts4, 5353, 53, testpkt.DNSQuery(1, "www.allowed.test")).raw()
 	var ud Decision
-	tcpDNSConn := newKeepAlive(p, 1, 53, tcpDNS(dnsQuery(1, "www.allowed.test")))
+	tcpDNSConn := newKeepAlive(p, 1, 53, testpkt.TCPDNS(testpkt.DNSQuery(1, "www.allowed.test")))
 	req := []byte("GET /index.html HTTP/1.1\r\nHost: www.allowed.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	httpConn := newKeepAlive(p, 2, 80, req)
 	splitConn := newKeepAlive(p, 3, 80, req[:30], req[30:])

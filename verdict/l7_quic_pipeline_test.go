@@ -5,7 +5,28 @@ import (
 	"testing"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/qguard/qguard/verdict/packet"
+
+	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/verdict/l7"
 )
+
+// captureQUICGo captures a quic-go client's first flight until a
+// QUICHello has read its whole ClientHello.
+func captureQUICGo(t *testing.T, version quic.Version, tlsConf *tls.Config) [][]byte {
+	t.Helper()
+	q := l7.NewQUICHello()
+	n := 0
+	return testpkt.CaptureQUICGo(t, version, tlsConf, func(d []byte) bool {
+		n++
+		_, st := q.Feed(d)
+		if st != l7.NeedMore && st != l7.Found {
+			t.Fatalf("quic-go datagram %d: %s", n, st)
+		}
+		return st == l7.Found
+	})
+}
 
 func quicPolicy(t *testing.T, extra ...Rule) *Compiled {
 	t.Helper()
@@ -98,7 +119,7 @@ func TestQUICPipeline(t *testing.T) {
 		if last := ds[len(ds)-1]; last.Rule != RuleDefault {
 			t.Fatalf("%s: blocked name to 8443 without a rule naming it: %+v", version, last)
 		}
-		p8443 := NewPipeline(quicPolicy(t, Rule{Name: "alt", Match: Match{Protos: []uint8{ProtoUDP},
+		p8443 := NewPipeline(quicPolicy(t, Rule{Name: "alt", Match: Match{Protos: []uint8{packet.ProtoUDP},
 			DstPorts: ports(PortRange{Lo: 8443, Hi: 8443}), SNI: []string{"*.alt.test"}}, Action: ActionReject}), nil)
 		ds = quicDecide(p8443, 40004, 8443, blocked)
 		if last := ds[len(ds)-1]; last.Rule != 0 || last.Action != ActionDrop {
@@ -112,7 +133,7 @@ func TestQUICPipeline(t *testing.T) {
 // allocates nothing per packet.
 func TestQUICPipelineBuffers(t *testing.T) {
 	allowed := captureQUICGo(t, quic.Version1, &tls.Config{ServerName: "fine.test", NextProtos: []string{"h3"}})
-	p := NewPipeline(quicPolicy(t, Rule{Name: "udp", Match: Match{Protos: []uint8{ProtoUDP}}, Action: ActionAccept, Flow: true}), nil)
+	p := NewPipeline(quicPolicy(t, Rule{Name: "udp", Match: Match{Protos: []uint8{packet.ProtoUDP}}, Action: ActionAccept, Flow: true}), nil)
 	ds := quicDecide(p, 40000, 443, allowed)
 	if last := ds[len(ds)-1]; last.Rule != 1 || last.Offload {
 		t.Fatalf("allowed: %+v (a QUIC flow is never offloaded)", last)
@@ -201,7 +222,7 @@ func BenchmarkQUICPipeline(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, q := range p.flows.quics.bufs {
-				q.initials = 0 // measure opening, not the QUICMaxInitials cut-off
+				q.ForgetInitials() // measure opening, not the QUICMaxInitials cut-off
 			}
 			p.Decide(last, &m, &d)
 		}

@@ -3,6 +3,9 @@ package verdict
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/qguard/qguard/verdict/l7"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // QUIC in the pipeline: sni rules read the server name of QUIC Initials
@@ -21,7 +24,7 @@ const quicDefaultPort = 443
 // DefaultQUICBuffers bounds the flows collecting QUIC Initials at once
 // (about 25 KiB each). A buffer returns to the pool when the client moves
 // on to Handshake or 1-RTT packets, or the flow ends, or is taken when
-// stale (quicStealAge); a flow that finds none free gets L7TooLarge,
+// stale (quicStealAge); a flow that finds none free gets l7.TooLarge,
 // decided by policy.
 const DefaultQUICBuffers = 1024
 
@@ -55,11 +58,11 @@ func (c *Compiled) quicPort(port uint16) bool {
 // must be evaluated again: a QUIC Initial to a port where sni rules read
 // QUIC, which can start a new connection's ClientHello. Other client
 // packets of the flow tell when its QUICHello can go back to the pool.
-func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *Packet, reply bool) bool {
-	if reply || p.Proto != ProtoUDP || c.quicPorts == nil || !c.quicPort(p.DstPort) {
+func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *packet.Packet, reply bool) bool {
+	if reply || p.Proto != packet.ProtoUDP || c.quicPorts == nil || !c.quicPort(p.DstPort) {
 		return false
 	}
-	if QUICInitial(p.Payload) {
+	if l7.QUICInitial(p.Payload) {
 		if e.quic == 0 {
 			e.pkts = 0 // likely a new connection: a new L7 window for its ClientHello
 		}
@@ -77,33 +80,33 @@ func (t *FlowTable) quicRecheck(c *Compiled, e *flowEntry, p *Packet, reply bool
 // quicFlow reports whether p belongs to a UDP flow where sni rules read
 // QUIC (either direction): its later Initials must come to the pipeline,
 // so such a flow is never offloaded to the kernel.
-func (c *Compiled) quicFlow(p *Packet) bool {
-	return p.Proto == ProtoUDP && c.quicPorts != nil && (c.quicPort(p.DstPort) || c.quicPort(p.SrcPort))
+func (c *Compiled) quicFlow(p *packet.Packet) bool {
+	return p.Proto == packet.ProtoUDP && c.quicPorts != nil && (c.quicPort(p.DstPort) || c.quicPort(p.SrcPort))
 }
 
 // quicServerName is the sni extractor for UDP packets.
-func (x *inspect) quicServerName() ([]byte, L7Status) {
+func (x *inspect) quicServerName() ([]byte, l7.Status) {
 	p := x.p
 	if !x.c.quicPort(p.DstPort) {
-		return nil, L7NotProtocol
+		return nil, l7.NotProtocol
 	}
 	if x.e == nil {
 		// No flow (Trace, which may run beside Decide): this datagram
 		// alone, in a QUICHello of its own.
-		return NewQUICHello().Feed(p.Payload)
+		return l7.NewQUICHello().Feed(p.Payload)
 	}
 	if x.e.quic == quicLost {
-		if QUICInitial(p.Payload) {
-			return nil, L7TooLarge
+		if l7.QUICInitial(p.Payload) {
+			return nil, l7.TooLarge
 		}
-		return nil, quicUnopened(p.Payload)
+		return nil, l7.QUICUnopened(p.Payload)
 	}
 	if x.e.quic == 0 {
-		if !QUICInitial(p.Payload) {
-			return nil, quicUnopened(p.Payload) // what a fresh QUICHello would answer
+		if !l7.QUICInitial(p.Payload) {
+			return nil, l7.QUICUnopened(p.Payload) // what a fresh QUICHello would answer
 		}
 		if x.e.quic = x.ft.quics.get(x.e); x.e.quic == 0 {
-			return nil, L7TooLarge
+			return nil, l7.TooLarge
 		}
 	}
 	name, st := x.ft.quics.feed(x.e.quic, p.Payload)
@@ -135,7 +138,7 @@ const quicLost = ^uint16(0)
 // so flooding the pool with handshakes that never finish holds it only as
 // long as the flood is kept up.
 type quicPool struct {
-	bufs  []*QUICHello
+	bufs  []*l7.QUICHello
 	owner []*flowEntry // the flow each buffer is lent to
 	last  []int64      // when each buffer was last fed, ns on clock
 	free  []uint16     // 1-based indexes of idle buffers
@@ -146,7 +149,7 @@ type quicPool struct {
 
 func (p *quicPool) init(n int) {
 	p.max = min(n, int(quicLost)-1)
-	p.bufs = make([]*QUICHello, 0, n)
+	p.bufs = make([]*l7.QUICHello, 0, n)
 	p.owner = make([]*flowEntry, 0, n)
 	p.last = make([]int64, 0, n)
 	p.free = make([]uint16, 0, n)
@@ -163,7 +166,7 @@ func (p *quicPool) get(e *flowEntry) uint16 {
 		i = p.free[n-1]
 		p.free = p.free[:n-1]
 	case len(p.bufs) < p.max:
-		p.bufs = append(p.bufs, NewQUICHello())
+		p.bufs = append(p.bufs, l7.NewQUICHello())
 		p.owner, p.last = append(p.owner, nil), append(p.last, 0)
 		i = uint16(len(p.bufs))
 	default:
@@ -174,7 +177,7 @@ func (p *quicPool) get(e *flowEntry) uint16 {
 		// A flow that loses a partly read ClientHello cannot have the
 		// rest judged: the server may complete it from pieces that
 		// passed as pending, so the flow's later Initials are too large.
-		if p.bufs[i-1].partial() {
+		if p.bufs[i-1].Partial() {
 			p.owner[i-1].quic = quicLost
 		} else {
 			p.owner[i-1].quic = 0
@@ -198,7 +201,7 @@ func (p *quicPool) oldest(now int64) uint16 {
 }
 
 // feed gives d to buffer i on behalf of its flow.
-func (p *quicPool) feed(i uint16, d []byte) ([]byte, L7Status) {
+func (p *quicPool) feed(i uint16, d []byte) ([]byte, l7.Status) {
 	p.last[i-1] = p.clock()
 	return p.bufs[i-1].Feed(d)
 }
@@ -212,4 +215,4 @@ func (p *quicPool) put(i uint16) {
 	p.free = append(p.free, i)
 }
 
-func (p *quicPool) at(i uint16) *QUICHello { return p.bufs[i-1] }
+func (p *quicPool) at(i uint16) *l7.QUICHello { return p.bufs[i-1] }

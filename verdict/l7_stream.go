@@ -3,6 +3,8 @@ package verdict
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/qguard/qguard/verdict/l7"
 )
 
 // A TCP connection carries many DNS messages or HTTP requests, and a rule
@@ -97,10 +99,10 @@ func (s *l7Stream) release(t *FlowTable, force bool) {
 
 // nextDNS consumes data up to the end of the next DNS message and returns
 // the message, at most HelloBufferSize bytes of it (cut reports that the
-// message is longer). Status L7Unset: data ran out without a message
-// beginning; L7NeedMore: a message began and continues in a later segment;
-// L7TooLarge: no buffer was free to collect it.
-func (s *l7Stream) nextDNS(t *FlowTable, data *[]byte) (msg []byte, cut bool, st L7Status) {
+// message is longer). Status l7.Unset: data ran out without a message
+// beginning; l7.NeedMore: a message began and continues in a later segment;
+// l7.TooLarge: no buffer was free to collect it.
+func (s *l7Stream) nextDNS(t *FlowTable, data *[]byte) (msg []byte, cut bool, st l7.Status) {
 	d := *data
 	defer func() { *data = d }()
 	if s.buf != 0 && s.phase != phaseMsg {
@@ -113,7 +115,7 @@ func (s *l7Stream) nextDNS(t *FlowTable, data *[]byte) (msg []byte, cut bool, st
 			c := min(s.skip, uint64(len(d)))
 			d, s.skip = d[c:], s.skip-c
 			if s.skip > 0 {
-				return nil, false, L7Unset
+				return nil, false, l7.Unset
 			}
 			s.phase = phaseStart
 		case phaseStart:
@@ -123,48 +125,48 @@ func (s *l7Stream) nextDNS(t *FlowTable, data *[]byte) (msg []byte, cut bool, st
 				d = d[1:]
 			}
 			if s.pfxN == 0 {
-				return nil, false, L7Unset
+				return nil, false, l7.Unset
 			}
 			if s.pfxN < 2 {
-				return nil, false, L7NeedMore
+				return nil, false, l7.NeedMore
 			}
 			s.want, s.pfxN, s.n, s.phase = uint32(binary.BigEndian.Uint16(s.pfx[:])), 0, 0, phaseMsg
 		case phaseMsg:
-			head := min(s.want, HelloBufferSize)
+			head := min(s.want, l7.HelloBufferSize)
 			if s.buf == 0 && s.n == 0 && uint32(len(d)) >= head {
 				msg, d = d[:head], d[head:]
 				s.skip, s.phase = uint64(s.want-head), phaseSkip
-				return msg, s.want > head, L7Found
+				return msg, s.want > head, l7.Found
 			}
 			if s.buf == 0 {
 				if s.buf = t.hellos.get(); s.buf == 0 {
 					s.skip, s.phase = uint64(s.want), phaseSkip
-					return nil, false, L7TooLarge
+					return nil, false, l7.TooLarge
 				}
 			}
-			b := t.hellos.at(s.buf).buf[:head]
+			b := t.hellos.at(s.buf).Scratch()[:head]
 			c := copy(b[s.n:], d)
 			s.n += uint32(c)
 			d = d[c:]
 			if s.n < head {
-				return nil, false, L7NeedMore
+				return nil, false, l7.NeedMore
 			}
 			s.skip, s.phase = uint64(s.want-head), phaseSkip
-			return b, s.want > head, L7Found
+			return b, s.want > head, l7.Found
 		default:
-			return nil, false, L7Malformed
+			return nil, false, l7.Malformed
 		}
 	}
 }
 
 // nextHTTP consumes data up to the end of the next request head and
 // returns it. Bodies are skipped by the framing afterHead found. Status
-// L7Unset: data ran out inside a body or tunnel, or held only the empty
-// lines a server ignores before a request (RFC 9112 2.2); L7NeedMore: a
+// l7.Unset: data ran out inside a body or tunnel, or held only the empty
+// lines a server ignores before a request (RFC 9112 2.2); l7.NeedMore: a
 // head began and continues later (head then holds its start);
-// L7TooLarge: the head exceeds HelloBufferSize or no buffer was free;
-// L7Malformed: the framing was lost earlier.
-func (s *l7Stream) nextHTTP(t *FlowTable, data *[]byte) (head []byte, st L7Status) {
+// l7.TooLarge: the head exceeds HelloBufferSize or no buffer was free;
+// l7.Malformed: the framing was lost earlier.
+func (s *l7Stream) nextHTTP(t *FlowTable, data *[]byte) (head []byte, st l7.Status) {
 	d := *data
 	defer func() { *data = d }()
 	if s.buf != 0 && s.n == 0 {
@@ -178,40 +180,40 @@ func (s *l7Stream) nextHTTP(t *FlowTable, data *[]byte) (head []byte, st L7Statu
 					d = d[1:]
 				}
 				if len(d) == 0 {
-					return nil, L7Unset
+					return nil, l7.Unset
 				}
 				if end := headEnd(d, 0); end > 0 {
 					head, d = d[:end], d[end:]
-					return head, L7Found
+					return head, l7.Found
 				}
 				if s.buf = t.hellos.get(); s.buf == 0 {
 					s.phase = phaseLost
-					return d, L7TooLarge
+					return d, l7.TooLarge
 				}
 			}
 			if len(d) == 0 {
-				return nil, L7Unset
+				return nil, l7.Unset
 			}
-			b := t.hellos.at(s.buf).buf[:]
+			b := t.hellos.at(s.buf).Scratch()[:]
 			c := copy(b[s.n:], d)
 			if end := headEnd(b[:int(s.n)+c], int(s.n)); end > 0 {
 				d = d[end-int(s.n):]
 				s.n = 0 // the buffer goes back on the next call
-				return b[:end], L7Found
+				return b[:end], l7.Found
 			}
 			s.n += uint32(c)
 			d = d[c:]
-			if len(d) > 0 || s.n == HelloBufferSize {
+			if len(d) > 0 || s.n == l7.HelloBufferSize {
 				s.phase, s.n = phaseLost, 0
 				s.release(t, true)
-				return nil, L7TooLarge
+				return nil, l7.TooLarge
 			}
-			return b[:s.n], L7NeedMore
+			return b[:s.n], l7.NeedMore
 		case phaseSkip, phaseChunkData:
 			c := min(s.skip, uint64(len(d)))
 			d, s.skip = d[c:], s.skip-c
 			if s.skip > 0 {
-				return nil, L7Unset
+				return nil, l7.Unset
 			}
 			if s.phase == phaseSkip {
 				s.phase = phaseStart
@@ -220,27 +222,27 @@ func (s *l7Stream) nextHTTP(t *FlowTable, data *[]byte) (head []byte, st L7Statu
 			}
 		case phaseChunkSize, phaseChunkExt, phaseChunkEnd, phaseTrailer:
 			if len(d) == 0 {
-				return nil, L7Unset
+				return nil, l7.Unset
 			}
 			d = s.chunked(d)
 		case phaseUpgrade:
 			if len(d) == 0 {
-				return nil, L7Unset
+				return nil, l7.Unset
 			}
 			// A server that switched protocols no longer reads requests;
 			// one that refused reads the next request. Data that starts
 			// like a request is judged as one either way.
-			if _, _, rst := httpRequestLine(d); rst == L7NotProtocol {
+			if _, _, rst := l7.HTTPRequestLine(d); rst == l7.NotProtocol {
 				s.phase = phaseTunnel
 			} else {
 				s.phase, s.upgraded = phaseStart, true // a request, or not known yet
 			}
 		case phaseTunnel:
 			d = d[len(d):]
-			return nil, L7Unset
+			return nil, l7.Unset
 		default:
 			d = d[len(d):]
-			return nil, L7Malformed
+			return nil, l7.Malformed
 		}
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/verdict/l7"
 )
 
 // streamUnits runs a DNS or HTTP stream over segs and lists the messages it
@@ -20,18 +23,18 @@ func streamUnits(kind uint8, segs [][]byte) []string {
 				panic("more messages than bytes in a segment")
 			}
 			var name []byte
-			var st L7Status
+			var st l7.Status
 			var ok bool
 			if kind == needDNS {
 				name, st, ok = x.dnsNext()
 			} else {
 				name, st, ok = x.httpNext()
 			}
-			if !ok || st == L7NeedMore {
+			if !ok || st == l7.NeedMore {
 				break
 			}
 			out = append(out, fmt.Sprintf("%q %s", name, st))
-			if kind == needHost && (st == L7NotProtocol || st == L7Malformed || st == L7TooLarge) {
+			if kind == needHost && (st == l7.NotProtocol || st == l7.Malformed || st == l7.TooLarge) {
 				return out // the pipeline stops reading the connection as HTTP here
 			}
 			if len(x.sdata) == 0 && !x.inMsg {
@@ -70,10 +73,10 @@ func fuzzStream(t *testing.T, kind uint8, b, at []byte) {
 }
 
 func FuzzDNSStream(f *testing.F) {
-	two := append(tcpDNS(dnsQuery(1, "a.example")), tcpDNS(dnsQuery(2, "b.blocked.test", "c.example"))...)
+	two := append(testpkt.TCPDNS(testpkt.DNSQuery(1, "a.example")), testpkt.TCPDNS(testpkt.DNSQuery(2, "b.blocked.test", "c.example"))...)
 	f.Add(two, []byte{1, 13, 2})
 	f.Add(append([]byte{0, 3, 1, 2, 3}, two...), []byte{0})
-	f.Add(append(tcpDNS(make([]byte, 300)), tcpDNS(dnsQuery(3, "x"))...), []byte{200, 5})
+	f.Add(append(testpkt.TCPDNS(make([]byte, 300)), testpkt.TCPDNS(testpkt.DNSQuery(3, "x"))...), []byte{200, 5})
 	f.Fuzz(func(t *testing.T, b, at []byte) { fuzzStream(t, needDNS, b, at) })
 }
 

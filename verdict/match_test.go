@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // testIfaces names interface indexes in tests without touching the host.
@@ -46,8 +48,8 @@ func TestMatchers(t *testing.T) {
 	web6 := tcp(tc6, ts6, 40000, 443, nil)
 	dns4 := udp(tc4, ts4, 5353, 53, tDNS("www.Example.com"))
 	dns6 := udp(tc6, ts6, 5353, 53, tDNS("ads.tracker.example"))
-	icmp4 := tpkt{src: tc4, dst: ts4, proto: ProtoICMP, icmpType: 8, icmpID: 9}
-	icmp6 := tpkt{src: tc6, dst: ts6, proto: ProtoICMPv6, icmpType: 128, icmpID: 9}
+	icmp4 := tpkt{src: tc4, dst: ts4, proto: packet.ProtoICMP, icmpType: 8, icmpID: 9}
+	icmp6 := tpkt{src: tc6, dst: ts6, proto: packet.ProtoICMPv6, icmpType: 128, icmpID: 9}
 	type pc struct {
 		p    tpkt
 		m    Meta
@@ -61,7 +63,7 @@ func TestMatchers(t *testing.T) {
 	}{
 		{"family4", Match{Family: 4}, nil, []pc{{p: web4, want: true}, {p: web6}}},
 		{"family6", Match{Family: 6}, nil, []pc{{p: web4}, {p: web6, want: true}}},
-		{"proto", Match{Protos: []uint8{ProtoUDP, ProtoICMPv6}}, nil,
+		{"proto", Match{Protos: []uint8{packet.ProtoUDP, packet.ProtoICMPv6}}, nil,
 			[]pc{{p: web4}, {p: web6}, {p: dns4, want: true}, {p: icmp6, want: true}, {p: icmp4}}},
 		{"src", Match{Src: pfx("198.18.1.0/24", "2001:db8:1::/48")}, nil,
 			[]pc{{p: web4, want: true}, {p: web6, want: true}, {p: web4.reply()}, {p: web6.reply()}}},
@@ -137,8 +139,8 @@ func TestMatchers(t *testing.T) {
 }
 
 func summaryOf(raw []byte) string {
-	var p Packet
-	if !Decode(raw, &p) {
+	var p packet.Packet
+	if !packet.Decode(raw, &p) {
 		return "invalid " + p.Invalid.String()
 	}
 	return summary(&p)

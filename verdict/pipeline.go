@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // Options configure a Pipeline. A nil *Options means defaults.
@@ -84,7 +86,7 @@ type Pipeline struct {
 
 	hits []atomic.Uint64 // the current state's, set by Decide
 
-	pkt      Packet
+	pkt      packet.Packet
 	noMeta   Meta // used when Decide gets a nil Meta
 	flipMeta Meta // a reply's meta seen from the initiator's side
 	x        inspect
@@ -190,7 +192,7 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		p.flows.tick(now)
 	}
 	pk := &p.pkt
-	if !Decode(raw, pk) {
+	if !packet.Decode(raw, pk) {
 		p.invalid.Add(1)
 		d.Action, d.Rule, d.Reason = c.invalid, RuleInvalid, pk.Invalid
 		return
@@ -201,7 +203,7 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		return
 	}
 	k, srcIsA := makeKey(pk)
-	closing := pk.Proto == ProtoTCP && pk.TCPFlags&(TCPFin|TCPRst) != 0
+	closing := pk.Proto == packet.ProtoTCP && pk.TCPFlags&(packet.TCPFin|packet.TCPRst) != 0
 	e, found := p.flows.get(&k, k.hash(p.flows.seed), now, closing)
 	reply := false
 	if found {
@@ -236,7 +238,7 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		if srcIsA != reply {
 			e.flags |= flowAIsInit
 		}
-		if !reply && pk.Proto == ProtoTCP && pk.TCPFlags&(TCPSyn|TCPAck) == TCPSyn {
+		if !reply && pk.Proto == packet.ProtoTCP && pk.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn {
 			e.rule, e.flags = int32(pk.TCPSeq+1), e.flags|flowISN
 		}
 	}
@@ -342,7 +344,7 @@ func (p *Pipeline) unit(c *Compiled, x *inspect) (int, tri) {
 // the connection's usefulness (its bytes never reach the server, and the
 // stream cannot go past them), so that decision is kept for the flow.
 func (p *Pipeline) settle(c *Compiled, e *flowEntry, x *inspect, rule int) bool {
-	perMsg := x.perMsg && !(x.p.Proto == ProtoTCP && c.actionOf(rule) != ActionAccept)
+	perMsg := x.perMsg && !(x.p.Proto == packet.ProtoTCP && c.actionOf(rule) != ActionAccept)
 	switch {
 	case perMsg:
 		e.rule, e.pkts = int32(rule), 0
@@ -453,7 +455,7 @@ func (p *Pipeline) apply(c *Compiled, rule int, k *flowKey, d *Decision, first, 
 // would accept or drop the initiator's packets instead of rejecting them.
 func (p *Pipeline) rejectReply(d *Decision) {
 	d.Offload = false
-	if p.pkt.Proto == ProtoTCP && p.pkt.TCPFlags&TCPRst != 0 {
+	if p.pkt.Proto == packet.ProtoTCP && p.pkt.TCPFlags&packet.TCPRst != 0 {
 		d.Action = ActionAccept
 		return
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strings"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // Packet builders for the policy and pipeline tests: IPv4 or IPv6 by the
@@ -33,31 +35,31 @@ type tpkt struct {
 func (t tpkt) raw() []byte {
 	var l4 []byte
 	switch t.proto {
-	case ProtoTCP:
+	case packet.ProtoTCP:
 		l4 = make([]byte, 20)
 		binary.BigEndian.PutUint16(l4[0:], t.sport)
 		binary.BigEndian.PutUint16(l4[2:], t.dport)
 		l4[12] = 5 << 4
 		f := t.flags
 		if f == 0 {
-			f = TCPSyn
+			f = packet.TCPSyn
 			if len(t.payload) > 0 {
-				f = TCPPsh | TCPAck
+				f = packet.TCPPsh | packet.TCPAck
 			}
 		}
 		seq := t.seq
-		if f&(TCPSyn|TCPAck) == TCPSyn && len(t.payload) == 0 {
+		if f&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn && len(t.payload) == 0 {
 			seq-- // the SYN takes the sequence number before the first data byte, seq
 		}
 		binary.BigEndian.PutUint32(l4[4:], seq)
 		l4[13] = f
 		binary.BigEndian.PutUint16(l4[14:], 65535)
-	case ProtoUDP:
+	case packet.ProtoUDP:
 		l4 = make([]byte, 8)
 		binary.BigEndian.PutUint16(l4[0:], t.sport)
 		binary.BigEndian.PutUint16(l4[2:], t.dport)
 		binary.BigEndian.PutUint16(l4[4:], uint16(8+len(t.payload)))
-	case ProtoICMP, ProtoICMPv6:
+	case packet.ProtoICMP, packet.ProtoICMPv6:
 		l4 = make([]byte, 8)
 		l4[0] = t.icmpType
 		binary.BigEndian.PutUint16(l4[4:], t.icmpID)
@@ -92,11 +94,11 @@ func (t tpkt) reply() tpkt {
 }
 
 func tcp(src, dst string, sport, dport uint16, payload []byte) tpkt {
-	return tpkt{src: src, dst: dst, proto: ProtoTCP, sport: sport, dport: dport, payload: payload}
+	return tpkt{src: src, dst: dst, proto: packet.ProtoTCP, sport: sport, dport: dport, payload: payload}
 }
 
 func udp(src, dst string, sport, dport uint16, payload []byte) tpkt {
-	return tpkt{src: src, dst: dst, proto: ProtoUDP, sport: sport, dport: dport, payload: payload}
+	return tpkt{src: src, dst: dst, proto: packet.ProtoUDP, sport: sport, dport: dport, payload: payload}
 }
 
 // tDNS builds a DNS query for name.

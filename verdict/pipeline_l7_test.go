@@ -3,6 +3,9 @@ package verdict
 import (
 	"strings"
 	"testing"
+
+	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // exampleL7Policy is the part of examples/qguard.yaml that showed the
@@ -38,7 +41,7 @@ func TestDNSRuleOnlyOnDNSPorts(t *testing.T) {
 		if d = decide(p, tcp(fam[0], fam[1], 40001, 53, nil), nil); d.Rule != RulePending {
 			t.Errorf("%s: SYN to 53: %+v, want pending", fam[0], d)
 		}
-		d = decide(p, tcp(fam[0], fam[1], 40001, 53, tcpDNS(tDNS("www.ads.example"))), nil)
+		d = decide(p, tcp(fam[0], fam[1], 40001, 53, testpkt.TCPDNS(tDNS("www.ads.example"))), nil)
 		if d.Rule != 0 || d.Action != ActionDrop {
 			t.Errorf("%s: ads query over tcp/53: %+v, want no-ads drop", fam[0], d)
 		}
@@ -127,8 +130,8 @@ func TestL7NotProtocolRulesOutAtOnce(t *testing.T) {
 // flow are dropped.
 func TestRejectReplyDirection(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "no-9100", Match: Match{Protos: []uint8{ProtoTCP, ProtoUDP}, DstPorts: ports(PortRange{Lo: 9100, Hi: 9100})}, Action: ActionReject, Flow: true},
-		{Name: "drop-9101", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 9101, Hi: 9101})}, Action: ActionDrop},
+		{Name: "no-9100", Match: Match{Protos: []uint8{packet.ProtoTCP, packet.ProtoUDP}, DstPorts: ports(PortRange{Lo: 9100, Hi: 9100})}, Action: ActionReject, Flow: true},
+		{Name: "drop-9101", Match: Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: 9101, Hi: 9101})}, Action: ActionDrop},
 	}})
 	for _, fam := range [][2]string{{tc4, ts4}, {tc6, ts6}} {
 		p := NewPipeline(c, nil)
@@ -137,7 +140,7 @@ func TestRejectReplyDirection(t *testing.T) {
 			t.Fatalf("%s: SYN: %+v", fam[0], d)
 		}
 		rst := syn.reply()
-		rst.flags = TCPRst | TCPAck
+		rst.flags = packet.TCPRst | packet.TCPAck
 		d := decide(p, rst, nil)
 		if d.Action != ActionAccept || d.Rule != 0 || !d.Cached || d.Offload {
 			t.Errorf("%s: the kernel's reset: %+v, want accepted, not offloaded", fam[0], d)
@@ -149,7 +152,7 @@ func TestRejectReplyDirection(t *testing.T) {
 		// Anything else from the responder's side is dropped, not
 		// answered.
 		synack := syn.reply()
-		synack.flags = TCPSyn | TCPAck
+		synack.flags = packet.TCPSyn | packet.TCPAck
 		if d = decide(p, synack, nil); d.Action != ActionDrop || d.Offload {
 			t.Errorf("%s: SYN-ACK of a rejected flow: %+v", fam[0], d)
 		}
@@ -162,7 +165,7 @@ func TestRejectReplyDirection(t *testing.T) {
 		dsyn := tcp(fam[0], fam[1], 40001, 9101, nil)
 		decide(p, dsyn, nil)
 		drst := dsyn.reply()
-		drst.flags = TCPRst
+		drst.flags = packet.TCPRst
 		if d = decide(p, drst, nil); d.Action != ActionDrop || !d.Cached {
 			t.Errorf("%s: reset of a dropped flow: %+v", fam[0], d)
 		}
@@ -173,7 +176,7 @@ func TestRejectReplyDirection(t *testing.T) {
 	c = mustCompile(t, &Policy{Default: ActionReject})
 	p := NewPipeline(c, nil)
 	rst := tcp(tc4, ts4, 40000, 9100, nil).reply()
-	rst.flags = TCPRst | TCPAck
+	rst.flags = packet.TCPRst | packet.TCPAck
 	d := decide(p, rst, &Meta{HasCT: true, CTState: CTEstablishedReply})
 	if d.Action != ActionAccept || d.Rule != RuleDefault {
 		t.Errorf("reset met first: %+v", d)

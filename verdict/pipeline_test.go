@@ -3,6 +3,8 @@ package verdict
 import (
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // fakeClock is a settable clock for pipelines under test.
@@ -21,7 +23,7 @@ func decide(p *Pipeline, t tpkt, m *Meta) (d Decision) {
 
 func TestCachedBothDirections(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionDrop, Rules: []Rule{
-		{Name: "web", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 443, Hi: 443})}, Action: ActionAccept, Flow: true},
+		{Name: "web", Match: Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: 443, Hi: 443})}, Action: ActionAccept, Flow: true},
 	}})
 	for _, fam := range [][2]string{{tc4, ts4}, {tc6, ts6}} {
 		p := NewPipeline(c, nil)
@@ -66,8 +68,8 @@ func TestL7PendingUntilClientHello(t *testing.T) {
 			act  Action
 		}{
 			{syn, RulePending, ActionAccept},
-			{tpkt{src: fam[1], dst: fam[0], proto: ProtoTCP, sport: 443, dport: 40000, flags: TCPSyn | TCPAck}, RulePending, ActionAccept},
-			{tpkt{src: fam[0], dst: fam[1], proto: ProtoTCP, sport: 40000, dport: 443, flags: TCPAck}, RulePending, ActionAccept},
+			{tpkt{src: fam[1], dst: fam[0], proto: packet.ProtoTCP, sport: 443, dport: 40000, flags: packet.TCPSyn | packet.TCPAck}, RulePending, ActionAccept},
+			{tpkt{src: fam[0], dst: fam[1], proto: packet.ProtoTCP, sport: 40000, dport: 443, flags: packet.TCPAck}, RulePending, ActionAccept},
 			{tcp(fam[0], fam[1], 40000, 443, tHello("www.bad.example")), 0, ActionDrop},
 			{syn.reply(), 0, ActionDrop},
 		}
@@ -106,7 +108,7 @@ func TestL7WaitBound(t *testing.T) {
 		}
 		p := NewPipeline(c, nil)
 		decide(p, tcp(tc4, ts4, 1, 80, nil), nil)
-		ack := tpkt{src: tc4, dst: ts4, proto: ProtoTCP, sport: 1, dport: 80, flags: TCPAck}
+		ack := tpkt{src: tc4, dst: ts4, proto: packet.ProtoTCP, sport: 1, dport: 80, flags: packet.TCPAck}
 		for i := 0; i < 20; i++ {
 			if d := decide(p, ack, nil); d.Rule != RulePending {
 				t.Fatalf("empty ACK %d: %+v, want pending", i, d)
@@ -133,8 +135,8 @@ func TestHelloAcrossSegments(t *testing.T) {
 	}})
 	p := NewPipeline(c, nil)
 	hello := tHello("split.example")
-	a := tpkt{src: tc6, dst: ts6, proto: ProtoTCP, sport: 5, dport: 443, seq: 1000, payload: hello[:30]}
-	b := tpkt{src: tc6, dst: ts6, proto: ProtoTCP, sport: 5, dport: 443, seq: 1030, payload: hello[30:]}
+	a := tpkt{src: tc6, dst: ts6, proto: packet.ProtoTCP, sport: 5, dport: 443, seq: 1000, payload: hello[:30]}
+	b := tpkt{src: tc6, dst: ts6, proto: packet.ProtoTCP, sport: 5, dport: 443, seq: 1030, payload: hello[30:]}
 	if d := decide(p, a, nil); d.Rule != RulePending {
 		t.Fatalf("first segment: %+v", d)
 	}
@@ -172,7 +174,7 @@ func TestSwapInvalidatesCache(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	clk := newClock()
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{{Name: "rl", Action: ActionAccept,
-		Match:     Match{Protos: []uint8{ProtoUDP}},
+		Match:     Match{Protos: []uint8{packet.ProtoUDP}},
 		RateLimit: &RateLimit{Rate: Rate{Events: 1, Per: time.Second}, Burst: 2, Key: RateKeySource, Exceed: ActionReject}}}})
 	p := NewPipeline(c, &Options{Now: clk.now})
 	from := func(src string, sport uint16) Decision { return decide(p, udp(src, ts4, sport, 9, []byte("q")), nil) }
@@ -251,12 +253,12 @@ func TestPerPacketMatchersNotCached(t *testing.T) {
 func TestInvalidAndFragments(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Invalid: ActionDrop, Rules: []Rule{
 		{Name: "p80", Match: Match{DstPorts: ports(PortRange{Lo: 80, Hi: 80})}, Action: ActionReject},
-		{Name: "udp", Match: Match{Protos: []uint8{ProtoUDP}}, Action: ActionDrop},
+		{Name: "udp", Match: Match{Protos: []uint8{packet.ProtoUDP}}, Action: ActionDrop},
 	}})
 	p := NewPipeline(c, nil)
 	var d Decision
 	p.Decide([]byte{0x45, 0, 0}, &Meta{}, &d)
-	if d.Action != ActionDrop || d.Rule != RuleInvalid || d.Reason != ReasonTruncated {
+	if d.Action != ActionDrop || d.Rule != RuleInvalid || d.Reason != packet.ReasonTruncated {
 		t.Errorf("truncated: %+v", d)
 	}
 	frag := udp(tc4, ts4, 1, 80, make([]byte, 16))
@@ -298,7 +300,7 @@ func TestStages(t *testing.T) {
 
 func TestTraceString(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "ssh", Match: Match{Protos: []uint8{ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionDrop},
+		{Name: "ssh", Match: Match{Protos: []uint8{packet.ProtoTCP}, DstPorts: ports(PortRange{Lo: 22, Hi: 22})}, Action: ActionDrop},
 		{Name: "dns", Match: Match{Src: pfx("198.18.0.0/15"), DNS: []string{"*.example"}}, Action: ActionReject, Mark: 3, SetMark: true},
 	}})
 	p := NewPipeline(c, nil)
@@ -357,8 +359,8 @@ func TestSwapConcurrent(t *testing.T) {
 }
 
 func TestLimiterKeysAllocs(t *testing.T) {
-	var p Packet
-	Decode(tcp(tc6, ts6, 1, 2, nil).raw(), &p)
+	var p packet.Packet
+	packet.Decode(tcp(tc6, ts6, 1, 2, nil).raw(), &p)
 	k, _ := makeKey(&p)
 	for _, key := range []RateKey{RateKeySource, RateKeyFlow, RateKeyRule} {
 		l, err := newLimiter(&RateLimit{Rate: Rate{Events: 5, Per: time.Second}, Key: key})
@@ -373,14 +375,14 @@ func TestLimiterKeysAllocs(t *testing.T) {
 
 func TestRuleHits(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
-		{Name: "udp", Match: Match{Protos: []uint8{ProtoUDP}}, Action: ActionDrop},
-		{Name: "tcp", Match: Match{Protos: []uint8{ProtoTCP}}, Action: ActionAccept},
+		{Name: "udp", Match: Match{Protos: []uint8{packet.ProtoUDP}}, Action: ActionDrop},
+		{Name: "tcp", Match: Match{Protos: []uint8{packet.ProtoTCP}}, Action: ActionAccept},
 	}})
 	p := NewPipeline(c, nil)
 	for i := 0; i < 3; i++ {
 		decide(p, udp(tc4, ts4, 1, 2, nil), nil)
 	}
-	decide(p, tpkt{src: tc6, dst: ts6, proto: ProtoICMPv6, icmpType: 128}, nil)
+	decide(p, tpkt{src: tc6, dst: ts6, proto: packet.ProtoICMPv6, icmpType: 128}, nil)
 	rules, def := p.RuleHits()
 	if len(rules) != 2 || rules[0] != 3 || rules[1] != 0 || def != 1 {
 		t.Errorf("hits %v default %d", rules, def)

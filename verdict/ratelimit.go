@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"math"
 	"sync"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // limiter is the token bucket table of one rate-limited rule. It lives in
@@ -124,7 +126,7 @@ func (l *limiter) slot(sh *limShard, set *[limWays]limSlot, key uint64, now int6
 }
 
 // keyOf returns the bucket key of a packet.
-func (l *limiter) keyOf(p *Packet, fk *flowKey) uint64 {
+func (l *limiter) keyOf(p *packet.Packet, fk *flowKey) uint64 {
 	switch l.key {
 	case RateKeyRule:
 		return 1

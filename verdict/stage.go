@@ -1,5 +1,9 @@
 package verdict
 
+import (
+	"github.com/qguard/qguard/verdict/packet"
+)
+
 // Stage is a user-supplied step of the pipeline. Stages run in the order
 // they were added, before the policy's rules, on every packet whose flow has
 // no cached decision (so a flow stops reaching the stages once the rules
@@ -17,8 +21,8 @@ type Stage interface {
 
 // Context is what a Stage sees of a packet. The pipeline reuses it.
 type Context struct {
-	Raw    []byte  // the IP packet
-	Packet *Packet // decoded
+	Raw    []byte         // the IP packet
+	Packet *packet.Packet // decoded
 	Meta   *Meta
 	// Reply is true when the packet travels from the flow's responder to
 	// its initiator.

@@ -8,6 +8,9 @@ import (
 	"github.com/gaissmai/bart"
 
 	"github.com/qguard/qguard/proto"
+
+	"github.com/qguard/qguard/verdict/l7"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // Trace explains the decision for one packet: every rule looked at, matcher
@@ -70,12 +73,12 @@ func (t Trace) String() string {
 // RuleUndecided when the data cannot be read.
 func (p *Pipeline) Trace(raw []byte, m *Meta) Trace {
 	c := p.Compiled()
-	var pk Packet
+	var pk packet.Packet
 	var t Trace
 	if m == nil {
 		m = &Meta{}
 	}
-	if !Decode(raw, &pk) {
+	if !packet.Decode(raw, &pk) {
 		t.Packet = fmt.Sprintf("invalid: %s", pk.Invalid)
 		t.Decision = Decision{Action: c.invalid, Rule: RuleInvalid, Reason: pk.Invalid}
 		t.Rule = "invalid"
@@ -124,7 +127,7 @@ func traceWalk(c *Compiled, x *inspect, t *Trace) Decision {
 	return Decision{Action: c.def, Rule: RuleDefault}
 }
 
-func summary(p *Packet) string {
+func summary(p *packet.Packet) string {
 	name := proto.String(p.Proto)
 	if p.HasPorts() {
 		return fmt.Sprintf("%s %s -> %s, %d payload bytes", name,
@@ -208,7 +211,7 @@ func traceL7(r *crule, x *inspect, s *TraceStep) tri {
 		t := x.names(f.bit, f.set)
 		name, st := x.extract(f.bit)
 		detail := fmt.Sprintf("packet %s", st)
-		if st == L7Found {
+		if st == l7.Found {
 			detail = fmt.Sprintf("packet name %q", name)
 		}
 		add(f.name, t, detail+" vs "+f.set.String())
@@ -262,7 +265,7 @@ func inPorts(rs []PortRange, port uint16) bool {
 	return false
 }
 
-func portDesc(p *Packet, port uint16) string {
+func portDesc(p *packet.Packet, port uint16) string {
 	if !p.HasPorts() {
 		return "no port"
 	}

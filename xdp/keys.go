@@ -8,7 +8,7 @@ import (
 )
 
 // Address families as stored in keys: the IP version (FAMILY_V4/V6 in
-// bpf/filter.c), like verdict.Packet.Family.
+// bpf/filter.c), like verdict/packet.Packet.Family.
 const (
 	family4 = 4
 	family6 = 6

@@ -6,6 +6,8 @@ import (
 
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // queueState is what one queue's goroutine owns: its pipeline, the policy
@@ -158,8 +160,8 @@ type blockReq struct {
 // the channel is full the request is counted and dropped; the rule still
 // drops this packet and will ask again on the source's next flow.
 func (e *Engine) requestBlock(raw []byte, ttl time.Duration, c *counters) {
-	var vp verdict.Packet
-	if !verdict.Decode(raw, &vp) || !vp.Src.IsValid() {
+	var vp packet.Packet
+	if !packet.Decode(raw, &vp) || !vp.Src.IsValid() {
 		return
 	}
 	c.blocked.Add(1)

@@ -17,6 +17,9 @@ import (
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
+
+	"github.com/qguard/qguard/verdict/packet"
+	"github.com/qguard/qguard/verdict/l7"
 )
 
 // The decision and flow record (docs/record.md): JSON lines, one per
@@ -42,7 +45,7 @@ type recEvent struct {
 	length        uint32
 	nameKind      uint8 // 0 none, 1 dns, 2 sni, 3 http host
 	nameLen       uint8
-	name          [verdict.MaxNameLen]byte
+	name          [l7.MaxNameLen]byte
 }
 
 // recQueue is one queue's sampling and rate-limit state, owned by its
@@ -126,8 +129,8 @@ func (r *recorder) decision(qs *queueState, p *queue.Packet, d *verdict.Decision
 	}
 	s.tokens--
 	ev := &qs.ev
-	var vp verdict.Packet
-	verdict.Decode(p.Payload, &vp)
+	var vp packet.Packet
+	packet.Decode(p.Payload, &vp)
 	*ev = recEvent{t: time.Now().UnixNano(), gen: qs.gen, rule: int32(d.Rule), queue: p.Queue,
 		action: d.Action, alert: d.Alert, family: vp.Family, proto: vp.Proto, cached: d.Cached,
 		offload: d.Offload, src: vp.Src, dst: vp.Dst, inIf: p.InIf, outIf: p.OutIf, length: uint32(len(p.Payload))}
@@ -206,9 +209,9 @@ type RecordFlow struct {
 	Duration      float64 `json:"duration"` // seconds
 }
 
-var recProtos = map[uint8]string{verdict.ProtoTCP: "TCP", verdict.ProtoUDP: "UDP", verdict.ProtoICMP: "ICMP",
-	verdict.ProtoICMPv6: "IPV6-ICMP", verdict.ProtoSCTP: "SCTP", verdict.ProtoUDPLite: "UDPLite",
-	verdict.ProtoDCCP: "DCCP", verdict.ProtoESP: "ESP", verdict.ProtoAH: "AH"}
+var recProtos = map[uint8]string{packet.ProtoTCP: "TCP", packet.ProtoUDP: "UDP", packet.ProtoICMP: "ICMP",
+	packet.ProtoICMPv6: "IPV6-ICMP", packet.ProtoSCTP: "SCTP", packet.ProtoUDPLite: "UDPLite",
+	packet.ProtoDCCP: "DCCP", packet.ProtoESP: "ESP", packet.ProtoAH: "AH"}
 
 func protoString(p uint8) string {
 	if s, ok := recProtos[p]; ok {

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 
 	"github.com/qguard/qguard/verdict"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // Stats returns a snapshot of every counter. It may be called from any
@@ -67,8 +69,8 @@ func (e *Engine) addKernelStats(out []QueueStats) {
 // Decision.Log when its log rate limit had room, so this formatting (which
 // allocates) runs a bounded number of times per second.
 func (e *Engine) logDecision(raw []byte, d *verdict.Decision, g *policyState) {
-	var p verdict.Packet
-	verdict.Decode(raw, &p)
+	var p packet.Packet
+	packet.Decode(raw, &p)
 	name := ""
 	if d.Rule >= 0 && d.Rule < len(g.policy.Rules) {
 		name = g.policy.Rules[d.Rule].Name

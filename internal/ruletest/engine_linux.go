@@ -14,6 +14,8 @@ import (
 	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
+
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // defaultMarkMask is rules.Marks.Mask's default (docs/DESIGN.md).
@@ -187,7 +189,7 @@ func (r *recorder) Decide(c *verdict.Context, d *verdict.Decision) bool {
 	}
 	p := c.Packet
 	port := p.SrcPort
-	if p.Proto == verdict.ProtoICMP || p.Proto == verdict.ProtoICMPv6 {
+	if p.Proto == packet.ProtoICMP || p.Proto == packet.ProtoICMPv6 {
 		port = p.ICMPID
 	}
 	k := flowID{netip.AddrPortFrom(p.Src, port), p.Proto}
@@ -278,7 +280,7 @@ func (l *logRecorder) rulesFor(src netip.AddrPort, proto uint8) []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, d := range l.decisions {
-		icmp := proto == verdict.ProtoICMP || proto == verdict.ProtoICMPv6 // logged without the echo id
+		icmp := proto == packet.ProtoICMP || proto == packet.ProtoICMPv6 // logged without the echo id
 		if d.proto == proto && (icmp || d.src.Port() == src.Port()) && (d.src.Addr() == src.Addr() || src.Addr().IsUnspecified()) && !contains(out, d.rule) {
 			out = append(out, d.rule)
 		}
