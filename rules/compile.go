@@ -130,13 +130,13 @@ func (b *builder) policyRules(ch *nftables.Chain, hook string, steerAway bool) e
 		b.rule(ch, queueNote(defaultNote, p.DefaultQueue), one(&expr.Counter{}, b.queueVerdict(steerAway)))
 		return nil
 	}
-	return b.actionRules(ch, hook, defaultNote, func() ([]expr.Any, bool, error) { return nil, true, nil }, p.Default, steerAway)
+	return b.actionRules(ch, hook, defaultNote, func() ([]expr.Any, bool, error) { return nil, true, nil }, nil, p.Default, steerAway)
 }
 
 // policyRule adds the nftables rules of one policy rule.
 func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, steerAway bool) error {
 	fams := []uint8{0}
-	if r.HasSrc || r.HasDst {
+	if r.HasSrc || r.HasDst || r.Queue == "" && r.BlockSource > 0 {
 		fams = []uint8{4, 6}
 	} else if r.Family != 0 {
 		fams = []uint8{r.Family}
@@ -154,15 +154,27 @@ func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, ste
 			}
 			continue
 		}
-		if r.Queue != "" {
+		why := r.Queue
+		if why == "" {
+			why = b.kernelOptions(r)
+		}
+		if why != "" {
 			m, _, err := match()
 			if err != nil {
 				return err
 			}
-			b.rule(ch, queueNote(policyNote(r.Name), r.Queue), m, one(&expr.Counter{}, b.queueVerdict(steerAway)))
+			b.rule(ch, queueNote(policyNote(r.Name), why), m, one(&expr.Counter{}, b.queueVerdict(steerAway)))
 			continue
 		}
-		if err := b.actionRules(ch, hook, policyNote(r.Name), match, r.Action, steerAway); err != nil {
+		if r.Log {
+			m, _, err := match()
+			if err != nil {
+				return err
+			}
+			b.logRule(ch, r, m)
+		}
+		tail := blockTail(fam, r.BlockSource)
+		if err := b.actionRules(ch, hook, policyNote(r.Name), match, tail, r.Action, steerAway); err != nil {
 			return err
 		}
 	}
@@ -189,7 +201,7 @@ func (b *builder) policyMatchable(r *PolicyRule, fam uint8) (bool, bool, error) 
 // the mark; a reject is a TCP reset for TCP and an ICMP(v6) port
 // unreachable otherwise, like the verdict-mark rules (a drop where the
 // kernel has no reject).
-func (b *builder) actionRules(ch *nftables.Chain, hook, note string, match func() ([]expr.Any, bool, error), a Action, steerAway bool) error {
+func (b *builder) actionRules(ch *nftables.Chain, hook, note string, match func() ([]expr.Any, bool, error), tail []expr.Any, a Action, steerAway bool) error {
 	m := b.cfg.Marks
 	n := 1
 	if a == ActionReject && rejectHooks[hook] {
@@ -204,12 +216,12 @@ func (b *builder) actionRules(ch *nftables.Chain, hook, note string, match func(
 	}
 	switch {
 	case a == ActionAccept:
-		b.rule(ch, note, ms[0], ctMarkMerge(m.Mask, m.AcceptFlow), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+		b.rule(ch, note, ms[0], ctMarkMerge(m.Mask, m.AcceptFlow), tail, one(&expr.Counter{}, verdict(expr.VerdictAccept)))
 	case n == 2:
 		b.rule(ch, note, ms[0], one(
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}))
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}}),
+			tail, one(&expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}))
 		if hook == "output" {
 			// A local sender whose datagram is rejected here gets EPERM from
 			// sendmsg, not the ICMP error a queued packet would earn it
@@ -217,10 +229,10 @@ func (b *builder) actionRules(ch *nftables.Chain, hook, note string, match func(
 			b.rule(ch, queueNote(note, "reject of a local datagram"), ms[1], one(&expr.Counter{}, b.queueVerdict(steerAway)))
 			break
 		}
-		b.rule(ch, note, ms[1], one(&expr.Counter{},
+		b.rule(ch, note, ms[1], tail, one(&expr.Counter{},
 			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}))
 	default:
-		b.rule(ch, note, ms[0], one(&expr.Counter{}, verdict(expr.VerdictDrop)))
+		b.rule(ch, note, ms[0], tail, one(&expr.Counter{}, verdict(expr.VerdictDrop)))
 	}
 	return nil
 }

@@ -166,7 +166,11 @@ func (f *formatter) expr(e expr.Any) {
 		}
 		f.parts = append(f.parts, f.keyText(e.SourceRegister)+" "+not+f.setText(e.SetName, f.reg(e.SourceRegister)))
 	case *expr.Dynset:
-		f.parts = append(f.parts, fmt.Sprintf("add @%s { %s timeout %s }", e.SetName, f.keyText(e.SrcRegKey), nftDuration(e.Timeout)))
+		f.parts = append(f.parts, f.dynset(e))
+	case *expr.Limit:
+		f.parts = append(f.parts, limitText(e))
+	case *expr.Log:
+		f.parts = append(f.parts, logText(e))
 	case *expr.Byteorder:
 		o := f.reg(e.SourceRegister)
 		if e.Op == expr.ByteorderHton {
@@ -554,4 +558,47 @@ func nftDuration(d time.Duration) string {
 		return d.String()
 	}
 	return b.String()
+}
+
+// dynset prints `add @set { key timeout t }`, `update @set { key limit
+// ... }` as nft does.
+func (f *formatter) dynset(e *expr.Dynset) string {
+	op := "add"
+	if e.Operation == unix.NFT_DYNSET_OP_UPDATE {
+		op = "update"
+	}
+	in := f.keyText(e.SrcRegKey)
+	if e.Timeout > 0 {
+		in += " timeout " + nftDuration(e.Timeout)
+	}
+	for _, x := range e.Exprs {
+		if l, ok := x.(*expr.Limit); ok {
+			in += " " + limitText(l)
+		}
+	}
+	return fmt.Sprintf("%s @%s { %s }", op, e.SetName, in)
+}
+
+func limitText(e *expr.Limit) string {
+	over := ""
+	if e.Over {
+		over = "over "
+	}
+	unit := map[expr.LimitTime]string{expr.LimitTimeSecond: "second", expr.LimitTimeMinute: "minute",
+		expr.LimitTimeHour: "hour", expr.LimitTimeDay: "day", expr.LimitTimeWeek: "week"}[e.Unit]
+	return fmt.Sprintf("limit rate %s%d/%s burst %d packets", over, e.Rate, unit, e.Burst)
+}
+
+func logText(e *expr.Log) string {
+	out := "log"
+	if e.Key&(1<<unix.NFTA_LOG_PREFIX) != 0 {
+		out += fmt.Sprintf(" prefix %q", string(e.Data))
+	}
+	if e.Key&(1<<unix.NFTA_LOG_GROUP) != 0 {
+		out += fmt.Sprintf(" group %d", e.Group)
+	}
+	if e.Key&(1<<unix.NFTA_LOG_SNAPLEN) != 0 {
+		out += fmt.Sprintf(" snaplen %d", e.Snaplen)
+	}
+	return out
 }

@@ -420,7 +420,7 @@ func delChains(c *nftables.Conn, chs []*nftables.Chain) {
 // builder returns a builder for one transaction on c, for generation gen;
 // sets names the sets the table holds.
 func (m *Manager) builder(c *nftables.Conn, cfg *Config, t *nftables.Table, sets map[string]bool, gen uint64) *builder {
-	return &builder{c: c, cfg: cfg, impl: m.impl, t: t, sets: sets, used: map[string]bool{}, gen: gen}
+	return &builder{c: c, cfg: cfg, impl: m.impl, caps: m.caps, t: t, sets: sets, used: map[string]bool{}, gen: gen}
 }
 
 // addSets adds the block and drop-flow sets the table lacks. They belong

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Mode says how much of the policy the kernel decides.
@@ -74,7 +75,29 @@ type Policy struct {
 	// DefaultQueue, when not empty, says why the default must be decided in
 	// user space; packets no rule matched are then queued.
 	DefaultQueue string
+	// LogRate bounds the kernel's log lines per rule and second (rule
+	// option log); 0 means DefaultLogRate.
+	LogRate uint32
+	// LogGroup is the nflog group the kernel's log lines go to; 0 means
+	// DefaultLogGroup.
+	LogGroup uint16
 }
+
+// DefaultLogGroup is Policy.LogGroup when it is zero (a group no common
+// logger listens on by default; ulogd's examples use 0-2).
+const DefaultLogGroup = 7167
+
+// Group returns the nflog group of the kernel's log lines.
+func (p *Policy) Group() uint16 {
+	if p.LogGroup == 0 {
+		return DefaultLogGroup
+	}
+	return p.LogGroup
+}
+
+// DefaultLogRate is Policy.LogRate when it is zero: user space's default
+// rate for decision log lines.
+const DefaultLogRate = 10
 
 // PolicyRule is one policy rule's matchers the kernel has, its action and,
 // when user space must decide it, why. Empty matchers match everything;
@@ -96,6 +119,15 @@ type PolicyRule struct {
 	// the same socket fields nfnetlink_queue reports).
 	UIDs, GIDs []IDRange
 	Action     Action
+	// Log asks for a log line naming the rule when it decides a
+	// connection: the kernel sends it to nflog group Config.LogGroup (the
+	// daemon writes it as its own "decision" line), at most
+	// Policy.LogRate lines a second per rule.
+	Log bool
+	// BlockSource, when positive, puts the source of a connection the rule
+	// decides into the block set for this long: the kernel drops its later
+	// packets, as after user space's block_source.
+	BlockSource time.Duration
 	// Queue, when not empty, says why user space decides the rule (an L7
 	// matcher, a rate limit, ...): the kernel queues the packets that the
 	// rest of the rule matches, and user space decides them from the first
@@ -182,6 +214,9 @@ func (p *Policy) check() error {
 					return at("id range %d-%d ends before it starts", id.First, id.Last)
 				}
 			}
+		}
+		if r.BlockSource < 0 || r.BlockSource > 0 && r.BlockSource < time.Millisecond {
+			return at("block_source %v (want 1ms or more)", r.BlockSource)
 		}
 		for _, n := range append(append([]string(nil), r.InIfs...), r.OutIfs...) {
 			if n == "" || len(n) > 15 || strings.ContainsRune(n, 0) {

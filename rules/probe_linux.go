@@ -21,6 +21,12 @@ type Capabilities struct {
 	CompatQueue bool
 	// NativeErr and CompatErr say why a path is missing ("" when present).
 	NativeErr, CompatErr string
+	// Log and Limit: the nftables log expression (to an nflog group) and
+	// the limit expression, for the rule option log in mode KernelFirst;
+	// LogErr and LimitErr say why one is missing. Without both, rules
+	// with the option are decided in user space.
+	Log, Limit       bool
+	LogErr, LimitErr string
 	// Kernel is the running kernel's release.
 	Kernel string
 }
@@ -49,8 +55,9 @@ func (c Capabilities) String() string {
 	if err != nil {
 		chosen = "none"
 	}
-	return fmt.Sprintf("kernel %s: nft queue expression: %s; xt NFQUEUE via compat: %s; using %s",
-		c.Kernel, state(c.NativeQueue, c.NativeErr), state(c.CompatQueue, c.CompatErr), chosen)
+	return fmt.Sprintf("kernel %s: nft queue expression: %s; xt NFQUEUE via compat: %s; using %s; nft log: %s; nft limit: %s",
+		c.Kernel, state(c.NativeQueue, c.NativeErr), state(c.CompatQueue, c.CompatErr), chosen,
+		state(c.Log, c.LogErr), state(c.Limit, c.LimitErr))
 }
 
 // Probe tests, in the caller's network namespace, which queue expressions
@@ -78,6 +85,15 @@ func probe(dial func() (*nftables.Conn, error)) (Capabilities, error) {
 		return caps, err
 	}
 	caps.CompatQueue, caps.CompatErr, err = probeExpr(dial, queueExpr(QueueCompat, 0, 1, true, false))
+	if err != nil {
+		return caps, err
+	}
+	caps.Log, caps.LogErr, err = probeExpr(dial, &expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
+		Group: DefaultLogGroup, Data: []byte("qguard probe")})
+	if err != nil {
+		return caps, err
+	}
+	caps.Limit, caps.LimitErr, err = probeExpr(dial, &expr.Limit{Type: expr.LimitTypePkts, Rate: 10, Unit: expr.LimitTimeSecond, Burst: 10})
 	return caps, err
 }
 
@@ -86,7 +102,7 @@ func probe(dial func() (*nftables.Conn, error)) (Capabilities, error) {
 func probeExpr(dial func() (*nftables.Conn, error), e expr.Any) (ok bool, why string, err error) {
 	c, err := dial()
 	if err != nil {
-		return false, "", fmt.Errorf("probe queue expression: %w", err)
+		return false, "", fmt.Errorf("probe expression: %w", err)
 	}
 	t := c.AddTable(inetTable(fmt.Sprintf("qguard-probe-%d-%d", os.Getpid(), probeSeq.Add(1))))
 	ch := c.AddChain(&nftables.Chain{Name: "probe", Table: t})
@@ -97,13 +113,13 @@ func probeExpr(dial func() (*nftables.Conn, error), e expr.Any) (ok bool, why st
 	case err == nil:
 		return true, "", nil
 	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		return false, "", fmt.Errorf("probe queue expression: %w", err)
+		return false, "", fmt.Errorf("probe expression: %w", err)
 	case errors.Is(err, unix.ENOENT):
 		return false, "not in this kernel (ENOENT)", nil
 	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EAFNOSUPPORT), errors.Is(err, unix.EINVAL):
 		return false, "rejected by the kernel: " + unwrapErrno(err), nil
 	}
-	return false, "", fmt.Errorf("probe queue expression: %w", err)
+	return false, "", fmt.Errorf("probe expression: %w", err)
 }
 
 func unwrapErrno(err error) string {

@@ -33,6 +33,7 @@ type builder struct {
 	c    *nftables.Conn
 	cfg  *Config
 	impl QueueImpl
+	caps Capabilities
 	t    *nftables.Table
 	// sets are the named sets already in the table; used collects the
 	// steering sets this transaction adds, all of generation gen.

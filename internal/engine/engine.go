@@ -94,6 +94,7 @@ type Engine struct {
 	traceGen  *policyState
 
 	links                  *links          // links_linux.go; nil offline
+	nflog                  *nflog          // nflog_linux.go; nil without a kernel policy
 	rec                    *recorder       // record.go; nil without record.output
 	ct                     *conntrackWatch // conntrack_linux.go; nil without record.flows
 	bypass                 bypassMeter     // bypass.go
@@ -273,6 +274,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.links != nil {
 		e.links.start()
 	}
+	if e.nflog != nil {
+		e.nflog.start()
+	}
 	if e.rec != nil {
 		e.rec.started.Store(true)
 		go e.rec.run()
@@ -389,6 +393,7 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.links.close()
+	e.nflog.close()
 	e.ct.close()
 	e.rec.close()
 	e.claim.Release()

@@ -19,14 +19,28 @@ import (
 // or conntrack state matcher (evaluated per packet in user space, so the
 // kernel must not hand the flow to its conntrack mark), interface indexes
 // and name patterns ("eth*": the kernel rules compare whole names),
-// and every rule option: mark, log, rate_limit, block_source and flow; and
-// the alert action, whose log line and counters are user space's.
-func kernelPolicy(p *verdict.Policy) *rules.Policy {
-	out := &rules.Policy{Default: kernelAction(p.Default), Rules: make([]rules.PolicyRule, len(p.Rules))}
+// and the rule options mark, rate_limit and flow; and the alert action,
+// whose log line and counters are user space's. The kernel runs the options
+// log (nflog lines the daemon writes as its own, kernelopts.go) and
+// block_source (the nftables block sets), the latter only without XDP: with
+// XDP, blocked sources belong in its map, which only user space fills.
+func kernelPolicy(p *verdict.Policy, o *kernelOpts) *rules.Policy {
+	out := &rules.Policy{Default: kernelAction(p.Default), Rules: make([]rules.PolicyRule, len(p.Rules)),
+		LogRate: o.logRate}
 	for i := range p.Rules {
-		out.Rules[i] = kernelRule(&p.Rules[i], p.Sets)
+		out.Rules[i] = kernelRule(&p.Rules[i], p.Sets, o)
 	}
 	return out
+}
+
+// kernelOpts is what the kernel's share of the rule options depends on
+// outside the policy.
+type kernelOpts struct {
+	// logRate is the decision log rate in lines a second, rounded up; 0:
+	// decision logging is off.
+	logRate uint32
+	// xdp: sources are blocked in XDP, so block_source stays in user space.
+	xdp bool
 }
 
 func kernelAction(a verdict.Action) rules.Action {
@@ -43,7 +57,7 @@ func kernelAction(a verdict.Action) rules.Action {
 // names none (verdict's compile does the same).
 var dnsPort = []rules.PortRange{{Lo: 53, Hi: 53}}
 
-func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix) rules.PolicyRule {
+func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix, o *kernelOpts) rules.PolicyRule {
 	m := &r.Match
 	k := rules.PolicyRule{
 		Name: r.Name, Family: m.Family, Protos: slices.Clone(m.Protos),
@@ -65,12 +79,16 @@ func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix) rules.PolicyRul
 	if len(m.DNS) > 0 && len(k.DPorts) == 0 {
 		k.DPorts = dnsPort
 	}
-	k.Queue = queueReason(r, k.Src, k.Dst)
+	k.Queue = queueReason(r, k.Src, k.Dst, o)
+	if k.Queue == "" {
+		k.Log = r.Log && o.logRate > 0
+		k.BlockSource = r.BlockSource
+	}
 	return k
 }
 
 // queueReason says why user space must decide r, "" when the kernel can.
-func queueReason(r *verdict.Rule, src, dst []netip.Prefix) string {
+func queueReason(r *verdict.Rule, src, dst []netip.Prefix, o *kernelOpts) string {
 	m := &r.Match
 	switch {
 	case r.Action == verdict.ActionAlert:
@@ -94,14 +112,12 @@ func queueReason(r *verdict.Rule, src, dst []netip.Prefix) string {
 		return "interface name pattern"
 	case r.RateLimit != nil:
 		return "rate_limit"
-	case r.BlockSource > 0:
-		return "block_source"
+	case r.BlockSource > 0 && o.xdp:
+		return "block_source with xdp (the source goes to the XDP map)"
 	case r.Flow:
 		return "flow option"
 	case r.SetMark:
 		return "mark option"
-	case r.Log:
-		return "log option (decision log lines come from user space)"
 	}
 	for _, p := range append(slices.Clone(src), dst...) {
 		if p.Addr().Is4In6() {

@@ -33,14 +33,14 @@ func TestKernelPolicy(t *testing.T) {
 			{Name: "tunnels", Match: verdict.Match{OutIfaces: []string{"wg0", "tun*"}}, Action: verdict.ActionDrop},
 			{Name: "owner", Match: verdict.Match{UIDs: []verdict.IDRange{{Lo: 1000, Hi: 1999}}}, Action: verdict.ActionReject},
 		}}
-	k := kernelPolicy(p)
+	k := kernelPolicy(p, &kernelOpts{logRate: 10})
 	if k.Default != rules.ActionReject || len(k.Rules) != len(p.Rules) {
 		t.Fatalf("%+v", k)
 	}
 	want := map[string]string{
 		"l4": "", "dns": "dns matcher", "dns-own-port": "dns matcher", "sni": "sni matcher",
-		"ct": "ct matcher", "mark": "mark matcher", "limited": "rate_limit", "blocks": "block_source",
-		"flow": "flow option", "marks": "mark option", "logs": "log option", "alerts": "alert action",
+		"ct": "ct matcher", "mark": "mark matcher", "limited": "rate_limit", "blocks": "",
+		"flow": "flow option", "marks": "mark option", "logs": "", "alerts": "alert action",
 		"mapped": "IPv4-mapped", "owner": "", "wg": "", "tunnels": "interface name pattern",
 	}
 	for _, r := range k.Rules {
@@ -48,6 +48,21 @@ func TestKernelPolicy(t *testing.T) {
 		if w == "" && r.Queue != "" || w != "" && !strings.HasPrefix(r.Queue, w) {
 			t.Errorf("rule %s: queue reason %q, want %q", r.Name, r.Queue, w)
 		}
+	}
+	if r := k.Rules[7]; r.Name != "blocks" || r.BlockSource != 1 {
+		t.Errorf("blocks: %+v", r)
+	}
+	if r := k.Rules[10]; r.Name != "logs" || !r.Log {
+		t.Errorf("logs: %+v", r)
+	}
+	// With XDP, block_source stays in user space (the XDP map); with
+	// decision logging off, the kernel logs nothing either.
+	k2 := kernelPolicy(p, &kernelOpts{xdp: true})
+	if r := k2.Rules[7]; !strings.HasPrefix(r.Queue, "block_source with xdp") || r.BlockSource != 0 {
+		t.Errorf("blocks with xdp: %+v", r)
+	}
+	if r := k2.Rules[10]; r.Queue != "" || r.Log {
+		t.Errorf("logs with logging off: %+v", r)
 	}
 	l4 := k.Rules[0]
 	if !l4.HasSrc || len(l4.Src) != 2 || l4.Action != rules.ActionDrop || len(l4.DPorts) != 1 || l4.DPorts[0] != (rules.PortRange{Lo: 22, Hi: 22}) {

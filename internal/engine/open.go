@@ -122,6 +122,7 @@ func (e *Engine) installRules(u *undoStack, caps rules.Capabilities) error {
 	}
 	e.rules = m
 	u.push(func() { _ = m.Remove() })
+	e.openNflog(e.set.rules)
 	e.rejectMarks = true
 	e.gen.Load().flowMarks = e.set.rules.Offload // not started yet: no reader
 	return nil

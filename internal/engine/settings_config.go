@@ -105,7 +105,7 @@ func RulesConfig(f *config.File) *rules.Config {
 // the kernel runs. An empty mode (a File not from Parse) is queue-all.
 func setMode(c *rules.Config, f *config.File) {
 	if f.Rules.Mode == "kernel-first" {
-		c.Mode, c.Policy = rules.KernelFirst, kernelPolicy(&f.Policy)
+		c.Mode, c.Policy = rules.KernelFirst, kernelPolicy(&f.Policy, kernelOptsOf(f))
 	}
 }
 
