@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qguard/qguard/rules"
-	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // nflog reads the log lines of the rules the kernel decides (rule option
@@ -114,8 +114,8 @@ func (n *nflog) line(m netlink.Message) {
 	if !ok {
 		return
 	}
-	var p verdict.Packet
-	verdict.Decode(payload, &p)
+	var p packet.Packet
+	packet.Decode(payload, &p)
 	n.log.LogAttrs(nil, slog.LevelInfo, "decision",
 		slog.String("rule", rule), slog.String("action", action),
 		slog.Int("proto", int(p.Proto)),
