@@ -60,6 +60,17 @@ const (
 	RuleUndecided = -5
 )
 
+// Names of the special Decision.Rule values (Compiled.RuleName), in
+// parentheses so that they read as no rule's name. The engine's counters,
+// the metrics, `qguard status`, the decision record and Trace all use them.
+const (
+	RuleNameDefault   = "(default)"
+	RuleNameInvalid   = "(invalid)"
+	RuleNamePending   = "(pending)"
+	RuleNameStage     = "(stage)"
+	RuleNameUndecided = "(undecided)"
+)
+
 // Decision is the outcome of Pipeline.Decide for one packet. Callers own it
 // and reuse it; Decide overwrites every field.
 type Decision struct {

@@ -121,22 +121,23 @@ func (c *Compiled) InvalidAction() Action { return c.invalid }
 // Len returns the number of rules.
 func (c *Compiled) Len() int { return len(c.rules) }
 
-// RuleName returns the name of rule i, "default", "invalid", "pending",
-// "stage" or "undecided" for the special Decision.Rule values.
+// RuleName returns the name of rule i, or RuleNameDefault, RuleNameInvalid,
+// RuleNamePending, RuleNameStage or RuleNameUndecided for the special
+// Decision.Rule values.
 func (c *Compiled) RuleName(i int) string {
 	switch {
 	case i >= 0 && i < len(c.rules):
 		return c.rules[i].name
 	case i == RuleDefault:
-		return "default"
+		return RuleNameDefault
 	case i == RuleInvalid:
-		return "invalid"
+		return RuleNameInvalid
 	case i == RulePending:
-		return "pending"
+		return RuleNamePending
 	case i == RuleStage:
-		return "stage"
+		return RuleNameStage
 	case i == RuleUndecided:
-		return "undecided"
+		return RuleNameUndecided
 	}
 	return "unknown"
 }

@@ -40,8 +40,8 @@ func ExamplePipeline_Use() {
 		fmt.Printf("%s: %s (rule %s, stage %q)\n", src, d.Action, c.RuleName(d.Rule), d.Stage)
 	}
 	// Output:
-	// 198.18.1.2: accept (rule default, stage "")
-	// 198.18.1.3: drop (rule stage, stage "port-knock")
+	// 198.18.1.2: accept (rule (default), stage "")
+	// 198.18.1.3: drop (rule (stage), stage "port-knock")
 }
 
 // tcpSYN builds an IPv4 TCP SYN.

@@ -40,8 +40,10 @@ type PipelineStats struct {
 
 // Pipeline decides packets: decode, flow lookup, cached decision or user
 // stages and rules. One pipeline serves one queue and is used by one
-// goroutine: Decide, Trace and Use are not safe for concurrent use. Swap,
-// Stats and RuleHits are, so a reload or a metrics scrape can run elsewhere.
+// goroutine: Decide, Trace and Use are not safe for concurrent use. Swap
+// and Stats are, so a reload or a metrics scrape can run elsewhere.
+// Decision.Rule says which rule decided a packet; the caller counts them
+// (the engine keeps counts by rule name across reloads).
 //
 // Rules judge a flow, not a packet: the flow's first packet (from its
 // initiator) is evaluated and the decision is kept in the flow table for
@@ -84,7 +86,6 @@ type Pipeline struct {
 	now    func() time.Time
 	start  time.Time
 
-	hits []atomic.Uint64 // the current state's, set by Decide
 
 	pkt      packet.Packet
 	noMeta   Meta // used when Decide gets a nil Meta
@@ -102,13 +103,12 @@ type Pipeline struct {
 // pipeState pairs the policy with a generation number: flow decisions made
 // under another generation are stale.
 type pipeState struct {
-	c    *Compiled
-	gen  uint32
-	hits []atomic.Uint64 // packets decided per rule; the last counts the default
+	c   *Compiled
+	gen uint32
 }
 
 func newState(c *Compiled, gen uint32) *pipeState {
-	return &pipeState{c: c, gen: gen, hits: make([]atomic.Uint64, len(c.rules)+1)}
+	return &pipeState{c: c, gen: gen}
 }
 
 // NewPipeline returns a pipeline evaluating c.
@@ -154,19 +154,6 @@ func (p *Pipeline) Compiled() *Compiled { return p.state.Load().c }
 // FlowTable returns the pipeline's flow table.
 func (p *Pipeline) FlowTable() *FlowTable { return p.flows }
 
-// RuleHits returns how many packets each rule of the current policy decided
-// (index-aligned with Policy.Rules; cached packets included, rate-limited
-// ones too) and how many the default decided. Swap starts new counts. It
-// may be called from any goroutine.
-func (p *Pipeline) RuleHits() (rules []uint64, def uint64) {
-	st := p.state.Load()
-	rules = make([]uint64, len(st.hits)-1)
-	for i := range rules {
-		rules[i] = st.hits[i].Load()
-	}
-	return rules, st.hits[len(rules)].Load()
-}
-
 // Stats returns the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
 	return PipelineStats{
@@ -181,7 +168,6 @@ func (p *Pipeline) Stats() PipelineStats {
 func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 	st := p.state.Load()
 	c := st.c
-	p.hits = st.hits
 	if m == nil {
 		m = &p.noMeta
 	}
@@ -469,12 +455,10 @@ func (p *Pipeline) applyRule(c *Compiled, rule int, k *flowKey, d *Decision, fir
 		return
 	}
 	if rule < 0 {
-		p.hits[len(p.hits)-1].Add(1)
 		d.Rule = rule
 		d.Action = c.def
 		return
 	}
-	p.hits[rule].Add(1)
 	r := &c.rules[rule]
 	d.Rule, d.Action = rule, r.action
 	if r.alert != ActionUnset {

@@ -373,23 +373,25 @@ func TestLimiterKeysAllocs(t *testing.T) {
 	}
 }
 
-func TestRuleHits(t *testing.T) {
+// TestDecisionRule: every decision names its rule, cached ones and the
+// default's too, so that the caller's count (the engine's) is complete.
+func TestDecisionRule(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{
 		{Name: "udp", Match: Match{Protos: []uint8{packet.ProtoUDP}}, Action: ActionDrop},
 		{Name: "tcp", Match: Match{Protos: []uint8{packet.ProtoTCP}}, Action: ActionAccept},
 	}})
 	p := NewPipeline(c, nil)
 	for i := 0; i < 3; i++ {
-		decide(p, udp(tc4, ts4, 1, 2, nil), nil)
+		if d := decide(p, udp(tc4, ts4, 1, 2, nil), nil); d.Rule != 0 || d.Cached != (i > 0) {
+			t.Errorf("udp packet %d: rule %d cached %v", i, d.Rule, d.Cached)
+		}
 	}
-	decide(p, tpkt{src: tc6, dst: ts6, proto: packet.ProtoICMPv6, icmpType: 128}, nil)
-	rules, def := p.RuleHits()
-	if len(rules) != 2 || rules[0] != 3 || rules[1] != 0 || def != 1 {
-		t.Errorf("hits %v default %d", rules, def)
+	if d := decide(p, tpkt{src: tc6, dst: ts6, proto: packet.ProtoICMPv6, icmpType: 128}, nil); d.Rule != RuleDefault {
+		t.Errorf("icmpv6: rule %d, want the default", d.Rule)
 	}
 	p.Swap(c)
-	if rules, def = p.RuleHits(); rules[0] != 0 || def != 0 {
-		t.Errorf("after swap: %v %d", rules, def)
+	if d := decide(p, udp(tc4, ts4, 1, 2, nil), nil); d.Rule != 0 {
+		t.Errorf("after swap: rule %d", d.Rule)
 	}
 }
 

@@ -81,7 +81,7 @@ func (p *Pipeline) Trace(raw []byte, m *Meta) Trace {
 	if !packet.Decode(raw, &pk) {
 		t.Packet = fmt.Sprintf("invalid: %s", pk.Invalid)
 		t.Decision = Decision{Action: c.invalid, Rule: RuleInvalid, Reason: pk.Invalid}
-		t.Rule = "invalid"
+		t.Rule = RuleNameInvalid
 		return t
 	}
 	t.Packet = summary(&pk)

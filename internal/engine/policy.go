@@ -79,17 +79,17 @@ func (r *ruleRegistry) get(name, action string) *ruleCounter {
 	return rc
 }
 
-// Reserved counter names for decisions that no named rule made. Policy rule
-// names are checked by package config; a rule that happens to use one of
-// these names shares its counter.
+// Counter names for decisions that no named rule made: verdict's names
+// (Compiled.RuleName), so counters, metrics, status and the record agree.
+// A policy rule that happens to use one of these names shares its counter.
 const (
-	CounterDefault = "(default)"
-	CounterInvalid = "(invalid)"
-	CounterPending = "(pending)"
-	CounterStage   = "(stage)"
+	CounterDefault = verdict.RuleNameDefault
+	CounterInvalid = verdict.RuleNameInvalid
+	CounterPending = verdict.RuleNamePending
+	CounterStage   = verdict.RuleNameStage
 	// CounterUndecided counts decisions by policy.l7_undecided: L7 data a
 	// rule needs that cannot be read (docs/inspection.md).
-	CounterUndecided = "(undecided)"
+	CounterUndecided = verdict.RuleNameUndecided
 )
 
 func (e *Engine) newGeneration(p *verdict.Policy, c *verdict.Compiled) *policyState {

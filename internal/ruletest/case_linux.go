@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/verdict"
 )
 
 // Special rule names: what `rule:` says and what the engine counts.
-var specialRules = map[string]string{"default": "(default)", "invalid": "(invalid)", "undecided": "(undecided)"}
+var specialRules = map[string]string{"default": verdict.RuleNameDefault, "invalid": verdict.RuleNameInvalid,
+	"undecided": verdict.RuleNameUndecided, "pending": verdict.RuleNamePending, "stage": verdict.RuleNameStage}
 
 // engineRuleName maps a case's `rule:` to the engine's counter name.
 func engineRuleName(r string) string {

@@ -150,12 +150,12 @@ func (fw *engineFirewall) Explain(src, dst netip.AddrPort, proto uint8) (string,
 	rule := ""
 	for i, p := range pkts {
 		tr := fw.e.Trace(p.raw, &p.meta)
-		if tr.Rule == "pending" && i < len(pkts)-1 {
+		if tr.Rule == verdict.RuleNamePending && i < len(pkts)-1 {
 			continue
 		}
 		b.WriteString(tr.String())
 		rule = engineRuleName(tr.Rule)
-		if tr.Rule == "pending" {
+		if tr.Rule == verdict.RuleNamePending {
 			rule = ""
 		}
 		break
