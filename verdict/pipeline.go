@@ -86,7 +86,6 @@ type Pipeline struct {
 	now    func() time.Time
 	start  time.Time
 
-
 	pkt      packet.Packet
 	noMeta   Meta // used when Decide gets a nil Meta
 	flipMeta Meta // a reply's meta seen from the initiator's side
