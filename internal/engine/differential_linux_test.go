@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,23 +12,29 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/testutil"
+	"github.com/qguard/qguard/internal/testutil/testpkt"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // TestIntegrationKernelFirstDifferential compares, for random small
-// policies and random UDP datagrams, user space's decision (Decide, what
-// queue-all gives) with what the kernel-first table does to the datagram
-// sent through a namespace: delivered, dropped or rejected (ICMP port
-// unreachable). Rules mix kernel matchers with payload rules and options
-// that send their packets to the queue, so both halves of the table and
-// their first-match order are exercised. The seed is logged; set
+// policies and random packets, user space's decision (Decide, what
+// queue-all gives) with what the kernel-first table does to the same
+// traffic sent through a namespace. The traffic: UDP datagrams, TCP
+// connections (the SYN's fate: connected, refused by a reset, or nothing;
+// then, connected, the fate of one data segment: received, reset, or
+// nothing) and ICMP/ICMPv6 echo requests (a reply, an unreachable from a
+// reject, or nothing), over IPv4 and IPv6. Rules mix kernel matchers with
+// payload rules and options that send their packets to the queue, so both
+// halves of the table and their first-match order are exercised. Each
+// probe is its own flow and conntrack entry (its own source port or echo
+// id), so the probes of a policy run at once. The seed is logged; set
 // QGUARD_DIFF_SEED to replay one.
 func TestIntegrationKernelFirstDifferential(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
@@ -37,7 +42,7 @@ func TestIntegrationKernelFirstDifferential(t *testing.T) {
 	if s := os.Getenv("QGUARD_DIFF_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
 	}
-	t.Logf("seed %d", seed)
+	t.Logf("seed %d (QGUARD_DIFF_SEED=%d replays it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	top, err := topo.NewTopology(&topo.Options{Prefix: "qgdf", ExtraClientAddrs: []netip.Addr{
 		netip.MustParseAddr("198.18.1.3"), netip.MustParseAddr("2001:db8:1::3")}})
@@ -72,8 +77,9 @@ func TestIntegrationKernelFirstDifferential(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	const policies, packets = 10, 16
+	const policies, packets = 10, 24
 	id, differ := 0, 0
+	kinds := map[diffKind]int{}
 	for p := range policies {
 		yaml := randomPolicy(rng)
 		cfg, err := config.Parse("diff.yaml", []byte(yaml))
@@ -91,24 +97,40 @@ func TestIntegrationKernelFirstDifferential(t *testing.T) {
 		if err := e.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		for range packets {
+		pks := make([]diffPacket, packets)
+		want := make([]diffOutcome, packets)
+		for i := range pks {
 			id++
-			pk := randomPacket(rng, id)
-			var d verdict.Decision
-			e.Decide(pk.raw(), &verdict.Meta{InIf: ifs[0], OutIf: ifs[1]}, &d)
-			want := d.Action
-			got := sendProbe(t, top.Client, sink, pk)
-			if got != want {
+			pks[i] = randomPacket(rng, id)
+			kinds[pks[i].kind]++
+			want[i] = userOutcome(e, pks[i], &verdict.Meta{InIf: ifs[0], OutIf: ifs[1]})
+		}
+		got := make([]diffOutcome, packets)
+		var wg sync.WaitGroup
+		for i := range pks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i] = sendProbe(t, top.Client, sink, pks[i])
+			}()
+		}
+		wg.Wait()
+		for i := range pks {
+			if got[i].first != want[i].first || got[i].data != want[i].data {
 				differ++
-				t.Errorf("policy %d, packet %s: user space %v (rule %s), the kernel-first table %v\n%s\n%s",
-					p, pk, want, e.gen.Load().compiled.RuleName(d.Rule), got, yaml, ruleset(top.Firewall))
+				t.Errorf("policy %d, %s: user space %v (rule %s), the kernel-first table %v\n%s",
+					p, pks[i], want[i], e.gen.Load().compiled.RuleName(want[i].rule), got[i].String(), yaml)
 			}
+		}
+		if t.Failed() && differ > 0 && differ < 4 {
+			t.Logf("ruleset of policy %d:\n%s", p, ruleset(top.Firewall))
 		}
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%d policies, %d datagrams, %d differences", policies, id, differ)
+	t.Logf("%d policies, %d probes (udp %d, tcp %d, icmp %d), %d differences",
+		policies, id, kinds[diffUDP], kinds[diffTCP], kinds[diffICMP], differ)
 }
 
 func ruleset(ns topo.NS) string {
@@ -121,7 +143,8 @@ var (
 	diffSrc6 = []string{"2001:db8:1::2", "2001:db8:1::3"}
 )
 
-// randomPolicy writes a policy of 1-6 rules over ports 7000-7007.
+// randomPolicy writes a policy of 1-6 rules over ports 7000-7007 and the
+// protocols UDP, TCP, ICMP and ICMPv6.
 func randomPolicy(rng *rand.Rand) string {
 	actions := []string{"accept", "drop", "reject"}
 	var b strings.Builder
@@ -134,11 +157,17 @@ func randomPolicy(rng *rand.Rand) string {
 		case 1:
 			m = append(m, "family: 6")
 		}
-		switch rng.IntN(10) {
-		case 0, 1, 2, 3, 4:
+		switch rng.IntN(12) {
+		case 0, 1, 2:
 			m = append(m, "proto: udp")
-		case 5:
+		case 3, 4, 5:
 			m = append(m, "proto: tcp")
+		case 6:
+			m = append(m, "proto: icmp")
+		case 7:
+			m = append(m, "proto: icmpv6")
+		case 8:
+			m = append(m, "proto: [tcp, udp]")
 		}
 		switch rng.IntN(6) {
 		case 0:
@@ -148,7 +177,7 @@ func randomPolicy(rng *rand.Rand) string {
 		case 2:
 			m = append(m, `src: ["198.18.1.2/32", "2001:db8:1::2/128"]`)
 		}
-		switch rng.IntN(4) {
+		switch rng.IntN(5) {
 		case 0:
 			m = append(m, fmt.Sprintf("dport: [%d]", 7000+rng.IntN(8)))
 		case 1:
@@ -172,17 +201,33 @@ func randomPolicy(rng *rand.Rand) string {
 	return b.String()
 }
 
+type diffKind uint8
+
+const (
+	diffUDP diffKind = iota
+	diffTCP
+	diffICMP
+)
+
 type diffPacket struct {
-	src, dst netip.AddrPort
+	kind     diffKind
+	src, dst netip.AddrPort // ports 0 for ICMP
+	echoID   uint16
 	payload  string
 }
 
 func (p diffPacket) String() string {
+	switch p.kind {
+	case diffTCP:
+		return fmt.Sprintf("tcp %v -> %v, then %q", p.src, p.dst, p.payload)
+	case diffICMP:
+		return fmt.Sprintf("icmp echo %v -> %v id %d", p.src.Addr(), p.dst.Addr(), p.echoID)
+	}
 	return fmt.Sprintf("udp %v -> %v %q", p.src, p.dst, p.payload)
 }
 
-// randomPacket picks a source and port; sport 40000+id keeps every
-// datagram its own conntrack entry.
+// randomPacket picks a kind, a source and a port; sport 40000+id (echo id
+// 1000+id) keeps every probe its own conntrack entry.
 func randomPacket(rng *rand.Rand, id int) diffPacket {
 	src, dst := diffSrc4[rng.IntN(2)], "198.18.2.2"
 	if rng.IntN(2) == 0 {
@@ -192,106 +237,79 @@ func randomPacket(rng *rand.Rand, id int) diffPacket {
 	if rng.IntN(3) == 0 {
 		word = "secret"
 	}
-	return diffPacket{
+	p := diffPacket{
 		src:     netip.AddrPortFrom(netip.MustParseAddr(src), uint16(40000+id)),
 		dst:     netip.AddrPortFrom(netip.MustParseAddr(dst), uint16(7000+rng.IntN(8))),
 		payload: fmt.Sprintf("%s-%d", word, id),
 	}
+	switch n := rng.IntN(20); {
+	case n < 7:
+		p.kind = diffTCP
+	case n < 12:
+		p.kind = diffICMP
+		p.src, p.dst = netip.AddrPortFrom(p.src.Addr(), 0), netip.AddrPortFrom(p.dst.Addr(), 0)
+		p.echoID = uint16(1000 + id)
+	}
+	return p
 }
 
-// raw builds the datagram as the firewall sees it.
-func (p diffPacket) raw() []byte {
-	udp := make([]byte, 8, 8+len(p.payload))
-	binary.BigEndian.PutUint16(udp[0:], p.src.Port())
-	binary.BigEndian.PutUint16(udp[2:], p.dst.Port())
-	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(p.payload)))
-	udp = append(udp, p.payload...)
+// diffOutcome is what happened to a probe: the action its first packet
+// met, and for a TCP connection that was accepted, the action its data
+// segment met.
+type diffOutcome struct {
+	first, data verdict.Action
+	rule        int // user space's deciding rule (not compared)
+}
+
+func (o diffOutcome) String() string {
+	if o.data == verdict.ActionUnset {
+		return o.first.String()
+	}
+	return fmt.Sprintf("%v, data %v", o.first, o.data)
+}
+
+// userOutcome is user space's decision for the probe's packets in order:
+// the SYN (a pending decision lets it pass) and, accepted, the first data
+// segment; the datagram; the echo request.
+func userOutcome(e *Engine, p diffPacket, m *verdict.Meta) diffOutcome {
+	var d verdict.Decision
+	e.Decide(p.raw(false), m, &d)
+	o := diffOutcome{first: d.Action, rule: d.Rule}
+	if p.kind != diffTCP || d.Action != verdict.ActionAccept {
+		return o
+	}
+	e.Decide(p.raw(true), m, &d)
+	o.data, o.rule = d.Action, d.Rule
+	return o
+}
+
+// raw builds the probe's packet as the firewall sees it: for TCP the SYN
+// (ISN 1000), or with data the first data segment (seq 1001).
+func (p diffPacket) raw(data bool) []byte {
+	var l4 []byte
+	var proto uint8
+	switch p.kind {
+	case diffUDP:
+		l4, proto = testpkt.UDP(p.src.Port(), p.dst.Port(), []byte(p.payload)), packet.ProtoUDP
+	case diffTCP:
+		proto = packet.ProtoTCP
+		if !data {
+			l4 = testpkt.TCP(p.src.Port(), p.dst.Port(), packet.TCPSyn, nil, nil)
+			binary.BigEndian.PutUint32(l4[8:], 0) // no ack number on a SYN
+		} else {
+			l4 = testpkt.TCP(p.src.Port(), p.dst.Port(), packet.TCPAck|packet.TCPPsh, nil, []byte(p.payload))
+			binary.BigEndian.PutUint32(l4[4:], 1001)
+		}
+	case diffICMP:
+		typ := uint8(8) // echo request
+		proto = packet.ProtoICMP
+		if p.src.Addr().Is6() {
+			typ, proto = 128, packet.ProtoICMPv6
+		}
+		l4 = testpkt.ICMP(typ, 0, p.echoID, 1, []byte(p.payload))
+	}
 	if p.src.Addr().Is4() {
-		ip := make([]byte, 20)
-		ip[0], ip[8], ip[9] = 0x45, 63, 17
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
-		s, d := p.src.Addr().As4(), p.dst.Addr().As4()
-		copy(ip[12:], s[:])
-		copy(ip[16:], d[:])
-		return append(ip, udp...)
+		return testpkt.IPv4{Proto: proto, Src: p.src.Addr(), Dst: p.dst.Addr(), TTL: 63}.Build(l4)
 	}
-	ip := make([]byte, 40)
-	ip[0], ip[6], ip[7] = 0x60, 17, 63
-	binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
-	s, d := p.src.Addr().As16(), p.dst.Addr().As16()
-	copy(ip[8:], s[:])
-	copy(ip[24:], d[:])
-	return append(ip, udp...)
-}
-
-// idSink records the payloads that reach ports 7000-7007 of the server.
-type idSink struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func newIDSink(t *testing.T, ns topo.NS) *idSink {
-	s := &idSink{seen: map[string]bool{}}
-	for port := 7000; port < 7008; port++ {
-		var pc net.PacketConn
-		if err := ns.Do(func() (err error) {
-			pc, err = net.ListenPacket("udp", fmt.Sprintf("[::]:%d", port))
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
-		go func() {
-			buf := make([]byte, 256)
-			for {
-				n, _, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				s.mu.Lock()
-				s.seen[string(buf[:n])] = true
-				s.mu.Unlock()
-			}
-		}()
-	}
-	return s
-}
-
-func (s *idSink) has(p string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.seen[p]
-}
-
-// sendProbe sends p from the client and says what happened to it:
-// delivered (accept), an ICMP port unreachable came back (reject), or
-// neither within 200ms (drop).
-func sendProbe(t *testing.T, ns topo.NS, sink *idSink, p diffPacket) verdict.Action {
-	t.Helper()
-	var c *net.UDPConn
-	if err := ns.Do(func() (err error) {
-		c, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(p.src), net.UDPAddrFromAddrPort(p.dst))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(p.payload)); err != nil {
-		t.Fatalf("send %s: %v", p, err)
-	}
-	deadline := time.Now().Add(200 * time.Millisecond)
-	buf := make([]byte, 64)
-	for time.Now().Before(deadline) {
-		if sink.has(p.payload) {
-			return verdict.ActionAccept
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-		if _, err := c.Read(buf); errors.Is(err, syscall.ECONNREFUSED) {
-			return verdict.ActionReject
-		}
-	}
-	if sink.has(p.payload) {
-		return verdict.ActionAccept
-	}
-	return verdict.ActionDrop
+	return testpkt.IPv6{Proto: proto, Src: p.src.Addr(), Dst: p.dst.Addr(), Hop: 63}.Build(l4)
 }
