@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"time"
 
+	"github.com/qguard/qguard/names"
 	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
@@ -21,6 +22,7 @@ type File struct {
 	Log     Log
 	Flows   Flows
 	Record  Record
+	Names   Names
 	Policy  verdict.Policy
 
 	rulePos  []ruleInfo // where each policy rule and its keys are, for Compile's errors
@@ -107,6 +109,20 @@ type Record struct {
 	Flows  bool         // flow records from conntrack destroy events
 }
 
+// Names is the names section: the DNS answers qguard reads for the
+// dst_name and src_name matchers (docs/names.md).
+type Names struct {
+	MinTTL, MaxTTL time.Duration     // a binding's lifetime is the answer's TTL clamped to these
+	MaxBindings    int               // name-address pairs kept; the first to expire gives way
+	MaxPending     int               // queries waiting for their answer
+	Ports          []proto.PortRange // ports whose DNS queries and answers are read
+}
+
+// Table returns the names.Config the section asks for.
+func (n *Names) Table() *names.Config {
+	return &names.Config{MinTTL: n.MinTTL, MaxTTL: n.MaxTTL, MaxBindings: n.MaxBindings, MaxPending: n.MaxPending}
+}
+
 // Flows is the flows section: each queue's flow table.
 type Flows struct {
 	Max            int // flows per queue
@@ -135,6 +151,8 @@ func defaults() *File {
 		Flows: Flows{Max: verdict.DefaultFlowCapacity, TCPTimeout: verdict.DefaultTCPTimeout,
 			UDPTimeout: verdict.DefaultUDPTimeout, OtherTimeout: verdict.DefaultOtherTimeout,
 			ClosingTimeout: verdict.DefaultClosingTimeout, HelloBuffers: verdict.DefaultHelloBuffers},
+		Names: Names{MinTTL: names.DefaultMinTTL, MaxTTL: names.DefaultMaxTTL, MaxBindings: names.DefaultMaxBindings,
+			MaxPending: names.DefaultMaxPending, Ports: []proto.PortRange{{Lo: 53, Hi: 53}}},
 		Policy: verdict.Policy{Default: verdict.ActionAccept, L7Packets: verdict.DefaultL7Packets},
 	}
 }

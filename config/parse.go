@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -214,6 +215,7 @@ func (d *decoder) file1(f *File, n *yaml.Node) {
 		"log":    func(v *yaml.Node) { d.log(&f.Log, v) },
 		"flows":  func(v *yaml.Node) { d.flows(&f.Flows, v) },
 		"record": func(v *yaml.Node) { d.record(&f.Record, v) },
+		"names":  func(v *yaml.Node) { d.names1(&f.Names, v) },
 		"policy": func(v *yaml.Node) { f.rulePos = d.policy(&f.Policy, v) },
 	})
 	d.crossCheck(f)
@@ -368,4 +370,38 @@ func (d *decoder) flows(f *Flows, n *yaml.Node) {
 		"closing_timeout": d.duration(&f.ClosingTimeout, "flows.closing_timeout"),
 		"hello_buffers":   func(v *yaml.Node) { f.HelloBuffers = d.intIn(v, "flows.hello_buffers", 1, 65535, f.HelloBuffers) },
 	})
+}
+
+func (d *decoder) names1(nm *Names, n *yaml.Node) {
+	var minPos, maxPos *yaml.Node
+	d.mapping(n, "names", fields{
+		"min_ttl":      func(v *yaml.Node) { minPos = v; d.duration(&nm.MinTTL, "names.min_ttl")(v) },
+		"max_ttl":      func(v *yaml.Node) { maxPos = v; d.duration(&nm.MaxTTL, "names.max_ttl")(v) },
+		"max_bindings": func(v *yaml.Node) { nm.MaxBindings = d.intIn(v, "names.max_bindings", 1, 1<<24, nm.MaxBindings) },
+		"max_pending":  func(v *yaml.Node) { nm.MaxPending = d.intIn(v, "names.max_pending", 1, 1<<20, nm.MaxPending) },
+		"ports": func(v *yaml.Node) {
+			if nm.Ports = d.ports(v, "names.ports"); len(nm.Ports) == 0 {
+				d.errf(v, "names.ports: expected at least one port, like [53]")
+			}
+		},
+	})
+	for _, c := range []struct {
+		v   *yaml.Node
+		key string
+		dur time.Duration
+	}{{minPos, "min_ttl", nm.MinTTL}, {maxPos, "max_ttl", nm.MaxTTL}} {
+		if c.v != nil && c.dur <= 0 {
+			d.errf(c.v, "names.%s: expected a positive duration like 60s", c.key)
+		}
+	}
+	if nm.MinTTL > nm.MaxTTL {
+		at := maxPos
+		if at == nil {
+			at = minPos
+		}
+		if at == nil {
+			at = n
+		}
+		d.errf(at, "names.min_ttl %v is above names.max_ttl %v; expected min_ttl <= max_ttl", nm.MinTTL, nm.MaxTTL)
+	}
 }

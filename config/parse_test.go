@@ -20,7 +20,7 @@ func TestErrors(t *testing.T) {
 		want       []string // "line:col: message" prefixes, in order
 	}{
 		{"unknown top-level key", "queue: {}\npolicyy: {}\n",
-			[]string{`2:1: unknown key "policyy" in the top level; expected one of: control, flows, log, metrics, policy, queue, record, rules, xdp`}},
+			[]string{`2:1: unknown key "policyy" in the top level; expected one of: control, flows, log, metrics, names, policy, queue, record, rules, xdp`}},
 		{"unknown nested key", "queue:\n  num: 1\n  cont: 2\n",
 			[]string{`3:3: unknown key "cont" in queue; expected one of: batch_size,`}},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n",
@@ -64,7 +64,7 @@ func TestErrors(t *testing.T) {
 		{"missing name and action", "policy:\n  rules:\n    - match: {proto: tcp}\n",
 			[]string{`3:7: policy rule: missing key "name"`, `3:7: policy rule: missing key "action"`}},
 		{"unknown match key", "policy:\n  rules:\n    - name: a\n      match: {port: 80}\n      action: drop\n",
-			[]string{`4:15: unknown key "port" in match; expected one of: ct, dns, dport, dst, family, gid, http_host, in_iface, mark, out_iface, payload, proto, sni, sport, src, uid`}},
+			[]string{`4:15: unknown key "port" in match; expected one of: ct, dns, dport, dst, dst_name, family, gid, http_host, in_iface, mark, out_iface, payload, proto, sni, sport, src, src_name, uid`}},
 		{"bad prefixes", "policy:\n  rules:\n    - name: a\n      match: {src: [\"198.18.1.1/15\", \"10.0.0.300\", \"::ffff:1.2.3.0/120\"]}\n      action: drop\n",
 			[]string{`4:21: src: "198.18.1.1/15" has bits set past the prefix length; expected 198.18.0.0/15`,
 				`4:38: src: "10.0.0.300" is not an address or prefix`, `4:52: src: "::ffff:1.2.3.0/120" is an IPv4-mapped IPv6 prefix`}},
@@ -72,6 +72,13 @@ func TestErrors(t *testing.T) {
 			[]string{`4:15: dst: unknown prefix set "@nope"; define it under policy.sets`}},
 		{"bad names", "policy:\n  rules:\n    - name: a\n      match: {dns: [\"a..b\"], sni: [\"x.*.y\"]}\n      action: drop\n",
 			[]string{`4:21: dns: "a..b": bad name pattern`, `4:36: sni: "x.*.y": bad name pattern`}},
+		{"bad bound names", "policy:\n  rules:\n    - name: a\n      match: {dst_name: [\"a..b\"], src_name: [\"x.*.y\"]}\n      action: drop\n",
+			[]string{`4:26: dst_name: "a..b": bad name pattern`, `4:46: src_name: "x.*.y": bad name pattern`}},
+		{"bad names section", "names:\n  min_ttl: 2h\n  max_ttl: 1h\n  max_bindings: 0\n  ports: []\n  max_pending: lots\n",
+			[]string{`3:12: names.min_ttl 2h0m0s is above names.max_ttl 1h0m0s`, `4:17: names.max_bindings: 0 is out of range`,
+				`5:10: names.ports: expected at least one port`, `6:16: names.max_pending: expected a whole number`}},
+		{"zero ttl", "names: {min_ttl: 0}\n",
+			[]string{`1:18: names.min_ttl: expected a positive duration like 60s`}},
 		{"bad mark match", "policy:\n  rules:\n    - name: a\n      match: {mark: \"0x11/0x10\"}\n      action: drop\n",
 			[]string{`4:21: mark: value 0x11 has bits outside the mask 0x10`}},
 		{"bad payload", "policy:\n  rules:\n    - name: a\n      match: {payload: [\"hex:zz\", \"\"]}\n      action: drop\n",
@@ -133,7 +140,7 @@ func TestReferenceFileIsDefaults(t *testing.T) {
 		got, want any
 	}{{"queue", f.Queue, def.Queue}, {"rules", f.Rules, def.Rules}, {"xdp", f.XDP, def.XDP},
 		{"metrics", f.Metrics, def.Metrics}, {"control", f.Control, def.Control}, {"log", f.Log, def.Log},
-		{"flows", f.Flows, def.Flows}} {
+		{"flows", f.Flows, def.Flows}, {"names", f.Names, def.Names}} {
 		if !reflect.DeepEqual(s.got, s.want) {
 			t.Errorf("%s:\nfile     %+v\ndefaults %+v", s.name, s.got, s.want)
 		}

@@ -315,6 +315,8 @@ func (d *decoder) match(m *verdict.Match, n *yaml.Node, info ruleInfo) {
 		"dns":       func(v *yaml.Node) { m.DNS = d.names(v, "dns") },
 		"sni":       func(v *yaml.Node) { m.SNI = d.names(v, "sni") },
 		"http_host": func(v *yaml.Node) { m.HTTPHost = d.names(v, "http_host") },
+		"dst_name":  func(v *yaml.Node) { m.DstName = d.names(v, "dst_name") },
+		"src_name":  func(v *yaml.Node) { m.SrcName = d.names(v, "src_name") },
 		"payload":   func(v *yaml.Node) { m.Payload = d.payloads(v) },
 	})
 }

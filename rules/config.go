@@ -114,6 +114,12 @@ type Config struct {
 	// QueueAll, the zero value, queues everything steered.
 	Mode   Mode
 	Policy *Policy
+	// NamePorts, when set, queues every TCP and UDP packet from or to these
+	// ports ahead of the steering and the kernel policy (whatever
+	// Steer's protocols, ports, prefixes and NewOnly say; its interfaces
+	// apply): the DNS queries and answers user space reads for the
+	// dst_name and src_name matchers (package names).
+	NamePorts []PortRange
 }
 
 // DefaultConfig is the configuration of examples/qguard.yaml's rules section.
@@ -170,6 +176,9 @@ func (c *Config) normalize() (*Config, error) {
 	}
 	if n.Queue > QueueCompat {
 		return nil, fmt.Errorf("%w: queue implementation %d", ErrInvalidConfig, n.Queue)
+	}
+	if err := checkNamePorts(n.NamePorts); err != nil {
+		return nil, err
 	}
 	if n.Mode > KernelFirst {
 		return nil, fmt.Errorf("%w: mode %d", ErrInvalidConfig, n.Mode)

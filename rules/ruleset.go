@@ -146,6 +146,9 @@ func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) er
 // address prefixes are configured. In mode KernelFirst, steered packets of
 // new connections go to the policy chain first (kernelFirstRules).
 func (b *builder) queueRules(ch *nftables.Chain, hook string, steerAway bool) error {
+	if err := b.nameDNSRules(ch, steerAway); err != nil {
+		return err
+	}
 	if b.cfg.Mode == KernelFirst {
 		return b.kernelFirstRules(ch, b.policyChainName(hook), steerAway)
 	}
@@ -166,19 +169,9 @@ func (b *builder) queueRules(ch *nftables.Chain, hook string, steerAway bool) er
 // steerMatch returns the matchers of Config.Steer common to all families.
 func (b *builder) steerMatch() ([]expr.Any, error) {
 	s := &b.cfg.Steer
-	var out []expr.Any
-	for _, ifs := range []struct {
-		key   expr.MetaKey
-		names []string
-	}{{expr.MetaKeyIIFNAME, s.InIfs}, {expr.MetaKeyOIFNAME, s.OutIfs}} {
-		if len(ifs.names) == 0 {
-			continue
-		}
-		m, err := b.ifMatch(ifs.key, ifs.names)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m...)
+	out, err := b.steerIfMatch()
+	if err != nil {
+		return nil, err
 	}
 	if ps := b.cfg.protocols(); len(ps) > 0 {
 		var keys [][]byte
@@ -209,6 +202,26 @@ func (b *builder) steerMatch() ([]expr.Any, error) {
 			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(expr.CtStateBitNEW), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)})
+	}
+	return out, nil
+}
+
+// steerIfMatch returns the interface matchers of Config.Steer.
+func (b *builder) steerIfMatch() ([]expr.Any, error) {
+	s := &b.cfg.Steer
+	var out []expr.Any
+	for _, ifs := range []struct {
+		key   expr.MetaKey
+		names []string
+	}{{expr.MetaKeyIIFNAME, s.InIfs}, {expr.MetaKeyOIFNAME, s.OutIfs}} {
+		if len(ifs.names) == 0 {
+			continue
+		}
+		m, err := b.ifMatch(ifs.key, ifs.names)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
 	}
 	return out, nil
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
+
+	"github.com/qguard/qguard/names"
 )
 
 // Errors wrapped by Compile.
@@ -52,7 +54,17 @@ type CompileOptions struct {
 	// Rule tests use it against their fixed topology. nil: names need not
 	// exist.
 	CheckIface func(pattern string) error
+	// Names is the binding table the dst_name and src_name matchers read
+	// and the pipelines feed with the DNS queries and answers they see.
+	// nil: those matchers never match.
+	Names *names.Table
+	// NamePorts are the ports whose DNS messages feed Names; nil means
+	// DefaultNamePorts.
+	NamePorts []PortRange
 }
+
+// DefaultNamePorts are CompileOptions.NamePorts when it is nil.
+var DefaultNamePorts = []PortRange{{Lo: 53, Hi: 53}}
 
 // Compiled is a policy in the form the pipeline evaluates: rules with their
 // matchers prepared, and an index that narrows the candidate rules of each
@@ -73,6 +85,7 @@ type Compiled struct {
 	patWords  int         // scratch words for pay
 	quicPorts []PortRange // UDP ports where sni rules read QUIC; nil: none
 	ifaces    *Ifaces
+	bound     boundNames // dst_name and src_name
 }
 
 // defaultInvalid is the action for undecodable packets when the policy sets
@@ -175,6 +188,8 @@ type crule struct {
 	dns, sni        *nameSet
 	host            *nameSet
 	payload         *payloadSet
+	dstName         *nameSet // dst_name
+	srcName         *nameSet // src_name
 	l7              uint8
 	dnsPort         bool // dports is the implied [53] of a dns matcher
 	perPacket       bool // mark or conntrack state: the decision cannot be cached
@@ -262,6 +277,7 @@ func CompileWith(p *Policy, o *CompileOptions) (*Compiled, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.quicPorts = quicPortsOf(c.rules)
+	c.bound = newBoundNames(p, o)
 	c.buildIndex(p)
 	if err := c.buildL7Index(p); err != nil {
 		return nil, &CompileError{Rule: -1, Field: "payload", Err: err}
@@ -298,6 +314,7 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 	rc.l34()
 	rc.meta()
 	rc.l7()
+	rc.boundNames()
 	if cr.dns != nil && len(cr.dports) == 0 {
 		// Only DNS flows can carry a DNS name: without this, a TCP flow to
 		// any port would wait for a name that never comes (its first bytes
@@ -308,7 +325,8 @@ func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables m
 	rc.options()
 	cr.perPacket = cr.hasMark || cr.ct != 0
 	// Interfaces are indexed like addresses and ports: not residual.
-	cr.residual = cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0
+	cr.residual = cr.hasMark || len(cr.uids) > 0 || len(cr.gids) > 0 || cr.ct != 0 || cr.l7 != 0 ||
+		cr.dstName != nil || cr.srcName != nil
 	return rc.errs
 }
 

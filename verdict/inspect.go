@@ -147,6 +147,9 @@ func (x *inspect) residual(r *crule, i int) tri {
 		len(r.gids) > 0 && (!m.HasGID || !inIDs(r.gids, m.GID)) {
 		return triNo
 	}
+	if !x.c.bound.holds(r, x.p) {
+		return triNo
+	}
 	if r.l7 == 0 {
 		return triYes
 	}

@@ -86,6 +86,8 @@ type Pipeline struct {
 	now    func() time.Time
 	start  time.Time
 
+	tap dnsTap // DNS queries and answers for the name bindings
+
 	pkt      packet.Packet
 	noMeta   Meta // used when Decide gets a nil Meta
 	flipMeta Meta // a reply's meta seen from the initiator's side
@@ -165,6 +167,14 @@ func (p *Pipeline) Stats() PipelineStats {
 // Decide decides the IP packet raw with meta data m (nil: none) into d. It
 // does not allocate. Slices the stages see point into raw.
 func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
+	p.tap.kind = tapNone
+	p.decide(raw, m, d)
+	if p.tap.kind != tapNone {
+		p.tap.commit(d)
+	}
+}
+
+func (p *Pipeline) decide(raw []byte, m *Meta, d *Decision) {
 	st := p.state.Load()
 	c := st.c
 	if m == nil {
@@ -181,6 +191,9 @@ func (p *Pipeline) Decide(raw []byte, m *Meta, d *Decision) {
 		p.invalid.Add(1)
 		d.Action, d.Rule, d.Reason = c.invalid, RuleInvalid, pk.Invalid
 		return
+	}
+	if c.bound.tab != nil {
+		p.tap.peek(c, pk)
 	}
 	if pk.FragOffset != 0 {
 		// Non-first fragments have no ports and no flow: judge them alone.

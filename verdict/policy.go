@@ -88,6 +88,11 @@ type Match struct {
 	SNI      []string // TLS ClientHello server names, also of QUIC Initials (UDP 443 and the rule's dports), same syntax
 	HTTPHost []string // HTTP/1.x Host header, same syntax
 	Payload  [][]byte // byte patterns anywhere in the first payload
+	// DstName and SrcName match a packet whose destination (source)
+	// address a DNS answer seen by qguard gave for a name in the list,
+	// same syntax as DNS. They need CompileOptions.Names (package names);
+	// without it they never match.
+	DstName, SrcName []string
 }
 
 // PortRange is an inclusive range of ports; a single port has Lo == Hi.

@@ -190,6 +190,15 @@ func traceRule(r *crule, x *inspect, s *TraceStep) tri {
 	if len(r.gids) > 0 && !check("gid", m.HasGID && inIDs(r.gids, m.GID), "gid %s in %v", idDesc(m.HasGID, m.GID), r.gids) {
 		return triNo
 	}
+	for _, f := range []struct {
+		name string
+		set  *nameSet
+		a    netip.Addr
+	}{{"dst_name", r.dstName, p.Dst}, {"src_name", r.srcName, p.Src}} {
+		if f.set != nil && !check(f.name, x.c.bound.match(f.a, f.set), "%s bound to a name in %s", f.a, f.set) {
+			return triNo
+		}
+	}
 	return traceL7(r, x, s)
 }
 
