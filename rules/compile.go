@@ -122,6 +122,7 @@ func (b *builder) steered(ch *nftables.Chain, note string, final []expr.Any) err
 func (b *builder) policyRules(ch *nftables.Chain, hook string, steerAway bool) error {
 	p := b.cfg.Policy
 	for i := range p.Rules {
+		b.ruleIdx = i // the name sets are the rule's
 		if err := b.policyRule(ch, hook, &p.Rules[i], steerAway); err != nil {
 			return fmt.Errorf("compile policy rule %q: %w", p.Rules[i].Name, err)
 		}
@@ -136,7 +137,7 @@ func (b *builder) policyRules(ch *nftables.Chain, hook string, steerAway bool) e
 // policyRule adds the nftables rules of one policy rule.
 func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, steerAway bool) error {
 	fams := []uint8{0}
-	if r.HasSrc || r.HasDst || r.Queue == "" && r.BlockSource > 0 {
+	if r.HasSrc || r.HasDst || r.hasNames() || r.Queue == "" && r.BlockSource > 0 {
 		fams = []uint8{4, 6}
 	} else if r.Family != 0 {
 		fams = []uint8{r.Family}
@@ -263,6 +264,11 @@ func (b *builder) policyMatch(r *PolicyRule, fam uint8) (_ []expr.Any, ok bool, 
 			}
 			out = append(out, m...)
 		}
+		m, err := b.nameMatch(r, fam)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, m...)
 	}
 	for _, ifs := range []struct {
 		key   expr.MetaKey

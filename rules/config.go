@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qguard/qguard/names"
 	"github.com/qguard/qguard/proto"
 )
 
@@ -120,6 +121,9 @@ type Config struct {
 	// apply): the DNS queries and answers user space reads for the
 	// dst_name and src_name matchers (package names).
 	NamePorts []PortRange
+	// Names is the binding table the name sets of a new generation are
+	// filled from (mode KernelFirst, rules with DstNames or SrcNames).
+	Names *names.Table
 }
 
 // DefaultConfig is the configuration of examples/qguard.yaml's rules section.

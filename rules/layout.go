@@ -46,7 +46,7 @@ func steerSet(name string) bool {
 	if stem, _, ok := parseGen(name); ok {
 		name = stem
 	}
-	return name == inIfSet || name == outIfSet
+	return name == inIfSet || name == outIfSet || strings.HasPrefix(name, nameSetStem)
 }
 
 // nextGen is one past the highest generation any chain or set of the

@@ -23,6 +23,8 @@ type Manager struct {
 	// the current generation's chains, for Chains.
 	bases, gen []string
 	want       *tableState // the table as the last own change left it (guard_linux.go)
+	// nameSets are the current generation's name sets (names_linux.go).
+	nameSets map[string]bool
 }
 
 // New validates cfg (nil: DefaultConfig), probes the kernel and picks the
@@ -349,6 +351,7 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 	for _, ch := range fresh {
 		m.gen = append(m.gen, ch.Name)
 	}
+	m.noteNameSets(b.used)
 	var old []*nftables.Chain
 	for _, name := range sortedNames(chains) {
 		if ch := chains[name]; !isBase(ch) {

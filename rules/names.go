@@ -2,10 +2,14 @@ package rules
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/qguard/qguard/names"
 )
 
 // nameNote is the comment of the rules queueing DNS for the names; Queues
@@ -49,3 +53,95 @@ func checkNamePorts(ps []PortRange) error {
 	}
 	return nil
 }
+
+// The name sets (mode KernelFirst): a policy rule with dst_name or
+// src_name looks the packet's address up in a named set of its own per
+// family and generation, "name_<rule>_<dst|src><4|6>_g<n>", whose elements
+// carry the remaining lifetime of the binding that put them there (the
+// set has the timeout flag: the kernel drops an element when it expires).
+// A new generation's sets are filled from Config.Names in the transaction
+// that adds them; Manager.AddBinding adds later bindings to the sets of
+// the generation in force, under the Manager's lock, so a binding is in
+// the sets of every generation that is installed after it was made.
+
+const nameSetStem = "name_"
+
+func nameSetName(rule int, src, v6 bool, gen uint64) string {
+	dir, fam := "dst", "4"
+	if src {
+		dir = "src"
+	}
+	if v6 {
+		fam = "6"
+	}
+	return genName(fmt.Sprintf("%s%d_%s%s", nameSetStem, rule, dir, fam), gen)
+}
+
+// isNameSet reports whether name is a name set of some generation.
+func isNameSet(name string) bool {
+	stem, _, ok := parseGen(name)
+	return ok && strings.HasPrefix(stem, nameSetStem)
+}
+
+// nameElems returns the set elements of bs, of one family, whose names m
+// matches, with their remaining lifetimes at now; bindings with less than
+// a millisecond left are skipped (the kernel's timeouts are milliseconds).
+func nameElems(bs []names.Binding, m names.Matcher, v6 bool, now time.Time) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, b := range bs {
+		left := b.Expires.Sub(now)
+		if b.Addr.Is6() != v6 || left < time.Millisecond || m != nil && !m.MatchName([]byte(b.Name)) {
+			continue
+		}
+		out = append(out, nftables.SetElement{Key: b.Addr.AsSlice(), Timeout: left})
+	}
+	return out
+}
+
+// nameLookup is `ip/ip6 saddr/daddr @name_...` for rule b.ruleIdx, adding the
+// set (once per generation) with the bindings its names match.
+func (b *builder) nameLookup(r *PolicyRule, src, v6 bool) ([]expr.Any, error) {
+	name := nameSetName(b.ruleIdx, src, v6, b.gen)
+	if !b.used[name] {
+		b.used[name] = true
+		typ := nftables.TypeIPAddr
+		if v6 {
+			typ = nftables.TypeIP6Addr
+		}
+		s := &nftables.Set{Table: b.t, Name: name, KeyType: typ, HasTimeout: true}
+		m := r.DstNames
+		if src {
+			m = r.SrcNames
+		}
+		var el []nftables.SetElement
+		if t := b.cfg.Names; t != nil {
+			el = nameElems(t.Matching(m), nil, v6, t.Now())
+		}
+		if err := b.c.AddSet(s, el); err != nil {
+			return nil, fmt.Errorf("add set %s: %w", name, err)
+		}
+	}
+	return one(addrLoad(v6, src), &expr.Lookup{SourceRegister: 1, SetName: name}), nil
+}
+
+// nameMatch returns r's name set lookups for family fam (4 or 6).
+func (b *builder) nameMatch(r *PolicyRule, fam uint8) ([]expr.Any, error) {
+	var out []expr.Any
+	for _, l := range []struct {
+		src bool
+		m   names.Matcher
+	}{{false, r.DstNames}, {true, r.SrcNames}} {
+		if l.m == nil {
+			continue
+		}
+		e, err := b.nameLookup(r, l.src, fam == 6)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e...)
+	}
+	return out, nil
+}
+
+// hasNames reports whether r has dst_name or src_name.
+func (r *PolicyRule) hasNames() bool { return r.DstNames != nil || r.SrcNames != nil }

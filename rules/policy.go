@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qguard/qguard/names"
 )
 
 // Mode says how much of the policy the kernel decides.
@@ -118,7 +120,12 @@ type PolicyRule struct {
 	// UIDs and GIDs match the owner of a local socket (meta skuid/skgid,
 	// the same socket fields nfnetlink_queue reports).
 	UIDs, GIDs []IDRange
-	Action     Action
+	// DstNames and SrcNames, when set, match the destination (source)
+	// addresses DNS answers bound to names they match: the kernel looks
+	// them up in the rule's name sets (names.go), filled from
+	// Config.Names and by Manager.AddBinding.
+	DstNames, SrcNames names.Matcher
+	Action             Action
 	// Log asks for a log line naming the rule when it decides a
 	// connection: the kernel sends it to nflog group Config.LogGroup (the
 	// daemon writes it as its own "decision" line), at most

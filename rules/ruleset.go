@@ -39,6 +39,7 @@ type builder struct {
 	// steering sets this transaction adds, all of generation gen.
 	sets, used map[string]bool
 	gen        uint64
+	ruleIdx    int // the policy rule being compiled, for its name sets
 }
 
 func inetTable(name string) *nftables.Table {

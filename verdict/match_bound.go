@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/qguard/qguard/names"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // boundNames is a Compiled's part of the dst_name and src_name matchers:
@@ -77,7 +78,7 @@ func (rc *ruleCompiler) boundNames() {
 }
 
 // holds reports whether r's dst_name and src_name (if any) match p.
-func (b *boundNames) holds(r *crule, p *Packet) bool {
+func (b *boundNames) holds(r *crule, p *packet.Packet) bool {
 	return (r.dstName == nil || b.match(p.Dst, r.dstName)) && (r.srcName == nil || b.match(p.Src, r.srcName))
 }
 
@@ -108,8 +109,8 @@ const (
 // peek parses the DNS message of a UDP datagram or a TCP segment that
 // holds a whole length-prefixed message (an answer spread over segments
 // binds nothing).
-func (t *dnsTap) peek(c *Compiled, pk *Packet) {
-	if pk.FragOffset != 0 || pk.Proto != ProtoUDP && pk.Proto != ProtoTCP {
+func (t *dnsTap) peek(c *Compiled, pk *packet.Packet) {
+	if pk.FragOffset != 0 || pk.Proto != packet.ProtoUDP && pk.Proto != packet.ProtoTCP {
 		return
 	}
 	query, answer := inPorts(c.bound.ports, pk.DstPort), inPorts(c.bound.ports, pk.SrcPort)
@@ -118,7 +119,7 @@ func (t *dnsTap) peek(c *Compiled, pk *Packet) {
 	}
 	t.kind, t.tab = tapPort, c.bound.tab
 	msg := pk.Payload
-	if pk.Proto == ProtoTCP {
+	if pk.Proto == packet.ProtoTCP {
 		if len(msg) < 2 || int(binary.BigEndian.Uint16(msg)) > len(msg)-2 {
 			return
 		}
@@ -158,4 +159,14 @@ func (t *dnsTap) commit(d *Decision) {
 	case tapAnswer:
 		t.tab.Answer(t.flow, t.a)
 	}
+}
+
+// NameMatcher returns a names.Matcher for dst_name or src_name patterns
+// (the rules package's name sets use it), or an error wrapping ErrBadName.
+func NameMatcher(patterns []string) (names.Matcher, error) {
+	s, err := newNameSet(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/qguard/qguard/names"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 const (
@@ -125,7 +126,7 @@ func TestSrcName(t *testing.T) {
 // reply of a dropped flow, dropped too) binds nothing.
 func TestDstNameDroppedDNS(t *testing.T) {
 	p, tab := namesPipeline(t,
-		Rule{Name: "no-dns", Match: Match{Protos: []uint8{ProtoUDP}, DstPorts: []PortRange{{Lo: 53, Hi: 53}}, Dst: pfx(resolver + "/32")}, Action: ActionDrop},
+		Rule{Name: "no-dns", Match: Match{Protos: []uint8{packet.ProtoUDP}, DstPorts: []PortRange{{Lo: 53, Hi: 53}}, Dst: pfx(resolver + "/32")}, Action: ActionDrop},
 		Rule{Name: "no-blocked", Match: Match{DstName: []string{"*.blocked.example"}}, Action: ActionDrop})
 	var d Decision
 	q := new(dns.Msg)

@@ -36,7 +36,9 @@ DESCRIPTION
     latency; per policy rule, its hits; the reload history; and whether
     the nftables table is intact: how often someone else changed it, when
     and what last, and how often it was re-installed; and the packets the
-    kernel let through without queueing them (queue.fail_open overload).
+    kernel let through without queueing them (queue.fail_open overload);
+    and the names DNS answers bound to addresses for dst_name and src_name
+    rules (name, address, remaining TTL; the first 1000).
 
     The same counters are exported to Prometheus at the metrics address
     (see "qguard run --help").
@@ -139,6 +141,9 @@ func printStatus(out io.Writer, s *engine.Stats) {
 		fmt.Fprintf(out, "\nrecord: %d lines (%d flows), %d dropped (buffer full), %d over the rate, %d sampled out\n",
 			r.Written, r.Flows, r.Dropped, r.Limited, r.Sampled)
 	}
+	if n := s.Names; n != nil {
+		printNames(out, n)
+	}
 	if s.BlockQueued+s.BlockDropped+s.BlockErrors > 0 {
 		fmt.Fprintf(out, "\nsource blocks: %d queued, %d dropped (channel full), %d failed\n",
 			s.BlockQueued, s.BlockDropped, s.BlockErrors)
@@ -166,4 +171,22 @@ func quantile(h engine.Histogram, q float64) string {
 		}
 	}
 	return ">" + time.Duration(h.Bounds[len(h.Bounds)-1]*1e9).String()
+}
+
+// printNames prints the dst_name/src_name bindings and their counters.
+func printNames(out io.Writer, n *engine.NameStats) {
+	fmt.Fprintf(out, "\nname bindings: %d (answers %d, unsolicited %d, malformed %d, evicted %d, kernel updates dropped %d)\n",
+		n.Bindings, n.Answers, n.Unsolicited, n.Malformed, n.Evicted, n.UpdateDrops)
+	if len(n.List) == 0 {
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "name\taddress\tttl")
+	for _, b := range n.List {
+		fmt.Fprintf(w, "%s\t%s\t%.1fs\n", b.Name, b.Addr, b.TTL)
+	}
+	w.Flush()
+	if n.Truncated {
+		fmt.Fprintf(out, "(the first %d; --json lists the same)\n", len(n.List))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/names"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
@@ -93,9 +94,13 @@ type Engine struct {
 	tracePipe *verdict.Pipeline
 	traceGen  *policyState
 
-	links                  *links          // links_linux.go; nil offline
-	nflog                  *nflog          // nflog_linux.go; nil without a kernel policy
-	rec                    *recorder       // record.go; nil without record.output
+	links                  *links       // links_linux.go; nil offline
+	nflog                  *nflog       // nflog_linux.go; nil without a kernel policy
+	rec                    *recorder    // record.go; nil without record.output
+	names                  *names.Table // names.go
+	nameStop               chan struct{}
+	nameDone               chan struct{}
+	nameKernel, nameErrors atomic.Uint64
 	ct                     *conntrackWatch // conntrack_linux.go; nil without record.flows
 	bypass                 bypassMeter     // bypass.go
 	bypassStop, bypassDone chan struct{}
@@ -169,10 +174,14 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 			return nil, err
 		}
 	}
+	if err := e.openNames(set); err != nil {
+		return nil, err
+	}
 	compiled, err := e.compile(set)
 	if err != nil {
 		return nil, err
 	}
+	e.names.SetFilter(compiled.NameFilter())
 	if set.record.Output != "" && !e.opts.Offline {
 		if err := e.openRecord(&undo); err != nil {
 			return nil, err
@@ -263,6 +272,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.blockLoop()
 	if err := e.startGuard(); err != nil {
 		return err
+	}
+	if e.rules != nil && e.names.Updates() != nil {
+		e.nameStop, e.nameDone = make(chan struct{}), make(chan struct{})
+		go e.nameLoop(e.nameStop, e.nameDone)
 	}
 	if e.rules != nil && e.q != nil {
 		e.bypassStop, e.bypassDone = make(chan struct{}), make(chan struct{})
@@ -364,6 +377,10 @@ func (e *Engine) Close() error {
 		// blockCh stays open: a late Handle (offline users) must not panic.
 		close(e.blockStop)
 		<-e.blockDone
+	}
+	if e.nameStop != nil {
+		close(e.nameStop)
+		<-e.nameDone
 	}
 	if e.q != nil {
 		if err := e.q.Close(); err != nil && !errors.Is(err, queue.ErrClosed) {

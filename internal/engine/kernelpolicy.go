@@ -14,6 +14,8 @@ import (
 // rule that user space must decide, why. Named sets are flattened into the
 // rule's prefixes.
 //
+// dst_name and src_name are the kernel's: it looks the address up in the
+// rule's name sets, which the engine keeps filled from the names table.
 // User space decides a rule with an L7 matcher (the kernel queues what its
 // addresses and ports match, with the ports a dns matcher implies), a mark
 // or conntrack state matcher (evaluated per packet in user space, so the
@@ -75,6 +77,14 @@ func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix, o *kernelOpts) 
 		for _, id := range ids.in {
 			*ids.out = append(*ids.out, rules.IDRange{First: id.Lo, Last: id.Hi})
 		}
+	}
+	// dst_name/src_name: the rule's name sets (a bad pattern fails the
+	// compile before the kernel sees it).
+	if len(m.DstName) > 0 {
+		k.DstNames, _ = verdict.NameMatcher(m.DstName)
+	}
+	if len(m.SrcName) > 0 {
+		k.SrcNames, _ = verdict.NameMatcher(m.SrcName)
 	}
 	if len(m.DNS) > 0 && len(k.DPorts) == 0 {
 		k.DPorts = dnsPort

@@ -93,10 +93,11 @@ func (e *Engine) recordReload(err error) error {
 // compile compiles set's policy, naming interfaces in the queues'
 // namespace.
 func (e *Engine) compile(set *settings) (*verdict.Compiled, error) {
-	var o *verdict.CompileOptions
+	o := &verdict.CompileOptions{}
 	if e.links != nil {
-		o = &verdict.CompileOptions{Ifaces: e.links.ifaces}
+		o.Ifaces = e.links.ifaces
 	}
+	e.nameOptions(o, set)
 	compiled, err := set.compiled(o)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy: %w: %w", ErrConfig, err)
@@ -125,6 +126,9 @@ func (e *Engine) swap(set *settings, compiled *verdict.Compiled) error {
 	g := e.newGeneration(set.policy, compiled)
 	g.flowMarks = e.rules != nil && set.rules.Offload
 	e.gen.Store(g)
+	if e.names != nil {
+		e.names.SetFilter(compiled.NameFilter())
+	}
 	e.set = set
 	return nil
 }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/names"
+	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
@@ -20,6 +22,8 @@ type settings struct {
 	xdp          *xdp.Config // nil: no XDP
 	policy       *verdict.Policy
 	pipeline     *verdict.Options
+	names        *names.Config     // the names section (names.go)
+	namePorts    []proto.PortRange // ports whose DNS feeds the names
 	// compile compiles policy; config.File.Compile reports errors at their
 	// place in the file.
 	compile func(*verdict.CompileOptions) (*verdict.Compiled, error)

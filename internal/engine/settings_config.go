@@ -23,6 +23,8 @@ func newSettings(cfg *config.File, o *Options) (*settings, error) {
 		pipeline:     cfg.PipelineOptions(),
 		record:       cfg.Record,
 		compile:      cfg.Compile,
+		names:        namesConfig(cfg),
+		namePorts:    cfg.Names.Ports,
 	}
 	if o.Queue != nil {
 		if o.Queue.Count == 0 || int(o.Queue.Num)+int(o.Queue.Count) > 1<<16 {
@@ -106,6 +108,9 @@ func RulesConfig(f *config.File) *rules.Config {
 func setMode(c *rules.Config, f *config.File) {
 	if f.Rules.Mode == "kernel-first" {
 		c.Mode, c.Policy = rules.KernelFirst, kernelPolicy(&f.Policy, kernelOptsOf(f))
+	}
+	if usesNames(&f.Policy) {
+		c.NamePorts = f.Names.Ports // the answers must reach the queue
 	}
 }
 

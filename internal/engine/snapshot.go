@@ -31,6 +31,7 @@ func (e *Engine) Stats() Stats {
 		s.Record = &rs
 	}
 	e.addKernelStats(s.Queues)
+	s.Names = e.nameStats()
 	hits := e.RuleHits()
 	n := len(e.gen.Load().rules)
 	s.Rules, s.Default = hits[:n], hits[n]

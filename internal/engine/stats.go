@@ -109,6 +109,9 @@ type Stats struct {
 	LogSuppressed   uint64    `json:"log_suppressed"`
 	// Record counts the decision and flow record's lines; nil without one.
 	Record *RecordStats `json:"record,omitempty"`
+	// Names is the dst_name/src_name binding table; nil when no policy
+	// used them.
+	Names *NameStats `json:"names,omitempty"`
 }
 
 // counters are one queue's hot-path counters. Only that queue's goroutine

@@ -50,6 +50,10 @@ var (
 	dTamper = prometheus.NewDesc("qguard_rules_tampered_total", "Changes to qguard's nftables table made by someone else.", nil, nil)
 	dRepair = prometheus.NewDesc("qguard_rules_repairs_total", "Re-installs of the nftables table after a foreign change, by result.", []string{"result"}, nil)
 	dBypass = prometheus.NewDesc("qguard_queue_bypassed_total", "Steered packets the kernel let through without queueing them (queue.fail_open with the queue or socket buffer full).", nil, nil)
+	dNameB  = prometheus.NewDesc("qguard_name_bindings", "Name-address bindings from DNS answers (dst_name, src_name).", nil, nil)
+	dNameA  = prometheus.NewDesc("qguard_name_answers_total", "DNS answers read for the names, by result: solicited (matched a pending query), unsolicited (no matching query: bound nothing), malformed.", []string{"result"}, nil)
+	dNameEv = prometheus.NewDesc("qguard_name_evictions_total", "Bindings (kind=\"binding\", names.max_bindings) and pending queries (kind=\"query\", names.max_pending) replaced before they expired.", []string{"kind"}, nil)
+	dNameK  = prometheus.NewDesc("qguard_name_kernel_update_drops_total", "Bindings not sent to the kernel sets because the update channel was full.", nil, nil)
 	dStart  = prometheus.NewDesc("qguard_start_time_seconds", "When the engine started, Unix time.", nil, nil)
 )
 
@@ -61,7 +65,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dAlert, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dBypass, dStart} {
+	for _, d := range []*prometheus.Desc{dPkts, dBytes, dVerd, dOff, dMark, dCached, dAlert, dRule, dFlow, dEvict, dLat, dKQ, dKU, dKP, dReload, dBlock, dXDP, dLogSup, dIntact, dTamper, dRepair, dBypass, dNameB, dNameA, dNameEv, dNameK, dStart} {
 		ch <- d
 	}
 }
@@ -118,6 +122,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dRepair, s.RulesRepaired, "ok")
 		counter(dRepair, s.RulesRepairFailed, "error")
 		counter(dBypass, s.QueueBypassed)
+	}
+	if n := s.Names; n != nil {
+		gauge(dNameB, float64(n.Bindings))
+		counter(dNameA, n.Answers, "solicited")
+		counter(dNameA, n.Unsolicited, "unsolicited")
+		counter(dNameA, n.Malformed, "malformed")
+		counter(dNameEv, n.Evicted, "binding")
+		counter(dNameEv, n.QueryEvicts, "query")
+		counter(dNameK, n.UpdateDrops)
 	}
 	if !s.Started.IsZero() {
 		gauge(dStart, float64(s.Started.UnixNano())/1e9)
