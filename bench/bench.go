@@ -2,12 +2,8 @@ package bench
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"runtime"
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/qguard/qguard/queue"
@@ -23,42 +19,6 @@ var (
 	// no known kind.
 	ErrBadChoice = errors.New("unknown choice")
 )
-
-// Traffic is the kind of load a mode runs under.
-type Traffic string
-
-// Traffic kinds.
-const (
-	UDP64  Traffic = "udp64"  // 64-byte IP packets, UDP
-	UDPMTU Traffic = "udpmtu" // 1500-byte IP packets, UDP
-	TCP    Traffic = "tcp"    // a few bulk TCP streams
-	Flood  Traffic = "flood"  // 64-byte UDP from one blocked source
-)
-
-// Groups of modes.
-const (
-	GroupLimit  = "limit"  // kernel forwarding, no queue
-	GroupPeer   = "peer"   // other NFQUEUE handlers
-	GroupQGuard = "qguard" // qguard's engine
-	GroupFlood  = "flood"  // blocked-source flood: who drops it, at what cost
-)
-
-// Mode is one way of forwarding the load, measured as one row of the report.
-type Mode struct {
-	Name    string
-	Group   string
-	Traffic Traffic
-	Queues  int    // queues the handler binds; 0 when none
-	About   string // one line for the table's legend
-
-	kind    string // selects the handler
-	batch   int    // verdict batch size (peers and qguard)
-	verdict string // qguard verdict mode: batch, vectored, perpacket
-	rules   int    // qguard policy size
-	// selfSteer: the handler installs its own steering (qguard's table),
-	// so the harness adds no iptables rule.
-	selfSteer bool
-}
 
 // Config tunes a run. The zero value (or nil) means defaults.
 type Config struct {
@@ -90,14 +50,13 @@ type Config struct {
 	// Generator is the UDP flood generator: "packet" (prebuilt Ethernet
 	// frames through an AF_PACKET socket that bypasses the qdisc), "udp"
 	// (one connected UDP socket per flow), or empty for packet, falling
-	// back to udp when packet cannot be used (environment
-	// QGUARD_BENCH_GENERATOR sets it when empty). The report names the one
+	// back to udp when packet cannot be used. The report names the one
 	// that ran.
 	Generator string
 	// Sink is how the sink counts the flood port: "nft" (a counting, dropping
 	// nftables rule at the sink link's ingress hook), "socket"
 	// (SO_REUSEPORT sockets read with recvmmsg), or empty for nft, falling
-	// back to socket (environment QGUARD_BENCH_SINK sets it when empty).
+	// back to socket.
 	Sink string
 
 	// Batches are the qguard batch sizes measured (default 32, the C
@@ -147,11 +106,26 @@ type Config struct {
 	// and skips the qguard modes (saying why) when it cannot.
 	QGuardPeer    []string
 	QGuardPeerEnv []string
+	// Daemon is the command that runs the qguard binary for the daemon
+	// modes (`run --config F ...` is appended); DaemonEnv is added to its
+	// environment. Empty: Run builds cmd/qguard with the go tool from this
+	// package's source tree, and skips the daemon modes (saying why) when
+	// it cannot.
+	Daemon    []string
+	DaemonEnv []string
 	// CC is the C compiler for the libnetfilter_queue peer (default "cc").
 	CC string
 	// PeerSource is the directory holding nfq_accept.c (default: the
 	// source copy embedded in the binary).
 	PeerSource string
+
+	// LoadRates are the offered rates (packets/s) of the cost-at-load
+	// phase (default 50,000 and 150,000: well under every handler's
+	// capacity but go-nfqueue's), LoadDuration its window per rate
+	// (default 3s, quick 1s). NoCost skips the phase.
+	LoadRates    []int
+	LoadDuration time.Duration
+	NoCost       bool
 
 	// Prefix names the namespaces (default "qgb").
 	Prefix string
@@ -181,6 +155,7 @@ func (c *Config) withDefaults() Config {
 	}
 	set(&o.Duration, 3*time.Second, time.Second)
 	set(&o.Warmup, 300*time.Millisecond, 150*time.Millisecond)
+	set(&o.LoadDuration, 3*time.Second, time.Second)
 	set(&o.LatencyInterval, time.Millisecond, time.Millisecond)
 	if o.LatencySamples <= 0 {
 		o.LatencySamples = 1000
@@ -219,14 +194,11 @@ func (c *Config) withDefaults() Config {
 	if len(o.Batches) == 0 {
 		o.Batches = []int{32, queue.DefaultBatchSize}
 	}
+	if len(o.LoadRates) == 0 {
+		o.LoadRates = []int{50_000, 150_000}
+	}
 	if o.CC == "" {
 		o.CC = "cc"
-	}
-	if o.Generator == "" {
-		o.Generator = os.Getenv("QGUARD_BENCH_GENERATOR")
-	}
-	if o.Sink == "" {
-		o.Sink = os.Getenv("QGUARD_BENCH_SINK")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "qgb"
@@ -252,120 +224,6 @@ func (c *Config) withDefaults() Config {
 		}
 	}
 	return o
-}
-
-// AllModes lists every mode for the given configuration, in report order.
-func AllModes(c *Config) []Mode {
-	o := c.withDefaults()
-	pb := o.PeerBatch
-	ms := []Mode{
-		{Name: "kernel", Group: GroupLimit, Traffic: UDP64, kind: "kernel", About: "kernel forwarding, no queue (the limit)"},
-		{Name: "c-nfq", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "c", batch: pb,
-			About: fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry", pb)},
-		{Name: "c-nfq-perpkt", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "c", batch: 1,
-			About: "C on libnetfilter_queue, nfq_set_verdict per packet"},
-		{Name: "go-nfqueue", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: 1,
-			About: "go-nfqueue v2 as its README shows (SetVerdict per packet)"},
-		{Name: "go-nfqueue-batch", Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "gonfq", batch: pb,
-			About: fmt.Sprintf("go-nfqueue v2, SetVerdictBatch every %d or 1ms", pb)},
-		{Name: "qguard-perpkt", Group: GroupQGuard, Traffic: UDP64, Queues: 1, kind: "qguard", verdict: "perpacket",
-			About: "qguard, one verdict message per packet, one sendmsg each"},
-		{Name: "qguard-vectored", Group: GroupQGuard, Traffic: UDP64, Queues: 1, kind: "qguard", verdict: "vectored",
-			About: "qguard, per-packet verdict messages, many in one sendmsg"},
-	}
-	for _, b := range o.Batches {
-		ms = append(ms, Mode{Name: fmt.Sprintf("qguard-batch%d", b), Group: GroupQGuard, Traffic: UDP64, Queues: 1,
-			kind: "qguard", verdict: "batch", batch: b, About: fmt.Sprintf("qguard, batch verdicts, batch size %d", b)})
-	}
-	main := mainBatch(o.Batches)
-	if main != pb {
-		// C at qguard's batch size too: the batch size alone moves the
-		// figures, and the comparison should not hide behind it.
-		ms = slices.Insert(ms, 3, Mode{Name: fmt.Sprintf("c-nfq-batch%d", main), Group: GroupPeer, Traffic: UDP64, Queues: 1, kind: "c", batch: main,
-			About: fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry (qguard's batch size)", main)})
-	}
-	ms = append(ms,
-		Mode{Name: fmt.Sprintf("qguard-fanout%d", o.FanoutQueues), Group: GroupQGuard, Traffic: UDP64, Queues: o.FanoutQueues,
-			kind: "qguard", verdict: "batch", batch: main,
-			About: fmt.Sprintf("qguard, %d queues (--queue-balance), one thread each", o.FanoutQueues)},
-		Mode{Name: fmt.Sprintf("qguard-policy%d", o.PolicyRules), Group: GroupQGuard, Traffic: UDP64, Queues: 1,
-			kind: "policy", verdict: "batch", batch: main, rules: o.PolicyRules,
-			About: fmt.Sprintf("qguard engine + verdict pipeline, %d-rule policy, all accepted", o.PolicyRules)},
-		Mode{Name: "qguard-offload", Group: GroupQGuard, Traffic: UDP64, Queues: 1, kind: "offload", verdict: "batch", batch: main, selfSteer: true,
-			About: "qguard decides each flow once, the kernel forwards the rest (flow offload)"},
-	)
-	// Traffic variants for the modes that anchor the comparison.
-	for _, base := range []string{"kernel", "c-nfq", "go-nfqueue", fmt.Sprintf("qguard-batch%d", main)} {
-		i := slices.IndexFunc(ms, func(m Mode) bool { return m.Name == base })
-		if i < 0 {
-			continue
-		}
-		for _, v := range []struct {
-			t      Traffic
-			suffix string
-		}{{UDPMTU, ":mtu"}, {TCP, ":tcp"}} {
-			m := ms[i]
-			m.Name += v.suffix
-			m.Traffic = v.t
-			ms = append(ms, m)
-		}
-	}
-	ms = append(ms,
-		Mode{Name: "flood-xdp", Group: GroupFlood, Traffic: Flood, kind: "flood-xdp",
-			About: "blocked-source flood dropped by qguard's XDP program"},
-		Mode{Name: "flood-nftset", Group: GroupFlood, Traffic: Flood, kind: "flood-nftset",
-			About: "blocked-source flood dropped by an nftables set lookup"},
-		Mode{Name: "flood-queue", Group: GroupFlood, Traffic: Flood, Queues: 1, kind: "flood-queue", verdict: "batch", batch: main,
-			About: "blocked-source flood, qguard's queue decides each packet (drop)"},
-	)
-	return ms
-}
-
-// mainBatch is the batch size used where one batch size stands for qguard.
-func mainBatch(b []int) int {
-	if slices.Contains(b, queue.DefaultBatchSize) {
-		return queue.DefaultBatchSize
-	}
-	return b[len(b)/2]
-}
-
-// SelectModes applies Config.Modes to AllModes.
-func SelectModes(c *Config) ([]Mode, error) {
-	all := AllModes(c)
-	if c == nil || len(c.Modes) == 0 {
-		return all, nil
-	}
-	var out []Mode
-	for _, want := range c.Modes {
-		want = strings.TrimSpace(want)
-		if want == "" {
-			continue
-		}
-		found := false
-		for _, m := range all {
-			base, _, _ := strings.Cut(m.Name, ":")
-			if m.Name == want || (!strings.Contains(want, ":") && base == want) || (want == m.Group) {
-				found = true
-				if !slices.ContainsFunc(out, func(o Mode) bool { return o.Name == m.Name }) {
-					out = append(out, m)
-				}
-			}
-		}
-		if !found {
-			names := make([]string, len(all))
-			for i, m := range all {
-				names[i] = m.Name
-			}
-			return nil, fmt.Errorf("select mode %q: %w (have %s, or a group: limit, peer, qguard, flood)", want, ErrUnknownMode, strings.Join(names, ", "))
-		}
-	}
-	// Keep report order.
-	order := map[string]int{}
-	for i, m := range all {
-		order[m.Name] = i
-	}
-	sort.SliceStable(out, func(i, j int) bool { return order[out[i].Name] < order[out[j].Name] })
-	return out, nil
 }
 
 func usableCPUsPortable() []int {

@@ -18,3 +18,12 @@ func usableCPUs() []int { return nil }
 
 // QGuardPeer is Linux-only.
 func QGuardPeer(args []string) error { return ErrUnsupported }
+
+// AllModes lists no mode where Run cannot run.
+func AllModes(c *Config) []Mode { return nil }
+
+type (
+	env     struct{}
+	modeRun struct{}
+	handler interface{}
+)

@@ -67,7 +67,8 @@ func TestSelectModes(t *testing.T) {
 		seen[m.Name] = true
 	}
 	for _, want := range []string{"kernel", "c-nfq", "go-nfqueue", "go-nfqueue-batch", "qguard-perpkt", "qguard-vectored",
-		"c-nfq-batch256", "qguard-batch32", "qguard-batch256", "qguard-fanout2", "qguard-policy100", "qguard-offload",
+		"c-nfq-batch256", "qguard-batch32", "qguard-batch256", "qguard-fanout2", "qguard-policy100",
+		"daemon-observe", "daemon-policy100", "daemon-l7", "daemon-offload", "daemon-kfirst", "daemon-kfirst-l7", "daemon-observe:tcp",
 		"kernel:tcp", "c-nfq:mtu", "flood-xdp", "flood-nftset", "flood-queue"} {
 		if !seen[want] {
 			t.Errorf("mode %s missing", want)

@@ -4,6 +4,16 @@
 // minimal C handler on libnetfilter_queue, go-nfqueue v2) in one run on one
 // machine.
 //
+// A mode (Mode, listed by AllModes) is a typed value: what it is (name,
+// group, family, traffic) and what it does, a start function that launches
+// its handler and a measure function that runs its phases. The daemon modes
+// (group daemon) run `qguard run` itself in the firewall namespace with a
+// configuration file written for the mode and its own nftables table:
+// observe, a 100-rule policy, L7 rules, flow offload and kernel-first. The
+// library modes run qguard's queue engine in a small process beside the C
+// and go-nfqueue peers; where they run a policy it is internal/engine's own
+// packet handler on an offline engine.
+//
 // Run takes a Config (nil means defaults) and returns a Report; the report
 // prints as text (WriteTable: one table per traffic kind, at most 120
 // columns), as JSON (WriteJSON) and as an SVG chart (Plot, WritePlot: a
@@ -42,6 +52,18 @@
 // peer run by run, so the spread of those ratios is the comparison's own
 // noise.
 //
+// # Cost at a fixed load
+//
+// At offered rates well under every handler's capacity (Config.LoadRates,
+// default 50k and 150k packets/s) the generator is paced and the whole
+// firewall's CPU per packet is read from nanosecond clocks: the
+// generator's thread (the firewall's softirq work runs in its context on
+// veth) minus its own sending (calibrated with frames dropped on arrival),
+// the ksoftirqd threads, and the handler process. Kernel-only forwarding is
+// the floor; every mode is reported as a ratio to it, and with the queue's
+// id_sequence (how many packets the queue received). The method and its
+// limits are described in cost_linux.go.
+//
 // # Generator and sink
 //
 // On a small machine the generator and sink share a CPU, so their cost per
@@ -61,8 +83,9 @@
 // # Privileges
 //
 // Run needs root: it creates network namespaces, installs netfilter rules
-// inside its own firewall namespace, and binds queues there. It never
-// touches the caller's namespace.
+// inside its own firewall namespace (through google/nftables; no iptables
+// or nft process runs), and binds queues there. It never touches the
+// caller's namespace.
 //
 // # Handler processes
 //

@@ -37,27 +37,14 @@ var errDrain = errors.New("drain phase")
 // drainTimeout bounds every wait of the drain phase.
 const drainTimeout = 10 * time.Second
 
-// drainable reports whether mode m has a drain phase: handlers in their own
-// process, on UDP traffic. (Flow offload forwards in the kernel, TCP
-// streams cannot be sent as a burst of a given size, and go-nfqueue's
-// README queue of 255 packets drains in about 2 ms, too short to time
-// against the resume: it is handler-bound in the flood, whose rate is its
-// capacity.)
-func drainable(m Mode) bool {
-	switch m.kind {
-	case "c", "qguard", "policy":
-		return m.Traffic == UDP64 || m.Traffic == UDPMTU
-	}
-	return false
-}
-
 // drainBurst is the packets per burst: what the kernel queue holds.
 func (e *env) drainBurst() int { return min(e.cfg.DrainBurst, e.cfg.QueueMaxLen) }
 
 // drain runs cfg.DrainBursts bursts and returns the packets drained and
 // the seconds it took in total.
-func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts uint64, secs float64, err error) {
-	p, ok := h.(pauser)
+func (e *env) drain(ctx context.Context, r *modeRun) (pkts uint64, secs float64, err error) {
+	m := r.m
+	p, ok := r.h.(pauser)
 	if !ok {
 		return 0, 0, fmt.Errorf("%w: %s: handler cannot be paused", errDrain, m.Name)
 	}
@@ -75,7 +62,7 @@ func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts ui
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
-		n, d, err := e.drainOnce(m, num, p, st, burst, size)
+		n, d, err := e.drainOnce(r, p, st, burst, size)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -87,7 +74,8 @@ func (e *env) drain(ctx context.Context, m Mode, num uint16, h handler) (pkts ui
 
 // drainOnce is one burst: stop, fill, resume, time the drain. It returns
 // the packets verdicted in the timed part of the drain and its length.
-func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, size int) (uint64, time.Duration, error) {
+func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) (uint64, time.Duration, error) {
+	m, num := r.m, r.q
 	// Resumed on every way out, a failed pause included (it may have
 	// stopped some threads).
 	paused := true
@@ -99,8 +87,8 @@ func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, si
 	if err := p.pause(); err != nil {
 		return 0, 0, err
 	}
-	before, _, _ := e.sink.counts()
-	e.gen.burst(*e.cfg.GenCPU, size, burst)
+	before, _, _ := e.srv.counts()
+	e.gen.burst(e.genThread(), size, burst)
 	// Wait for the queue to stop growing: the last frames may still be on
 	// their way through the firewall.
 	var waiting uint64
@@ -137,7 +125,7 @@ func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, si
 		wg              sync.WaitGroup
 	)
 	paused = false
-	loop(&wg, *e.cfg.GenCPU, func() {
+	e.genThread().loop(&wg, func() {
 		start = time.Now()
 		if perr = p.resume(); perr != nil {
 			return
@@ -172,7 +160,7 @@ func (e *env) drainOnce(m Mode, num uint16, p pauser, st *nfqStatFile, burst, si
 	// "drains" by dropping would otherwise look fast.
 	var got uint64
 	for deadline := time.Now().Add(time.Second); ; time.Sleep(2 * time.Millisecond) {
-		after, _, _ := e.sink.counts()
+		after, _, _ := e.srv.counts()
 		got = after - before
 		if got >= waiting || time.Now().After(deadline) {
 			break
@@ -287,13 +275,13 @@ func allStopped(pid int) (bool, error) {
 	return true, nil
 }
 
-// burst sends n packets of ipSize bytes from a thread pinned to cpu and
+// burst sends n packets of ipSize bytes from a thread placed as th says and
 // returns once they are sent.
-func (g *generator) burst(cpu, ipSize, n int) {
+func (g *generator) burst(th thread, ipSize, n int) {
 	var wg sync.WaitGroup
 	if g.kind == genPacket {
 		b := g.frames(ipSize)
-		loop(&wg, cpu, func() {
+		th.loop(&wg, func() {
 			for left := n; left > 0; {
 				k, err := sendmmsg(g.fds[0], b.msgs[:min(left, len(b.msgs))])
 				if err != nil {
@@ -309,7 +297,7 @@ func (g *generator) burst(cpu, ipSize, n int) {
 	v4 := newMmsgBatch(1, udpPayload(ipSize, false))
 	v6 := newMmsgBatch(1, udpPayload(ipSize, true))
 	fams := g.families()
-	loop(&wg, cpu, func() {
+	th.loop(&wg, func() {
 		for i := range n {
 			fd := g.fds[i%len(g.fds)]
 			b := v4

@@ -4,8 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -23,48 +22,79 @@ const (
 // nftSinkTable is the sink namespace's counting table.
 const nftSinkTable = "qgbsink"
 
-// installNFTSink counts and drops the flood port's UDP at the sink link's
-// ingress hook, before the sink's IP stack: a packet counts as delivered
-// when it reaches the sink's interface, and the sink spends no socket
-// receive (and no CPU 0 time in a reader thread) on it. One rule per
-// family, so bytes convert to UDP payload exactly.
-func installNFTSink(ns topo.NS, link string) error {
-	script := fmt.Sprintf(`table netdev %s {
-	chain in {
-		type filter hook ingress device %q priority 0; policy accept;
-		meta protocol ip udp dport %d counter drop
-		meta protocol ip6 udp dport %d counter drop
-	}
-}
-`, nftSinkTable, link, portSink, portSink)
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("install nftables sink counter on %s: %w: %s", link, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// nftSinkReader reads the sink's counters over netlink, in the sink's
-// namespace: a read costs microseconds, where running `nft list` costs a
-// process, which could land on the handler's CPU inside a measured window.
-type nftSinkReader struct {
+// nftSink counts and drops the flood port's UDP at the sink link's ingress
+// hook, before the sink's IP stack: a packet counts as delivered when it
+// reaches the sink's interface, and the sink spends no socket receive (and
+// no CPU 0 time in a reader thread) on it. One rule per family, so bytes
+// convert to UDP payload exactly. The counters are read over netlink in
+// the sink's namespace: a read costs microseconds, where running `nft list`
+// would cost a process, which could land on the handler's CPU inside a
+// measured window.
+type nftSink struct {
 	ns *os.File
+	// pkts and bytes are the last values read: a failed read keeps them,
+	// so the phase shows fewer deliveries, never more.
+	pkts, bytes atomic.Uint64
 }
 
-func openNFTSink(ns topo.NS) (*nftSinkReader, error) {
+// startNFTSink installs the counting table in ns on link.
+func startNFTSink(ns topo.NS, link string) (*nftSink, error) {
 	f, err := os.Open(ns.Path())
 	if err != nil {
 		return nil, fmt.Errorf("open namespace %s for the nftables sink: %w", ns.Name, err)
 	}
-	return &nftSinkReader{ns: f}, nil
+	s := &nftSink{ns: f}
+	if err := s.install(link); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
-func (r *nftSinkReader) Close() error { return r.ns.Close() }
+func (s *nftSink) install(link string) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(s.ns.Fd())))
+	if err != nil {
+		return fmt.Errorf("install nftables sink counter on %s: %w", link, err)
+	}
+	defer c.CloseLasting()
+	t := c.AddTable(&nftables.Table{Name: nftSinkTable, Family: nftables.TableFamilyNetdev})
+	policy := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "in", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityFilter, Device: link, Policy: &policy})
+	for _, ethType := range []uint16{unix.ETH_P_IP, unix.ETH_P_IPV6} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, ethType)},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, portSink)},
+			&expr.Counter{},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install nftables sink counter on %s: %w", link, err)
+	}
+	return nil
+}
+
+func (s *nftSink) kind() string { return sinkNFT }
+
+func (s *nftSink) counts() (pkts, bytes uint64) {
+	if p, b, err := s.read(); err == nil {
+		s.pkts.Store(p)
+		s.bytes.Store(b)
+	}
+	return s.pkts.Load(), s.bytes.Load()
+}
+
+// close leaves the table: it goes with the namespace.
+func (s *nftSink) close() { _ = s.ns.Close() }
 
 // read returns the packets and UDP payload bytes the sink's counters saw.
-func (r *nftSinkReader) read() (pkts, payload uint64, err error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(r.ns.Fd())))
+func (s *nftSink) read() (pkts, payload uint64, err error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(s.ns.Fd())))
 	if err != nil {
 		return 0, 0, fmt.Errorf("read nftables sink counters: %w", err)
 	}

@@ -2,16 +2,15 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +50,38 @@ func buildCPeer(ctx context.Context, cc, srcDir, dir string) (path, skip string)
 		return "", fmt.Sprintf("C peer not built: %s: %v: %s", cc, err, msg)
 	}
 	return path, ""
+}
+
+// cPeer starts the C peer with verdict batches of batch packets (1: a
+// verdict per packet).
+func cPeer(batch int) startFunc {
+	return func(ctx context.Context, e *env, m *Mode, q uint16) (handler, error) {
+		if e.cSkip != "" {
+			return nil, skipf("%s", e.cSkip)
+		}
+		return startProc(ctx, e.t.Firewall, procSpec{th: e.thread(e.handlerCPU(0)), argv: []string{
+			e.cPeer, fmt.Sprint(q), fmt.Sprint(batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(e.cfg.RcvBuf)}})
+	}
+}
+
+// goPeer starts the go-nfqueue peer with verdict batches of batch packets
+// (1: SetVerdict per packet, as its README shows).
+func goPeer(batch int) startFunc {
+	return func(ctx context.Context, e *env, m *Mode, q uint16) (handler, error) {
+		if len(e.cfg.GoPeer) == 0 && e.goSkip == "" {
+			path, skip := buildGoPeer(ctx, e.tmp)
+			if skip != "" {
+				e.goSkip = skip
+			} else {
+				e.cfg.GoPeer = []string{path}
+			}
+		}
+		if e.goSkip != "" {
+			return nil, skipf("%s", e.goSkip)
+		}
+		argv := append(slices.Clone(e.cfg.GoPeer), "-queue", fmt.Sprint(q), "-batch", fmt.Sprint(batch))
+		return startProc(ctx, e.t.Firewall, procSpec{th: e.thread(e.handlerCPU(0)), env: e.cfg.GoPeerEnv, argv: argv})
+	}
 }
 
 // buildGoPeer builds bench/peers/gonfqueue/main with the go tool from the
@@ -96,33 +127,53 @@ func goBuild(ctx context.Context, dir, pkg, out, what, field string) (path, skip
 // procHandler is a peer running as its own process in the firewall
 // namespace; its CPU time is the whole process's.
 type procHandler struct {
-	cmd    *exec.Cmd
-	stderr bytes.Buffer
-	mu     sync.Mutex
-	done   chan error
+	cmd  *exec.Cmd
+	out  tailBuffer // the end of its stdout and stderr, for errors
+	done chan error
+	// cleanup runs after the process exited (a daemon's temp files).
+	cleanup func()
 }
 
-// startProc starts argv in ns pinned to cpu and waits for it to print
-// "ready" (bound to its queue).
-func startProc(ctx context.Context, ns topo.NS, cpu int, extraEnv []string, argv ...string) (*procHandler, error) {
+// procSpec is how to start a handler process.
+type procSpec struct {
+	argv []string
+	env  []string // added to the environment
+	th   thread   // where the process (every thread it starts) runs
+	// ready tells the line that says the handler is bound (default: a line
+	// "ready").
+	ready func(line string) bool
+}
+
+func isReadyLine(line string) bool { return strings.TrimSpace(line) == "ready" }
+
+// startProc starts sp in ns and waits for it to say it is ready.
+func startProc(ctx context.Context, ns topo.NS, sp procSpec) (*procHandler, error) {
 	p := &procHandler{done: make(chan error, 1)}
-	p.cmd = ns.Command(ctx, argv...)
-	p.cmd.Env = append(os.Environ(), extraEnv...)
-	p.cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("start peer %s: %w", argv[0], err)
+	if sp.ready == nil {
+		sp.ready = isReadyLine
 	}
-	if err := startPinned(p.cmd, cpu); err != nil {
-		return nil, fmt.Errorf("start peer %s: %w", argv[0], err)
+	p.cmd = ns.Command(ctx, sp.argv...)
+	p.cmd.Env = append(os.Environ(), sp.env...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start peer %s: %w", sp.argv[0], err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = pw, pw
+	err = startPinned(p.cmd, sp.th)
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start peer %s: %w", sp.argv[0], err)
 	}
 	ready := make(chan bool, 1)
 	go func() {
-		r := bufio.NewReader(out)
+		defer pr.Close()
+		r := bufio.NewReader(pr)
 		sent := false
 		for {
 			line, err := r.ReadString('\n')
-			if !sent && strings.TrimSpace(line) == "ready" {
+			p.out.add(line)
+			if !sent && sp.ready(line) {
 				ready <- true
 				sent = true
 			}
@@ -145,14 +196,31 @@ func startProc(ctx context.Context, ns topo.NS, cpu int, extraEnv []string, argv
 		_ = p.cmd.Process.Kill()
 		err = errors.Join(errors.New("not ready after 20s"), <-p.done)
 	}
-	return nil, fmt.Errorf("start peer %s: %w: %s", filepath.Base(argv[0]), err, p.errText())
+	return nil, fmt.Errorf("start peer %s: %w: %s", filepath.Base(sp.argv[0]), err, p.errText())
 }
 
-func (p *procHandler) errText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.TrimSpace(p.stderr.String())
+// tailBuffer keeps the last few KiB written to it.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
 }
+
+func (t *tailBuffer) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, s...)
+	if n := len(t.b) - 8<<10; n > 0 {
+		t.b = append(t.b[:0], t.b[n:]...)
+	}
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+func (p *procHandler) errText() string { return strings.TrimSpace(p.out.String()) }
 
 // cpu reads the process CPU clock. `ip netns exec` execs the peer in
 // place, so the child's pid is the peer's.
@@ -167,6 +235,9 @@ func (p *procHandler) userSys() (time.Duration, time.Duration, error) {
 // close asks the peer to stop (it verdicts what it holds and unbinds) and
 // kills it if it does not.
 func (p *procHandler) close() error {
+	if p.cleanup != nil {
+		defer p.cleanup()
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
@@ -184,8 +255,8 @@ func (p *procHandler) close() error {
 
 // startPinned starts cmd from a thread pinned to cpu: the fork happens on
 // the calling thread, so the child and all its threads inherit the mask.
-func startPinned(cmd *exec.Cmd, cpu int) error {
-	nice := int(harnessNice.Load())
+func startPinned(cmd *exec.Cmd, th thread) error {
+	cpu, nice := th.cpu, th.nice
 	if cpu < 0 && nice == 0 {
 		return cmd.Start()
 	}
@@ -215,15 +286,4 @@ func startPinned(cmd *exec.Cmd, cpu int) error {
 		runtime.UnlockOSThread()
 	} // else: leave the thread locked; the runtime discards it with the goroutine.
 	return err
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -125,24 +126,31 @@ func newPacketGenerator(t *topo.Topology, srcs []netip.Addr, ports int, dst4, ds
 
 // frames prebuilds one batch of frames of ipSize-byte IP packets, cycling
 // over the flows so every sendmmsg spreads over them.
-func (g *generator) frames(ipSize int) *mmsgBatch {
+func (g *generator) frames(ipSize int) *mmsgBatch { return g.framesTo(ipSize, g.link.dstMAC) }
+
+// foreignMAC is a locally administered unicast address nobody has: frames
+// to it are dropped on arrival at the firewall's link (PACKET_OTHERHOST).
+func foreignMAC() net.HardwareAddr { return net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x53, 0x01} }
+
+// framesTo is frames with dstMAC as the frames' destination.
+func (g *generator) framesTo(ipSize int, dstMAC net.HardwareAddr) *mmsgBatch {
 	n := max(packetBatch, len(g.flows))
 	size := 14 + max(ipSize, 48+1)
 	b := newMmsgBatch(n, size)
 	for i := range n {
 		fl := g.flows[i%len(g.flows)]
-		l := buildFrame(b.buf[i*size:], g.link.dstMAC, g.link.srcMAC, fl, ipSize)
+		l := buildFrame(b.buf[i*size:], dstMAC, g.link.srcMAC, fl, ipSize)
 		b.iovs[i].SetLen(l)
 	}
 	return b
 }
 
 // runPacket floods until stop, one batch of frames per sendmmsg.
-func (g *generator) runPacket(cpu, ipSize int) {
+func (g *generator) runPacket(th thread, ipSize int) {
 	g.stop.Store(false)
 	b := g.frames(ipSize)
 	fd := g.fds[0]
-	loop(&g.wg, cpu, func() {
+	th.loop(&g.wg, func() {
 		for !g.stop.Load() {
 			n, err := sendmmsg(fd, b.msgs)
 			if err == nil {
@@ -158,4 +166,54 @@ func (g *generator) flowCount() int {
 		return len(g.flows)
 	}
 	return len(g.fds)
+}
+
+// runPaced sends ipSize-byte packets at rate packets/s until halt, a few at
+// a time with short sleeps, from a thread whose id it publishes (tid) for
+// the cost phase; foreign sends them to a MAC nobody has (calibration).
+// The raw-frame generator only.
+func (g *generator) runPaced(th thread, ipSize, rate int, foreign bool) {
+	g.stop.Store(false)
+	b := g.frames(ipSize)
+	if foreign {
+		b = g.framesTo(ipSize, foreignMAC())
+	}
+	fd := g.fds[0]
+	th.loop(&g.wg, func() {
+		g.tid.Store(int32(unix.Gettid()))
+		defer g.tid.Store(0)
+		// A raw nanosleep of a millisecond on this locked thread, then
+		// what is due: every wake-up costs the thread CPU time that the
+		// calibration must subtract, so few of them keep that part small
+		// and steady; the firewall sees bursts of rate/1000 packets.
+		nap := unix.NsecToTimespec(int64(time.Millisecond))
+		start := time.Now()
+		var sent uint64
+		off := 0
+		for !g.stop.Load() {
+			due := uint64(time.Since(start).Seconds() * float64(rate))
+			if due <= sent {
+				_ = unix.Nanosleep(&nap, nil)
+				continue
+			}
+			k := min(int(due-sent), len(b.msgs)-off)
+			n, err := sendmmsg(fd, b.msgs[off:off+k])
+			if err != nil || n <= 0 {
+				continue
+			}
+			sent += uint64(n)
+			g.sent.n.Add(uint64(n))
+			off = (off + n) % len(b.msgs)
+		}
+	})
+}
+
+// cpuSent reads the paced thread's CPU time and the packets sent so far.
+func (g *generator) cpuSent() (time.Duration, uint64, error) {
+	tid := g.tid.Load()
+	if tid == 0 {
+		return 0, 0, fmt.Errorf("read generator CPU: no paced thread running")
+	}
+	c, err := threadCPU(int(tid))
+	return c, g.sent.n.Load(), err
 }

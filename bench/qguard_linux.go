@@ -3,72 +3,75 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/qguard/qguard/queue"
 )
 
-func verdictMode(s string) queue.VerdictMode {
-	switch s {
-	case "perpacket":
-		return queue.PerPacket
-	case "vectored":
-		return queue.Vectored
+// Handlers of the library peer (QGuardPeer's -handler).
+const (
+	libAccept = "accept" // accept every packet
+	libDrop   = "drop"   // drop every packet
+	libPolicy = "policy" // the engine's handler on the bench policy
+)
+
+// verdictModeName is QGuardPeer's -mode for a queue.VerdictMode.
+func verdictModeName(v queue.VerdictMode) string {
+	switch v {
+	case queue.PerPacket:
+		return "perpacket"
+	case queue.Vectored:
+		return "vectored"
 	}
-	return queue.Batch
+	return "batch"
 }
 
-// startQGuardPeer starts qguard's queue engine for mode m as its own
-// process in the firewall namespace (QGuardPeer), like the C and go-nfqueue
-// peers: same CPU clock, and no harness goroutine or garbage collection in
-// the handler's process. handlerKind is QGuardPeer's -handler.
-func (e *env) startQGuardPeer(ctx context.Context, m Mode, num uint16, handlerKind string) (*procHandler, string, error) {
-	if len(e.cfg.QGuardPeer) == 0 && e.qgSkip == "" {
-		path, skip := buildQGuardPeer(ctx, e.tmp)
-		if skip != "" {
-			e.qgSkip = skip
-		} else {
-			e.cfg.QGuardPeer = []string{path, "bench", "peer-qguard"}
+// qguardLib starts qguard's queue engine as its own process in the
+// firewall namespace (QGuardPeer), like the C and go-nfqueue peers: same
+// CPU clock, and no harness goroutine or garbage collection in the
+// handler's process. batch 0 is the queue package's default.
+func qguardLib(v queue.VerdictMode, batch int, kind string) startFunc {
+	return func(ctx context.Context, e *env, m *Mode, q uint16) (handler, error) {
+		if len(e.cfg.QGuardPeer) == 0 && e.qgSkip == "" {
+			path, skip := buildQGuardPeer(ctx, e.tmp)
+			if skip != "" {
+				e.qgSkip = skip
+			} else {
+				e.cfg.QGuardPeer = []string{path, "bench", "peer-qguard"}
+			}
 		}
-	}
-	if e.qgSkip != "" {
-		return nil, e.qgSkip, nil
-	}
-	n := max(m.Queues, 1)
-	var cpus []string
-	for i := range n {
-		if c := e.handlerCPU(i); c >= 0 {
-			cpus = append(cpus, fmt.Sprint(c))
+		if e.qgSkip != "" {
+			return nil, skipf("%s", e.qgSkip)
 		}
+		n := max(m.Queues, 1)
+		var cpus []string
+		for i := range n {
+			if c := e.handlerCPU(i); c >= 0 {
+				cpus = append(cpus, fmt.Sprint(c))
+			}
+		}
+		argv := append(slices.Clone(e.cfg.QGuardPeer),
+			"-queue", fmt.Sprint(q), "-count", fmt.Sprint(n), "-mode", verdictModeName(v), "-batch", fmt.Sprint(batch),
+			"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-rcvbuf", fmt.Sprint(e.cfg.RcvBuf), "-cpus", strings.Join(cpus, ","),
+			"-handler", kind)
+		if kind == libPolicy {
+			// The engine reads the same file the daemon's policy mode runs.
+			path := filepath.Join(e.tmp, fmt.Sprintf("lib-%d.yaml", q))
+			spec := daemonSpec{mode: "queue-all", rules: e.cfg.PolicyRules, batch: batch}
+			if err := os.WriteFile(path, []byte(spec.yaml(e, m, q)), 0o600); err != nil {
+				return nil, fmt.Errorf("write policy for %s: %w", m.Name, err)
+			}
+			argv = append(argv, "-config", path)
+		}
+		// One queue: the whole process on the handler CPU, as the peers run.
+		// Several: the queue threads pin themselves to their CPUs.
+		th := e.thread(e.handlerCPU(0))
+		if n > 1 {
+			th.cpu = -1
+		}
+		return startProc(ctx, e.t.Firewall, procSpec{th: th, env: e.cfg.QGuardPeerEnv, argv: argv})
 	}
-	argv := append(slices.Clone(e.cfg.QGuardPeer),
-		"-queue", fmt.Sprint(num), "-count", fmt.Sprint(n), "-mode", m.verdict, "-batch", fmt.Sprint(m.batch),
-		"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-rcvbuf", fmt.Sprint(e.cfg.RcvBuf), "-cpus", strings.Join(cpus, ","),
-		"-handler", handlerKind, "-rules", fmt.Sprint(m.rules))
-	// One queue: the whole process on the handler CPU, as the peers run.
-	// Several: the queue threads pin themselves to their CPUs.
-	pin := e.handlerCPU(0)
-	if n > 1 {
-		pin = -1
-	}
-	h, err := startProc(ctx, e.t.Firewall, pin, e.cfg.QGuardPeerEnv, argv...)
-	return h, "", err
-}
-
-// startQGuard starts a qguard mode's handler.
-func startQGuard(ctx context.Context, e *env, m Mode, num uint16) (handler, string, error) {
-	switch m.kind {
-	case "qguard":
-		return e.procOrSkip(e.startQGuardPeer(ctx, m, num, "accept"))
-	}
-	return startExtra(ctx, e, m, num)
-}
-
-// procOrSkip turns a nil *procHandler into a nil handler interface.
-func (e *env) procOrSkip(p *procHandler, skip string, err error) (handler, string, error) {
-	if p == nil {
-		return nil, skip, err
-	}
-	return p, skip, err
 }

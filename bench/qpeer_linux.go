@@ -5,17 +5,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/queue"
-	"github.com/qguard/qguard/rules"
-	"github.com/qguard/qguard/verdict"
-
-	"github.com/qguard/qguard/verdict/packet"
 )
 
 // ErrPeerUsage is returned by QGuardPeer for bad arguments.
@@ -33,8 +32,10 @@ var ErrPeerUsage = errors.New("bad peer-qguard argument")
 //	-maxlen N     kernel queue length (0: the queue package's default)
 //	-rcvbuf N     socket receive buffer in bytes (0: the queue package's default)
 //	-cpus L       comma-separated CPUs of the queue threads (empty: unpinned)
-//	-handler H    accept, drop, policy or offload (default accept)
-//	-rules N      rules of the policy handler's never-matching policy
+//	-handler H    accept, drop or policy (default accept)
+//	-config F     the policy handler's configuration file: its policy and
+//	              flow table run in internal/engine's own packet handler
+//	              (an offline engine: the queues are this process's)
 //
 // It prints "ready" once every queue is bound and returns nil after SIGTERM
 // or SIGINT, once the queues are drained and unbound.
@@ -47,8 +48,8 @@ func QGuardPeer(args []string) error {
 	maxLen := fs.Uint("maxlen", 0, "kernel queue length")
 	rcvBuf := fs.Int("rcvbuf", 0, "socket receive buffer in bytes")
 	cpuList := fs.String("cpus", "", "CPUs of the queue threads")
-	kind := fs.String("handler", "accept", "accept, drop, policy or offload")
-	nRules := fs.Int("rules", 100, "rules of the policy handler")
+	kind := fs.String("handler", "accept", "accept, drop or policy")
+	cfgPath := fs.String("config", "", "configuration file of the policy handler")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse peer-qguard arguments: %w: %w", ErrPeerUsage, err)
 	}
@@ -60,8 +61,8 @@ func QGuardPeer(args []string) error {
 	default:
 		return fmt.Errorf("parse -mode %q: %w (batch, vectored, perpacket)", *mode, ErrPeerUsage)
 	}
-	if *batch < 0 || *maxLen > 1<<31 || *nRules < 0 || *rcvBuf < 0 {
-		return fmt.Errorf("parse -batch %d -maxlen %d -rules %d -rcvbuf %d: %w", *batch, *maxLen, *nRules, *rcvBuf, ErrPeerUsage)
+	if *batch < 0 || *maxLen > 1<<31 || *rcvBuf < 0 {
+		return fmt.Errorf("parse -batch %d -maxlen %d -rcvbuf %d: %w", *batch, *maxLen, *rcvBuf, ErrPeerUsage)
 	}
 	var cpus []int
 	if *cpuList != "" {
@@ -73,32 +74,14 @@ func QGuardPeer(args []string) error {
 			cpus = append(cpus, c)
 		}
 	}
-	var h queue.Handler
-	switch *kind {
-	case "accept":
-		h = func(p *queue.Packet) { p.Accept() }
-	case "drop":
-		h = func(p *queue.Packet) { p.Drop() }
-	case "policy", "offload":
-		pol := benchPolicy(*nRules)
-		var mark uint32
-		if *kind == "offload" {
-			pol = &verdict.Policy{Default: verdict.ActionAccept,
-				Rules: []verdict.Rule{{Name: "udp-flows", Match: verdict.Match{Protos: []uint8{packet.ProtoUDP}}, Action: verdict.ActionAccept, Flow: true}}}
-			mark = rules.DefaultMarks.AcceptFlow
-		}
-		c, err := verdict.Compile(pol)
-		if err != nil {
-			return fmt.Errorf("compile %s policy: %w", *kind, err)
-		}
-		d := &decider{pipe: verdict.NewPipeline(c, nil), flowMark: mark}
-		h = d.handle
-	default:
-		return fmt.Errorf("parse -handler %q: %w (accept, drop, policy, offload)", *kind, ErrPeerUsage)
+	h, closeH, err := peerHandler(*kind, *cfgPath, uint16(*num), uint16(*count))
+	if err != nil {
+		return err
 	}
+	defer closeH()
 	q, err := queue.Open(&queue.Config{
 		Num: uint16(*num), Count: uint16(*count), MaxLen: uint32(*maxLen), RcvBuf: *rcvBuf,
-		NoENOBUFS: true, VerdictMode: verdictMode(*mode), BatchSize: *batch, CPUs: cpus,
+		NoENOBUFS: true, VerdictMode: parseVerdictMode(*mode), BatchSize: *batch, CPUs: cpus,
 	})
 	if err != nil {
 		return fmt.Errorf("open queues %d..%d: %w", *num, *num+*count-1, err)
@@ -116,4 +99,43 @@ func QGuardPeer(args []string) error {
 		return fmt.Errorf("run queues: %w", err)
 	}
 	return nil
+}
+
+// peerHandler is QGuardPeer's packet handler of the given kind. The policy
+// handler is internal/engine's Handle on an offline engine (no queue, rule
+// or program of its own) built from the configuration file, with the
+// queue numbers this process binds.
+func peerHandler(kind, cfgPath string, num, count uint16) (queue.Handler, func(), error) {
+	switch kind {
+	case libAccept:
+		return func(p *queue.Packet) { p.Accept() }, func() {}, nil
+	case libDrop:
+		return func(p *queue.Packet) { p.Drop() }, func() {}, nil
+	case libPolicy:
+		if cfgPath == "" {
+			return nil, nil, fmt.Errorf("parse -handler policy: %w: -config names no file", ErrPeerUsage)
+		}
+		f, err := config.Load(cfgPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load policy: %w", err)
+		}
+		e, err := engine.New(f, &engine.Options{Offline: true, Queue: &engine.QueueRange{Num: num, Count: count},
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, nil, fmt.Errorf("build offline engine: %w", err)
+		}
+		return e.Handle, func() { _ = e.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("parse -handler %q: %w (accept, drop, policy)", kind, ErrPeerUsage)
+}
+
+// parseVerdictMode reverses verdictModeName.
+func parseVerdictMode(s string) queue.VerdictMode {
+	switch s {
+	case "perpacket":
+		return queue.PerPacket
+	case "vectored":
+		return queue.Vectored
+	}
+	return queue.Batch
 }

@@ -29,6 +29,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			b.WriteString(wrap(l, tableWidth, "  "))
 		}
 	}
+	if err := r.writeCost(&b); err != nil {
+		return err
+	}
 	r.writePaired(&b)
 	r.writeModes(&b)
 	_, err := io.WriteString(w, b.String())

@@ -28,6 +28,63 @@ type Sample struct {
 	// drain phase, summed over its bursts).
 	DrainPackets uint64  `json:"drain_packets,omitempty"`
 	DrainSeconds float64 `json:"drain_seconds,omitempty"`
+	// Loads are the cost phase's windows, one per offered rate.
+	Loads []LoadSample `json:"loads,omitempty"`
+}
+
+// LoadSample is one window of the cost phase: the generator paced at Rate
+// packets/s, the firewall's CPU read from the clocks that carry its work
+// (see bench/cost_linux.go).
+type LoadSample struct {
+	Rate         int     `json:"rate_pps"`
+	Seconds      float64 `json:"seconds"`
+	Sent         uint64  `json:"sent"`
+	Delivered    uint64  `json:"delivered"`
+	Queued       uint64  `json:"queued"` // id_sequence of the mode's queues: 0 when the kernel decided everything
+	QueueDropped uint64  `json:"queue_dropped"`
+	UserDropped  uint64  `json:"user_dropped"`
+	// GenCPU is the generator thread's CPU: its sending, and the firewall's
+	// softirq work up to the queue or the sink carried in its context;
+	// GenFloor is its sending alone per packet (the calibration).
+	GenCPU      int64   `json:"generator_cpu_ns"`
+	GenFloor    float64 `json:"generator_floor_ns_per_packet"`
+	HandlerCPU  int64   `json:"handler_cpu_ns"`
+	SoftirqdCPU int64   `json:"ksoftirqd_cpu_ns"`
+}
+
+// firewallNS is the firewall's CPU per packet sent in the window.
+func (l LoadSample) firewallNS() float64 {
+	if l.Sent == 0 {
+		return 0
+	}
+	kernel := float64(l.GenCPU) - l.GenFloor*float64(l.Sent)
+	return (max(kernel, 0) + float64(l.HandlerCPU) + float64(l.SoftirqdCPU)) / float64(l.Sent)
+}
+
+// LoadResult is one offered rate's figures over the runs.
+type LoadResult struct {
+	Rate         int     `json:"rate_pps"`
+	SentPPS      Summary `json:"sent_pps"`
+	DeliveredPPS Summary `json:"delivered_pps"`
+	// FirewallNS is the whole firewall's CPU per packet (the kernel's
+	// work plus the handler process), HandlerNS the handler's part.
+	FirewallNS   Summary `json:"firewall_cpu_ns_per_packet"`
+	HandlerNS    Summary `json:"handler_cpu_ns_per_packet"`
+	Queued       uint64  `json:"queued"` // summed over runs
+	QueueDropped uint64  `json:"queue_dropped"`
+	UserDropped  uint64  `json:"user_dropped"`
+	// VsKernel is FirewallNS over kernel-only forwarding's at the same
+	// rate (the floor), VsC over the C peer's; PairedVsKernel the same
+	// ratio run by run.
+	VsKernel       float64 `json:"vs_kernel,omitempty"`
+	VsC            float64 `json:"vs_c,omitempty"`
+	PairedVsKernel Summary `json:"paired_vs_kernel,omitzero"`
+}
+
+// GenFloor is the generator's own CPU per packet at one rate.
+type GenFloor struct {
+	Rate        int     `json:"rate_pps"`
+	NSPerPacket float64 `json:"ns_per_packet"`
 }
 
 // Summary is the median and spread of one figure over the runs.
@@ -66,6 +123,8 @@ type Result struct {
 	// DrainPPS is the rate a full queue was drained at: the handler's
 	// capacity, with the generator idle.
 	DrainPPS Summary `json:"drain_pps,omitzero"`
+	// Cost is the cost phase per offered rate (Config.LoadRates).
+	Cost []LoadResult `json:"cost_at_load,omitempty"`
 
 	// VsC and VsKernel compare delivered packets/s (bytes/s for TCP, drop
 	// rate for floods) with the C peer and kernel-only for the same
@@ -108,9 +167,13 @@ type Report struct {
 	Sink      string `json:"sink"`
 	// Load is /proc/loadavg's 1-minute figure before and after the run:
 	// other work on the machine shows here and skews the figures.
-	LoadBefore float64  `json:"load_before"`
-	LoadAfter  float64  `json:"load_after"`
-	Results    []Result `json:"results"`
+	LoadBefore float64 `json:"load_before"`
+	LoadAfter  float64 `json:"load_after"`
+	// GenFloor is the cost phase's calibration; CostSkipped says why the
+	// phase did not run, when it did not.
+	GenFloor    []GenFloor `json:"generator_floor,omitempty"`
+	CostSkipped string     `json:"cost_skipped,omitempty"`
+	Results     []Result   `json:"results"`
 }
 
 func summarize(v []float64) Summary {
@@ -184,6 +247,93 @@ func (r *Result) finish() {
 	r.LatencyP50Us, r.LatencyP99Us = summarize(p50), summarize(p99)
 	r.UserShare = summarize(user)
 	r.DrainPPS = summarize(drain)
+	r.Cost = costResults(r.Samples)
+}
+
+// costResults summarizes the cost phase's windows by rate, in the order
+// the rates were run.
+func costResults(samples []Sample) []LoadResult {
+	var out []LoadResult
+	idx := map[int]int{}
+	var sent, deliv, fw, h [][]float64
+	for _, s := range samples {
+		for _, l := range s.Loads {
+			if l.Seconds <= 0 {
+				continue
+			}
+			i, ok := idx[l.Rate]
+			if !ok {
+				i = len(out)
+				idx[l.Rate] = i
+				out = append(out, LoadResult{Rate: l.Rate})
+				sent, deliv, fw, h = append(sent, nil), append(deliv, nil), append(fw, nil), append(h, nil)
+			}
+			r := &out[i]
+			sent[i] = append(sent[i], float64(l.Sent)/l.Seconds)
+			deliv[i] = append(deliv[i], float64(l.Delivered)/l.Seconds)
+			fw[i] = append(fw[i], l.firewallNS())
+			if l.Sent > 0 {
+				h[i] = append(h[i], float64(l.HandlerCPU)/float64(l.Sent))
+			}
+			r.Queued += l.Queued
+			r.QueueDropped += l.QueueDropped
+			r.UserDropped += l.UserDropped
+		}
+	}
+	for i := range out {
+		out[i].SentPPS, out[i].DeliveredPPS = summarize(sent[i]), summarize(deliv[i])
+		out[i].FirewallNS, out[i].HandlerNS = summarize(fw[i]), summarize(h[i])
+	}
+	return out
+}
+
+// costRatios fills the cost phase's ratios to kernel-only and the C peer.
+func costRatios(rs []Result) {
+	var kernel, c *Result
+	for i := range rs {
+		switch {
+		case rs[i].Mode == "kernel" && rs[i].Ran():
+			kernel = &rs[i]
+		case rs[i].Mode == "c-nfq" && rs[i].Ran():
+			c = &rs[i]
+		}
+	}
+	at := func(r *Result, rate int) *LoadResult {
+		if r == nil {
+			return nil
+		}
+		for i := range r.Cost {
+			if r.Cost[i].Rate == rate {
+				return &r.Cost[i]
+			}
+		}
+		return nil
+	}
+	for i := range rs {
+		for j := range rs[i].Cost {
+			l := &rs[i].Cost[j]
+			if k := at(kernel, l.Rate); k != nil && k.FirewallNS.Median > 0 {
+				l.VsKernel = l.FirewallNS.Median / k.FirewallNS.Median
+				l.PairedVsKernel = pairedLoad(rs[i].Samples, kernel.Samples, l.Rate)
+			}
+			if cl := at(c, l.Rate); cl != nil && cl.FirewallNS.Median > 0 {
+				l.VsC = l.FirewallNS.Median / cl.FirewallNS.Median
+			}
+		}
+	}
+}
+
+// pairedLoad is the firewall CPU per packet of a over b's at rate, run by run.
+func pairedLoad(a, b []Sample, rate int) Summary {
+	f := func(s Sample) float64 {
+		for _, l := range s.Loads {
+			if l.Rate == rate {
+				return l.firewallNS()
+			}
+		}
+		return 0
+	}
+	return paired(a, b, f)
 }
 
 // figure is what ratios compare: packets/s, bytes/s for TCP, drops/s for floods.
@@ -203,6 +353,7 @@ func (r *Report) Recompute() {
 		r.Results[i].finish()
 	}
 	ratios(r.Results)
+	costRatios(r.Results)
 }
 
 // deliveredPPS is the sample's delivered packets/s, 0 without a window.

@@ -16,7 +16,7 @@ import (
 	"github.com/qguard/qguard/internal/topo"
 )
 
-// handler is a running queue listener (or nothing, for kernel-only).
+// handler is a running queue listener.
 type handler interface {
 	// cpu is the handler's CPU time so far.
 	cpu() (time.Duration, error)
@@ -27,22 +27,42 @@ type handler interface {
 
 // env is what every mode of one Run shares.
 type env struct {
-	cfg     Config
-	t       *topo.Topology
-	sink    *sink
-	gen     *generator
-	srcs    []netip.Addr // client flow sources, both families
-	tmp     string
-	cPeer   string // path of the built C peer
-	cSkip   string // why the C peer is unavailable
-	goSkip  string // why the go-nfqueue peer is unavailable
-	qgSkip  string // why the qguard peer is unavailable
-	nextQ   uint16 // queue numbers are never reused within a run
-	pinning string
-	// genKind and sinkKind are the generator and sink asked for (empty:
-	// the fast one, falling back).
-	genKind, sinkKind string
+	cfg   Config
+	t     *topo.Topology
+	srv   *servers
+	gen   *generator
+	steer *steering
+	srcs  []netip.Addr // client flow sources, both families
+	tmp   string
+	nice  int
+	nextQ uint16 // queue numbers are never reused within a run
+	// Handler programs, built or found once per run; a non-empty skip
+	// says why one is unavailable.
+	cPeer, cSkip      string
+	goSkip, qgSkip    string
+	daemonSkip        string
+	pinning           string
+	genKind, sinkKind string // asked for (empty: the fast one, falling back)
+	// costSkip says why the cost-at-load phase cannot run; genFloor is
+	// the generator thread's own CPU per packet at each offered rate.
+	costSkip string
+	genFloor map[int]float64
+	softirqd []int // pids of the ksoftirqd threads
 }
+
+// modeRun is one mode measured once: its first queue and its handler.
+type modeRun struct {
+	m        *Mode
+	q        uint16
+	h        handler // nil without one
+	progress func(phase string)
+}
+
+// thread is where the harness's threads run: pinned to cpu (-1: anywhere)
+// at the run's nice value.
+func (e *env) thread(cpu int) thread { return thread{cpu: cpu, nice: e.nice} }
+
+func (e *env) genThread() thread { return e.thread(*e.cfg.GenCPU) }
 
 // choices maps Config.Generator and Config.Sink to generator and sink kinds.
 func choices(c *Config) (gen, sink string, err error) {
@@ -97,11 +117,10 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	if want := c.SinkSockets + c.TCPConns + 8; runtime.GOMAXPROCS(0) < want {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(want))
 	}
-	e := &env{cfg: c, nextQ: 100}
+	e := &env{cfg: c, nextQ: 100, nice: c.Nice}
 	if e.genKind, e.sinkKind, err = choices(&c); err != nil {
 		return nil, err
 	}
-	harnessNice.Store(int32(c.Nice))
 	var extra []netip.Addr
 	for i := range c.SrcAddrs {
 		a4 := netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)})
@@ -113,7 +132,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 			extra = append(extra, a6)
 		}
 	}
-	extra = append(extra, floodSrc)
+	extra = append(extra, floodSource())
 	if c.Progress != nil {
 		c.Progress(Progress{Run: 1, Runs: c.Runs, Of: len(modes), Mode: "setup", Phase: "topology, warm-up, peers"})
 	}
@@ -139,42 +158,22 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		return nil, fmt.Errorf("create temp dir: %w", err)
 	}
 	defer os.RemoveAll(e.tmp)
-	var sinkWhy, genWhy string
-	if e.sink, sinkWhy, err = startSink(e.t.Server, e.t.ServerLink, c.SinkSockets, *c.SinkCPU, e.sinkKind); err != nil {
+	rep, err := e.setup(ctx, modes, loadBefore)
+	if err != nil {
 		return nil, err
 	}
-	defer e.sink.close()
-	if e.gen, genWhy, err = newFloodGenerator(e.t, e.srcs, c.PortsPerAddr, e.t.ServerIP4, e.t.ServerIP6, e.genKind); err != nil {
-		return nil, err
-	}
+	defer e.srv.close()
 	defer e.gen.close()
-	if err := e.warmUp(ctx); err != nil {
-		return nil, err
-	}
-	if slices.ContainsFunc(modes, func(m Mode) bool { return m.kind == "c" }) {
-		e.cPeer, e.cSkip = buildCPeer(ctx, c.CC, c.PeerSource, e.tmp)
-	}
-	e.pinning = fmt.Sprintf("generator CPU %s, sink CPU %s, handler CPU %s; nice %d",
-		cpuName(*c.GenCPU), cpuName(*c.SinkCPU), cpuName(c.HandlerCPUs[0]), c.Nice)
-	rep := &Report{
-		LoadBefore: loadBefore, Started: time.Now().UTC(), CPUs: len(usableCPUsPortable()), Pinning: e.pinning,
-		Duration: c.Duration.String(), Runs: c.Runs,
-		Flows:     fmt.Sprintf("%d UDP flows (%d sources x %d ports), IPv4%s", e.gen.flowCount(), len(e.srcs), c.PortsPerAddr, map[bool]string{false: "+IPv6", true: " only"}[c.NoIPv6]),
-		Generator: describe(e.gen.kind, genWhy), Sink: describe(e.sink.kind, sinkWhy),
-	}
-	var un unix.Utsname
-	if unix.Uname(&un) == nil {
-		rep.Host = unix.ByteSliceToString(un.Nodename[:])
-		rep.Kernel = unix.ByteSliceToString(un.Release[:])
-	}
+	defer e.steer.close()
 	rep.Results = make([]Result, len(modes))
 	for i, m := range modes {
-		rep.Results[i] = Result{Mode: m.Name, Group: m.Group, Traffic: m.Traffic, Queues: m.Queues, About: m.About}
+		rep.Results[i] = Result{Mode: m.Name, Group: m.Group, Family: m.Family, Traffic: m.Traffic, Queues: m.Queues, About: m.About}
 	}
 	// Runs are interleaved (every mode once, then again) so slow drift of
 	// the machine spreads over all modes instead of biasing one.
 	for run := range c.Runs {
-		for i, m := range modes {
+		for i := range modes {
+			m := &modes[i]
 			if err := ctx.Err(); err != nil {
 				return rep, fmt.Errorf("run benchmark: %w", err)
 			}
@@ -187,22 +186,86 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 					c.Progress(Progress{Run: run + 1, Runs: c.Runs, Index: i + 1, Of: len(modes), Mode: m.Name, Phase: phase})
 				}
 			}
-			s, pin, skip, err := e.runMode(ctx, m, progress)
+			s, err := e.runMode(ctx, m, progress)
+			why, skip := skipped(err)
 			switch {
 			case ctx.Err() != nil:
 				return rep, fmt.Errorf("run benchmark: %w", ctx.Err())
-			case skip != "":
-				r.Skipped = skip
+			case skip:
+				r.Skipped = why
 			case err != nil:
 				r.Error = err.Error()
 			default:
-				r.Pinning = pin
+				r.Pinning = e.pinningFor(m)
 				r.Samples = append(r.Samples, s)
 			}
 		}
 	}
 	rep.LoadAfter = loadAvg()
 	rep.Recompute()
+	return rep, nil
+}
+
+// setup starts the servers and the generator, warms the topology up,
+// builds the C peer when a mode needs it and calibrates the cost phase.
+// On error it leaves nothing running.
+func (e *env) setup(ctx context.Context, modes []Mode, loadBefore float64) (rep *Report, err error) {
+	c := &e.cfg
+	var sinkWhy, genWhy string
+	if e.srv, sinkWhy, err = startServers(e.t.Server, e.t.ServerLink, c.SinkSockets, e.thread(*c.SinkCPU), e.sinkKind); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.srv.close()
+		}
+	}()
+	if e.gen, genWhy, err = newFloodGenerator(e.t, e.srcs, c.PortsPerAddr, e.t.ServerIP4, e.t.ServerIP6, e.genKind); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.gen.close()
+		}
+	}()
+	if e.steer, err = openSteering(e.t.Firewall); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.steer.close()
+		}
+	}()
+	if err := e.warmUp(ctx); err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(modes, func(m Mode) bool { return m.Family == FamilyC }) {
+		e.cPeer, e.cSkip = buildCPeer(ctx, c.CC, c.PeerSource, e.tmp)
+	}
+	if !c.NoCost && slices.ContainsFunc(modes, func(m Mode) bool { return m.cost }) {
+		if err := e.calibrate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	e.pinning = fmt.Sprintf("generator CPU %s, sink CPU %s, handler CPU %s; nice %d",
+		cpuName(*c.GenCPU), cpuName(*c.SinkCPU), cpuName(c.HandlerCPUs[0]), c.Nice)
+	rep = &Report{
+		LoadBefore: loadBefore, Started: time.Now().UTC(), CPUs: len(usableCPUsPortable()), Pinning: e.pinning,
+		Duration: c.Duration.String(), Runs: c.Runs,
+		Flows:     fmt.Sprintf("%d UDP flows (%d sources x %d ports), IPv4%s", e.gen.flowCount(), len(e.srcs), c.PortsPerAddr, map[bool]string{false: "+IPv6", true: " only"}[c.NoIPv6]),
+		Generator: describe(e.gen.kind, genWhy), Sink: describe(e.srv.sink.kind(), sinkWhy),
+		CostSkipped: e.costSkip,
+	}
+	for _, r := range c.LoadRates {
+		if f, ok := e.genFloor[r]; ok {
+			rep.GenFloor = append(rep.GenFloor, GenFloor{Rate: r, NSPerPacket: f})
+		}
+	}
+	var un unix.Utsname
+	if unix.Uname(&un) == nil {
+		rep.Host = unix.ByteSliceToString(un.Nodename[:])
+		rep.Kernel = unix.ByteSliceToString(un.Release[:])
+	}
 	return rep, nil
 }
 
@@ -219,104 +282,96 @@ func (e *env) handlerCPU(i int) int {
 	return h[i%len(h)]
 }
 
-// start launches the mode's handler, bound and ready, or says why it cannot run.
-func (e *env) start(ctx context.Context, m Mode, num uint16) (h handler, skip string, err error) {
-	switch m.kind {
-	case "kernel", "flood-nftset":
-		return nil, "", nil
-	case "flood-xdp":
-		if err := xdpProbe(); err != nil {
-			return nil, fmt.Sprintf("XDP unusable here: %v", err), nil
-		}
-		return nil, "", nil
-	case "c":
-		if e.cSkip != "" {
-			return nil, e.cSkip, nil
-		}
-		h, err = startProc(ctx, e.t.Firewall, e.handlerCPU(0), nil,
-			e.cPeer, fmt.Sprint(num), fmt.Sprint(m.batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(e.cfg.RcvBuf))
-		return h, "", err
-	case "gonfq":
-		if len(e.cfg.GoPeer) == 0 && e.goSkip == "" {
-			path, skip := buildGoPeer(ctx, e.tmp)
-			if skip != "" {
-				e.goSkip = skip
-			} else {
-				e.cfg.GoPeer = []string{path}
-			}
-		}
-		if e.goSkip != "" {
-			return nil, e.goSkip, nil
-		}
-		argv := append(slices.Clone(e.cfg.GoPeer), "-queue", fmt.Sprint(num), "-batch", fmt.Sprint(m.batch))
-		h, err = startProc(ctx, e.t.Firewall, e.handlerCPU(0), e.cfg.GoPeerEnv, argv...)
-		return h, "", err
-	}
-	return startQGuard(ctx, e, m, num)
-}
-
-// runMode measures one mode once.
-func (e *env) runMode(ctx context.Context, m Mode, progress func(string)) (s Sample, pin, skip string, err error) {
+// runMode measures one mode once: start its handler, steer its traffic,
+// measure, and undo both.
+func (e *env) runMode(ctx context.Context, m *Mode, progress func(string)) (s Sample, err error) {
 	progress("starting")
-	num := e.nextQ
+	r := &modeRun{m: m, q: e.nextQ, progress: progress}
 	e.nextQ += uint16(max(m.Queues, 1))
-	h, skip, err := e.start(ctx, m, num)
-	if skip != "" || err != nil {
-		return s, "", skip, err
+	if m.start != nil {
+		if r.h, err = m.start(ctx, e, m, r.q); err != nil || r.h == nil {
+			r.h = nil // a failed start may return a typed nil
+		}
+		if err != nil {
+			return s, err
+		}
 	}
-	if h != nil {
+	if r.h != nil {
 		defer func() {
-			if cerr := h.close(); cerr != nil && err == nil {
+			if cerr := r.h.close(); cerr != nil && err == nil {
 				err = cerr
 			}
 		}()
 	}
-	pin = e.pinningFor(m)
-	if m.Traffic == Flood {
-		s, err = e.flood(ctx, m, num, h, progress)
-		return s, pin, "", err
-	}
-	proto := "udp"
-	if m.Traffic == TCP {
-		proto = "tcp"
-	}
-	if m.Queues > 0 && !m.selfSteer {
-		if err := steer(e.t.Firewall, proto, num, m.Queues); err != nil {
-			return s, pin, "", err
+	if m.steer {
+		proto := uint8(unix.IPPROTO_UDP)
+		if m.Traffic == TCP {
+			proto = unix.IPPROTO_TCP
+		}
+		if err := e.steer.add(proto, r.q, max(m.Queues, 1)); err != nil {
+			return s, err
 		}
 		defer func() {
-			if uerr := unsteer(e.t.Firewall); uerr != nil && err == nil {
+			if uerr := e.steer.flush(); uerr != nil && err == nil {
 				err = uerr
 			}
 		}()
 	}
-	progress("throughput")
-	if s, err = e.throughput(ctx, m, num, h); err != nil {
-		return s, pin, "", err
+	measure := m.measure
+	if measure == nil {
+		measure = measureForward
 	}
-	if m.Traffic != TCP {
-		progress("latency")
-		// Let the queue drain before timing single packets.
-		time.Sleep(100 * time.Millisecond)
-		rtts, lost, err := pingUDP(e.t.Client, e.srcs[0], e.t.ServerIP4, e.cfg.LatencySamples, e.cfg.LatencyInterval, *e.cfg.GenCPU)
-		if err != nil {
-			return s, pin, "", err
-		}
-		slices.Sort(rtts)
-		s.RTTSamples, s.RTTLost = len(rtts), lost
-		s.RTTMedian, s.RTTP99 = int64(percentile(rtts, 0.5)), int64(percentile(rtts, 0.99))
-	}
-	if !e.cfg.NoDrain && h != nil && drainable(m) {
-		progress("drain")
-		if s.DrainPackets, s.DrainSeconds, err = e.drain(ctx, m, num, h); err != nil {
-			return s, pin, "", err
-		}
-	}
-	return s, pin, "", nil
+	return measure(ctx, e, r)
 }
 
-func (e *env) pinningFor(m Mode) string {
-	if m.Queues == 0 && m.Group != GroupFlood {
+// measureForward is the usual measure: throughput under the flood (or the
+// TCP streams), the echo's round trip, the drain phase and the cost at
+// fixed offered loads, as the mode has them.
+func measureForward(ctx context.Context, e *env, r *modeRun) (s Sample, err error) {
+	m := r.m
+	r.progress("throughput")
+	if s, err = e.throughput(ctx, r); err != nil {
+		return s, err
+	}
+	if m.Traffic != TCP {
+		r.progress("latency")
+		if err := e.latency(ctx, &s); err != nil {
+			return s, err
+		}
+	}
+	if !e.cfg.NoDrain && r.h != nil && m.drain {
+		r.progress("drain")
+		if s.DrainPackets, s.DrainSeconds, err = e.drain(ctx, r); err != nil {
+			return s, err
+		}
+	}
+	if m.cost && e.costSkip == "" && !e.cfg.NoCost {
+		r.progress("cost at load")
+		if s.Loads, err = e.costAtLoad(ctx, r); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// latency times single echoes through the firewall both ways.
+func (e *env) latency(ctx context.Context, s *Sample) error {
+	// Let the queue drain before timing single packets.
+	if !sleepCtx(ctx, 100*time.Millisecond) {
+		return ctx.Err()
+	}
+	rtts, lost, err := pingUDP(e.t.Client, e.srcs[0], e.t.ServerIP4, e.cfg.LatencySamples, e.cfg.LatencyInterval, e.genThread())
+	if err != nil {
+		return err
+	}
+	slices.Sort(rtts)
+	s.RTTSamples, s.RTTLost = len(rtts), lost
+	s.RTTMedian, s.RTTP99 = int64(percentile(rtts, 0.5)), int64(percentile(rtts, 0.99))
+	return nil
+}
+
+func (e *env) pinningFor(m *Mode) string {
+	if m.start == nil && m.Group != GroupFlood {
 		return fmt.Sprintf("gen %s, sink %s", cpuName(*e.cfg.GenCPU), cpuName(*e.cfg.SinkCPU))
 	}
 	var hs []string
@@ -326,43 +381,10 @@ func (e *env) pinningFor(m Mode) string {
 	return fmt.Sprintf("gen %s, sink %s, handler %s", cpuName(*e.cfg.GenCPU), cpuName(*e.cfg.SinkCPU), strings.Join(hs, "+"))
 }
 
-// snapshot is the counters at one instant.
-type snapshot struct {
-	at                        time.Time
-	sent, pkts, bytes, tcp    uint64
-	sinkDrops                 uint64
-	dropped, udropped, queued uint64
-	cpu, user, sys            time.Duration
-}
-
-func (e *env) snap(m Mode, num uint16, h handler, g *generator) (snapshot, error) {
-	s := snapshot{sent: g.sent.n.Load()}
-	s.pkts, s.bytes, s.tcp = e.sink.counts()
-	s.at = time.Now()
-	var err error
-	if h != nil {
-		if s.cpu, err = h.cpu(); err != nil {
-			return s, err
-		}
-		if s.user, s.sys, err = h.userSys(); err != nil {
-			return s, err
-		}
-	}
-	if m.Queues > 0 {
-		st, err := readNFQStats(e.t.Firewall)
-		if err != nil {
-			return s, err
-		}
-		s.dropped, s.udropped, s.queued = nfqTotals(st, num, m.Queues)
-	}
-	s.sinkDrops, _ = udpRcvbufErrors(e.t.Server)
-	return s, nil
-}
-
-func (e *env) throughput(ctx context.Context, m Mode, num uint16, h handler) (Sample, error) {
+func (e *env) throughput(ctx context.Context, r *modeRun) (Sample, error) {
 	var s Sample
 	g := e.gen
-	switch m.Traffic {
+	switch r.m.Traffic {
 	case TCP:
 		g = &generator{}
 		defer g.close()
@@ -370,40 +392,35 @@ func (e *env) throughput(ctx context.Context, m Mode, num uint16, h handler) (Sa
 		for i := range e.cfg.TCPConns {
 			srcs = append(srcs, e.srcs[i%len(e.srcs)])
 		}
-		if err := g.runTCP(e.t.Client, srcs, e.t.ServerIP4, e.t.ServerIP6, *e.cfg.GenCPU); err != nil {
+		if err := g.runTCP(e.t.Client, srcs, e.t.ServerIP4, e.t.ServerIP6, e.genThread()); err != nil {
 			return s, err
 		}
 	case UDPMTU:
-		g.runUDP(*e.cfg.GenCPU, 1500)
+		g.runUDP(e.genThread(), 1500)
 	default:
-		g.runUDP(*e.cfg.GenCPU, 64)
+		g.runUDP(e.genThread(), 64)
 	}
 	defer g.halt()
 	if !sleepCtx(ctx, e.cfg.Warmup) {
 		return s, ctx.Err()
 	}
-	a, err := e.snap(m, num, h, g)
+	a, err := e.snap(r, g, nil)
 	if err != nil {
 		return s, err
 	}
 	if !sleepCtx(ctx, e.cfg.Duration) {
 		return s, ctx.Err()
 	}
-	b, err := e.snap(m, num, h, g)
+	b, err := e.snap(r, g, nil)
 	if err != nil {
 		return s, err
 	}
-	s = Sample{
-		Seconds: b.at.Sub(a.at).Seconds(), Sent: b.sent - a.sent, Delivered: b.pkts - a.pkts,
-		DeliveredBytes: b.bytes - a.bytes, SinkDrops: b.sinkDrops - a.sinkDrops,
-		Queued: b.queued - a.queued, QueueDropped: b.dropped - a.dropped, UserDropped: b.udropped - a.udropped,
-		HandlerCPU: int64(b.cpu - a.cpu), HandlerUser: int64(b.user - a.user), HandlerSys: int64(b.sys - a.sys),
-	}
-	if m.Traffic == TCP {
+	s = b.since(a)
+	if r.m.Traffic == TCP {
 		s.Delivered, s.DeliveredBytes = 0, b.tcp-a.tcp
 	}
 	if s.Delivered == 0 && s.DeliveredBytes == 0 {
-		return s, fmt.Errorf("measure %s: nothing delivered in %.1fs (sent %d)", m.Name, s.Seconds, s.Sent)
+		return s, fmt.Errorf("measure %s: nothing delivered in %.1fs (sent %d)", r.m.Name, s.Seconds, s.Sent)
 	}
 	return s, nil
 }
@@ -490,17 +507,17 @@ func snmpField(s, prefix, name string) uint64 {
 // neighbour's queue meanwhile), and the first mode must not pay for it. It
 // also proves that the topology forwards at all.
 func (e *env) warmUp(ctx context.Context) error {
-	e.gen.runUDP(*e.cfg.GenCPU, 64)
+	e.gen.runUDP(e.genThread(), 64)
 	defer e.gen.halt()
 	var total uint64
 	for range 15 {
 		s0 := e.gen.sent.n.Load()
-		d0, _, _ := e.sink.counts()
+		d0, _, _ := e.srv.counts()
 		if !sleepCtx(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 		sent := e.gen.sent.n.Load() - s0
-		d1, _, _ := e.sink.counts()
+		d1, _, _ := e.srv.counts()
 		total += d1 - d0
 		if sent > 0 && float64(d1-d0) >= 0.97*float64(sent) {
 			return nil

@@ -2,39 +2,96 @@ package bench
 
 import (
 	"fmt"
-	"strconv"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 
 	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/rules"
 )
 
-// steer installs the xtables NFQUEUE rule in the firewall's FORWARD chain
-// for IPv4 and IPv6 through iptables-nft (an nft compat expression: this
-// kernel family may lack the native nft queue expression). No bypass: a
-// packet with no listener is dropped and counted, never silently forwarded.
-func steer(fw topo.NS, proto string, num uint16, count int) error {
-	args := []string{"-A", "FORWARD", "-p", proto, "-j", "NFQUEUE"}
-	if count > 1 {
-		args = append(args, "--queue-balance", fmt.Sprintf("%d:%d", num, int(num)+count-1))
-	} else {
-		args = append(args, "--queue-num", strconv.Itoa(int(num)))
+// steerTable is the harness's steering table in the firewall namespace.
+const steerTable = "qgbsteer"
+
+// steering queues the firewall's forwarded traffic of one protocol to a
+// mode's queues, through google/nftables with the queue expression qguard's
+// rules use (the native one, or the xtables NFQUEUE target through the
+// compat expression on kernels without it: rules.QueueExpr). No bypass: a
+// packet with no listener is dropped and counted, never silently
+// forwarded. The base chain lives as long as the run; between modes only
+// its rule goes, because deleting a base chain unregisters its hook, and
+// the kernel then drops every packet still queued in the namespace.
+type steering struct {
+	ns    *os.File
+	impl  rules.QueueImpl
+	table *nftables.Table
+	chain *nftables.Chain
+}
+
+// openSteering probes the firewall namespace and installs the empty chain.
+func openSteering(fw topo.NS) (*steering, error) {
+	f, err := os.Open(fw.Path())
+	if err != nil {
+		return nil, fmt.Errorf("open firewall namespace: %w", err)
 	}
-	for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
-		if err := fw.Run(append([]string{tool}, args...)...); err != nil {
-			_ = unsteer(fw)
-			return fmt.Errorf("install steering rule: %w", err)
-		}
+	s := &steering{ns: f}
+	caps, err := rules.ProbeNS(int(f.Fd()))
+	if err == nil {
+		s.impl, err = caps.Best()
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("probe queue expression in %s: %w", fw.Name, err)
+	}
+	err = s.do(func(c *nftables.Conn) {
+		s.table = c.AddTable(&nftables.Table{Name: steerTable, Family: nftables.TableFamilyINet})
+		policy := nftables.ChainPolicyAccept
+		s.chain = c.AddChain(&nftables.Chain{Name: "forward", Table: s.table, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &policy})
+	})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("install steering chain: %w", err)
+	}
+	return s, nil
+}
+
+// do runs one batch in the firewall namespace.
+func (s *steering) do(build func(c *nftables.Conn)) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(s.ns.Fd())))
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	build(c)
+	return c.Flush()
+}
+
+// add queues forwarded packets of IP protocol proto to queues
+// num..num+count-1 (balanced by flow hash, like --queue-balance).
+func (s *steering) add(proto uint8, num uint16, count int) error {
+	err := s.do(func(c *nftables.Conn) {
+		c.AddRule(&nftables.Rule{Table: s.table, Chain: s.chain, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			rules.QueueExpr(s.impl, num, uint16(count), false, false),
+		}})
+	})
+	if err != nil {
+		return fmt.Errorf("install steering rule: %w", err)
 	}
 	return nil
 }
 
-// unsteer removes what steer installed. The namespace is the harness's own,
-// so flushing its FORWARD chains touches nobody else.
-func unsteer(fw topo.NS) error {
-	var first error
-	for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
-		if err := fw.Run(tool, "-F", "FORWARD"); err != nil && first == nil {
-			first = fmt.Errorf("remove steering rule: %w", err)
-		}
+// flush removes the steering rule; the chain stays.
+func (s *steering) flush() error {
+	if err := s.do(func(c *nftables.Conn) { c.FlushChain(s.chain) }); err != nil {
+		return fmt.Errorf("remove steering rule: %w", err)
 	}
-	return first
+	return nil
 }
+
+// close leaves the table: it goes with the namespace, after every queue
+// is unbound.
+func (s *steering) close() { _ = s.ns.Close() }

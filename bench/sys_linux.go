@@ -99,9 +99,17 @@ func usableCPUs() []int {
 // thread. They count in nanoseconds, unlike /proc/<pid>/stat's clock ticks.
 const cpuclockSched = 2
 
+// cpuclockPerThread selects one thread instead of the whole process.
+const cpuclockPerThread = 4
+
 // processCPU is the CPU time used so far by every thread of process pid.
 func processCPU(pid int) (time.Duration, error) {
 	return clockCPU(int32(^pid<<3 | cpuclockSched))
+}
+
+// threadCPU is the CPU time used so far by thread tid.
+func threadCPU(tid int) (time.Duration, error) {
+	return clockCPU(int32(^tid<<3 | cpuclockSched | cpuclockPerThread))
 }
 
 func clockCPU(id int32) (time.Duration, error) {

@@ -67,3 +67,13 @@ func queueExpr(impl QueueImpl, num, total uint16, bypass, fanout bool) expr.Any 
 	info := xt.Unknown(nfqueueInfo(num, total, bypass, fanout))
 	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}
 }
+
+// QueueExpr is the expression qguard's rules queue with: the native queue
+// expression, or the xtables NFQUEUE target (revision 3) through the compat
+// expression, as impl says (Capabilities.Best). Packets go to queues
+// num..num+total-1, balanced by flow hash unless fanout (by CPU); bypass
+// accepts them when no program listens. For callers that build their own
+// steering (the benchmark harness).
+func QueueExpr(impl QueueImpl, num, total uint16, bypass, fanout bool) expr.Any {
+	return queueExpr(impl, num, total, bypass, fanout)
+}

@@ -34,16 +34,20 @@ func init() {
 		Long: `bench builds a throwaway client -> firewall -> server topology in fresh network
 namespaces, floods it, and measures every mode in one run: kernel forwarding
 without a queue, a minimal C handler on libnetfilter_queue, go-nfqueue v2, and
-qguard's queue engine in its verdict modes, batch sizes, fanout, with a real
-policy and with flow offload. It needs root and removes everything it made on
-exit, on error and on Ctrl-C.
+qguard's queue engine in its verdict modes, batch sizes, fanout and with the
+engine's handler on a policy, and the daemon itself (qguard run with a
+configuration file and its own rules: observe, a policy, L7 rules, flow
+offload, kernel-first). It needs root and removes everything it made on exit,
+on error and on Ctrl-C.
 
 Each queue mode gets two throughput figures: the flood (what reaches the sink;
 on a small machine the generator's CPU, which also does the firewall's
 queueing work, can be the limit for every handler that keeps up) and the drain
 (a full queue emptied with the handler resumed and the generator idle: the
-handler's capacity). With --runs N the modes interleave and every mode is also
-compared with the C handler run by run.
+handler's capacity). The cost phase offers fixed rates well under every
+handler's capacity (--load-rates) and reports the whole firewall's CPU per
+packet as a ratio to kernel-only forwarding. With --runs N the modes
+interleave and every mode is also compared with the C handler run by run.
 
 Micro-benchmarks of the hot paths live beside the code:
   go test -run '^$' -bench . -benchmem ./queue ./verdict ./internal/engine ./xdp`,
@@ -92,6 +96,7 @@ Micro-benchmarks of the hot paths live beside the code:
 			}
 			cfg.GoPeer = []string{exe, "bench", "peer-gonfqueue"}
 			cfg.QGuardPeer = []string{exe, "bench", "peer-qguard"}
+			cfg.Daemon = []string{exe}
 			if isTerminal(os.Stdout) {
 				cfg.Progress = progressLine(os.Stderr)
 			}
@@ -129,7 +134,7 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.BoolVar(&cfg.Quick, "quick", false, "all modes with short phases (under two minutes)")
 	f.DurationVar(&cfg.Duration, "duration", 0, "measured throughput phase per mode (default 3s, quick 1s)")
 	f.IntVar(&cfg.Runs, "runs", 1, "repetitions of every mode; the table shows median and spread")
-	f.StringVar(&modes, "modes", "", "comma-separated modes or groups (limit, peer, qguard, flood); see --list")
+	f.StringVar(&modes, "modes", "", "comma-separated modes or groups (limit, peer, qguard, daemon, flood); see --list")
 	f.BoolVar(&list, "list", false, "list the modes and exit")
 	f.IntSliceVar(&batches, "batches", nil, fmt.Sprintf("qguard batch sizes to measure (default 32,%d: the C peer's and qguard's default)", queue.DefaultBatchSize))
 	f.IntVar(&cfg.PeerBatch, "peer-batch", 0, "verdict batch size of the C and go-nfqueue batch modes (default 32)")
@@ -152,6 +157,9 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.IntVar(&cfg.QueueMaxLen, "queue-len", 0, "kernel queue length of the C and qguard handlers (default 16384)")
 	f.IntVar(&cfg.DrainBursts, "drain-bursts", 0, "bursts of the drain phase per mode and run (default 10, quick 4)")
 	f.BoolVar(&cfg.NoDrain, "no-drain", false, "skip the drain phase (a full queue emptied with the generator idle)")
+	f.IntSliceVar(&cfg.LoadRates, "load-rates", nil, "offered packets/s of the cost-at-load phase (default 50000,150000)")
+	f.DurationVar(&cfg.LoadDuration, "load-duration", 0, "window per offered rate of the cost-at-load phase (default 3s, quick 1s)")
+	f.BoolVar(&cfg.NoCost, "no-cost", false, "skip the cost-at-load phase (the firewall's CPU per packet at fixed offered rates)")
 
 	peer := &cobra.Command{
 		Use:    "peer-gonfqueue",

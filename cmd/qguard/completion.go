@@ -64,7 +64,7 @@ func completeModes(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Com
 			out = append(out, done+name)
 		}
 	}
-	for _, g := range []string{bench.GroupLimit, bench.GroupPeer, bench.GroupQGuard, bench.GroupFlood} {
+	for _, g := range []string{bench.GroupLimit, bench.GroupPeer, bench.GroupQGuard, bench.GroupDaemon, bench.GroupFlood} {
 		add(g)
 	}
 	for _, m := range bench.AllModes(&bench.Config{}) {
