@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/qguard/qguard/internal/testsrv"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -87,7 +88,7 @@ func evasionServers(t *testing.T, top *topo.Topology) *seenNames {
 		seen.add("tls", h.ServerName)
 		return nil, nil
 	}}
-	go serveEcho(tls.NewListener(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", evTLSPort)), tcfg))
+	go testsrv.AcceptLoop(tls.NewListener(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", evTLSPort)), tcfg), testsrv.Echo)
 
 	for _, port := range []int{evDropPort, evAllowPort} {
 		u := listenPacketIn(t, top.Server, "udp", fmt.Sprintf("[::]:%d", port))

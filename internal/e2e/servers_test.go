@@ -2,16 +2,9 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -19,6 +12,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/qguard/qguard/internal/testsrv"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -30,74 +24,36 @@ const (
 	portTLS      = 8443
 	portEcho     = 9000
 	portUDPSink  = 9001
-	httpResponse = "hello from the server namespace"
+	httpResponse = testsrv.HTTPBody
 )
 
 // servers starts an HTTP server on portHTTP and portHTTPAlt, a DNS server
-// on portDNS (UDP), a TLS server on portTLS and a TCP echo server on
-// portEcho, all in the server namespace on IPv4 and IPv6.
+// on portDNS (UDP), a TLS echo server on portTLS and a TCP echo server on
+// portEcho, all in the server namespace on IPv4 and IPv6 (package
+// testsrv, the servers `qguard test` runs too).
 func servers(t *testing.T, top *topo.Topology) {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, httpResponse) })
 	for _, port := range []int{portHTTP, portHTTPAlt} {
 		ln := listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", port))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: testsrv.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
 	}
 	pc := listenPacketIn(t, top.Server, "udp", fmt.Sprintf("[::]:%d", portDNS))
-	go serveDNS(pc, top.ServerIP4)
+	go testsrv.DNS{A4: top.ServerIP4}.ServeUDP(pc)
 	tln := tls.NewListener(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", portTLS)), &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
-	go serveEcho(tln)
-	go serveEcho(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", portEcho)))
+	go testsrv.AcceptLoop(tln, testsrv.Echo)
+	go testsrv.AcceptLoop(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", portEcho)), testsrv.Echo)
 }
 
-// serveEcho echoes every connection's bytes back (TLS connections after the
-// handshake).
-func serveEcho(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			io.Copy(c, c)
-		}()
+// selfSigned is testsrv's throwaway certificate.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	c, err := testsrv.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// serveDNS answers every A query with a, and AAAA queries with nothing.
-func serveDNS(pc net.PacketConn, a netip.Addr) {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
-		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
-		b.EnableCompression()
-		_ = b.StartQuestions()
-		_ = b.Question(q)
-		_ = b.StartAnswers()
-		if q.Type == dnsmessage.TypeA {
-			_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a.As4()})
-		}
-		msg, err := b.Finish()
-		if err == nil {
-			pc.WriteTo(msg, from)
-		}
-	}
+	return c
 }
 
 // dnsQuery asks the DNS server at server for name's A record from inside
@@ -181,22 +137,4 @@ func tlsHello(ns topo.NS, addr, serverName string) error {
 		return fmt.Errorf("TLS echo for %s: %w", serverName, err)
 	}
 	return nil
-}
-
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "qguard e2e"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"good.example", "bad.example", "www.bad.example"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
