@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/testsrv"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -236,7 +237,8 @@ func forged(t *testing.T, top *topo.Topology, d *daemon) {
 
 // namesServers serves DNS on the server's own address (UDP and TCP; an A
 // for www.blocked.example through a CNAME, one for tcp.blocked.example, and
-// otherA4 for any other name, all with TTL namesTTL), TCP echo on portEcho
+// otherA4 for any other name, all with TTL namesTTL: a zone, which
+// testsrv.DNS's any-name answer is not), TCP echo on portEcho
 // and UDP echo on portUDPSink on the extra addresses.
 func namesServers(t *testing.T, top *topo.Topology) {
 	t.Helper()
@@ -263,22 +265,12 @@ func namesServers(t *testing.T, top *topo.Topology) {
 		go s.ActivateAndServe()
 		t.Cleanup(func() { _ = s.Shutdown() })
 	}
-	go serveEcho(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", portEcho)))
+	go testsrv.AcceptLoop(listenIn(t, top.Server, "tcp", fmt.Sprintf("[::]:%d", portEcho)), testsrv.Echo)
 	// One UDP socket per address: a reply from a wildcard socket would
 	// leave from the server's primary address, which the client's
 	// connected socket ignores.
 	for _, a := range []string{boundUDP4, otherA4, forgedA4, boundTCP4} {
-		pc := listenPacketIn(t, top.Server, "udp", hostPort(netip.MustParseAddr(a), portUDPSink))
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				n, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				_, _ = pc.WriteTo(buf[:n], from)
-			}
-		}()
+		go testsrv.ServePacket(listenPacketIn(t, top.Server, "udp", hostPort(netip.MustParseAddr(a), portUDPSink)), testsrv.EchoPacket)
 	}
 }
 
