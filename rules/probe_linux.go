@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,9 +143,44 @@ func kernelRelease() string {
 // namespace netnsFd (0: the caller's).
 func dialer(netnsFd int) func() (*nftables.Conn, error) {
 	return func() (*nftables.Conn, error) {
+		opts := []nftables.ConnOption{nftables.WithSockOptions(batchBuffers)}
 		if netnsFd != 0 {
-			return nftables.New(nftables.WithNetNSFd(netnsFd))
+			opts = append(opts, nftables.WithNetNSFd(netnsFd))
 		}
-		return nftables.New()
+		return nftables.New(opts...)
 	}
+}
+
+// batchBufferSize holds a large batch and its acknowledgements: the
+// batch goes out in one sendmsg, which the send buffer bounds (EMSGSIZE
+// past it), and Flush reads one ack per message only after the kernel has
+// committed them all, which the receive buffer must hold (ENOBUFS, the
+// batch's outcome lost, past it). A kernel-first policy of 100 rules is a
+// few thousand messages: the default 208 KiB buffers failed the daemon's
+// start with the benchmark's 100-rule policy, and 300 rules could not be
+// sent at all.
+const batchBufferSize = 32 << 20
+
+// batchBuffers forces the connection's buffers to batchBufferSize
+// (SO_SNDBUFFORCE, SO_RCVBUFFORCE: CAP_NET_ADMIN allows them past
+// wmem_max/rmem_max), or as large as the limits let them be.
+func batchBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var rerr, werr error
+	if err := rc.Control(func(fd uintptr) {
+		rerr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBufferSize)
+		werr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBufferSize)
+	}); err != nil {
+		return err
+	}
+	if rerr != nil {
+		_ = c.SetReadBuffer(batchBufferSize)
+	}
+	if werr != nil {
+		_ = c.SetWriteBuffer(batchBufferSize)
+	}
+	return nil
 }
