@@ -18,14 +18,15 @@ import (
 
 // Addresses of the names test, extra addresses of the server namespace:
 // what the DNS server gives for www.blocked.example (over UDP) and
-// tcp.blocked.example (over TCP), for every other name, and what forged
-// answers claim.
+// tcp.blocked.example (over TCP), for every other name, what forged
+// answers claim, and the AAAA of v6.blocked.example.
 const (
 	boundUDP4 = "198.18.2.10"
 	otherA4   = "198.18.2.11"
 	forgedA4  = "198.18.2.12"
 	boundTCP4 = "198.18.2.13"
-	namesTTL  = 4 // seconds
+	bound6    = "2001:db8:2::10"
+	namesTTL  = 5 // seconds
 )
 
 const namesPolicy = `
@@ -46,7 +47,8 @@ policy:
 // rule through the firewall, a TCP connection and a UDP datagram to the
 // address it gave are dropped, an address the name was not given passes,
 // and the binding expires with the answer's TTL; unsolicited answers and
-// answers with the wrong ID bind nothing. In kernel-first mode the
+// answers with the wrong ID bind nothing; a reload keeps the binding; AAAA
+// answers bind IPv6 addresses. In kernel-first mode the
 // kernel's name set holds the address and the queue never sees the dropped
 // packets.
 func TestIntegrationDstName(t *testing.T) {
@@ -57,8 +59,8 @@ func TestIntegrationDstName(t *testing.T) {
 
 func dstName(t *testing.T, mode string) {
 	top := newTopo(t, "qnm")
-	for _, a := range []string{boundUDP4, otherA4, forgedA4, boundTCP4} {
-		if out, err := top.Server.Output("ip", "addr", "add", a+"/24", "dev", top.ServerLink); err != nil {
+	for _, a := range []string{boundUDP4 + "/24", otherA4 + "/24", forgedA4 + "/24", boundTCP4 + "/24", bound6 + "/64"} {
+		if out, err := top.Server.Output("ip", "addr", "add", a, "dev", top.ServerLink, "nodad"); err != nil {
 			t.Fatalf("add %s: %v %s", a, err, out)
 		}
 	}
@@ -134,6 +136,34 @@ func dstName(t *testing.T, mode string) {
 	}
 	if hits := ruleHits(st, "no-blocked"); hits == 0 {
 		t.Fatalf("no hits for no-blocked: %+v", st.Rules)
+	}
+	// A reload keeps the binding (kernel-first: the new generation's set
+	// is filled from the table).
+	if !d.reload() {
+		t.Fatalf("reload failed:\n%s", d.log.String())
+	}
+	if err := dialFrom(top.Client, top.ClientIP4.String(), echoBound); err == nil {
+		t.Fatal("TCP to the bound address passed after a reload")
+	}
+	if el := time.Since(t0); el > namesTTL*time.Second-500*time.Millisecond {
+		t.Fatalf("the checks took %v of the %d s binding: too slow to tell", el, namesTTL)
+	}
+
+	// AAAA: the IPv6 set.
+	out, err = top.Client.Output("dig", "@"+top.ServerIP4.String(), "+tries=1", "+timeout=2", "+short", "AAAA", "v6.blocked.example")
+	if err != nil || !strings.Contains(out, bound6) {
+		t.Fatalf("dig AAAA: %v %q", err, out)
+	}
+	if err := dialFrom(top.Client, top.ClientIP6.String(), hostPort(netip.MustParseAddr(bound6), portEcho)); err == nil {
+		t.Fatal("TCP to the bound IPv6 address passed")
+	}
+	if err := dialFrom(top.Client, top.ClientIP6.String(), hostPort(top.ServerIP6, portEcho)); err != nil {
+		t.Fatalf("TCP to the server's own IPv6 address: %v", err)
+	}
+	if mode == "kernel-first" {
+		if table, _ := top.Firewall.Output("nft", "list", "table", "inet", "qguard"); !strings.Contains(table, bound6+" timeout") {
+			t.Fatalf("kernel IPv6 name set:\n%s", table)
+		}
 	}
 
 	// The same over TCP DNS, for another name.
@@ -245,6 +275,9 @@ func namesServers(t *testing.T, top *topo.Topology) {
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
+		if len(r.Question) == 1 && r.Question[0].Qtype == dns.TypeAAAA && strings.EqualFold(r.Question[0].Name, "v6.blocked.example.") {
+			m.Answer = append(m.Answer, rr(t, fmt.Sprintf("v6.blocked.example. %d IN AAAA %s", namesTTL, bound6)))
+		}
 		if len(r.Question) == 1 && r.Question[0].Qtype == dns.TypeA {
 			switch q := strings.ToLower(r.Question[0].Name); q {
 			case "www.blocked.example.":
