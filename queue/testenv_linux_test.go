@@ -28,11 +28,7 @@ type qenv struct {
 func newQEnv(t *testing.T) *qenv {
 	t.Helper()
 	testutil.NeedRoot(t, "creates network namespaces and binds NFQUEUE queues")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgq"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = top.Close() })
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgq"})
 	// Resolve the neighbours first: IPv6 neighbour discovery right after
 	// the links come up can take a second, longer than tests wait.
 	for _, dst := range []string{top.ServerIP4.String(), top.ServerIP6.String()} {

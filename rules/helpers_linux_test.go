@@ -32,12 +32,8 @@ func TestMain(m *testing.M) {
 func testNS(t testing.TB) (topo.NS, int) {
 	t.Helper()
 	testutil.NeedRoot(t, "CAP_NET_ADMIN: network namespaces, nftables rules")
-	ns, err := topo.New(nsPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Remove() })
-	return ns, nsFd(t, ns)
+	ns := testutil.NewNetNS(t, nsPrefix)
+	return ns.NS, ns.Fd()
 }
 
 func nsFd(t testing.TB, ns topo.NS) int {

@@ -19,11 +19,7 @@ import (
 func newTopo(t testing.TB, extra ...netip.Addr) (*topo.Topology, int) {
 	t.Helper()
 	testutil.NeedRoot(t, "CAP_NET_ADMIN: network namespaces, nftables rules")
-	tp, err := topo.NewTopology(&topo.Options{Prefix: nsPrefix, ExtraClientAddrs: extra})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tp.Close() })
+	tp := testutil.NewTopology(t, &topo.Options{Prefix: nsPrefix, ExtraClientAddrs: extra})
 	return tp, nsFd(t, tp.Firewall)
 }
 

@@ -41,11 +41,7 @@ var labCounters = map[string]string{
 func newLab(t testing.TB) *lab {
 	t.Helper()
 	testutil.NeedRoot(t, "to load BPF programs")
-	tp, err := topo.NewTopology(&topo.Options{Prefix: "qx", ExtraClientAddrs: []netip.Addr{alt4, alt6}})
-	if err != nil {
-		t.Fatalf("topology: %v", err)
-	}
-	t.Cleanup(func() { _ = tp.Close() })
+	tp := testutil.NewTopology(t, &topo.Options{Prefix: "qx", ExtraClientAddrs: []netip.Addr{alt4, alt6}})
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", labTable)
 	for name := range labCounters {
@@ -420,11 +416,7 @@ func TestHelperLoadWithoutCapabilities(t *testing.T) {
 // native XDP: ModeNative fails, ModeAuto ends in generic mode and says why.
 func TestIntegrationAutoFallback(t *testing.T) {
 	testutil.NeedRoot(t, "to load BPF programs")
-	ns, err := topo.New("qxl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Remove() })
+	ns := testutil.NewNetNS(t, "qxl")
 	var native, auto *Filter
 	var nerr, aerr error
 	must(t, ns.Do(func() error {

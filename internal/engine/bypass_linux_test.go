@@ -42,11 +42,7 @@ func fwCounter(t *testing.T, fw topo.NS) uint64 {
 // and nothing is reported bypassed; at a low rate nothing is either.
 func TestIntegrationBypassCounted(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgb"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Close() })
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgb"})
 	if err := top.Firewall.Run("nft", "add table inet qgtest; add chain inet qgtest seen { type filter hook forward priority -100; }; add rule inet qgtest seen udp dport 9100 counter"); err != nil {
 		t.Fatal(err)
 	}

@@ -44,12 +44,8 @@ func TestIntegrationKernelFirstDifferential(t *testing.T) {
 	}
 	t.Logf("seed %d (QGUARD_DIFF_SEED=%d replays it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgdf", ExtraClientAddrs: []netip.Addr{
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgdf", ExtraClientAddrs: []netip.Addr{
 		netip.MustParseAddr("198.18.1.3"), netip.MustParseAddr("2001:db8:1::3")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Close() })
 	for _, ip := range []string{"198.18.2.2", "2001:db8:2::2"} {
 		if _, err := top.Client.Output("ping", "-n", "-q", "-c", "1", "-W", "3", ip); err != nil {
 			t.Fatalf("warm-up ping %s: %v", ip, err)

@@ -19,11 +19,7 @@ import (
 // act in the firewall namespace, never in the caller's.
 func TestIntegrationEngineInNamespace(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgen"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Close() })
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgen"})
 	cfg, err := config.Parse("engine-test.yaml", []byte(`
 rules: {table: qgengine}
 policy:
@@ -86,11 +82,7 @@ policy:
 // the XDP program, which drops the source's later packets before the stack.
 func TestIntegrationEngineXDP(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE, bpf")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgex"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Close() })
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgex"})
 	cfg, err := config.Parse("engine-xdp.yaml", []byte(`
 rules: {table: qgenginex}
 xdp: {interfaces: [fw-c], mode: generic}
@@ -154,11 +146,7 @@ policy:
 // undoes everything.
 func TestIntegrationEngineStartFailure(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgef"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Close() })
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgef"})
 	cfg, err := config.Parse("engine-fail.yaml", []byte("rules: {table: qgenginef}\nxdp: {interfaces: [nope0]}\n"))
 	if err != nil {
 		t.Fatal(err)

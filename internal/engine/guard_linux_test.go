@@ -42,11 +42,7 @@ func (s *syncBuf) String() string {
 // named, and the first one's table stays.
 func TestIntegrationGuardOff(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Close() })
+	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgg"})
 	yaml := func(guard bool) *config.File {
 		cfg, err := config.Parse("guard-test.yaml", []byte(fmt.Sprintf("queue: {num: 3}\nrules: {table: qgguard, guard: %v}\npolicy: {default: accept}\n", guard)))
 		if err != nil {
@@ -112,7 +108,7 @@ func TestIntegrationGuardOff(t *testing.T) {
 	}
 
 	var e2 *Engine
-	err = top.Firewall.Do(func() (err error) {
+	err := top.Firewall.Do(func() (err error) {
 		e2, err = New(yaml(true), &Options{Logger: log, Queue: &QueueRange{Num: 9, Count: 2}})
 		return err
 	})

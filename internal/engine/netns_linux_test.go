@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"fmt"
 	"os"
-	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -26,28 +26,22 @@ func TestIntegrationRulesNetNS(t *testing.T) {
 	if fd, f, err := rulesNetNS(int(own.Fd())); err != nil || fd != 0 || f != nil {
 		t.Fatalf("own namespace by descriptor: %d, %v, %v; want 0, nil, nil", fd, f, err)
 	}
-	testutil.NeedRoot(t, "to create a network namespace")
-	type result struct {
+	ns := testutil.NewNetNS(t, "qgnn")
+	var r struct {
 		pinned, want       nsID
 		keptOther, keptOwn bool
-		err                error
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the runtime discards the thread
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- result{err: err}
-			return
-		}
-		var r result
+	err = ns.Do(func() error {
 		r.want, _ = threadNetNS()
 		fd, f, err := rulesNetNS(0)
 		if err != nil || f == nil || fd != int(f.Fd()) {
-			done <- result{err: err}
-			return
+			return fmt.Errorf("pin this thread's namespace: %d, %v, %w", fd, f, err)
 		}
+		defer f.Close()
 		var st unix.Stat_t
-		r.err = unix.Fstat(fd, &st)
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
 		r.pinned = nsID{st.Dev, st.Ino}
 		// Asked for by descriptor, this namespace is not the shared one.
 		fd2, _, err := rulesNetNS(fd)
@@ -56,12 +50,10 @@ func TestIntegrationRulesNetNS(t *testing.T) {
 		// calls run on this thread.
 		fd3, _, err := rulesNetNS(int(own.Fd()))
 		r.keptOwn = err == nil && fd3 == int(own.Fd())
-		f.Close()
-		done <- r
-	}()
-	r := <-done
-	if r.err != nil || r.pinned == (nsID{}) || r.pinned != r.want {
-		t.Fatalf("other namespace: pinned %v, want %v (err %v)", r.pinned, r.want, r.err)
+		return nil
+	})
+	if err != nil || r.pinned == (nsID{}) || r.pinned != r.want {
+		t.Fatalf("other namespace: pinned %v, want %v (err %v)", r.pinned, r.want, err)
 	}
 	if !r.keptOther || !r.keptOwn {
 		t.Errorf("from another namespace, a descriptor asked for was dropped: other kept %v, shared kept %v", r.keptOther, r.keptOwn)

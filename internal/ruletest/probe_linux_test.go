@@ -30,12 +30,8 @@ const probeRules = `table inet probetest {
 
 func TestIntegrationProbes(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables")
-	tp, err := topo.NewTopology(&topo.Options{Prefix: "qgrp", ExtraClientAddrs: []netip.Addr{
+	tp := testutil.NewTopology(t, &topo.Options{Prefix: "qgrp", ExtraClientAddrs: []netip.Addr{
 		netip.MustParseAddr("198.18.1.20"), netip.MustParseAddr("2001:db8:1::20")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tp.Close() })
 	cmd := tp.Firewall.Command(context.Background(), "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(probeRules)
 	if out, err := cmd.CombinedOutput(); err != nil {

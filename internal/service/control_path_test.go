@@ -1,11 +1,8 @@
 package service
 
 import (
-	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/qguard/qguard/internal/testutil"
 )
@@ -35,21 +32,16 @@ func TestIntegrationControlPathPerNetNS(t *testing.T) {
 			t.Errorf("initial namespace: %s, want %s", got, DefaultControlSocket)
 		}
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
+	ns := testutil.NewNetNS(t, "qgsv")
+	var got string
+	var nino uint64
+	if err := ns.Do(func() (err error) {
+		got = DefaultControlPath()
+		nino, err = netNSIno("/proc/thread-self/ns/net")
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	ns, err := netns.New() // enters it
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	defer netns.Set(orig)
-	got := DefaultControlPath()
-	nino, _ := netNSIno("/proc/thread-self/ns/net")
 	if nino == ino || !strings.HasPrefix(got, "/run/qguard/control-netns-") || got != netNSControlPath(nino) {
 		t.Errorf("new namespace (inode %d, was %d): %s", nino, ino, got)
 	}

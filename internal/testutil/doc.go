@@ -6,4 +6,11 @@
 //
 // Tests that create namespaces, install nftables rules, bind queues or
 // load BPF programs call NeedRoot first and are named TestIntegration*.
+//
+// # Namespaces
+//
+// NewNetNS(tb, prefix) is one throwaway namespace (Do runs code inside it
+// on a locked thread, Fd opens it for setns); NewTopology(tb, opts) is the
+// client -> firewall -> server topology of package topo. Both skip without
+// root and are removed when the test ends.
 package testutil

@@ -1,4 +1,4 @@
-package topo
+package topo_test
 
 import (
 	"net"
@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/testutil"
+	"github.com/qguard/qguard/internal/topo"
 )
 
 func TestIntegrationTopology(t *testing.T) {
 	testutil.NeedRoot(t, "to create namespaces")
-	top, err := NewTopology(&Options{Prefix: "qgtt"})
+	top, err := topo.NewTopology(&topo.Options{Prefix: "qgtt"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestIntegrationTopology(t *testing.T) {
 	if err := top.Close(); err != nil {
 		t.Fatal(err)
 	}
-	left, err := Leftovers("qgtt")
+	left, err := topo.Leftovers("qgtt")
 	if err != nil || len(left) != 0 {
 		t.Fatalf("namespaces left behind: %v %v", left, err)
 	}
