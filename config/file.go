@@ -2,6 +2,7 @@ package config
 
 import (
 	_ "embed"
+	"net/netip"
 	"time"
 
 	"github.com/qguard/qguard/names"
@@ -116,11 +117,13 @@ type Names struct {
 	MaxBindings    int               // name-address pairs kept; the first to expire gives way
 	MaxPending     int               // queries waiting for their answer
 	Ports          []proto.PortRange // ports whose DNS queries and answers are read
+	Servers        []netip.Prefix    // only these servers' answers bind; empty: any
 }
 
 // Table returns the names.Config the section asks for.
 func (n *Names) Table() *names.Config {
-	return &names.Config{MinTTL: n.MinTTL, MaxTTL: n.MaxTTL, MaxBindings: n.MaxBindings, MaxPending: n.MaxPending}
+	return &names.Config{MinTTL: n.MinTTL, MaxTTL: n.MaxTTL, MaxBindings: n.MaxBindings, MaxPending: n.MaxPending,
+		Servers: n.Servers}
 }
 
 // Flows is the flows section: each queue's flow table.

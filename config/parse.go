@@ -379,6 +379,12 @@ func (d *decoder) names1(nm *Names, n *yaml.Node) {
 		"max_ttl":      func(v *yaml.Node) { maxPos = v; d.duration(&nm.MaxTTL, "names.max_ttl")(v) },
 		"max_bindings": func(v *yaml.Node) { nm.MaxBindings = d.intIn(v, "names.max_bindings", 1, 1<<24, nm.MaxBindings) },
 		"max_pending":  func(v *yaml.Node) { nm.MaxPending = d.intIn(v, "names.max_pending", 1, 1<<20, nm.MaxPending) },
+		"servers": func(v *yaml.Node) {
+			var sets []string
+			if nm.Servers, sets = d.prefixes(v, "names.servers"); len(sets) > 0 {
+				d.errf(v, "names.servers: prefix sets (@%s) are for policy rules; list the resolvers' addresses", sets[0])
+			}
+		},
 		"ports": func(v *yaml.Node) {
 			if nm.Ports = d.ports(v, "names.ports"); len(nm.Ports) == 0 {
 				d.errf(v, "names.ports: expected at least one port, like [53]")

@@ -77,6 +77,8 @@ func TestErrors(t *testing.T) {
 		{"bad names section", "names:\n  min_ttl: 2h\n  max_ttl: 1h\n  max_bindings: 0\n  ports: []\n  max_pending: lots\n",
 			[]string{`3:12: names.min_ttl 2h0m0s is above names.max_ttl 1h0m0s`, `4:17: names.max_bindings: 0 is out of range`,
 				`5:10: names.ports: expected at least one port`, `6:16: names.max_pending: expected a whole number`}},
+		{"bad servers", "names: {servers: [\"10.0.0.1/8\", \"@set\"]}\n",
+			[]string{`1:18: names.servers: prefix sets (@set) are for policy rules`, `1:19: names.servers: "10.0.0.1/8" has bits set past the prefix length`}},
 		{"zero ttl", "names: {min_ttl: 0}\n",
 			[]string{`1:18: names.min_ttl: expected a positive duration like 60s`}},
 		{"bad mark match", "policy:\n  rules:\n    - name: a\n      match: {mark: \"0x11/0x10\"}\n      action: drop\n",

@@ -40,6 +40,12 @@ type Config struct {
 	MaxPending int
 	// PendingTimeout is how long a query waits for its answer.
 	PendingTimeout time.Duration
+	// Servers, when not empty, are the only DNS servers whose answers
+	// bind: queries to others are not recorded and their answers count as
+	// Untrusted. Without it any server a client asks binds for every
+	// client, so a client that asks its own server can bind any address
+	// to any name (docs/names.md).
+	Servers []netip.Prefix
 	// Updates, when set, makes new and refreshed bindings available on
 	// Table.Updates (for the kernel sets).
 	Updates bool
@@ -86,6 +92,11 @@ func (c *Config) Validate() error {
 	case o.MaxPending < 0 || o.MaxPending > 1<<20:
 		return fmt.Errorf("%w: max_pending %d: expected 1 to %d", ErrConfig, o.MaxPending, 1<<20)
 	}
+	for _, p := range o.Servers {
+		if !p.IsValid() {
+			return fmt.Errorf("%w: servers: invalid prefix", ErrConfig)
+		}
+	}
 	return nil
 }
 
@@ -110,6 +121,7 @@ type Stats struct {
 	Evicted     uint64 // bindings replaced before expiry (MaxBindings)
 	Answers     uint64 // answers that matched a pending query
 	Unsolicited uint64 // answers matching no pending query: bound nothing
+	Untrusted   uint64 // answers from a server not in Config.Servers: bound nothing
 	Malformed   uint64 // responses that did not parse
 	Queries     uint64 // queries recorded
 	QueryEvicts uint64 // pending queries replaced before their answer (MaxPending)
@@ -143,8 +155,8 @@ type Table struct {
 	byAddr map[netip.Addr][]*binding
 	exp    expiry
 
-	added, refreshed, evicted, answers, unsolicited atomic.Uint64
-	malformed, queries, queryEvicts, updateDrops    atomic.Uint64
+	added, refreshed, evicted, answers, unsolicited, untrusted atomic.Uint64
+	malformed, queries, queryEvicts, updateDrops               atomic.Uint64
 }
 
 type filterBox struct{ m Matcher }
@@ -181,8 +193,26 @@ func (t *Table) Active() bool { return t.filter.Load() != nil }
 // Config.Updates.
 func (t *Table) Updates() <-chan Binding { return t.updates }
 
-// Query records a query seen on flow f (client to server).
+// trusted reports whether answers from server a may bind.
+func (t *Table) trusted(a netip.Addr) bool {
+	if len(t.cfg.Servers) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range t.cfg.Servers {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Query records a query seen on flow f (client to server); a query to a
+// server not in Config.Servers is not recorded.
 func (t *Table) Query(f Flow, q *Question) {
+	if !t.trusted(f.Dst) {
+		return
+	}
 	t.queries.Add(1)
 	if t.pend.add(f, q, t.cfg.Now().UnixNano()) {
 		t.queryEvicts.Add(1)
@@ -198,6 +228,10 @@ func (t *Table) Malformed() { t.malformed.Add(1) }
 // pending.
 func (t *Table) Answer(f Flow, a *Answer) (bound int, solicited bool) {
 	now := t.cfg.Now()
+	if !t.trusted(f.Src) {
+		t.untrusted.Add(1)
+		return 0, false
+	}
 	if !t.pend.take(f, &a.Question, now.UnixNano()) {
 		t.unsolicited.Add(1)
 		return 0, false
@@ -362,7 +396,7 @@ func (t *Table) Stats() Stats {
 	n := len(t.exp)
 	t.mu.RUnlock()
 	return Stats{Bindings: n, Added: t.added.Load(), Refreshed: t.refreshed.Load(), Evicted: t.evicted.Load(),
-		Answers: t.answers.Load(), Unsolicited: t.unsolicited.Load(), Malformed: t.malformed.Load(),
+		Answers: t.answers.Load(), Unsolicited: t.unsolicited.Load(), Untrusted: t.untrusted.Load(), Malformed: t.malformed.Load(),
 		Queries: t.queries.Load(), QueryEvicts: t.queryEvicts.Load(), UpdateDrops: t.updateDrops.Load()}
 }
 

@@ -3,6 +3,7 @@ package names
 import (
 	"bytes"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,4 +277,77 @@ func BenchmarkMatch(b *testing.B) {
 	for b.Loop() {
 		tb.Match(a, m)
 	}
+}
+
+func TestTableServers(t *testing.T) {
+	tb, _ := newTable(t, &Config{MinTTL: time.Second, Servers: []netip.Prefix{netip.MustParsePrefix("198.19.0.0/24")}})
+	ask(t, tb, qflow, 1, "x.example.", dns.TypeA)
+	if n, ok := answer(t, tb, aflow, 1, "x.example.", dns.TypeA, "x.example. 60 IN A 192.0.2.1"); n != 1 || !ok {
+		t.Fatalf("trusted server: bound %d", n)
+	}
+	own := netip.MustParseAddr("203.0.113.53") // a server the client chose
+	q := Flow{Proto: 17, Src: client, Dst: own, SrcPort: 40001, DstPort: 53}
+	ask(t, tb, q, 2, "x.example.", dns.TypeA)
+	if n, _ := answer(t, tb, q.reverse(), 2, "x.example.", dns.TypeA, "x.example. 60 IN A 192.0.2.66"); n != 0 {
+		t.Fatalf("untrusted server bound %d", n)
+	}
+	if s := tb.Stats(); s.Untrusted != 1 || s.Queries != 1 || s.Bindings != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	bad := Config{Servers: []netip.Prefix{{}}}
+	if bad.Validate() == nil {
+		t.Fatal("invalid prefix accepted")
+	}
+}
+
+// TestTableConcurrent feeds and reads one table from several goroutines,
+// as the queues' pipelines and a status scrape do (run with -race).
+func TestTableConcurrent(t *testing.T) {
+	tb, err := New(&Config{MinTTL: time.Millisecond, MaxTTL: 20 * time.Millisecond, MaxBindings: 64, Updates: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.SetFilter(suffix{"example"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			<-tb.Updates()
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var q Question
+			var a Answer
+			for i := range 500 {
+				m := new(dns.Msg)
+				m.SetQuestion("x.example.", dns.TypeA)
+				m.Id = uint16(i)
+				qb, _ := m.Pack()
+				ParseQuery(qb, &q)
+				f := Flow{Proto: 17, Src: client, Dst: server, SrcPort: uint16(1000 + g), DstPort: 53}
+				tb.Query(f, &q)
+				r := new(dns.Msg)
+				r.SetReply(m)
+				r.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "x.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
+					A: netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}).AsSlice()}}
+				rb, _ := r.Pack()
+				ParseAnswer(rb, &a)
+				tb.Answer(f.reverse(), &a)
+				tb.Match(netip.AddrFrom4([4]byte{10, byte(g), 0, byte(i)}), suffix{"example"})
+				if i%50 == 0 {
+					tb.Bindings()
+					tb.Stats()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s := tb.Stats(); s.Bindings > 64 || s.Answers != 2000 {
+		t.Fatalf("stats %+v", s)
+	}
+	<-done
 }

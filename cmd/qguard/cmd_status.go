@@ -175,8 +175,8 @@ func quantile(h engine.Histogram, q float64) string {
 
 // printNames prints the dst_name/src_name bindings and their counters.
 func printNames(out io.Writer, n *engine.NameStats) {
-	fmt.Fprintf(out, "\nname bindings: %d (answers %d, unsolicited %d, malformed %d, evicted %d, kernel updates dropped %d)\n",
-		n.Bindings, n.Answers, n.Unsolicited, n.Malformed, n.Evicted, n.UpdateDrops)
+	fmt.Fprintf(out, "\nname bindings: %d (answers %d, unsolicited %d, untrusted %d, malformed %d, evicted %d, kernel updates dropped %d)\n",
+		n.Bindings, n.Answers, n.Unsolicited, n.Untrusted, n.Malformed, n.Evicted, n.UpdateDrops)
 	if len(n.List) == 0 {
 		return
 	}

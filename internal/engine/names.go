@@ -33,6 +33,7 @@ type NameStats struct {
 	Evicted     uint64        `json:"evicted"`
 	Answers     uint64        `json:"answers"`
 	Unsolicited uint64        `json:"unsolicited"`
+	Untrusted   uint64        `json:"untrusted"` // from a server not in names.servers
 	Malformed   uint64        `json:"malformed"`
 	Queries     uint64        `json:"queries"`
 	QueryEvicts uint64        `json:"query_evicts"`
@@ -140,7 +141,7 @@ func (e *Engine) nameStats() *NameStats {
 		return nil
 	}
 	s := &NameStats{Bindings: st.Bindings, Added: st.Added, Refreshed: st.Refreshed, Evicted: st.Evicted,
-		Answers: st.Answers, Unsolicited: st.Unsolicited, Malformed: st.Malformed, Queries: st.Queries,
+		Answers: st.Answers, Unsolicited: st.Unsolicited, Untrusted: st.Untrusted, Malformed: st.Malformed, Queries: st.Queries,
 		QueryEvicts: st.QueryEvicts, UpdateDrops: st.UpdateDrops, Kernel: e.nameKernel.Load(), KernelFails: e.nameErrors.Load()}
 	now := e.names.Now()
 	for _, b := range e.names.Bindings() {
