@@ -1,18 +1,15 @@
 package config
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/qguard/qguard/internal/yamlpos"
 	"github.com/qguard/qguard/proto"
 )
 
@@ -28,31 +25,29 @@ func Load(path string) (*File, error) {
 // Parse parses a configuration file's contents; name is used in errors and
 // to resolve relative paths (prefix set files). Every problem is reported in
 // the returned *ErrorList.
-func Parse(name string, data []byte) (*File, error) {
+func Parse(name string, data []byte) (*File, error) { return ParseSections(name, data) }
+
+// ParseSections is Parse of only the named top-level sections of data (all
+// of them when none is named); the others are left to another parser. A
+// rule-test file carries its policy, queue and rules sections beside its
+// cases this way, and errors keep the test file's lines and columns.
+func ParseSections(name string, data []byte, sections ...string) (*File, error) {
 	d := &decoder{file: name, dir: filepath.Dir(name)}
 	f := defaults()
 	f.Name = name
-	var root, extra yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil && err != io.EOF {
-		d.yamlError(err)
-		return nil, d.result()
-	}
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		d.errf(&extra, "a second YAML document (after ---); expected one document per file")
-	case err != io.EOF:
-		d.yamlError(err)
-	}
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		doc := root.Content[0]
-		if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-			return f, nil
+	root, probs := yamlpos.Decode(data)
+	for _, p := range probs {
+		if p.Syntax {
+			d.errAt(pos{p.Line, p.Col}, "YAML syntax: %s", p.Msg)
+		} else {
+			d.errAt(pos{p.Line, p.Col}, "%s", p.Msg)
 		}
-		d.refuseAliases(doc)
-		if len(d.errs) == 0 {
-			d.file1(f, doc)
+	}
+	if root != nil && len(d.errs) == 0 {
+		if len(sections) > 0 && root.Kind == yaml.MappingNode {
+			root = yamlpos.Sections(root, sections...)
 		}
+		d.file1(f, root)
 	}
 	if err := d.result(); err != nil {
 		return nil, err
@@ -91,58 +86,6 @@ func (d *decoder) result() error {
 	return &ErrorList{Errs: d.errs}
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlError turns a syntax error of the YAML parser into an Error.
-func (d *decoder) yamlError(err error) {
-	msg := err.Error()
-	for _, m := range strings.Split(msg, "\n") {
-		m = strings.TrimSpace(m)
-		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
-			line, _ := strconv.Atoi(sm[1])
-			d.errAt(pos{line, 0}, "YAML syntax: %s", sm[2])
-			continue
-		}
-		if m != "" && m != "yaml: unmarshal errors:" {
-			d.errAt(pos{}, "YAML syntax: %s", strings.TrimPrefix(m, "yaml: "))
-		}
-	}
-}
-
-func (d *decoder) refuseAliases(n *yaml.Node) {
-	if n.Kind == yaml.AliasNode {
-		d.errf(n, "aliases (*%s) are not supported: write the value out", n.Value)
-		return
-	}
-	if n.Anchor != "" {
-		d.errf(n, "anchors (&%s) are not supported: write the value out", n.Anchor)
-	}
-	for _, c := range n.Content {
-		d.refuseAliases(c)
-	}
-}
-
-// kindName describes a node for "expected X, found Y" messages.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	switch n.Tag {
-	case "!!null":
-		return "nothing (null)"
-	case "!!int":
-		return "the number " + n.Value
-	case "!!bool":
-		return "the boolean " + n.Value
-	case "!!float":
-		return "the number " + n.Value
-	}
-	return strconv.Quote(n.Value)
-}
-
 // fields maps the keys of a mapping to their parsers.
 type fields map[string]func(v *yaml.Node)
 
@@ -153,14 +96,14 @@ func (d *decoder) mapping(n *yaml.Node, what string, fs fields) {
 		if n.Tag == "!!null" {
 			return // "section:" with nothing under it: all defaults
 		}
-		d.errf(n, "%s: expected a mapping of keys, found %s", what, kindName(n))
+		d.errf(n, "%s: expected a mapping of keys, found %s", what, yamlpos.Kind(n))
 		return
 	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.errf(k, "%s: expected a key name, found %s", what, kindName(k))
+			d.errf(k, "%s: expected a key name, found %s", what, yamlpos.Kind(k))
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
@@ -198,7 +141,7 @@ func (d *decoder) list(n *yaml.Node, what string, fn func(item *yaml.Node)) {
 	case n.Kind == yaml.ScalarNode:
 		fn(n)
 	default:
-		d.errf(n, "%s: expected a list, found %s", what, kindName(n))
+		d.errf(n, "%s: expected a list, found %s", what, yamlpos.Kind(n))
 	}
 }
 

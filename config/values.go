@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/qguard/qguard/internal/yamlpos"
 	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/verdict"
 )
@@ -17,7 +18,7 @@ import (
 // scalarString returns a scalar's text, reporting lists, mappings and null.
 func (d *decoder) scalarString(n *yaml.Node, what string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.errf(n, "%s: expected a single value, found %s", what, kindName(n))
+		d.errf(n, "%s: expected a single value, found %s", what, yamlpos.Kind(n))
 		return "", false
 	}
 	return n.Value, true
@@ -38,7 +39,7 @@ func (d *decoder) str(dst *string, what string) func(*yaml.Node) {
 func (d *decoder) boolean(dst *bool, what string) func(*yaml.Node) {
 	return func(n *yaml.Node) {
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			d.errf(n, "%s: expected true or false, found %s", what, kindName(n))
+			d.errf(n, "%s: expected true or false, found %s", what, yamlpos.Kind(n))
 			return
 		}
 		*dst = n.Value == "true" || n.Value == "True" || n.Value == "TRUE"
@@ -73,7 +74,7 @@ func (d *decoder) uintIn(n *yaml.Node, what string, lo, hi uint64, def uint64) u
 
 func (d *decoder) integer(n *yaml.Node, what string) (int64, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		d.errf(n, "%s: expected a whole number, found %s", what, kindName(n))
+		d.errf(n, "%s: expected a whole number, found %s", what, yamlpos.Kind(n))
 		return 0, false
 	}
 	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)

@@ -141,12 +141,13 @@ type Case struct {
 // File is a parsed test file.
 type File struct {
 	Path string
-	// Config is the YAML handed to the config package: the test file's own
-	// text with every line outside the policy, queue and rules sections
-	// blanked (so config errors keep the test file's line numbers), or the
-	// content of policy_file.
+	// Config is the YAML handed to the config package: the test file
+	// itself, whose policy, queue and rules sections it reads (so config
+	// errors keep the test file's lines and columns), or the content of
+	// policy_file.
 	Config     []byte
 	ConfigName string
+	inline     bool // Config is the test file: parse only its config sections
 	ExtraAddrs []netip.Addr
 	Timeout    time.Duration
 	Parallel   bool

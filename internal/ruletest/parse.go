@@ -7,13 +7,13 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/yamlpos"
 )
 
 // DefaultTimeout is how long a probe waits before calling a packet dropped.
@@ -33,8 +33,8 @@ var (
 )
 
 // configSections are the top-level keys of a qguard config file that a test
-// file may carry inline.
-var configSections = map[string]bool{"policy": true, "queue": true, "rules": true}
+// file may carry inline (config.ParseSections reads them).
+var configSections = []string{"policy", "queue", "rules"}
 
 // parser collects errors while walking one file's nodes.
 type parser struct {
@@ -65,16 +65,22 @@ func ParseFile(path string) (*File, error) {
 func Parse(name string, data []byte) (*File, error) {
 	p := &parser{name: name}
 	f := &File{Path: name, Timeout: DefaultTimeout, Parallel: true}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlError(name, err)
+	root, probs := yamlpos.Decode(data)
+	for _, pr := range probs {
+		e := &PosError{File: name, Line: pr.Line, Col: max(pr.Col, 1), Msg: pr.Msg}
+		if pr.Syntax {
+			e.Msg = "invalid YAML: " + pr.Msg
+		}
+		p.errs = append(p.errs, e)
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	if root == nil {
 		return nil, &PosError{File: name, Msg: "empty test file: expected a mapping with policy (or policy_file) and cases"}
 	}
-	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		p.errf(root, "expected a mapping with policy (or policy_file) and cases, found %s", nodeKind(root))
+		p.errf(root, "expected a mapping with policy (or policy_file) and cases, found %s", yamlpos.Kind(root))
 		return nil, p.errs
 	}
 	var policyNode, policyFileNode, casesNode *yaml.Node
@@ -86,9 +92,6 @@ func Parse(name string, data []byte) (*File, error) {
 			inline = true
 			if k.Value == "policy" {
 				policyNode = k
-			}
-			if root.Style&yaml.FlowStyle != 0 || k.Column != 1 {
-				p.errf(k, "write %s as a block mapping at the start of a line", k.Value)
 			}
 		case "policy_file":
 			policyFileNode = v
@@ -110,7 +113,7 @@ func Parse(name string, data []byte) (*File, error) {
 	case policyFileNode != nil:
 		f.Config, f.ConfigName = p.policyFile(policyFileNode)
 	case policyNode != nil:
-		f.Config, f.ConfigName = keepSections(data), name
+		f.Config, f.ConfigName, f.inline = data, name, true
 	default:
 		p.errf(root, "missing policy: expected a policy section or policy_file: PATH")
 	}
@@ -133,44 +136,6 @@ func Parse(name string, data []byte) (*File, error) {
 		return nil, p.errs
 	}
 	return f, nil
-}
-
-// yamlError turns a syntax error ("yaml: line 3: ...") into a PosError.
-func yamlError(name string, err error) error {
-	msg := err.Error()
-	line := 0
-	if i := strings.Index(msg, "line "); i >= 0 {
-		rest := msg[i+5:]
-		if j := strings.IndexByte(rest, ':'); j > 0 {
-			if n, e := strconv.Atoi(rest[:j]); e == nil {
-				line = n
-				msg = strings.TrimSpace(rest[j+1:])
-			}
-		}
-	}
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	return &PosError{File: name, Line: line, Col: 1, Msg: "invalid YAML: " + msg}
-}
-
-// keepSections blanks every line that does not belong to a top-level
-// policy, queue or rules key, so the config package sees a config file whose
-// line and column numbers are the test file's.
-func keepSections(data []byte) []byte {
-	lines := strings.SplitAfter(string(data), "\n")
-	keep := false
-	var b strings.Builder
-	for _, l := range lines {
-		if len(l) > 0 && l[0] != ' ' && l[0] != '\t' && l[0] != '#' && l[0] != '\n' && l[0] != '\r' {
-			key, _, _ := strings.Cut(l, ":")
-			keep = configSections[strings.TrimSpace(key)]
-		}
-		if keep {
-			b.WriteString(l)
-		} else if strings.HasSuffix(l, "\n") {
-			b.WriteString("\n")
-		}
-	}
-	return []byte(b.String())
 }
 
 func (p *parser) policyFile(v *yaml.Node) ([]byte, string) {
@@ -286,18 +251,6 @@ func (p *parser) str(v *yaml.Node, what string) string {
 		return ""
 	}
 	return v.Value
-}
-
-func nodeKind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "something else"
 }
 
 // dnsTypes are the query types a DNS case may ask for.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/qguard/qguard/internal/yamlpos"
 )
 
 const sendHelp = "expected one of tcp: {port}, udp: {port, data}, icmp (or ping), dns: {name, type, over}, tls: {sni, port}, http: {host, path, port}"
@@ -48,7 +50,7 @@ func containsAddr(l []netip.Addr, a netip.Addr) bool {
 func (p *parser) oneCase(n *yaml.Node) (Case, bool) {
 	c := Case{Line: n.Line, Col: n.Column, Repeat: 1}
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, "case: expected a mapping with name, send and expect, found %s", nodeKind(n))
+		p.errf(n, "case: expected a mapping with name, send and expect, found %s", yamlpos.Kind(n))
 		return c, false
 	}
 	before := len(p.errs)

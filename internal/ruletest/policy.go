@@ -18,7 +18,13 @@ var topologyIfaces = map[string]uint32{"lo": 1, "fw-c": 2, "fw-s": 3}
 // compiles its policy, so that a bad policy fails before anything runs.
 // Errors keep the test file's positions (see File.Config).
 func loadConfig(f *File) (*config.File, error) {
-	cfg, err := config.Parse(f.ConfigName, f.Config)
+	parse := config.Parse
+	if f.inline {
+		parse = func(name string, data []byte) (*config.File, error) {
+			return config.ParseSections(name, data, configSections...)
+		}
+	}
+	cfg, err := parse(f.ConfigName, f.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -111,4 +111,3 @@ func (s *servers) close() {
 	}
 	s.wg.Wait()
 }
-
