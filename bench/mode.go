@@ -17,6 +17,7 @@ const (
 	UDP64  Traffic = "udp64"  // 64-byte IP packets, UDP
 	UDPMTU Traffic = "udpmtu" // 1500-byte IP packets, UDP
 	TCP    Traffic = "tcp"    // a few bulk TCP streams
+	Conn   Traffic = "conn"   // many short TCP connections
 	Flood  Traffic = "flood"  // 64-byte UDP from one blocked source
 )
 

@@ -112,6 +112,8 @@ func plotPanels(rs []Result) []panel {
 			p.title += ": delivered under a flood (solid) and drained from a full queue (light)"
 		case TCP:
 			p.unit, p.div = "Gbit/s", 1
+		case Conn:
+			p.unit = "thousand connections/s"
 		case Flood:
 			p.title += " (the firewall's drop rate)"
 		}
@@ -142,6 +144,8 @@ func figures(x *Result) []plotBar {
 	case TCP:
 		g := x.DeliveredMbps
 		return []plotBar{{v: Summary{Median: g.Median / 1e3, Min: g.Min / 1e3, Max: g.Max / 1e3}}}
+	case Conn:
+		return []plotBar{{v: x.ConnPS}}
 	case Flood:
 		return []plotBar{{v: x.DroppedPPS}}
 	}

@@ -36,6 +36,8 @@ var ErrPeerUsage = errors.New("bad peer-qguard argument")
 //	-config F     the policy handler's configuration file: its policy and
 //	              flow table run in internal/engine's own packet handler
 //	              (an offline engine: the queues are this process's)
+//	-gso          queue.FlagGSO: GSO super-packets are queued whole, as the
+//	              daemon's default queue.gso asks
 //
 // It prints "ready" once every queue is bound and returns nil after SIGTERM
 // or SIGINT, once the queues are drained and unbound.
@@ -50,6 +52,7 @@ func QGuardPeer(args []string) error {
 	cpuList := fs.String("cpus", "", "CPUs of the queue threads")
 	kind := fs.String("handler", "accept", "accept, drop or policy")
 	cfgPath := fs.String("config", "", "configuration file of the policy handler")
+	gso := fs.Bool("gso", false, "queue GSO super-packets whole")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse peer-qguard arguments: %w: %w", ErrPeerUsage, err)
 	}
@@ -79,8 +82,12 @@ func QGuardPeer(args []string) error {
 		return err
 	}
 	defer closeH()
+	var flags queue.Flags
+	if *gso {
+		flags = queue.FlagGSO
+	}
 	q, err := queue.Open(&queue.Config{
-		Num: uint16(*num), Count: uint16(*count), MaxLen: uint32(*maxLen), RcvBuf: *rcvBuf,
+		Num: uint16(*num), Count: uint16(*count), MaxLen: uint32(*maxLen), RcvBuf: *rcvBuf, Flags: flags,
 		NoENOBUFS: true, VerdictMode: parseVerdictMode(*mode), BatchSize: *batch, CPUs: cpus,
 	})
 	if err != nil {

@@ -70,9 +70,10 @@ func tableSections(rs []Result) []section {
 		{title: "64-byte UDP, packets/s", write: udpTable, legend: udpLegend},
 		{title: "1500-byte UDP, packets/s", write: udpTable, legend: udpLegend},
 		{title: "TCP streams, Gbit/s", write: tcpTable, legend: tcpLegend},
+		{title: "Short TCP connections, connections/s", write: connTable, legend: connLegend},
 		{title: "Blocked-source flood, packets/s dropped", write: floodTable, legend: floodLegend},
 	}
-	kinds := []Traffic{UDP64, UDPMTU, TCP, Flood}
+	kinds := []Traffic{UDP64, UDPMTU, TCP, Conn, Flood}
 	var out []section
 	for i, k := range kinds {
 		sec := known[i]
@@ -131,6 +132,12 @@ var tcpLegend = []string{
 		"queued/s: packets the queue saw per second (a GSO super-packet counts once); ns/pkt: handler CPU per queued packet.",
 }
 
+var connLegend = []string{
+	"conn/s: connections completed per second (connect, a 64-byte request, a 64-byte reply, the server's close), spread " +
+		"min..max over runs; vs C, vs kernel: over c-nfq's and kernel's; failed: connections refused, timed out or cut " +
+		"short, summed over runs; pkts/conn: packets the queue saw per connection; ns/conn: handler CPU per connection.",
+}
+
 var floodLegend = []string{
 	"dropped: packets/s the firewall dropped from one blocked source; vs queue: over flood-queue's (the queue deciding " +
 		"each packet). fw ns/pkt: the whole firewall's CPU per dropped packet (all CPUs' irq+softirq time plus the " +
@@ -162,6 +169,19 @@ func tcpTable(w io.Writer, rs []Result) error {
 		g = Summary{Median: g.Median / 1e3, Min: g.Min / 1e3, Max: g.Max / 1e3}
 		t.row(x, fmt.Sprintf("%.2f", g.Median), spread(g), ratio(x.VsC), ratio(x.VsKernel),
 			dash(x.queuedPPS(), num), dash(x.CPUPerPacket.Median, ns), dash(x.UserShare.Median, pct), drops(x))
+	}
+	return t.flush()
+}
+
+// connTable prints the short-connection rows.
+func connTable(w io.Writer, rs []Result) error {
+	t := newTable(w, rs, "conn/s", "spread", "vs C", "vs kernel", "failed", "pkts/conn", "ns/conn", "user", "q/u drop")
+	for _, x := range rs {
+		if !t.ran(x) {
+			continue
+		}
+		t.row(x, num(x.ConnPS.Median), spread(x.ConnPS), ratio(x.VsC), ratio(x.VsKernel), compact(x.ConnFailures),
+			dash(x.queuedPerConn(), digits3), dash(x.CPUPerConn.Median, ns), dash(x.UserShare.Median, pct), drops(x))
 	}
 	return t.flush()
 }
@@ -400,6 +420,19 @@ func (r *Result) queuedPPS() float64 {
 		}
 	}
 	return summarize(v).Median
+}
+
+// queuedPerConn is the packets the queue saw per completed connection.
+func (r *Result) queuedPerConn() float64 {
+	var q, c uint64
+	for _, s := range r.Samples {
+		q += s.Queued
+		c += s.Conns
+	}
+	if c == 0 {
+		return 0
+	}
+	return float64(q) / float64(c)
 }
 
 func ns(v float64) string { return fmt.Sprintf("%.0f", v) }

@@ -30,6 +30,10 @@ type Sample struct {
 	DrainSeconds float64 `json:"drain_seconds,omitempty"`
 	// Loads are the cost phase's windows, one per offered rate.
 	Loads []LoadSample `json:"loads,omitempty"`
+	// Conns are the short connections completed in the window (Conn
+	// traffic); ConnFailures those refused, timed out or cut short.
+	Conns        uint64 `json:"connections,omitempty"`
+	ConnFailures uint64 `json:"connection_failures,omitempty"`
 }
 
 // LoadSample is one window of the cost phase: the generator paced at Rate
@@ -123,6 +127,12 @@ type Result struct {
 	// DrainPPS is the rate a full queue was drained at: the handler's
 	// capacity, with the generator idle.
 	DrainPPS Summary `json:"drain_pps,omitzero"`
+	// ConnPS is the short connections completed per second (Conn
+	// traffic), CPUPerConn the handler's CPU time per connection, and
+	// ConnFailures the failed connections summed over runs.
+	ConnPS       Summary `json:"conn_per_s,omitzero"`
+	CPUPerConn   Summary `json:"handler_cpu_ns_per_connection,omitzero"`
+	ConnFailures uint64  `json:"connection_failures,omitempty"`
 	// Cost is the cost phase per offered rate (Config.LoadRates).
 	Cost []LoadResult `json:"cost_at_load,omitempty"`
 
@@ -201,8 +211,8 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // finish computes a result's summaries from its samples.
 func (r *Result) finish() {
-	var sent, dpps, mbps, cpu, sys, drop, p50, p99, user, drain []float64
-	r.QueueDropped, r.UserDropped, r.SinkDrops = 0, 0, 0
+	var sent, dpps, mbps, cpu, sys, drop, p50, p99, user, drain, cps, cpuConn []float64
+	r.QueueDropped, r.UserDropped, r.SinkDrops, r.ConnFailures = 0, 0, 0, 0
 	for _, s := range r.Samples {
 		if s.Seconds <= 0 {
 			continue
@@ -238,6 +248,13 @@ func (r *Result) finish() {
 		if d := s.drainPPS(); d > 0 {
 			drain = append(drain, d)
 		}
+		if r.Traffic == Conn {
+			cps = append(cps, float64(s.Conns)/s.Seconds)
+			if s.HandlerCPU > 0 && s.Conns > 0 {
+				cpuConn = append(cpuConn, float64(s.HandlerCPU)/float64(s.Conns))
+			}
+		}
+		r.ConnFailures += s.ConnFailures
 		r.QueueDropped += s.QueueDropped
 		r.UserDropped += s.UserDropped
 		r.SinkDrops += s.SinkDrops
@@ -247,6 +264,7 @@ func (r *Result) finish() {
 	r.LatencyP50Us, r.LatencyP99Us = summarize(p50), summarize(p99)
 	r.UserShare = summarize(user)
 	r.DrainPPS = summarize(drain)
+	r.ConnPS, r.CPUPerConn = summarize(cps), summarize(cpuConn)
 	r.Cost = costResults(r.Samples)
 }
 
@@ -336,11 +354,14 @@ func pairedLoad(a, b []Sample, rate int) Summary {
 	return paired(a, b, f)
 }
 
-// figure is what ratios compare: packets/s, bytes/s for TCP, drops/s for floods.
+// figure is what ratios compare: packets/s, bytes/s for TCP, connections/s
+// for Conn, drops/s for floods.
 func (r *Result) figure() float64 {
 	switch r.Traffic {
 	case TCP:
 		return r.DeliveredMbps.Median
+	case Conn:
+		return r.ConnPS.Median
 	case Flood:
 		return r.DroppedPPS.Median
 	}
@@ -356,10 +377,17 @@ func (r *Report) Recompute() {
 	costRatios(r.Results)
 }
 
-// deliveredPPS is the sample's delivered packets/s, 0 without a window.
-func (s Sample) deliveredPPS() float64 {
+// rate is the figure ratios compare, per second: packets delivered,
+// bytes for TCP, connections for Conn; 0 without a window.
+func (s Sample) rate(t Traffic) float64 {
 	if s.Seconds <= 0 {
 		return 0
+	}
+	switch t {
+	case TCP:
+		return float64(s.DeliveredBytes) / s.Seconds
+	case Conn:
+		return float64(s.Conns) / s.Seconds
 	}
 	return float64(s.Delivered) / s.Seconds
 }
@@ -416,6 +444,8 @@ func ratios(rs []Result) {
 			suffix = ":mtu"
 		case TCP:
 			suffix = ":tcp"
+		case Conn:
+			suffix = ":conn"
 		}
 		if c := ref("c-nfq", suffix); c > 0 {
 			r.VsC = r.figure() / c
@@ -427,10 +457,9 @@ func ratios(rs []Result) {
 			if c.DrainPPS.Median > 0 {
 				r.DrainVsC = r.DrainPPS.Median / c.DrainPPS.Median
 			}
-			if r.Traffic != TCP {
-				r.PairedVsC = paired(r.Samples, c.Samples, Sample.deliveredPPS)
-				r.PairedDrainVsC = paired(r.Samples, c.Samples, Sample.drainPPS)
-			}
+			t := r.Traffic
+			r.PairedVsC = paired(r.Samples, c.Samples, func(s Sample) float64 { return s.rate(t) })
+			r.PairedDrainVsC = paired(r.Samples, c.Samples, Sample.drainPPS)
 		}
 		// go-nfqueue has no drain phase: where its full queue or socket
 		// dropped packets in the flood it was the limit, and that rate is

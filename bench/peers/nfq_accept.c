@@ -2,11 +2,13 @@
  * nfq_accept: the minimal libnetfilter_queue handler qguard is measured
  * against. It accepts every packet on one queue.
  *
- * Usage: nfq_accept QUEUE_NUM BATCH MAXLEN RCVBUF
+ * Usage: nfq_accept QUEUE_NUM BATCH MAXLEN RCVBUF [gso]
  *
  * With BATCH > 1 it sends one nfq_set_verdict_batch per BATCH packets, and
  * also whenever the socket runs dry, so no packet waits for a batch to fill.
- * With BATCH == 1 it sends one nfq_set_verdict per packet.
+ * With BATCH == 1 it sends one nfq_set_verdict per packet. With "gso" it
+ * asks for NFQA_CFG_F_GSO, as qguard's daemon does by default: GSO
+ * super-packets are queued whole instead of segmented first.
  *
  * It prints "ready" on stdout once the queue is bound, and on SIGTERM or
  * SIGINT it verdicts what it holds, unbinds and prints "received N".
@@ -77,8 +79,8 @@ static unsigned long arg(char **argv, int i, const char *name)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: nfq_accept QUEUE_NUM BATCH MAXLEN RCVBUF\n");
+	if (argc != 5 && !(argc == 6 && strcmp(argv[5], "gso") == 0)) {
+		fprintf(stderr, "usage: nfq_accept QUEUE_NUM BATCH MAXLEN RCVBUF [gso]\n");
 		return 2;
 	}
 	unsigned long num = arg(argv, 1, "QUEUE_NUM");
@@ -108,6 +110,10 @@ int main(int argc, char **argv)
 	}
 	if (maxlen > 0 && nfq_set_queue_maxlen(qh, (uint32_t)maxlen) < 0) {
 		perror("nfq_set_queue_maxlen");
+		return 1;
+	}
+	if (argc == 6 && nfq_set_queue_flags(qh, NFQA_CFG_F_GSO, NFQA_CFG_F_GSO) < 0) {
+		perror("nfq_set_queue_flags NFQA_CFG_F_GSO");
 		return 1;
 	}
 	int fd = nfq_fd(h);

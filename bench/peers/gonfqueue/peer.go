@@ -28,12 +28,15 @@ import (
 //	-queue N   queue number (default 0)
 //	-batch N   0 or 1: SetVerdict per packet; N > 1: SetVerdictBatch every
 //	           N packets and on a 1 ms timer, so no packet waits long
+//	-gso       set go-nfqueue's NfQaCfgFlagGSO: GSO super-packets are
+//	           queued whole, not segmented first
 //
 // It prints "ready" once bound and returns on SIGTERM or SIGINT.
 func Main(args []string) error {
 	fs := flag.NewFlagSet("peer-gonfqueue", flag.ContinueOnError)
 	num := fs.Uint("queue", 0, "queue number")
 	batch := fs.Int("batch", 0, "verdict batch size (0 or 1: per packet)")
+	gso := fs.Bool("gso", false, "queue GSO super-packets whole (NfQaCfgFlagGSO)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,6 +50,9 @@ func Main(args []string) error {
 		MaxQueueLen:  0xFF,
 		Copymode:     nfqueue.NfQnlCopyPacket,
 		WriteTimeout: 15 * time.Millisecond,
+	}
+	if *gso {
+		config.Flags = nfqueue.NfQaCfgFlagGSO
 	}
 	nf, err := nfqueue.Open(&config)
 	if err != nil {

@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
+)
+
+// Ports of the TCP loads, in the server namespace.
+const (
+	portStream = 9003 // TCP stream sink
+	portConn   = 9004 // short connections
+)
+
+// streamChunk is what a stream writer hands the kernel per write: large, so
+// the socket builds full GSO super-packets as a bulk sender's does.
+const streamChunk = 256 << 10
+
+// tcpStream is bulk TCP through the firewall as applications send it: Go
+// net connections from the client namespace to a reader in the server
+// namespace, so the kernel segments (or leaves to GSO) what it would for
+// any program.
+type tcpStream struct {
+	ln   net.Listener
+	sent counter // bytes written by the client
+	read counter // bytes read by the server
+	stop atomic.Bool
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	cs   []net.Conn // both ends, closed on stop
+}
+
+// startTCPStream opens one stream per source to dst (the server address of
+// the source's family) and runs writers on gen's and readers on sink's
+// threads until close.
+func startTCPStream(client, server topo.NS, srcs []netip.Addr, dst4, dst6 netip.Addr, gen, sink thread) (s *tcpStream, err error) {
+	s = &tcpStream{}
+	if err := server.Do(func() error {
+		var err error
+		s.ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(portStream)))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("start TCP stream sink in %s: %w", server.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	accepted := make(chan error, 1)
+	go s.accept(len(srcs), sink, accepted)
+	for _, src := range srcs {
+		c, err := dialFrom(client, src, dst4, dst6, portStream)
+		if err != nil {
+			return s, fmt.Errorf("start TCP stream: %w", err)
+		}
+		s.run(c, gen, s.write)
+	}
+	select {
+	case err := <-accepted:
+		if err != nil {
+			return s, fmt.Errorf("start TCP stream: %w", err)
+		}
+	case <-time.After(5 * time.Second):
+		return s, fmt.Errorf("start TCP stream: %w: the sink accepted too few of %d streams in 5s", os.ErrDeadlineExceeded, len(srcs))
+	}
+	return s, nil
+}
+
+// dialFrom connects from src, in the client namespace, to the server
+// address of src's family.
+func dialFrom(client topo.NS, src, dst4, dst6 netip.Addr, port int) (net.Conn, error) {
+	dst := dst4
+	if src.Is6() {
+		dst = dst6
+	}
+	var c net.Conn
+	err := client.Do(func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 3 * time.Second}
+		var err error
+		c, err = d.Dial("tcp", netip.AddrPortFrom(dst, uint16(port)).String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect %s -> %s port %d in %s: %w", src, dst, port, client.Name, err)
+	}
+	return c, nil
+}
+
+// run starts body(c) on a thread placed as th says, unless the stream was
+// closed meanwhile: then c is closed at once.
+func (s *tcpStream) run(c net.Conn, th thread, body func(net.Conn)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop.Load() {
+		_ = c.Close()
+		return
+	}
+	s.cs = append(s.cs, c)
+	th.loop(&s.wg, func() { body(c) })
+}
+
+// accept takes n streams and starts a reader for each; it reports on done
+// once all n came, or the listener failed.
+func (s *tcpStream) accept(n int, th thread, done chan<- error) {
+	for i := range n {
+		c, err := s.ln.Accept()
+		if err != nil {
+			done <- fmt.Errorf("accept stream %d of %d: %w", i+1, n, err)
+			return
+		}
+		s.run(c, th, s.drain)
+	}
+	done <- nil
+}
+
+func (s *tcpStream) write(c net.Conn) {
+	buf := make([]byte, streamChunk)
+	for !s.stop.Load() {
+		n, err := c.Write(buf)
+		s.sent.n.Add(uint64(n))
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *tcpStream) drain(c net.Conn) {
+	buf := make([]byte, streamChunk)
+	for {
+		n, err := c.Read(buf)
+		s.read.n.Add(uint64(n))
+		if err != nil {
+			return
+		}
+	}
+}
+
+// bytes returns what was written and read so far.
+func (s *tcpStream) bytes() (sent, read uint64) { return s.sent.n.Load(), s.read.n.Load() }
+
+// close stops the writers, closes every connection and the listener, and
+// waits for the threads.
+func (s *tcpStream) close() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	s.mu.Lock()
+	s.stop.Store(true)
+	for _, c := range s.cs {
+		// Unblocks a writer stuck on a full window and a reader on an
+		// idle stream.
+		_ = c.Close()
+	}
+	s.cs = nil
+	s.mu.Unlock()
+	s.wg.Wait()
+}
