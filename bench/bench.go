@@ -45,8 +45,10 @@ type Config struct {
 	NoIPv6 bool
 	// SinkSockets is the number of SO_REUSEPORT sockets at the sink.
 	SinkSockets int
-	// TCPConns is the number of bulk TCP streams (default 4).
-	TCPConns int
+	// TCPConns is the number of bulk TCP streams (default 4), and
+	// ConnWorkers the clients (and as many servers) that open short
+	// connections one after the other (default 16).
+	TCPConns, ConnWorkers int
 	// Generator is the UDP flood generator: "packet" (prebuilt Ethernet
 	// frames through an AF_PACKET socket that bypasses the qdisc), "udp"
 	// (one connected UDP socket per flow), or empty for packet, falling
@@ -173,6 +175,7 @@ func (c *Config) withDefaults() Config {
 	def(&o.PortsPerAddr, 4)
 	def(&o.SinkSockets, 2)
 	def(&o.TCPConns, 4)
+	def(&o.ConnWorkers, 16)
 	def(&o.PeerBatch, 32)
 	def(&o.FanoutQueues, 2)
 	def(&o.PolicyRules, 100)

@@ -83,7 +83,7 @@ func TestSelectModes(t *testing.T) {
 		names = append(names, m.Name)
 	}
 	// Report order, and a bare name brings its traffic variants.
-	if got := strings.Join(names, ","); got != "kernel,qguard-batch256,kernel:mtu,kernel:tcp,qguard-batch256:mtu,qguard-batch256:tcp" {
+	if got := strings.Join(names, ","); got != "kernel,qguard-batch256,kernel:mtu,kernel:tcp,kernel:conn,qguard-batch256:mtu,qguard-batch256:tcp,qguard-batch256:conn,qguard-batch256:tcp-nogso" {
 		t.Errorf("selected %s", got)
 	}
 	if ms, _ := SelectModes(&Config{Modes: []string{"kernel:tcp"}}); len(ms) != 1 {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -132,4 +133,26 @@ func (l *connLoad) close() {
 	l.clients.Wait()
 	_ = l.ln.Close()
 	l.servers.Wait()
+}
+
+// measureConn measures a short-connection mode: the connections completed
+// (and failed) over the window, and what the queue and the handler did
+// meanwhile.
+func measureConn(ctx context.Context, e *env, r *modeRun) (Sample, error) {
+	r.progress("connections")
+	l, err := startConnLoad(e.t.Client, e.t.Server, e.srcs, e.t.ServerIP4, e.t.ServerIP6, e.cfg.ConnWorkers,
+		e.genThread(), e.thread(*e.cfg.SinkCPU))
+	if err != nil {
+		return Sample{}, err
+	}
+	defer l.close()
+	s, done, failed, err := e.window(ctx, r, l.counts)
+	if err != nil {
+		return s, err
+	}
+	s.Conns, s.ConnFailures = done, failed
+	if done == 0 {
+		return s, fmt.Errorf("measure %s: no connection completed in %.1fs (%d failed)", r.m.Name, s.Seconds, failed)
+	}
+	return s, nil
 }

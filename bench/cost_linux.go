@@ -59,7 +59,7 @@ func (e *env) calibrate(ctx context.Context) error {
 	e.genFloor = map[int]float64{}
 	window := max(e.cfg.LoadDuration/2, 500*time.Millisecond)
 	for _, rate := range e.cfg.LoadRates {
-		d0, _, _ := e.srv.counts()
+		d0, _ := e.srv.counts()
 		e.gen.runPaced(e.genThread(), 64, rate, true)
 		ok := sleepCtx(ctx, 200*time.Millisecond)
 		c0, s0, err0 := e.gen.cpuSent()
@@ -72,7 +72,7 @@ func (e *env) calibrate(ctx context.Context) error {
 		if err := firstErr(err0, err1); err != nil {
 			return fmt.Errorf("calibrate the cost phase at %d packets/s: %w", rate, err)
 		}
-		if d1, _, _ := e.srv.counts(); d1 != d0 {
+		if d1, _ := e.srv.counts(); d1 != d0 {
 			return fmt.Errorf("calibrate the cost phase: %d frames to a foreign MAC reached the sink", d1-d0)
 		}
 		if s1 <= s0 {

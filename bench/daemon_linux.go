@@ -27,7 +27,7 @@ const daemonTable = "qgbench"
 // listens or records, and the policy.
 func (d daemonSpec) yaml(e *env, m *Mode, q uint16) string {
 	proto := "udp"
-	if m.Traffic == TCP {
+	if m.Traffic.isTCP() {
 		proto = "tcp"
 	}
 	var b strings.Builder

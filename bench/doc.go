@@ -32,6 +32,19 @@
 // of a low-rate UDP echo through the firewall both ways. Each qguard mode is
 // also given as a ratio to the C peer and to kernel-only forwarding.
 //
+// # TCP as applications send it
+//
+// The :tcp modes run bulk streams (Config.TCPConns) written and read with
+// Go's net package, client in the client namespace and reader in the
+// server's, in Gbit/s; the :conn modes open short connections back to back
+// (Config.ConnWorkers clients: connect, a 64-byte request, a 64-byte
+// reply, the server's close), in connections per second, so the
+// handshake and first data of every flow cross the queue. Every handler
+// there asks for GSO super-packets whole (NFQA_CFG_F_GSO: the C peer's
+// "gso" argument, go-nfqueue's NfQaCfgFlagGSO, queue.FlagGSO; the daemon
+// by its default queue.gso), as a deployment would; :tcp-nogso shows the
+// same stream with every super-packet segmented before it is queued.
+//
 // # Drain phase: the handler's capacity
 //
 // On a small machine the flood is capped by the generator's CPU, which also
@@ -77,7 +90,7 @@
 // delivered when it reaches the sink's interface, as before, minus the
 // sink's own IP/UDP receive. Either falls back to the socket version when
 // it cannot be used (Config.Generator, Config.Sink choose), and the report
-// header names what ran. The latency echo and the TCP streams always use
+// header names what ran. The latency echo and the TCP loads always use
 // real sockets.
 //
 // # Privileges

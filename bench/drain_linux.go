@@ -87,7 +87,7 @@ func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) 
 	if err := p.pause(); err != nil {
 		return 0, 0, err
 	}
-	before, _, _ := e.srv.counts()
+	before, _ := e.srv.counts()
 	e.gen.burst(e.genThread(), size, burst)
 	// Wait for the queue to stop growing: the last frames may still be on
 	// their way through the firewall.
@@ -160,7 +160,7 @@ func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) 
 	// "drains" by dropping would otherwise look fast.
 	var got uint64
 	for deadline := time.Now().Add(time.Second); ; time.Sleep(2 * time.Millisecond) {
-		after, _, _ := e.srv.counts()
+		after, _ := e.srv.counts()
 		got = after - before
 		if got >= waiting || time.Now().After(deadline) {
 			break

@@ -88,6 +88,12 @@ func TestIntegrationQuick(t *testing.T) {
 			if r.DeliveredMbps.Median <= 0 {
 				t.Errorf("%s: delivered no bytes", r.Mode)
 			}
+		case r.Traffic == Conn:
+			ran++
+			// Nothing drops here: every connection completes.
+			if r.ConnPS.Median <= 0 || r.ConnFailures != 0 {
+				t.Errorf("%s: %.0f connections/s, %d failed", r.Mode, r.ConnPS.Median, r.ConnFailures)
+			}
 		default:
 			ran++
 			if r.DeliveredPPS.Median <= 0 {

@@ -21,6 +21,9 @@ const (
 	Flood  Traffic = "flood"  // 64-byte UDP from one blocked source
 )
 
+// isTCP says whether the traffic is TCP (steered as TCP into the queues).
+func (t Traffic) isTCP() bool { return t == TCP || t == Conn }
+
 // Groups of modes, as Config.Modes selects them.
 const (
 	GroupLimit  = "limit"  // kernel forwarding, no queue
@@ -54,6 +57,11 @@ type Mode struct {
 	drain bool
 	// cost: the mode has the cost-at-load phase.
 	cost bool
+	// gso: the handler asks the kernel for GSO super-packets whole
+	// (NFQA_CFG_F_GSO), as the daemon does by default, instead of having
+	// them segmented before they are queued. The TCP variants set it;
+	// the daemon always has it (queue.gso).
+	gso bool
 }
 
 // startFunc starts a mode's handler on its first queue q.
@@ -85,8 +93,9 @@ func skipped(err error) (string, bool) {
 func (m Mode) variant(t Traffic, suffix string) Mode {
 	m.Name += suffix
 	m.Traffic = t
-	m.drain = m.drain && t != TCP
+	m.drain = m.drain && !t.isTCP()
 	m.cost = false // cost at load is measured on 64-byte packets
+	m.gso = t.isTCP()
 	return m
 }
 

@@ -60,7 +60,13 @@ func AllModes(c *Config) []Mode {
 		if i < 0 {
 			continue
 		}
-		ms = append(ms, ms[i].variant(UDPMTU, ":mtu"), ms[i].variant(TCP, ":tcp"))
+		ms = append(ms, ms[i].variant(UDPMTU, ":mtu"))
+		ms = append(ms, tcpVariants(ms[i], base == fmt.Sprintf("qguard-batch%d", main))...)
+	}
+	if i := slices.IndexFunc(ms, func(m Mode) bool { return m.Name == "daemon-kfirst" }); i >= 0 {
+		// Kernel-first decides the connections' rules in the kernel: no
+		// packet of theirs needs the queue.
+		ms = append(ms, tcpVariants(ms[i], false)[1])
 	}
 	ms = append(ms,
 		Mode{Name: "flood-xdp", Group: GroupFlood, Family: FamilyLibrary, Traffic: Flood, start: startXDPProbe, measure: measureFlood(floodXDP),
@@ -71,6 +77,30 @@ func AllModes(c *Config) []Mode {
 			measure: measureFlood(floodQueue), About: "blocked-source flood, qguard's queue decides each packet (drop)"},
 	)
 	return ms
+}
+
+// tcpVariants are m's TCP stream and short-connection variants; nogso
+// adds the stream without GSO, every super-packet segmented before it is
+// queued (what the bench measured before the streams asked for GSO).
+func tcpVariants(m Mode, nogso bool) []Mode {
+	stream, conn := m.variant(TCP, ":tcp"), m.variant(Conn, ":conn")
+	stream.measure, conn.measure = measureStream, measureConn
+	switch {
+	case m.Group == GroupDaemon:
+		stream.About += " (queue.gso, its default)"
+		conn.About += " (queue.gso, its default)"
+	case m.start != nil:
+		stream.About += "; GSO super-packets queued whole"
+		conn.About += "; GSO super-packets queued whole"
+	}
+	out := []Mode{stream, conn}
+	if nogso {
+		seg := m.variant(TCP, ":tcp-nogso")
+		seg.measure, seg.gso = measureStream, false
+		seg.About += "; no GSO: the kernel segments every super-packet before queueing it"
+		out = append(out, seg)
+	}
+	return out
 }
 
 // daemonModes are `qguard run` with a configuration file and its own rules.

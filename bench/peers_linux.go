@@ -53,14 +53,17 @@ func buildCPeer(ctx context.Context, cc, srcDir, dir string) (path, skip string)
 }
 
 // cPeer starts the C peer with verdict batches of batch packets (1: a
-// verdict per packet).
+// verdict per packet), asking for GSO super-packets where the mode has gso.
 func cPeer(batch int) startFunc {
 	return func(ctx context.Context, e *env, m *Mode, q uint16) (handler, error) {
 		if e.cSkip != "" {
 			return nil, skipf("%s", e.cSkip)
 		}
-		return startProc(ctx, e.t.Firewall, procSpec{th: e.thread(e.handlerCPU(0)), argv: []string{
-			e.cPeer, fmt.Sprint(q), fmt.Sprint(batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(e.cfg.RcvBuf)}})
+		argv := []string{e.cPeer, fmt.Sprint(q), fmt.Sprint(batch), fmt.Sprint(e.cfg.QueueMaxLen), fmt.Sprint(e.cfg.RcvBuf)}
+		if m.gso {
+			argv = append(argv, "gso")
+		}
+		return startProc(ctx, e.t.Firewall, procSpec{th: e.thread(e.handlerCPU(0)), argv: argv})
 	}
 }
 
@@ -80,6 +83,9 @@ func goPeer(batch int) startFunc {
 			return nil, skipf("%s", e.goSkip)
 		}
 		argv := append(slices.Clone(e.cfg.GoPeer), "-queue", fmt.Sprint(q), "-batch", fmt.Sprint(batch))
+		if m.gso {
+			argv = append(argv, "-gso")
+		}
 		return startProc(ctx, e.t.Firewall, procSpec{th: e.thread(e.handlerCPU(0)), env: e.cfg.GoPeerEnv, argv: argv})
 	}
 }

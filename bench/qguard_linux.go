@@ -57,6 +57,9 @@ func qguardLib(v queue.VerdictMode, batch int, kind string) startFunc {
 			"-queue", fmt.Sprint(q), "-count", fmt.Sprint(n), "-mode", verdictModeName(v), "-batch", fmt.Sprint(batch),
 			"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-rcvbuf", fmt.Sprint(e.cfg.RcvBuf), "-cpus", strings.Join(cpus, ","),
 			"-handler", kind)
+		if m.gso {
+			argv = append(argv, "-gso")
+		}
 		if kind == libPolicy {
 			// The engine reads the same file the daemon's policy mode runs.
 			path := filepath.Join(e.tmp, fmt.Sprintf("lib-%d.yaml", q))

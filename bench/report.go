@@ -128,14 +128,19 @@ var udpLegend = []string{
 }
 
 var tcpLegend = []string{
-	"Gbit/s: payload the sink's sockets read, spread min..max over runs; vs C, vs kernel: over c-nfq's and kernel's; " +
-		"queued/s: packets the queue saw per second (a GSO super-packet counts once); ns/pkt: handler CPU per queued packet.",
+	"Gbit/s: payload the sink's sockets read from bulk streams written with Go's net package, spread min..max over " +
+		"runs; vs C, vs kernel: over c-nfq's and kernel's; queued/s: packets the queue saw per second (a GSO " +
+		"super-packet counts once); ns/pkt: handler CPU per queued packet. Every handler asks for GSO super-packets " +
+		"whole (NFQA_CFG_F_GSO; the daemon's default) but :tcp-nogso, which has the kernel segment them first.",
+	"Kernel-only forwarding does all its work on the generator's CPU (sender, forwarding, receiver); through a queue " +
+		"the verdicts carry the forwarding and the receiver's softirq onto the handler's CPU, so a queue mode can pass it.",
 }
 
 var connLegend = []string{
 	"conn/s: connections completed per second (connect, a 64-byte request, a 64-byte reply, the server's close), spread " +
 		"min..max over runs; vs C, vs kernel: over c-nfq's and kernel's; failed: connections refused, timed out or cut " +
-		"short, summed over runs; pkts/conn: packets the queue saw per connection; ns/conn: handler CPU per connection.",
+		"short, summed over runs; pkts/conn: packets the queue saw per connection; ns/conn: handler CPU per connection. " +
+		"As for the streams, a queue moves part of the forwarding onto the handler's CPU.",
 }
 
 var floodLegend = []string{
@@ -255,12 +260,16 @@ func (r *Report) writePaired(b *strings.Builder) {
 		return
 	}
 	var lines []string
+	width := 20
+	for _, x := range r.Results {
+		width = max(width, len(x.Mode))
+	}
 	for _, x := range r.Results {
 		// c-nfq's own rows are the reference: always 1.00x.
 		if !x.Ran() || x.PairedVsC.Median == 0 || x.Mode == "c-nfq" || strings.HasPrefix(x.Mode, "c-nfq:") {
 			continue
 		}
-		l := fmt.Sprintf("  %-20s delivered %s", x.Mode, triple(x.PairedVsC))
+		l := fmt.Sprintf("  %-*s delivered %s", width, x.Mode, triple(x.PairedVsC))
 		if x.PairedDrainVsC.Median > 0 {
 			l += "   drain " + triple(x.PairedDrainVsC)
 		}

@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	// each want a P: with GOMAXPROCS at the CPU count, one returning from a
 	// blocking call could wait for a P held by another. (Every handler,
 	// qguard's included, runs in its own process.)
-	if want := c.SinkSockets + c.TCPConns + 8; runtime.GOMAXPROCS(0) < want {
+	if want := c.SinkSockets + c.TCPConns + 2*c.ConnWorkers + 8; runtime.GOMAXPROCS(0) < want {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(want))
 	}
 	e := &env{cfg: c, nextQ: 100, nice: c.Nice}
@@ -305,7 +305,7 @@ func (e *env) runMode(ctx context.Context, m *Mode, progress func(string)) (s Sa
 	}
 	if m.steer {
 		proto := uint8(unix.IPPROTO_UDP)
-		if m.Traffic == TCP {
+		if m.Traffic.isTCP() {
 			proto = unix.IPPROTO_TCP
 		}
 		if err := e.steer.add(proto, r.q, max(m.Queues, 1)); err != nil {
@@ -385,16 +385,6 @@ func (e *env) throughput(ctx context.Context, r *modeRun) (Sample, error) {
 	var s Sample
 	g := e.gen
 	switch r.m.Traffic {
-	case TCP:
-		g = &generator{}
-		defer g.close()
-		var srcs []netip.Addr
-		for i := range e.cfg.TCPConns {
-			srcs = append(srcs, e.srcs[i%len(e.srcs)])
-		}
-		if err := g.runTCP(e.t.Client, srcs, e.t.ServerIP4, e.t.ServerIP6, e.genThread()); err != nil {
-			return s, err
-		}
 	case UDPMTU:
 		g.runUDP(e.genThread(), 1500)
 	default:
@@ -416,9 +406,6 @@ func (e *env) throughput(ctx context.Context, r *modeRun) (Sample, error) {
 		return s, err
 	}
 	s = b.since(a)
-	if r.m.Traffic == TCP {
-		s.Delivered, s.DeliveredBytes = 0, b.tcp-a.tcp
-	}
 	if s.Delivered == 0 && s.DeliveredBytes == 0 {
 		return s, fmt.Errorf("measure %s: nothing delivered in %.1fs (sent %d)", r.m.Name, s.Seconds, s.Sent)
 	}
@@ -512,12 +499,12 @@ func (e *env) warmUp(ctx context.Context) error {
 	var total uint64
 	for range 15 {
 		s0 := e.gen.sent.n.Load()
-		d0, _, _ := e.srv.counts()
+		d0, _ := e.srv.counts()
 		if !sleepCtx(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 		sent := e.gen.sent.n.Load() - s0
-		d1, _, _ := e.srv.counts()
+		d1, _ := e.srv.counts()
 		total += d1 - d0
 		if sent > 0 && float64(d1-d0) >= 0.97*float64(sent) {
 			return nil

@@ -19,17 +19,14 @@ type sink interface {
 	close()
 }
 
-// servers is everything on the server side: the flood's sink, the UDP echo
-// of the latency probe and the TCP bulk sink (always real sockets).
+// servers is the server side of the UDP loads: the flood's sink and the
+// UDP echo of the latency probe (a real socket). The TCP loads bring their
+// own (tcp_linux.go, conn_linux.go).
 type servers struct {
-	sink     sink
-	echo     int
-	stop     atomic.Bool
-	wg       sync.WaitGroup
-	tcpLn    int
-	tcpBytes counter
-	tcpMu    sync.Mutex
-	tcpConns []int
+	sink sink
+	echo int
+	stop atomic.Bool
+	wg   sync.WaitGroup
 }
 
 // startServers starts the servers in ns. The flood port is counted by an
@@ -37,7 +34,7 @@ type servers struct {
 // rule cannot be installed (then why says so), else by SO_REUSEPORT
 // sockets read with recvmmsg (socketSink).
 func startServers(ns topo.NS, link string, sockets int, th thread, want string) (s *servers, why string, err error) {
-	s = &servers{echo: -1, tcpLn: -1}
+	s = &servers{echo: -1}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -59,25 +56,18 @@ func startServers(ns topo.NS, link string, sockets int, th thread, want string) 
 	}
 	err = ns.Do(func() error {
 		var err error
-		if s.echo, err = udpListen(portEcho, false); err != nil {
-			return err
-		}
-		s.tcpLn, err = tcpListen(portTCP)
+		s.echo, err = udpListen(portEcho, false)
 		return err
 	})
 	if err != nil {
 		return s, why, fmt.Errorf("start servers in %s: %w", ns.Name, err)
 	}
 	th.loop(&s.wg, s.reflect)
-	th.loop(&s.wg, func() { s.accept(th) })
 	return s, why, nil
 }
 
-// counts returns flood packets and bytes received so far, and TCP bytes.
-func (s *servers) counts() (pkts, bytes, tcp uint64) {
-	pkts, bytes = s.sink.counts()
-	return pkts, bytes, s.tcpBytes.n.Load()
-}
+// counts returns flood packets and bytes received so far.
+func (s *servers) counts() (pkts, bytes uint64) { return s.sink.counts() }
 
 func (s *servers) reflect() {
 	buf := make([]byte, 2048)
@@ -90,51 +80,15 @@ func (s *servers) reflect() {
 	}
 }
 
-func (s *servers) accept(th thread) {
-	for !s.stop.Load() {
-		fd, _, err := unix.Accept4(s.tcpLn, unix.SOCK_CLOEXEC)
-		if err != nil {
-			continue
-		}
-		tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
-		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		s.tcpMu.Lock()
-		s.tcpConns = append(s.tcpConns, fd)
-		s.tcpMu.Unlock()
-		th.loop(&s.wg, func() { s.drain(fd) })
-	}
-}
-
-func (s *servers) drain(fd int) {
-	buf := make([]byte, 256<<10)
-	for !s.stop.Load() {
-		n, err := unix.Read(fd, buf)
-		if n == 0 && err == nil {
-			return // peer closed
-		}
-		if n > 0 {
-			s.tcpBytes.n.Add(uint64(n))
-		}
-	}
-}
-
 func (s *servers) close() {
 	s.stop.Store(true)
 	s.wg.Wait()
 	if s.sink != nil {
 		s.sink.close()
 	}
-	for _, fd := range []int{s.echo, s.tcpLn} {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
+	if s.echo >= 0 {
+		unix.Close(s.echo)
 	}
-	s.tcpMu.Lock()
-	for _, fd := range s.tcpConns {
-		unix.Close(fd)
-	}
-	s.tcpConns = nil
-	s.tcpMu.Unlock()
 }
 
 // socketSink reads the flood port with SO_REUSEPORT sockets and recvmmsg.
@@ -219,26 +173,6 @@ func udpListen(port int, reuse bool) (int, error) {
 	if err := unix.Bind(fd, &unix.SockaddrInet6{Port: port}); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("bind UDP port %d: %w", port, err)
-	}
-	return fd, nil
-}
-
-func tcpListen(port int) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("open TCP socket: %w", err)
-	}
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	if err := unix.Bind(fd, &unix.SockaddrInet6{Port: port}); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("bind TCP port %d: %w", port, err)
-	}
-	if err := unix.Listen(fd, 64); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen on TCP port %d: %w", port, err)
 	}
 	return fd, nil
 }

@@ -12,7 +12,6 @@ type snapshot struct {
 	genCPU    time.Duration // the generator's thread while it runs paced (cost phase)
 	pkts      uint64        // sink: flood-port packets
 	bytes     uint64        // and their UDP payload bytes
-	tcp       uint64        // TCP bytes
 	sinkDrops uint64        // sink socket overruns
 	// The mode's queues: queue_dropped, user_dropped, id_sequence.
 	qDropped, uDropped, queued uint64
@@ -31,7 +30,7 @@ func (e *env) snap(r *modeRun, g *generator, dropped func() (uint64, error)) (s 
 			return s, err
 		}
 	}
-	s.pkts, s.bytes, s.tcp = e.srv.counts()
+	s.pkts, s.bytes = e.srv.counts()
 	s.at = time.Now()
 	if r.h != nil {
 		if s.cpu, err = r.h.cpu(); err != nil {

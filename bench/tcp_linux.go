@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -162,4 +163,51 @@ func (s *tcpStream) close() {
 	s.cs = nil
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// measureStream measures a TCP stream mode: the bytes the sink read over
+// the window, and what the queue and the handler did meanwhile.
+func measureStream(ctx context.Context, e *env, r *modeRun) (Sample, error) {
+	r.progress("throughput")
+	var srcs []netip.Addr
+	for i := range e.cfg.TCPConns {
+		srcs = append(srcs, e.srcs[i%len(e.srcs)])
+	}
+	st, err := startTCPStream(e.t.Client, e.t.Server, srcs, e.t.ServerIP4, e.t.ServerIP6, e.genThread(), e.thread(*e.cfg.SinkCPU))
+	if err != nil {
+		return Sample{}, err
+	}
+	defer st.close()
+	s, sent, read, err := e.window(ctx, r, st.bytes)
+	if err != nil {
+		return s, err
+	}
+	s.Sent, s.Delivered, s.DeliveredBytes = sent, 0, read
+	if read == 0 {
+		return s, fmt.Errorf("measure %s: no TCP byte read in %.1fs (%d written)", r.m.Name, s.Seconds, sent)
+	}
+	return s, nil
+}
+
+// window measures the mode's counters and the load's two counts over the
+// measured window, after the warm-up.
+func (e *env) window(ctx context.Context, r *modeRun, counts func() (uint64, uint64)) (s Sample, x, y uint64, err error) {
+	if !sleepCtx(ctx, e.cfg.Warmup) {
+		return s, 0, 0, ctx.Err()
+	}
+	idle := &generator{} // the UDP generator does not run: its counters stay 0
+	a, err := e.snap(r, idle, nil)
+	if err != nil {
+		return s, 0, 0, err
+	}
+	x0, y0 := counts()
+	if !sleepCtx(ctx, e.cfg.Duration) {
+		return s, 0, 0, ctx.Err()
+	}
+	b, err := e.snap(r, idle, nil)
+	if err != nil {
+		return s, 0, 0, err
+	}
+	x1, y1 := counts()
+	return b.since(a), x1 - x0, y1 - y0, nil
 }

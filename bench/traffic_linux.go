@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -18,7 +17,6 @@ import (
 const (
 	portSink = 9000 // UDP flood sink
 	portEcho = 9001 // UDP echo for latency
-	portTCP  = 9002 // TCP bulk sink
 )
 
 // counter is padded to its own cache line: sink and generator threads bump
@@ -168,57 +166,6 @@ func (g *generator) close() {
 		unix.Close(fd)
 	}
 	g.fds = nil
-}
-
-// runTCP connects conns streams from the given sources to the sink and
-// writes 64 KiB chunks until halt; sent counts bytes written.
-func (g *generator) runTCP(ns topo.NS, srcs []netip.Addr, dst4, dst6 netip.Addr, th thread) error {
-	g.stop.Store(false)
-	var fds []int
-	err := ns.Do(func() error {
-		for _, src := range srcs {
-			dst := dst4
-			if src.Is6() {
-				dst = dst6
-			}
-			fd, err := unix.Socket(family(src), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open TCP socket: %w", err)
-			}
-			fds = append(fds, fd)
-			tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
-			_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-			if err := unix.Bind(fd, sockaddr(src, 0)); err != nil {
-				return fmt.Errorf("bind TCP socket to %s: %w", src, err)
-			}
-			if err := unix.Connect(fd, sockaddr(dst, portTCP)); err != nil {
-				return fmt.Errorf("connect TCP %s -> %s: %w", src, dst, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return err
-	}
-	g.fds = append(g.fds, fds...)
-	for _, fd := range fds {
-		th.loop(&g.wg, func() {
-			buf := make([]byte, 64<<10)
-			for !g.stop.Load() {
-				n, err := unix.Write(fd, buf)
-				if n > 0 {
-					g.sent.n.Add(uint64(n))
-				}
-				if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-					return
-				}
-			}
-		})
-	}
-	return nil
 }
 
 // pingUDP sends one datagram every interval to the echo port and waits for

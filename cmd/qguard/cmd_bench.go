@@ -76,7 +76,7 @@ Micro-benchmarks of the hot paths live beside the code:
 					return err
 				}
 				for _, m := range ms {
-					fmt.Fprintf(cmd.OutOrStdout(), "%-22s %-7s %s\n", m.Name, m.Traffic, m.About)
+					fmt.Fprintf(cmd.OutOrStdout(), "%-26s %-7s %s\n", m.Name, m.Traffic, m.About)
 				}
 				return nil
 			}
