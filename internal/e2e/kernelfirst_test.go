@@ -44,16 +44,7 @@ func udpSink(t *testing.T, top *topo.Topology, port int) *atomic.Int64 {
 	// 8 MiB (forced past rmem_max): on a busy machine the reader can be
 	// starved for tens of milliseconds, and the default 208 KiB holds only a
 	// few milliseconds of these bursts (a CI run lost 61 of 2,001 this way).
-	raw, err := pc.(*net.UDPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 8<<20)
-	}); err != nil || serr != nil {
-		t.Fatalf("sink receive buffer: %v %v", err, serr)
-	}
+	forceRcvBuf(t, pc, 8<<20)
 	go func() {
 		buf := make([]byte, 2048)
 		for {
