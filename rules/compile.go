@@ -63,6 +63,9 @@ func (b *builder) kernelFirstRules(ch *nftables.Chain, policyChain string, steer
 			one(&expr.Counter{}, verdict(expr.VerdictAccept)))
 	}
 	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+	if err := b.rateFlowRules(ch); err != nil {
+		return err
+	}
 	jump := []expr.Any{
 		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(expr.CtStateBitNEW), Xor: u32(0)},
@@ -123,7 +126,7 @@ func (b *builder) policyRules(ch *nftables.Chain, hook string, steerAway bool) e
 	p := b.cfg.Policy
 	for i := range p.Rules {
 		b.ruleIdx = i // the name sets are the rule's
-		if err := b.policyRule(ch, hook, &p.Rules[i], steerAway); err != nil {
+		if err := b.policyRule(ch, hook, i, &p.Rules[i], steerAway); err != nil {
 			return fmt.Errorf("compile policy rule %q: %w", p.Rules[i].Name, err)
 		}
 	}
@@ -135,7 +138,7 @@ func (b *builder) policyRules(ch *nftables.Chain, hook string, steerAway bool) e
 }
 
 // policyRule adds the nftables rules of one policy rule.
-func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, steerAway bool) error {
+func (b *builder) policyRule(ch *nftables.Chain, hook string, i int, r *PolicyRule, steerAway bool) error {
 	fams := []uint8{0}
 	if r.HasSrc || r.HasDst || r.hasNames() || r.Queue == "" && r.BlockSource > 0 {
 		fams = []uint8{4, 6}
@@ -165,6 +168,14 @@ func (b *builder) policyRule(ch *nftables.Chain, hook string, r *PolicyRule, ste
 				return err
 			}
 			b.rule(ch, queueNote(policyNote(r.Name), why), m, one(&expr.Counter{}, b.queueVerdict(steerAway)))
+			continue
+		}
+		if r.RateLimit != nil {
+			m, _, err := match()
+			if err != nil {
+				return err
+			}
+			b.ratePolicyRule(ch, i, r, m)
 			continue
 		}
 		if r.Log {

@@ -43,7 +43,7 @@ func (b *builder) kernelOptions(r *PolicyRule) string {
 	if r.Log && !(b.caps.Log && b.caps.Limit) {
 		return "log option (no nft log with limit in this kernel: " + b.caps.LogErr + b.caps.LimitErr + ")"
 	}
-	return ""
+	return b.rateReason(r)
 }
 
 // logRule adds the log rule of r ahead of its action rules.

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -48,6 +49,7 @@ func TestIntegrationKernelOptions(t *testing.T) {
 			t.Errorf("rules show lacks %q:\n%s", want, show)
 		}
 	}
+	nft(t, tp.Firewall, "list", "table", "inet", "kopts") // nft itself can read what qguard wrote
 	exchange := func(src netip.Addr, port uint16) error {
 		c, err := dialFrom(tp.Client, "udp", src, srv, port)
 		if err != nil {
@@ -97,4 +99,115 @@ func mustCounters(t *testing.T, m *Manager) []RuleCounter {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// TestIntegrationKernelRateLimit installs rate limits of every key and
+// sends UDP exchanges (datagram and echo) through them: a bucket of two
+// per minute lets two exchanges of a source through and drops the third;
+// by rule, two exchanges of any sources; by flow, two per connection
+// (both directions take from the bucket: one exchange is two packets).
+func TestIntegrationKernelRateLimit(t *testing.T) {
+	other := netip.MustParseAddr("198.18.1.7")
+	tp, fd := newTopo(t, other)
+	srv := netip.MustParseAddr("198.18.2.2")
+	for port := uint16(9200); port <= 9202; port++ {
+		udpServer(t, tp.Server, srv, port)
+	}
+	rl := func(key RateKey, burst uint32) *RateLimit {
+		return &RateLimit{Rate: 1, Unit: time.Minute, Burst: burst, Key: key, Exceed: ActionDrop}
+	}
+	cfg := &Config{Table: "krl", Mode: KernelFirst, NetNS: fd, Bypass: true,
+		Steer: Steer{Protocols: []string{"udp"}},
+		Policy: &Policy{Default: ActionAccept, Rules: []PolicyRule{
+			{Name: "by-source", Protos: []uint8{17}, DPorts: []PortRange{{Lo: 9200, Hi: 9200}}, Action: ActionAccept, RateLimit: rl(RateBySource, 2)},
+			{Name: "by-rule", Protos: []uint8{17}, DPorts: []PortRange{{Lo: 9201, Hi: 9201}}, Action: ActionAccept, RateLimit: rl(RateByRule, 4)},
+			{Name: "by-flow", Protos: []uint8{17}, DPorts: []PortRange{{Lo: 9202, Hi: 9202}}, Action: ActionAccept, RateLimit: rl(RateByFlow, 4)},
+		}}}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Capabilities().Meter {
+		t.Fatalf("this kernel has meters: %+v", m.Capabilities())
+	}
+	if err := m.Apply(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Remove()
+	show, err := ShowNS(fd, "krl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#   kernel  by-source\n", "#   kernel  by-rule\n", "#   kernel  by-flow\n",
+		"update @rl_0_s4_g1 { ip saddr limit rate 1/minute burst 2 packets }",
+		"limit rate 1/minute burst 4 packets counter",
+		"ct mark & 0x00ff0000 == 0x00040000 ct id @rl_2_c_g1 counter packets 0 bytes 0 jump rl_2_g1 comment \"qguard: rate-limited flow\"",
+		"update @rl_1_c_g1 { ct id }"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("rules show lacks %q:\n%s\n%s", want, show, nft(t, tp.Firewall, "list", "sets"))
+		}
+	}
+	client := netip.MustParseAddr("198.18.1.2")
+	conn := func(src netip.Addr, port uint16) net.Conn {
+		c, err := dialFrom(tp.Client, "udp", src, srv, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// outcomes runs n exchanges on c: "." answered, "x" not.
+	outcomes := func(c net.Conn, n int) string {
+		out := ""
+		for range n {
+			if err := udpExchange(c, 300*time.Millisecond); err == nil {
+				out += "."
+			} else {
+				out += "x"
+			}
+		}
+		return out
+	}
+	// By source: the client's two tokens go to its first two datagrams,
+	// wherever they go; the echoes take the server's.
+	if got := outcomes(conn(client, 9200), 2) + outcomes(conn(client, 9200), 1); got != "..x" {
+		t.Errorf("by source, one client over two flows: %s, want ..x", got)
+	}
+	if got := outcomes(conn(other, 9200), 1); got != "x" {
+		// The server's bucket (its echoes) is empty now: the other
+		// client's datagram passes, its echo does not.
+		t.Errorf("by source, another client: %s, want x (the server's echo has no token left)", got)
+	}
+	// By rule: four packets in all, two exchanges, whoever sends them.
+	if got := outcomes(conn(client, 9201), 1) + outcomes(conn(other, 9201), 2); got != "..x" {
+		t.Errorf("by rule: %s, want ..x", got)
+	}
+	// By flow: four packets a connection, two exchanges each.
+	if got := outcomes(conn(client, 9202), 3) + outcomes(conn(client, 9202), 3); got != "..x..x" {
+		t.Errorf("by flow: %s, want ..x..x", got)
+	}
+	hits := KernelHits(mustCounters(t, m))
+	for name, want := range map[string]uint64{"by-source": 7, "by-rule": 5, "by-flow": 10} {
+		if hits[name] != want {
+			t.Errorf("kernel hits of %s: %d, want %d (every packet that met the limit)", name, hits[name], want)
+		}
+	}
+	if diff, err := m.Verify(); err != nil || diff != nil {
+		t.Errorf("verify after apply: %v %v", diff, err)
+	}
+	// A reload is a new generation: new chains, sets and buckets (user
+	// space's new policy starts its limiters afresh too), the old ones gone.
+	if err := m.Replace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if diff, err := m.Verify(); err != nil || diff != nil {
+		t.Errorf("verify after reload: %v %v", diff, err)
+	}
+	list := nft(t, tp.Firewall, "list", "table", "inet", "krl")
+	if strings.Contains(list, "_g1") || !strings.Contains(list, "rl_0_s4_g2") || !strings.Contains(list, "rl_1_c_g2") {
+		t.Errorf("after the reload:\n%s", list)
+	}
+	if got := outcomes(conn(client, 9201), 2); got != ".." {
+		t.Errorf("by rule after the reload: %s, want .. (a fresh bucket)", got)
+	}
 }

@@ -160,6 +160,10 @@ func (f *formatter) expr(e expr.Any) {
 		o := f.reg(e.Register)
 		f.parts = append(f.parts, fmt.Sprintf("%s %s-%s", o.text, formatValue(o.kind, e.FromData), formatValue(o.kind, e.ToData)))
 	case *expr.Lookup:
+		if e.IsDestRegSet {
+			f.mapLookup(e)
+			return
+		}
 		not := ""
 		if e.Invert {
 			not = "!= "
@@ -167,6 +171,8 @@ func (f *formatter) expr(e expr.Any) {
 		f.parts = append(f.parts, f.keyText(e.SourceRegister)+" "+not+f.setText(e.SetName, f.reg(e.SourceRegister)))
 	case *expr.Dynset:
 		f.parts = append(f.parts, f.dynset(e))
+	case *expr.Immediate:
+		f.load(e.Register, uint32(len(e.Data)), operand{text: strconv.FormatUint(uint64(hostU32(pad4(e.Data))), 10)})
 	case *expr.Limit:
 		f.parts = append(f.parts, limitText(e))
 	case *expr.Log:
@@ -394,6 +400,8 @@ func ctKeyName(k expr.CtKey) string {
 		return "direction"
 	case expr.CtKeySTATUS:
 		return "status"
+	case unix.NFT_CT_ID:
+		return "id"
 	}
 	return fmt.Sprintf("key%d", k)
 }
@@ -568,6 +576,18 @@ func (f *formatter) dynset(e *expr.Dynset) string {
 		op = "update"
 	}
 	in := f.keyText(e.SrcRegKey)
+	if e.SrcRegData != 0 {
+		var keys []string
+		for sl := slot(e.SrcRegKey); sl < slot(e.SrcRegData); {
+			o, ok := f.regs[sl]
+			if !ok {
+				break
+			}
+			keys = append(keys, o.text)
+			sl += o.slots
+		}
+		in = strings.Join(keys, " . ") + " : " + f.reg(e.SrcRegData).text
+	}
 	if e.Timeout > 0 {
 		in += " timeout " + nftDuration(e.Timeout)
 	}
@@ -601,4 +621,22 @@ func logText(e *expr.Log) string {
 		out += fmt.Sprintf(" snaplen %d", e.Snaplen)
 	}
 	return out
+}
+
+// mapLookup is `key map @m` (into a register) or `key vmap @m` (the
+// verdict), as nft prints them.
+func (f *formatter) mapLookup(e *expr.Lookup) {
+	key := f.keyText(e.SourceRegister)
+	if e.DestRegister == 0 {
+		f.parts = append(f.parts, key+" vmap @"+e.SetName)
+		return
+	}
+	f.load(e.DestRegister, 4, operand{text: key + " map @" + e.SetName})
+}
+
+func pad4(b []byte) []byte {
+	if len(b) >= 4 {
+		return b[:4]
+	}
+	return append(slices.Clone(b), make([]byte, 4-len(b))...)
 }

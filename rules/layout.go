@@ -14,7 +14,10 @@ import (
 //   - base chains: "<hook>", or "<hook>_p<prio>" ("_pm<n>" for a negative
 //     priority) when a chain of that name is on another priority;
 //   - generation chains: "<hook>_g<n>", regular chains holding the rules;
-//   - steering sets of generation n: "steer_iifname_g<n>", "steer_oifname_g<n>".
+//   - steering sets of generation n: "steer_iifname_g<n>", "steer_oifname_g<n>";
+//   - rate limits of generation n (compile_ratelimit.go): chains
+//     "rl_<rule>_g<n>", their sets "rl_<rule>_c_g<n>" (connections),
+//     "rl_<rule>_s4_g<n>", "rl_<rule>_s6_g<n>", "rl_<rule>_f_g<n>" (buckets).
 const genMark = "_g"
 
 // genName is name in generation n.
@@ -40,10 +43,15 @@ func parseGen(name string) (stem string, n uint64, ok bool) {
 	return name[:i], n, true
 }
 
-// steerSet reports whether name is a steering set of some generation, or
-// the unsuffixed one of the previous layout.
-func steerSet(name string) bool {
-	if stem, _, ok := parseGen(name); ok {
+// genSet reports whether name is a set that belongs to a generation (a
+// steering set, the rate limits' sets and maps), or the unsuffixed
+// steering set of the previous layout.
+func genSet(name string) bool {
+	stem, _, ok := parseGen(name)
+	if ok && strings.HasPrefix(stem, rateStem) {
+		return true
+	}
+	if ok {
 		name = stem
 	}
 	return name == inIfSet || name == outIfSet || strings.HasPrefix(name, nameSetStem)
@@ -64,7 +72,7 @@ func nextGen(chains map[string]*nftables.Chain, sets map[string]bool) uint64 {
 		}
 	}
 	for name := range sets {
-		if steerSet(name) {
+		if genSet(name) {
 			see(name)
 		}
 	}

@@ -300,7 +300,13 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 	for _, ch := range added {
 		c.AddChain(ch)
 	}
-	var fresh []*nftables.Chain
+	var fresh, rates []*nftables.Chain
+	if cfg.Mode == KernelFirst {
+		// Before the chains that jump to them; deleted after them.
+		if rates, err = b.rateChains(); err != nil {
+			return false, err
+		}
+	}
 	for _, h := range cfg.Hooks {
 		var pol *nftables.Chain
 		if cfg.Mode == KernelFirst {
@@ -320,6 +326,7 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 			fresh = append(fresh, pol)
 		}
 	}
+	fresh = append(fresh, rates...)
 	if err := c.Flush(); err != nil {
 		return false, fmt.Errorf("add generation %d: %w", gen, err)
 	}
@@ -361,7 +368,7 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 	delChains(c, old)
 	n := len(old)
 	for _, name := range sortedNames(sets) {
-		if steerSet(name) {
+		if genSet(name) {
 			c.DelSet(&nftables.Set{Table: tab, Name: name})
 			n++
 		}

@@ -135,6 +135,9 @@ type PolicyRule struct {
 	// decides into the block set for this long: the kernel drops its later
 	// packets, as after user space's block_source.
 	BlockSource time.Duration
+	// RateLimit, when not nil, is a token bucket every packet of a
+	// connection the rule decides takes from (rate_limit.go).
+	RateLimit *RateLimit
 	// Queue, when not empty, says why user space decides the rule (an L7
 	// matcher, a rate limit, ...): the kernel queues the packets that the
 	// rest of the rule matches, and user space decides them from the first
@@ -224,6 +227,9 @@ func (p *Policy) check() error {
 		}
 		if r.BlockSource < 0 || r.BlockSource > 0 && r.BlockSource < time.Millisecond {
 			return at("block_source %v (want 1ms or more)", r.BlockSource)
+		}
+		if err := r.RateLimit.check(r.Action); err != nil {
+			return at("%v", err)
 		}
 		for _, n := range append(append([]string(nil), r.InIfs...), r.OutIfs...) {
 			if n == "" || len(n) > 15 || strings.ContainsRune(n, 0) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -28,6 +29,10 @@ type Capabilities struct {
 	// with the option are decided in user space.
 	Log, Limit       bool
 	LogErr, LimitErr string
+	// Meter: dynamic sets whose elements carry a limit, keyed by ct id, and verdict maps, for rate_limit in mode KernelFirst
+	// (compile_ratelimit.go); MeterErr says why not.
+	Meter    bool
+	MeterErr string
 	// Kernel is the running kernel's release.
 	Kernel string
 }
@@ -56,9 +61,9 @@ func (c Capabilities) String() string {
 	if err != nil {
 		chosen = "none"
 	}
-	return fmt.Sprintf("kernel %s: nft queue expression: %s; xt NFQUEUE via compat: %s; using %s; nft log: %s; nft limit: %s",
+	return fmt.Sprintf("kernel %s: nft queue expression: %s; xt NFQUEUE via compat: %s; using %s; nft log: %s; nft limit: %s; nft meters: %s",
 		c.Kernel, state(c.NativeQueue, c.NativeErr), state(c.CompatQueue, c.CompatErr), chosen,
-		state(c.Log, c.LogErr), state(c.Limit, c.LimitErr))
+		state(c.Log, c.LogErr), state(c.Limit, c.LimitErr), state(c.Meter, c.MeterErr))
 }
 
 // Probe tests, in the caller's network namespace, which queue expressions
@@ -95,19 +100,49 @@ func probe(dial func() (*nftables.Conn, error)) (Capabilities, error) {
 		return caps, err
 	}
 	caps.Limit, caps.LimitErr, err = probeExpr(dial, &expr.Limit{Type: expr.LimitTypePkts, Rate: 10, Unit: expr.LimitTimeSecond, Burst: 10})
+	if err != nil {
+		return caps, err
+	}
+	caps.Meter, caps.MeterErr, err = probeMeter(dial)
 	return caps, err
+}
+
+// probeMeter tries what a kernel rate limit uses: a dynamic set keyed by
+// connection with a limit per element, updated from a rule.
+func probeMeter(dial func() (*nftables.Conn, error)) (bool, string, error) {
+	return probeTable(dial, func(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain) error {
+		s := &nftables.Set{Table: t, Name: "m", KeyType: rateFlowType,
+			Dynamic: true, HasTimeout: true, Timeout: time.Second, Size: 16}
+		if err := c.AddSet(s, nil); err != nil {
+			return err
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(rateFlowLoad(), &expr.Dynset{SrcRegKey: tupleReg,
+			SetName: "m", Operation: unix.NFT_DYNSET_OP_UPDATE,
+			Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 1, Unit: expr.LimitTimeSecond, Burst: 1}}})})
+		return nil
+	})
 }
 
 // probeExpr reports whether the kernel accepts e; err is set only when the
 // probe itself could not run (e.g. no permission).
 func probeExpr(dial func() (*nftables.Conn, error), e expr.Any) (ok bool, why string, err error) {
+	return probeTable(dial, func(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain) error {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{e}})
+		return nil
+	})
+}
+
+// probeTable runs add in a throwaway table's transaction (see ProbeNS).
+func probeTable(dial func() (*nftables.Conn, error), add func(*nftables.Conn, *nftables.Table, *nftables.Chain) error) (ok bool, why string, err error) {
 	c, err := dial()
 	if err != nil {
 		return false, "", fmt.Errorf("probe expression: %w", err)
 	}
 	t := c.AddTable(inetTable(fmt.Sprintf("qguard-probe-%d-%d", os.Getpid(), probeSeq.Add(1))))
 	ch := c.AddChain(&nftables.Chain{Name: "probe", Table: t})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{e}})
+	if err := add(c, t, ch); err != nil {
+		return false, "", fmt.Errorf("probe expression: %w", err)
+	}
 	c.DelTable(t)
 	err = c.Flush()
 	switch {

@@ -176,6 +176,16 @@ func showSets(b *strings.Builder, c *nftables.Conn, t *nftables.Table) (map[stri
 		if s.HasTimeout || s.Timeout > 0 {
 			timeout = " timeout " + nftDuration(s.Timeout) + ";"
 		}
+		if s.IsMap {
+			key, data := s.KeyType.Name, s.DataType.Name
+			if key == nftables.TypeVerdict.Name && data == "" {
+				// The library reads a verdict map's data type into its key
+				// type; qguard's one verdict map is keyed by rule index.
+				key, data = nftables.TypeInteger.Name, nftables.TypeVerdict.Name
+			}
+			fmt.Fprintf(b, "\tmap %s { type %s : %s;%s } # %d elements\n", s.Name, key, data, timeout, len(els))
+			continue
+		}
 		fmt.Fprintf(b, "\tset %s { type %s;%s } # %d elements\n", s.Name, s.KeyType.Name, timeout, len(els))
 	}
 	return anon, nil

@@ -21,11 +21,12 @@ import (
 // or conntrack state matcher (evaluated per packet in user space, so the
 // kernel must not hand the flow to its conntrack mark), interface indexes
 // and name patterns ("eth*": the kernel rules compare whole names),
-// and the rule options mark, rate_limit and flow; and the alert action,
-// whose log line and counters are user space's. The kernel runs the options
-// log (nflog lines the daemon writes as its own, kernelopts.go) and
-// block_source (the nftables block sets), the latter only without XDP: with
-// XDP, blocked sources belong in its map, which only user space fills.
+// and the rule options mark and flow; and the alert action, whose log line
+// and counters are user space's. The kernel runs the options log (nflog
+// lines the daemon writes as its own, kernelopts.go), rate_limit where nft's
+// limit can be user space's bucket (kernelRate), and block_source (the
+// nftables block sets), the latter only without XDP: with XDP, blocked
+// sources belong in its map, which only user space fills.
 func kernelPolicy(p *verdict.Policy, o *kernelOpts) *rules.Policy {
 	out := &rules.Policy{Default: kernelAction(p.Default), Rules: make([]rules.PolicyRule, len(p.Rules)),
 		LogRate: o.logRate}
@@ -93,6 +94,7 @@ func kernelRule(r *verdict.Rule, sets map[string][]netip.Prefix, o *kernelOpts) 
 	if k.Queue == "" {
 		k.Log = r.Log && o.logRate > 0
 		k.BlockSource = r.BlockSource
+		k.RateLimit, _ = kernelRate(r.RateLimit)
 	}
 	return k
 }
@@ -120,8 +122,8 @@ func queueReason(r *verdict.Rule, src, dst []netip.Prefix, o *kernelOpts) string
 	case hasIfPattern(m.InIfaces) || hasIfPattern(m.OutIfaces):
 		// The kernel rules compare whole names; "eth*" would be a literal.
 		return "interface name pattern"
-	case r.RateLimit != nil:
-		return "rate_limit"
+	case r.RateLimit != nil && rateReason(r) != "":
+		return rateReason(r)
 	case r.BlockSource > 0 && o.xdp:
 		return "block_source with xdp (the source goes to the XDP map)"
 	case r.Flow:
