@@ -173,8 +173,11 @@ func showSets(b *strings.Builder, c *nftables.Conn, t *nftables.Table) (map[stri
 			continue
 		}
 		timeout := ""
-		if s.HasTimeout || s.Timeout > 0 {
+		switch {
+		case s.Timeout > 0:
 			timeout = " timeout " + nftDuration(s.Timeout) + ";"
+		case s.HasTimeout:
+			timeout = " flags timeout;" // each element has its own (the name sets)
 		}
 		if s.IsMap {
 			key, data := s.KeyType.Name, s.DataType.Name
