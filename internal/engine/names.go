@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/qguard/qguard/config"
@@ -153,4 +154,14 @@ func (e *Engine) nameStats() *NameStats {
 			TTL: b.Expires.Sub(now).Round(time.Millisecond).Seconds()})
 	}
 	return s
+}
+
+// namesChanged reports whether the table's settings differ (names.ports
+// is not one of them: the steering and the pipelines take it at reload).
+func namesChanged(a, b *names.Config) bool {
+	if a == nil || b == nil {
+		return a != b
+	}
+	return a.MinTTL != b.MinTTL || a.MaxTTL != b.MaxTTL || a.MaxBindings != b.MaxBindings ||
+		a.MaxPending != b.MaxPending || !slices.Equal(a.Servers, b.Servers)
 }

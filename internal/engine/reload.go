@@ -150,6 +150,9 @@ func (e *Engine) keepRestartOnly(set *settings) {
 			set.rules.Table = old.rules.Table
 		}
 	}
+	if namesChanged(old.names, set.names) {
+		e.log.Warn("names section (ttls, bounds, servers) changed: takes effect on restart; names.ports applies now")
+	}
 	var oldIf, newIf []string
 	if old.xdp != nil {
 		oldIf = old.xdp.Interfaces
