@@ -124,7 +124,7 @@ type Config struct {
 	// LoadRates are the offered rates (packets/s) of the cost-at-load
 	// phase (default 50,000 and 150,000: well under every handler's
 	// capacity but go-nfqueue's), LoadDuration its window per rate
-	// (default 3s, quick 1s). NoCost skips the phase.
+	// (default 2s, quick 1s). NoCost skips the phase.
 	LoadRates    []int
 	LoadDuration time.Duration
 	NoCost       bool
@@ -157,7 +157,7 @@ func (c *Config) withDefaults() Config {
 	}
 	set(&o.Duration, 3*time.Second, time.Second)
 	set(&o.Warmup, 300*time.Millisecond, 150*time.Millisecond)
-	set(&o.LoadDuration, 3*time.Second, time.Second)
+	set(&o.LoadDuration, 2*time.Second, time.Second)
 	set(&o.LatencyInterval, time.Millisecond, time.Millisecond)
 	if o.LatencySamples <= 0 {
 		o.LatencySamples = 1000

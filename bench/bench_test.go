@@ -226,3 +226,44 @@ func TestLoadJSON(t *testing.T) {
 		t.Errorf("broken JSON: %v", err)
 	}
 }
+
+// TestCostSummaries: the firewall's CPU per packet is the generator's
+// thread minus its own sending, plus ksoftirqd and the handler, per packet
+// sent; ratios are to kernel-only and the C peer at the same rate.
+func TestCostSummaries(t *testing.T) {
+	load := func(rate int, gen, handler int64) LoadSample {
+		return LoadSample{Rate: rate, Seconds: 1, Sent: 1000, Delivered: 1000, GenCPU: gen, GenFloor: 500, HandlerCPU: handler, SoftirqdCPU: 100_000}
+	}
+	mk := func(name string, queues int, gen, handler int64) Result {
+		return Result{Mode: name, Traffic: UDP64, Queues: queues, Samples: []Sample{{Seconds: 1, Delivered: 10, Queued: 10,
+			Loads: []LoadSample{load(50, gen, handler), load(150, gen/2, handler/2)}}}}
+	}
+	// kernel: (1.5ms - 0.5ms + 0.1ms) / 1000 = 1100 ns at rate 50.
+	rep := &Report{Runs: 1, Results: []Result{mk("kernel", 0, 1_500_000, 0), mk("c-nfq", 1, 2_000_000, 2_000_000),
+		mk("daemon-kfirst", 1, 1_700_000, 100_000), mk("daemon-observe", 1, 2_200_000, 2_400_000)}}
+	rep.Recompute()
+	k := rep.Results[0].Cost
+	if len(k) != 2 || k[0].Rate != 50 || k[0].FirewallNS.Median != 1100 || k[0].VsKernel != 1 {
+		t.Fatalf("kernel cost %+v", k)
+	}
+	// c-nfq: (2 - 0.5 + 0.1 + 2) ms / 1000 = 3600 ns; daemon-kfirst 1400 ns.
+	if c := rep.Results[1].Cost[0]; c.FirewallNS.Median != 3600 || c.HandlerNS.Median != 2000 || c.VsC != 1 {
+		t.Errorf("c-nfq cost %+v", c)
+	}
+	if f := rep.Results[2].Cost[0]; f.FirewallNS.Median != 1400 || f.VsKernel != 1400.0/1100 || f.VsC != 1400.0/3600 {
+		t.Errorf("kernel-first cost %+v", f)
+	}
+	// A generator floor above the thread's CPU counts as no kernel work, never negative.
+	if v := (LoadSample{Sent: 10, GenCPU: 100, GenFloor: 50, HandlerCPU: 300}).firewallNS(); v != 30 {
+		t.Errorf("floor above the generator's CPU: %v", v)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Cost at a fixed load of 50 packets/s", "daemon-kfirst / kernel at 50 pps: firewall CPU 1.27x"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

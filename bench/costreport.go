@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
+
+	"github.com/qguard/qguard/queue"
 )
 
 // writeCost prints the cost phase, one table per offered rate: the whole
@@ -27,7 +30,7 @@ func (r *Report) writeCost(w io.Writer) error {
 	for _, rate := range rates {
 		fmt.Fprintf(w, "\nCost at a fixed load of %s packets/s (64-byte UDP): the whole firewall's CPU per packet\n", num(float64(rate)))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tfw ns/pkt\tspread\thandler ns\tvs kernel\tpaired vs kernel\tvs C\tqueued\tdelivered\t")
+		fmt.Fprintln(tw, "mode\tsent pps\tfw ns/pkt\tspread\thandler ns\tvs kernel\tpaired\tvs C\tqueued\tq/u drop\tdelivered\t")
 		for _, x := range r.Results {
 			l := costAt(x.Cost, rate)
 			if l == nil {
@@ -39,23 +42,26 @@ func (r *Report) writeCost(w io.Writer) error {
 			}
 			paired := "-"
 			if l.PairedVsKernel.Median > 0 && r.Runs > 1 {
-				paired = fmt.Sprintf("%.2f..%.2fx", l.PairedVsKernel.Min, l.PairedVsKernel.Max)
+				paired = fmt.Sprintf("%s..%sx", digits3(l.PairedVsKernel.Min), digits3(l.PairedVsKernel.Max))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", x.Mode, dash(l.FirewallNS.Median, ns), nsSpread(l.FirewallNS),
-				dash(l.HandlerNS.Median, ns), ratio(l.VsKernel), paired, ratio(l.VsC), l.Queued, deliv)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t\n", x.Mode, num(l.SentPPS.Median), dash(l.FirewallNS.Median, ns), nsSpread(l.FirewallNS),
+				dash(l.HandlerNS.Median, ns), ratio(l.VsKernel), paired, ratio(l.VsC), compact(l.Queued),
+				compact(l.QueueDropped), compact(l.UserDropped), deliv)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
 	for _, l := range []string{
-		"fw ns/pkt: per packet sent, the kernel's work (the generator thread's CPU minus its own sending, calibrated with frames " +
+		"sent pps: the rate the paced generator reached (below the offered rate when its CPU was short: the machine busy); " +
+			"fw ns/pkt: per packet sent, the kernel's work (the generator thread's CPU minus its own sending, calibrated with frames " +
 			"dropped on arrival, plus ksoftirqd) and the handler process's CPU; handler ns: its part; vs kernel: over kernel-only " +
-			"forwarding's at the same rate (the floor); queued: packets the mode's queues received (id_sequence), summed over runs; " +
+			"forwarding's at the same rate (the floor), paired: min..max of that ratio run by run; queued: packets the mode's queues received (id_sequence), summed over runs; " +
 			"delivered: reached the sink, of those sent. Method and limits: bench/cost_linux.go.",
 	} {
 		io.WriteString(w, wrap(l, tableWidth, "  "))
 	}
+	r.writeChecks(w)
 	if len(r.GenFloor) > 0 {
 		fmt.Fprint(w, "  generator's own sending:")
 		for _, g := range r.GenFloor {
@@ -80,4 +86,88 @@ func costAt(ls []LoadResult, rate int) *LoadResult {
 		}
 	}
 	return nil
+}
+
+// writeChecks prints the comparisons the daemon modes are for, from the
+// rows that ran: the daemon against the library at the same load, and
+// kernel-first against kernel-only forwarding.
+func (r *Report) writeChecks(w io.Writer) {
+	find := func(name string) *Result {
+		for i := range r.Results {
+			if r.Results[i].Mode == name && r.Results[i].Ran() {
+				return &r.Results[i]
+			}
+		}
+		return nil
+	}
+	lib := find(fmt.Sprintf("qguard-batch%d", queue.DefaultBatchSize))
+	for i := range r.Results {
+		if x := &r.Results[i]; lib == nil && x.Ran() && x.Traffic == UDP64 && strings.HasPrefix(x.Mode, "qguard-batch") {
+			lib = x
+		}
+	}
+	kernel, kct := find("kernel"), find("kernel-conntrack")
+	obs, kf, kfl7, l7, libct := find("daemon-observe"), find("daemon-kfirst"), find("daemon-kfirst-l7"), find("daemon-l7"), find("qguard-conntrack")
+	var lines []string
+	costLine := func(what string, a, b *Result) {
+		if a == nil || b == nil {
+			return
+		}
+		for _, la := range a.Cost {
+			lb := costAt(b.Cost, la.Rate)
+			if lb == nil || lb.FirewallNS.Median == 0 {
+				continue
+			}
+			s := fmt.Sprintf("%s at %s pps: firewall CPU %.2fx", what, num(float64(la.Rate)), la.FirewallNS.Median/lb.FirewallNS.Median)
+			if p := pairedLoad(a.Samples, b.Samples, la.Rate); r.Runs > 1 && p.Median > 0 {
+				s += fmt.Sprintf(" (paired %s..%sx)", digits3(p.Min), digits3(p.Max))
+			}
+			if la.HandlerNS.Median > 0 && lb.HandlerNS.Median > 0 {
+				s += fmt.Sprintf(", handler %.2fx", la.HandlerNS.Median/lb.HandlerNS.Median)
+			}
+			if a.Queues > 0 {
+				s += fmt.Sprintf(", queued %s of %s sent", compact(la.Queued), compact(a.loadSent(la.Rate)))
+			}
+			lines = append(lines, s)
+		}
+	}
+	if obs != nil && lib != nil {
+		costLine("daemon-observe / "+lib.Mode, obs, lib)
+	}
+	if obs != nil && libct != nil {
+		costLine("daemon-observe / qguard-conntrack", obs, libct)
+	}
+	if kf != nil && kernel != nil {
+		if kf.VsKernel > 0 {
+			lines = append(lines, fmt.Sprintf("daemon-kfirst flood: delivered %.2fx kernel-only", kf.VsKernel))
+		}
+		costLine("daemon-kfirst / kernel", kf, kernel)
+	}
+	if kf != nil && kct != nil {
+		costLine("daemon-kfirst / kernel-conntrack", kf, kct)
+	}
+	if kfl7 != nil && l7 != nil && l7.DeliveredPPS.Median > 0 {
+		lines = append(lines, fmt.Sprintf("daemon-kfirst-l7 flood: delivered %.2fx daemon-l7's (the same policy in queue-all)",
+			kfl7.DeliveredPPS.Median/l7.DeliveredPPS.Median))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nThe daemon against the library and kernel-first against kernel-only (medians; paired: run by run):")
+	for _, l := range lines {
+		io.WriteString(w, wrap(l, tableWidth, "    "))
+	}
+}
+
+// loadSent is what the cost phase sent at rate, over the runs.
+func (r *Result) loadSent(rate int) uint64 {
+	var n uint64
+	for _, s := range r.Samples {
+		for _, l := range s.Loads {
+			if l.Rate == rate {
+				n += l.Sent
+			}
+		}
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestIntegrationQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := "qgbt"
+	prefix := testPrefix("qgbt")
 	cfg := &Config{
 		Quick: true, Duration: 700 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		LatencySamples: 50, Batches: []int{8, 32}, PolicyRules: 50, DrainBursts: 2, // the default 16,384 burst: a 4,096 one drained between two looks in fanout mode on an idle machine
@@ -122,6 +123,10 @@ func TestIntegrationQuick(t *testing.T) {
 	if ran == 0 {
 		t.Fatal("no mode ran")
 	}
+	checkCost(t, rep)
+	if !strings.Contains(table.String(), "Cost at a fixed load of 50.0k packets/s") {
+		t.Errorf("table has no cost section")
+	}
 	left, err := topo.Leftovers(prefix)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +140,7 @@ func TestIntegrationQuick(t *testing.T) {
 // fallback path) through one queue mode and checks it delivers.
 func TestIntegrationSocketPath(t *testing.T) {
 	testutil.NeedRoot(t, "creates network namespaces")
-	prefix := "qgbu"
+	prefix := testPrefix("qgbu")
 	rep, err := Run(context.Background(), &Config{Modes: []string{"qguard-batch32:mtu", "flood-nftset"}, Duration: 500 * time.Millisecond,
 		Warmup: 100 * time.Millisecond, LatencySamples: 20, Batches: []int{32}, DrainBurst: 2048, DrainBursts: 2, Generator: "udp", Sink: "socket", Prefix: prefix})
 	if err != nil {
@@ -164,7 +169,7 @@ func TestIntegrationSocketPath(t *testing.T) {
 // TestIntegrationCancel cancels a run mid-way and checks the topology goes.
 func TestIntegrationCancel(t *testing.T) {
 	testutil.NeedRoot(t, "creates network namespaces")
-	prefix := "qgbx"
+	prefix := testPrefix("qgbx")
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
@@ -197,3 +202,56 @@ func TestCheckCPUs(t *testing.T) {
 		t.Errorf("Run with a bad handler CPU: %v", err)
 	}
 }
+
+// checkCost: the daemon modes ran (the harness builds cmd/qguard), every
+// mode with a cost phase has its figures at each rate, kernel-only is the
+// floor, and kernel-first queues none of a flood no L7 rule can match.
+func checkCost(t *testing.T, rep *Report) {
+	t.Helper()
+	if rep.CostSkipped != "" {
+		t.Fatalf("cost phase skipped: %s", rep.CostSkipped)
+	}
+	byName := map[string]*Result{}
+	for i := range rep.Results {
+		byName[rep.Results[i].Mode] = &rep.Results[i]
+	}
+	for _, name := range []string{"kernel", "kernel-conntrack", "daemon-observe", "daemon-kfirst", "daemon-kfirst-l7", "daemon-offload"} {
+		r := byName[name]
+		if r == nil || !r.Ran() {
+			t.Errorf("%s did not run", name)
+			continue
+		}
+		if len(r.Cost) != 2 {
+			t.Errorf("%s: cost at %d rates, want 2", name, len(r.Cost))
+			continue
+		}
+		for _, l := range r.Cost {
+			if l.FirewallNS.Median <= 0 || l.SentPPS.Median <= 0 || (name != "kernel" && l.VsKernel <= 0) {
+				t.Errorf("%s at %d pps: no figures: %+v", name, l.Rate, l)
+			}
+		}
+	}
+	if kf := byName["daemon-kfirst"]; kf != nil && kf.Ran() {
+		for _, s := range kf.Samples {
+			if s.Queued != 0 {
+				t.Errorf("daemon-kfirst: the queue received %d flood packets", s.Queued)
+			}
+			for _, l := range s.Loads {
+				if l.Queued != 0 {
+					t.Errorf("daemon-kfirst at %d pps: the queue received %d packets", l.Rate, l.Queued)
+				}
+			}
+		}
+	}
+	if obs := byName["daemon-observe"]; obs != nil && obs.Ran() {
+		for _, l := range obs.Cost {
+			if l.Queued == 0 || l.HandlerNS.Median <= 0 {
+				t.Errorf("daemon-observe at %d pps: queued %d, handler %v", l.Rate, l.Queued, l.HandlerNS)
+			}
+		}
+	}
+}
+
+// testPrefix names a test's namespaces after the process too, so that the
+// leftover check does not see another run's namespaces on a shared machine.
+func testPrefix(p string) string { return fmt.Sprintf("%s%d", p, os.Getpid()%1000) }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -26,6 +27,8 @@ func AllModes(c *Config) []Mode {
 	}
 	ms := []Mode{
 		{Name: "kernel", Group: GroupLimit, Family: FamilyKernel, Traffic: UDP64, cost: true, About: "kernel forwarding, no queue (the limit)"},
+		{Name: "kernel-conntrack", Group: GroupLimit, Family: FamilyKernel, Traffic: UDP64, cost: true, measure: withConntrack(measureForward),
+			About: "kernel forwarding with connection tracking on, as qguard's table has it (a stateful firewall's floor)"},
 		peer("c-nfq", FamilyC, cPeer(pb), true, fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry", pb)),
 		peer("c-nfq-perpkt", FamilyC, cPeer(1), true, "C on libnetfilter_queue, nfq_set_verdict per packet"),
 	}
@@ -53,6 +56,12 @@ func AllModes(c *Config) []Mode {
 		lib(fmt.Sprintf("qguard-policy%d", o.PolicyRules), 1, qguardLib(queue.Batch, main, libPolicy),
 			fmt.Sprintf("qguard engine's handler (internal/engine, offline) in the library peer, %d-rule policy, all accepted", o.PolicyRules)),
 	)
+	// The daemon's table turns connection tracking on; this mode tells
+	// its cost from the daemon's own.
+	ct := lib("qguard-conntrack", 1, qguardLib(queue.Batch, main, libAccept),
+		fmt.Sprintf("qguard, batch verdicts, batch size %d, connection tracking on (as the daemon's table has it)", main))
+	ct.measure, ct.drain = withConntrack(measureForward), false
+	ms = append(ms, ct)
 	ms = append(ms, daemonModes(&o, main)...)
 	// Traffic variants for the modes that anchor the comparison.
 	for _, base := range []string{"kernel", "c-nfq", "go-nfqueue", fmt.Sprintf("qguard-batch%d", main), "daemon-observe"} {
@@ -135,4 +144,19 @@ func mainBatch(b []int) int {
 		return queue.DefaultBatchSize
 	}
 	return b[len(b)/2]
+}
+
+// withConntrack runs measure with connection tracking on in the firewall.
+func withConntrack(measure measureFunc) measureFunc {
+	return func(ctx context.Context, e *env, r *modeRun) (s Sample, err error) {
+		if err := e.steer.addConntrack(); err != nil {
+			return s, err
+		}
+		defer func() {
+			if ferr := e.steer.flush(); ferr != nil && err == nil {
+				err = ferr
+			}
+		}()
+		return measure(ctx, e, r)
+	}
 }

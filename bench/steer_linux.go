@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 
@@ -80,6 +81,26 @@ func (s *steering) add(proto uint8, num uint16, count int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("install steering rule: %w", err)
+	}
+	return nil
+}
+
+// addConntrack accepts forwarded packets of tracked connections: the
+// ct expression turns connection tracking on in the namespace, which
+// qguard's own table does too (ct marks, ct state), so kernel forwarding
+// can be measured with it.
+func (s *steering) addConntrack() error {
+	mask := binary.NativeEndian.AppendUint32(nil, expr.CtStateBitNEW|expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)
+	err := s.do(func(c *nftables.Conn) {
+		c.AddRule(&nftables.Rule{Table: s.table, Chain: s.chain, Exprs: []expr.Any{
+			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		}})
+	})
+	if err != nil {
+		return fmt.Errorf("install conntrack rule: %w", err)
 	}
 	return nil
 }

@@ -158,7 +158,7 @@ Micro-benchmarks of the hot paths live beside the code:
 	f.IntVar(&cfg.DrainBursts, "drain-bursts", 0, "bursts of the drain phase per mode and run (default 10, quick 4)")
 	f.BoolVar(&cfg.NoDrain, "no-drain", false, "skip the drain phase (a full queue emptied with the generator idle)")
 	f.IntSliceVar(&cfg.LoadRates, "load-rates", nil, "offered packets/s of the cost-at-load phase (default 50000,150000)")
-	f.DurationVar(&cfg.LoadDuration, "load-duration", 0, "window per offered rate of the cost-at-load phase (default 3s, quick 1s)")
+	f.DurationVar(&cfg.LoadDuration, "load-duration", 0, "window per offered rate of the cost-at-load phase (default 2s, quick 1s)")
 	f.BoolVar(&cfg.NoCost, "no-cost", false, "skip the cost-at-load phase (the firewall's CPU per packet at fixed offered rates)")
 
 	peer := &cobra.Command{
