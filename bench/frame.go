@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // flow is one UDP flow of the raw-frame generator.
@@ -15,7 +17,7 @@ type flow struct {
 // buildFrame writes an Ethernet frame carrying one UDP datagram of flow f
 // into b and returns its length: an IP packet of ipSize bytes (at least
 // the headers plus one payload byte), with correct IPv4 header and UDP
-// checksums, so the firewall and sink treat it as any other datagram.
+// checksums (pktbuild.SetChecksums), so the firewall and sink treat it as any other datagram.
 // b must hold 14+max(ipSize, headers+1) bytes.
 func buildFrame(b []byte, dstMAC, srcMAC net.HardwareAddr, f flow, ipSize int) int {
 	v6 := f.src.Is6()
@@ -45,7 +47,6 @@ func buildFrame(b []byte, dstMAC, srcMAC net.HardwareAddr, f flow, ipSize int) i
 		s, d := f.src.As4(), f.dst.As4()
 		copy(ip[12:16], s[:])
 		copy(ip[16:20], d[:])
-		binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip[:20], 0)))
 	}
 	ulen := 8 + payload
 	binary.BigEndian.PutUint16(udp[0:], f.srcPort)
@@ -55,19 +56,7 @@ func buildFrame(b []byte, dstMAC, srcMAC net.HardwareAddr, f flow, ipSize int) i
 	for i := range payload {
 		udp[8+i] = byte(i)
 	}
-	// Pseudo-header: addresses, protocol, UDP length.
-	var acc uint32
-	if v6 {
-		acc = sum16(ip[8:40], 0)
-	} else {
-		acc = sum16(ip[12:20], 0)
-	}
-	acc += 17 + uint32(ulen)
-	c := ^fold(sum16(udp[:ulen], acc))
-	if c == 0 {
-		c = 0xffff // 0 means "no checksum" in UDP
-	}
-	binary.BigEndian.PutUint16(udp[6:], c)
+	pktbuild.SetChecksums(ip[:ipHeader(v6)+ulen])
 	return 14 + len(ip[:ipHeader(v6)+ulen])
 }
 
@@ -76,26 +65,6 @@ func ipHeader(v6 bool) int {
 		return 40
 	}
 	return 20
-}
-
-// sum16 adds b as big-endian 16-bit words to acc (one's-complement sum,
-// carries not yet folded).
-func sum16(b []byte, acc uint32) uint32 {
-	for len(b) >= 2 {
-		acc += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	return acc
-}
-
-func fold(acc uint32) uint16 {
-	for acc > 0xffff {
-		acc = acc&0xffff + acc>>16
-	}
-	return uint16(acc)
 }
 
 // udpPayload is the UDP payload that makes an IP packet of size bytes.

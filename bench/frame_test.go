@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // TestBuildFrame checks the generator's frames the way a receiver would:
@@ -35,7 +37,7 @@ func TestBuildFrame(t *testing.T) {
 		}
 		ip := b[14:n]
 		var udp []byte
-		var pseudo uint32
+		var pseudo uint16
 		if f.src.Is6() {
 			if et := binary.BigEndian.Uint16(b[12:]); et != 0x86dd || ip[0]>>4 != 6 || ip[6] != 17 {
 				t.Errorf("%s: ethertype %#x, version %d, next header %d", tc.src, et, ip[0]>>4, ip[6])
@@ -46,7 +48,7 @@ func TestBuildFrame(t *testing.T) {
 			if netip.AddrFrom16([16]byte(ip[8:24])) != f.src || netip.AddrFrom16([16]byte(ip[24:40])) != f.dst {
 				t.Errorf("%s: wrong addresses", tc.src)
 			}
-			udp, pseudo = ip[40:], sum16(ip[8:40], 0)
+			udp, pseudo = ip[40:], pktbuild.Checksum(ip[8:40], 0)
 		} else {
 			if et := binary.BigEndian.Uint16(b[12:]); et != 0x0800 || ip[0] != 0x45 || ip[9] != 17 {
 				t.Errorf("%s: ethertype %#x, version/ihl %#x, protocol %d", tc.src, et, ip[0], ip[9])
@@ -54,13 +56,13 @@ func TestBuildFrame(t *testing.T) {
 			if tl := int(binary.BigEndian.Uint16(ip[2:])); tl != len(ip) {
 				t.Errorf("%s: total length %d, want %d", tc.src, tl, len(ip))
 			}
-			if c := fold(sum16(ip[:20], 0)); c != 0xffff {
+			if c := pktbuild.Checksum(ip[:20], 0); c != 0xffff {
 				t.Errorf("%s: IPv4 header checksum does not verify (sum %#x)", tc.src, c)
 			}
 			if netip.AddrFrom4([4]byte(ip[12:16])) != f.src || netip.AddrFrom4([4]byte(ip[16:20])) != f.dst {
 				t.Errorf("%s: wrong addresses", tc.src)
 			}
-			udp, pseudo = ip[20:], sum16(ip[12:20], 0)
+			udp, pseudo = ip[20:], pktbuild.Checksum(ip[12:20], 0)
 		}
 		if ul := int(binary.BigEndian.Uint16(udp[4:])); ul != len(udp) {
 			t.Errorf("%s: UDP length %d, want %d", tc.src, ul, len(udp))
@@ -71,7 +73,7 @@ func TestBuildFrame(t *testing.T) {
 		if binary.BigEndian.Uint16(udp[6:]) == 0 {
 			t.Errorf("%s: UDP checksum left out", tc.src)
 		}
-		if c := fold(sum16(udp, pseudo+17+uint32(len(udp)))); c != 0xffff {
+		if c := pktbuild.Checksum(udp, pktbuild.Checksum([]byte{0, 17, byte(len(udp) >> 8), byte(len(udp))}, pseudo)); c != 0xffff {
 			t.Errorf("%s size %d: UDP checksum does not verify (sum %#x)", tc.src, tc.size, c)
 		}
 	}

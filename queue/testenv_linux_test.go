@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
@@ -162,43 +162,12 @@ func send(t *testing.T, c *net.UDPConn, n int, payload string) {
 // and the UDP checksum (and for IPv4 the header checksum) recomputed.
 func upcase(b []byte) []byte {
 	out := append([]byte(nil), b...)
-	var l4 int
-	var pseudo []byte
-	switch out[0] >> 4 {
-	case 4:
+	l4 := 40
+	if out[0]>>4 == 4 {
 		l4 = int(out[0]&0xf) * 4
-		pseudo = append(append([]byte{}, out[12:20]...), 0, 17, 0, 0)
-		binary.BigEndian.PutUint16(pseudo[10:], uint16(len(out)-l4))
-	case 6:
-		l4 = 40
-		pseudo = append(append([]byte{}, out[8:40]...), 0, 0, 0, 0, 0, 0, 0, 17)
-		binary.BigEndian.PutUint32(pseudo[32:], uint32(len(out)-l4))
 	}
 	payload := out[l4+8:]
 	copy(payload, bytes.ToUpper(payload))
-	binary.BigEndian.PutUint16(out[l4+6:], 0)
-	cs := checksum(append(pseudo, out[l4:]...))
-	if cs == 0 {
-		cs = 0xffff
-	}
-	binary.BigEndian.PutUint16(out[l4+6:], cs)
-	if out[0]>>4 == 4 {
-		binary.BigEndian.PutUint16(out[10:], 0)
-		binary.BigEndian.PutUint16(out[10:], checksum(out[:l4]))
-	}
+	pktbuild.SetChecksums(out)
 	return out
-}
-
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }

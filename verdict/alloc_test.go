@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/packet"
 )
 
@@ -143,7 +143,7 @@ func TestIndexAgreesWithTrace(t *testing.T) {
 			case 0:
 				pk.payload = tDNS(name)
 				if pk.proto == packet.ProtoTCP && r.IntN(2) == 0 {
-					pk.payload = testpkt.TCPDNS(pk.payload)
+					pk.payload = pktbuild.TCPDNS(pk.payload)
 				}
 			case 1:
 				pk.payload = tHello(name)

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/packet"
 )
 
@@ -63,9 +63,9 @@ func inspectedCases(p *Pipeline) []struct {
 	want func(d *Decision) bool
 } {
 	accepted := func(d *Decision) bool { return d.Action == ActionAccept && !d.Cached }
-	udpQ := udp(tc4, ts4, 5353, 53, testpkt.DNSQuery(1, "www.allowed.test")).raw()
+	udpQ := udp(tc4, ts4, 5353, 53, pktbuild.DNSQuery(1, "www.allowed.test")).raw()
 	var ud Decision
-	tcpDNSConn := newKeepAlive(p, 1, 53, testpkt.TCPDNS(testpkt.DNSQuery(1, "www.allowed.test")))
+	tcpDNSConn := newKeepAlive(p, 1, 53, pktbuild.TCPDNS(pktbuild.DNSQuery(1, "www.allowed.test")))
 	req := []byte("GET /index.html HTTP/1.1\r\nHost: www.allowed.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	httpConn := newKeepAlive(p, 2, 80, req)
 	splitConn := newKeepAlive(p, 3, 80, req[:30], req[30:])

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/l7"
 )
 
@@ -73,10 +73,10 @@ func fuzzStream(t *testing.T, kind uint8, b, at []byte) {
 }
 
 func FuzzDNSStream(f *testing.F) {
-	two := append(testpkt.TCPDNS(testpkt.DNSQuery(1, "a.example")), testpkt.TCPDNS(testpkt.DNSQuery(2, "b.blocked.test", "c.example"))...)
+	two := append(pktbuild.TCPDNS(pktbuild.DNSQuery(1, "a.example")), pktbuild.TCPDNS(pktbuild.DNSQuery(2, "b.blocked.test", "c.example"))...)
 	f.Add(two, []byte{1, 13, 2})
 	f.Add(append([]byte{0, 3, 1, 2, 3}, two...), []byte{0})
-	f.Add(append(testpkt.TCPDNS(make([]byte, 300)), testpkt.TCPDNS(testpkt.DNSQuery(3, "x"))...), []byte{200, 5})
+	f.Add(append(pktbuild.TCPDNS(make([]byte, 300)), pktbuild.TCPDNS(pktbuild.DNSQuery(3, "x"))...), []byte{200, 5})
 	f.Fuzz(func(t *testing.T, b, at []byte) { fuzzStream(t, needDNS, b, at) })
 }
 

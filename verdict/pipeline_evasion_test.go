@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/packet"
 )
 
@@ -110,40 +110,40 @@ func TestEvasionDNS(t *testing.T) {
 				return decide(p, udp(fam[0], fam[1], sport, 53, payload), nil)
 			}
 			// UDP: a harmless query first, then the name, on one socket.
-			udpQ(testpkt.DNSQuery(1, "harmless.test"))
-			blockedOrAllowed(t, "udp second query "+name, blocked, []Decision{udpQ(testpkt.DNSQuery(2, name))})
+			udpQ(pktbuild.DNSQuery(1, "harmless.test"))
+			blockedOrAllowed(t, "udp second query "+name, blocked, []Decision{udpQ(pktbuild.DNSQuery(2, name))})
 			// UDP: one junk byte first.
 			sport++
 			udpQ([]byte{0})
-			blockedOrAllowed(t, "udp after junk "+name, blocked, []Decision{udpQ(testpkt.DNSQuery(3, name))})
+			blockedOrAllowed(t, "udp after junk "+name, blocked, []Decision{udpQ(pktbuild.DNSQuery(3, name))})
 			// UDP: the name as the second question of one message.
 			sport++
-			two := testpkt.DNSQuery(4, "harmless.test", name)
+			two := pktbuild.DNSQuery(4, "harmless.test", name)
 			blockedOrAllowed(t, "udp second question "+name, blocked, []Decision{udpQ(two)})
 
 			// TCP: a second query in the next segment.
 			k := dial(p, fam[0], fam[1], sport+1, 53)
-			ds := k.sendAll(testpkt.TCPDNS(testpkt.DNSQuery(1, "harmless.test")), testpkt.TCPDNS(testpkt.DNSQuery(2, name)))
+			ds := k.sendAll(pktbuild.TCPDNS(pktbuild.DNSQuery(1, "harmless.test")), pktbuild.TCPDNS(pktbuild.DNSQuery(2, name)))
 			blockedOrAllowed(t, "tcp next segment "+name, blocked, ds)
 			if !passed(ds[:1]) {
 				t.Errorf("tcp: harmless first query blocked: %+v", ds[0])
 			}
 			// TCP: two queries in one segment.
 			k = dial(p, fam[0], fam[1], sport+2, 53)
-			ds = k.sendAll(append(testpkt.TCPDNS(testpkt.DNSQuery(1, "harmless.test")), testpkt.TCPDNS(testpkt.DNSQuery(2, name))...))
+			ds = k.sendAll(append(pktbuild.TCPDNS(pktbuild.DNSQuery(1, "harmless.test")), pktbuild.TCPDNS(pktbuild.DNSQuery(2, name))...))
 			blockedOrAllowed(t, "tcp same segment "+name, blocked, ds)
 			// TCP: the length prefix in a segment of its own.
 			k = dial(p, fam[0], fam[1], sport+3, 53)
-			m := testpkt.TCPDNS(testpkt.DNSQuery(1, name))
+			m := pktbuild.TCPDNS(pktbuild.DNSQuery(1, name))
 			blockedOrAllowed(t, "tcp prefix alone "+name, blocked, k.sendAll(m[:2], m[2:]))
 			// TCP: small segments (within the L7 window), after a first query.
 			k = dial(p, fam[0], fam[1], sport+4, 53)
-			segs := append([][]byte{testpkt.TCPDNS(testpkt.DNSQuery(1, "harmless.test"))}, splitEvery(m, 6)...)
+			segs := append([][]byte{pktbuild.TCPDNS(pktbuild.DNSQuery(1, "harmless.test"))}, splitEvery(m, 6)...)
 			blockedOrAllowed(t, "tcp small segments "+name, blocked, k.sendAll(segs...))
 			// TCP: a message cut across segments, the next one starting in
 			// the same segment as its end.
 			k = dial(p, fam[0], fam[1], sport+5, 53)
-			stream := append(testpkt.TCPDNS(testpkt.DNSQuery(1, "harmless.test")), m...)
+			stream := append(pktbuild.TCPDNS(pktbuild.DNSQuery(1, "harmless.test")), m...)
 			blockedOrAllowed(t, "tcp straddling "+name, blocked, k.sendAll(stream[:20], stream[20:40], stream[40:]))
 		}
 	}
@@ -156,25 +156,25 @@ func TestEvasionDNSPointers(t *testing.T) {
 	p := NewPipeline(c, nil)
 	// Question name: "www" + pointer forward to "blocked.test" placed after
 	// the question.
-	fwd := testpkt.DNSQuery(1)
+	fwd := pktbuild.DNSQuery(1)
 	fwd[5] = 1
 	tail := len(fwd) + 4 + 2 + 4 // labels "www", pointer, qtype/qclass
 	fwd = append(fwd, 3, 'w', 'w', 'w', 0xc0|byte(tail>>8), byte(tail), 0, 1, 0, 1)
-	fwd = append(fwd, testpkt.DNSName("blocked.test")...)
+	fwd = append(fwd, pktbuild.DNSName("blocked.test")...)
 	if d := decide(p, udp(tc4, ts4, 1, 53, fwd), nil); d.Action != ActionDrop {
 		t.Errorf("forward pointer: %+v", d)
 	}
-	if d := decide(p, tcp(tc4, ts4, 2, 53, testpkt.TCPDNS(fwd)), nil); d.Action != ActionDrop {
+	if d := decide(p, tcp(tc4, ts4, 2, 53, pktbuild.TCPDNS(fwd)), nil); d.Action != ActionDrop {
 		t.Errorf("forward pointer over tcp: %+v", d)
 	}
 	// A pointer loop cannot be read by anyone: the policy decides (drop).
-	loop := testpkt.DNSQuery(1)
+	loop := pktbuild.DNSQuery(1)
 	loop[5] = 1
 	loop = append(loop, 0xc0, 14, 0xc0, 12, 0, 1, 0, 1)
 	if d := decide(p, udp(tc4, ts4, 3, 53, loop), nil); d.Action != ActionDrop || d.Rule != RuleUndecided {
 		t.Errorf("pointer loop: %+v", d)
 	}
-	if d := decide(p, udp(tc4, ts4, 4, 53, testpkt.DNSQuery(1, "fine.test")), nil); d.Action != ActionAccept {
+	if d := decide(p, udp(tc4, ts4, 4, 53, pktbuild.DNSQuery(1, "fine.test")), nil); d.Action != ActionAccept {
 		t.Errorf("allowed: %+v", d)
 	}
 }
@@ -186,25 +186,25 @@ func TestEvasionIPv6ExtHeaders(t *testing.T) {
 	p := NewPipeline(c, nil)
 	var d Decision
 	for _, n := range []int{9, 20, 200} {
-		exts := make([]testpkt.Ext, n)
+		exts := make([]pktbuild.Ext, n)
 		for i := range exts {
-			exts[i] = testpkt.NewExt(packet.ProtoDstOpts, testpkt.Opts6(1))
+			exts[i] = pktbuild.NewExt(packet.ProtoDstOpts, pktbuild.Opts6(1))
 		}
-		p.Decide(testpkt.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(testpkt.UDP(40000, 9002, []byte("x"))), nil, &d)
+		p.Decide(pktbuild.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(pktbuild.UDP(40000, 9002, []byte("x"))), nil, &d)
 		if d.Action != ActionDrop || d.Rule != 3 {
 			t.Errorf("%d headers, udp/9002: %+v", n, d)
 		}
-		p.Decide(testpkt.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(testpkt.UDP(40001, 53, testpkt.DNSQuery(1, "a.blocked.test"))), nil, &d)
+		p.Decide(pktbuild.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(pktbuild.UDP(40001, 53, pktbuild.DNSQuery(1, "a.blocked.test"))), nil, &d)
 		if d.Action != ActionDrop || d.Rule != 0 {
 			t.Errorf("%d headers, blocked query: %+v", n, d)
 		}
-		p.Decide(testpkt.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(testpkt.UDP(40002, 53, testpkt.DNSQuery(1, "a.allowed.test"))), nil, &d)
+		p.Decide(pktbuild.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(pktbuild.UDP(40002, 53, pktbuild.DNSQuery(1, "a.allowed.test"))), nil, &d)
 		if d.Action != ActionAccept {
 			t.Errorf("%d headers, allowed query: %+v", n, d)
 		}
 	}
 	// What cannot be decoded does not pass a policy that drops.
-	bad := testpkt.IPv6{Proto: packet.ProtoUDP, Exts: []testpkt.Ext{testpkt.NewExt(packet.ProtoDstOpts, testpkt.Opts6(1)), testpkt.NewExt(packet.ProtoHopByHop, testpkt.Opts6(1))}}.Build(testpkt.UDP(1, 9002, nil))
+	bad := pktbuild.IPv6{Proto: packet.ProtoUDP, Exts: []pktbuild.Ext{pktbuild.NewExt(packet.ProtoDstOpts, pktbuild.Opts6(1)), pktbuild.NewExt(packet.ProtoHopByHop, pktbuild.Opts6(1))}}.Build(pktbuild.UDP(1, 9002, nil))
 	p.Decide(bad, nil, &d)
 	if d.Action != ActionDrop || d.Rule != RuleInvalid {
 		t.Errorf("undecodable: %+v", d)
@@ -247,11 +247,11 @@ func TestEvasionTLS(t *testing.T) {
 			host = "www.allowed.test"
 		}
 		p := NewPipeline(c, nil)
-		hs := testpkt.Handshake(testpkt.HelloBody(testpkt.SNIExt(host), testpkt.TLSExt(21, make([]byte, 300))))
+		hs := pktbuild.Handshake(pktbuild.HelloBody(pktbuild.SNIExt(host), pktbuild.TLSExt(21, make([]byte, 300))))
 		// Two records in one segment, cut at every offset of the message.
 		for cut := 1; cut < len(hs); cut += 7 {
 			k := dial(p, tc4, ts4, uint16(1000+cut), 443)
-			two := append(testpkt.Records(hs[:cut], 1<<14), testpkt.Records(hs[cut:], 1<<14)...)
+			two := append(pktbuild.Records(hs[:cut], 1<<14), pktbuild.Records(hs[cut:], 1<<14)...)
 			blockedOrAllowed(t, "two records cut at "+itoa(cut)+" "+host, blocked, []Decision{k.send(two)})
 		}
 		// Empty ACKs before the hello do not use up the L7 window.
@@ -261,11 +261,11 @@ func TestEvasionTLS(t *testing.T) {
 				t.Fatalf("empty ack %d: %+v", i, d)
 			}
 		}
-		blockedOrAllowed(t, "after empty ACKs "+host, blocked, []Decision{k.send(testpkt.Records(hs, 1<<14))})
+		blockedOrAllowed(t, "after empty ACKs "+host, blocked, []Decision{k.send(pktbuild.Records(hs, 1<<14))})
 		// Segments out of order: the later one is dropped until the
 		// earlier one has arrived, then the hello is judged in order.
 		k = dial(p, tc4, ts4, 5001, 443)
-		rec := testpkt.Records(hs, 1<<14)
+		rec := pktbuild.Records(hs, 1<<14)
 		late := tcp(tc4, ts4, 5001, 443, rec[100:])
 		late.seq = k.seq + 100
 		if d := decide(p, late, nil); d.Action != ActionDrop {
@@ -376,11 +376,11 @@ func TestPerMessageFlowsNotOffloaded(t *testing.T) {
 		{Name: "all", Action: ActionAccept, Flow: true},
 	}})
 	p := NewPipeline(c, nil)
-	d := decide(p, udp(tc4, ts4, 1, 53, testpkt.DNSQuery(1, "ok.test")), nil)
+	d := decide(p, udp(tc4, ts4, 1, 53, pktbuild.DNSQuery(1, "ok.test")), nil)
 	if d.Action != ActionAccept || d.Offload {
 		t.Errorf("allowed query: %+v", d)
 	}
-	if d = decide(p, udp(tc4, ts4, 1, 53, testpkt.DNSQuery(2, "a.blocked.test")), nil); d.Action != ActionDrop {
+	if d = decide(p, udp(tc4, ts4, 1, 53, pktbuild.DNSQuery(2, "a.blocked.test")), nil); d.Action != ActionDrop {
 		t.Errorf("blocked query: %+v", d)
 	}
 	if d = decide(p, udp(tc4, ts4, 1, 53, nil).reply(), nil); d.Action != ActionAccept || d.Offload {
@@ -401,15 +401,15 @@ func TestDNSQuestionBound(t *testing.T) {
 	for i := range names {
 		names[i] = "ok" + itoa(i) + ".test"
 	}
-	if d := decide(p, udp(tc4, ts4, 1, 53, testpkt.DNSQuery(1, names...)), nil); d.Action != ActionAccept {
+	if d := decide(p, udp(tc4, ts4, 1, 53, pktbuild.DNSQuery(1, names...)), nil); d.Action != ActionAccept {
 		t.Errorf("%d allowed questions: %+v", len(names), d)
 	}
 	names[len(names)-1] = "x.blocked.test"
-	if d := decide(p, udp(tc4, ts4, 1, 53, testpkt.DNSQuery(1, names...)), nil); d.Action != ActionDrop || d.Rule != 0 {
+	if d := decide(p, udp(tc4, ts4, 1, 53, pktbuild.DNSQuery(1, names...)), nil); d.Action != ActionDrop || d.Rule != 0 {
 		t.Errorf("blocked last question: %+v", d)
 	}
 	names[len(names)-1] = "ok.test"
-	if d := decide(p, udp(tc4, ts4, 1, 53, testpkt.DNSQuery(1, append(names, "more.test")...)), nil); d.Action != ActionDrop || d.Rule != RuleUndecided {
+	if d := decide(p, udp(tc4, ts4, 1, 53, pktbuild.DNSQuery(1, append(names, "more.test")...)), nil); d.Action != ActionDrop || d.Rule != RuleUndecided {
 		t.Errorf("%d questions: %+v", len(names)+1, d)
 	}
 }
@@ -418,7 +418,7 @@ func TestDNSQuestionBound(t *testing.T) {
 // so SeenNames does not report the previous packet's.
 func TestSeenNamesNotStale(t *testing.T) {
 	p := NewPipeline(evasionPolicy(t), nil)
-	decide(p, udp(tc4, ts4, 1, 53, testpkt.DNSQuery(1, "a.allowed.test")), nil)
+	decide(p, udp(tc4, ts4, 1, 53, pktbuild.DNSQuery(1, "a.allowed.test")), nil)
 	if dns, _, _ := p.SeenNames(); string(dns) != "a.allowed.test" {
 		t.Fatalf("dns %q", dns)
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/packet"
 )
 
@@ -41,7 +41,7 @@ func TestDNSRuleOnlyOnDNSPorts(t *testing.T) {
 		if d = decide(p, tcp(fam[0], fam[1], 40001, 53, nil), nil); d.Rule != RulePending {
 			t.Errorf("%s: SYN to 53: %+v, want pending", fam[0], d)
 		}
-		d = decide(p, tcp(fam[0], fam[1], 40001, 53, testpkt.TCPDNS(tDNS("www.ads.example"))), nil)
+		d = decide(p, tcp(fam[0], fam[1], 40001, 53, pktbuild.TCPDNS(tDNS("www.ads.example"))), nil)
 		if d.Rule != 0 || d.Action != ActionDrop {
 			t.Errorf("%s: ads query over tcp/53: %+v, want no-ads drop", fam[0], d)
 		}

@@ -3,7 +3,7 @@ package verdict
 import (
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // TestTLSOracleRealHelloPipeline: a policy on the server name of real
@@ -16,7 +16,7 @@ func TestTLSOracleRealHelloPipeline(t *testing.T) {
 		{Name: "sni", Match: Match{SNI: []string{"*.blocked.test"}}, Action: ActionDrop},
 	}})
 	for _, name := range []string{"www.blocked.test", "www.allowed.test"} {
-		rec := testpkt.RealClientHello(t, name)
+		rec := pktbuild.RealClientHello(t, name)
 		if len(rec) < 1000 {
 			t.Logf("ClientHello of %d bytes: one segment", len(rec))
 		}
@@ -40,7 +40,7 @@ func TestTLSOracleRealHelloPipeline(t *testing.T) {
 			check("segments cut at "+itoa(cut), rec[:cut], rec[cut:])
 		}
 		for cut := 1; cut < len(hs); cut++ {
-			two := append(testpkt.Records(hs[:cut], 1<<14), testpkt.Records(hs[cut:], 1<<14)...)
+			two := append(pktbuild.Records(hs[:cut], 1<<14), pktbuild.Records(hs[cut:], 1<<14)...)
 			check("records cut at "+itoa(cut), two)
 			check("records cut at "+itoa(cut)+", segment at the record boundary", two[:recordHeader+cut], two[recordHeader+cut:])
 		}

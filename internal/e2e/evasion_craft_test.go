@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -67,16 +68,14 @@ func pureACKs(ns topo.NS, c *net.TCPConn, n int) error {
 	la, ra := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
 	src, _ := netip.AddrFromSlice(la.IP.To4())
 	dst, _ := netip.AddrFromSlice(ra.IP.To4())
-	tcp := make([]byte, 20)
-	binary.BigEndian.PutUint16(tcp[0:], uint16(la.Port))
-	binary.BigEndian.PutUint16(tcp[2:], uint16(ra.Port))
+	tcp := pktbuild.TCP(uint16(la.Port), uint16(ra.Port), 0x10, nil, nil) // ACK
 	binary.BigEndian.PutUint32(tcp[4:], snd)
 	binary.BigEndian.PutUint32(tcp[8:], rcv)
-	tcp[12] = 5 << 4
-	tcp[13] = 0x10 // ACK
-	binary.BigEndian.PutUint16(tcp[14:], 502)
-	binary.BigEndian.PutUint16(tcp[16:], l4Checksum(src, dst, unix.IPPROTO_TCP, tcp))
-	pkt := ipv4Packet(src, dst, unix.IPPROTO_TCP, tcp)
+	binary.BigEndian.PutUint16(tcp[14:], 502) // window
+	pkt := pktbuild.IPv4{DF: true, Proto: unix.IPPROTO_TCP, Src: src, Dst: dst}.Build(tcp)
+	if !pktbuild.SetChecksums(pkt) {
+		return fmt.Errorf("checksum the ACK")
+	}
 	return ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
 		if err != nil {
@@ -94,50 +93,16 @@ func pureACKs(ns topo.NS, c *net.TCPConn, n int) error {
 	})
 }
 
-func ipv4Packet(src, dst netip.Addr, proto byte, l4 []byte) []byte {
-	h := make([]byte, 20, 20+len(l4))
-	h[0] = 0x45
-	binary.BigEndian.PutUint16(h[2:], uint16(20+len(l4)))
-	h[6] = 0x40 // DF
-	h[8] = 64
-	h[9] = proto
-	s, d := src.As4(), dst.As4()
-	copy(h[12:], s[:])
-	copy(h[16:], d[:])
-	binary.BigEndian.PutUint16(h[10:], ^sum16(h, 0))
-	return append(h, l4...)
-}
-
 // udp6WithExtHeaders is an IPv6 UDP datagram behind ext Destination
 // Options headers (8 bytes each, one PadN option).
 func udp6WithExtHeaders(src, dst netip.Addr, sport, dport uint16, ext int, payload []byte) []byte {
-	udp := make([]byte, 8, 8+len(payload))
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[2:], dport)
-	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
-	udp = append(udp, payload...)
-	binary.BigEndian.PutUint16(udp[6:], l4Checksum(src, dst, unix.IPPROTO_UDP, udp))
-	var chain []byte
+	h := pktbuild.IPv6{Proto: unix.IPPROTO_UDP, Src: src, Dst: dst}
 	for i := 0; i < ext; i++ {
-		next := byte(unix.IPPROTO_DSTOPTS)
-		if i == ext-1 {
-			next = unix.IPPROTO_UDP
-		}
-		chain = append(chain, next, 0, 1, 4, 0, 0, 0, 0) // PadN, 4 bytes
+		h.Exts = append(h.Exts, pktbuild.NewExt(unix.IPPROTO_DSTOPTS, pktbuild.Opts6(1)))
 	}
-	first := byte(unix.IPPROTO_UDP)
-	if ext > 0 {
-		first = unix.IPPROTO_DSTOPTS
-	}
-	h := make([]byte, 40)
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], uint16(len(chain)+len(udp)))
-	h[6] = first
-	h[7] = 64
-	s, d := src.As16(), dst.As16()
-	copy(h[8:], s[:])
-	copy(h[24:], d[:])
-	return append(append(h, chain...), udp...)
+	pkt := h.Build(pktbuild.UDP(sport, dport, payload))
+	pktbuild.SetChecksums(pkt)
+	return pkt
 }
 
 // sendIPv6 sends a complete IPv6 packet from ns.
@@ -153,38 +118,6 @@ func sendIPv6(ns topo.NS, pkt []byte, dst netip.Addr) error {
 		}
 		return unix.Sendto(fd, pkt, 0, &unix.SockaddrInet6{Addr: dst.As16()})
 	})
-}
-
-func sum16(b []byte, s uint32) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
-}
-
-// l4Checksum is the TCP/UDP checksum over the pseudo-header and seg.
-func l4Checksum(src, dst netip.Addr, proto byte, seg []byte) uint16 {
-	var ph []byte
-	ph = append(ph, src.AsSlice()...)
-	ph = append(ph, dst.AsSlice()...)
-	if src.Is4() {
-		ph = append(ph, 0, proto)
-		ph = binary.BigEndian.AppendUint16(ph, uint16(len(seg)))
-	} else {
-		ph = binary.BigEndian.AppendUint32(ph, uint32(len(seg)))
-		ph = append(ph, 0, 0, 0, proto)
-	}
-	c := ^sum16(seg, uint32(sum16(ph, 0)))
-	if c == 0 && proto == unix.IPPROTO_UDP {
-		c = 0xffff
-	}
-	return c
 }
 
 // TestIntegrationEvasionIPv6ExtHeaders: a long extension-header chain is

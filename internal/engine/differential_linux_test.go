@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/internal/testutil"
-	"github.com/qguard/qguard/internal/testutil/testpkt"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
 	"github.com/qguard/qguard/verdict/packet"
@@ -286,14 +286,14 @@ func (p diffPacket) raw(data bool) []byte {
 	var proto uint8
 	switch p.kind {
 	case diffUDP:
-		l4, proto = testpkt.UDP(p.src.Port(), p.dst.Port(), []byte(p.payload)), packet.ProtoUDP
+		l4, proto = pktbuild.UDP(p.src.Port(), p.dst.Port(), []byte(p.payload)), packet.ProtoUDP
 	case diffTCP:
 		proto = packet.ProtoTCP
 		if !data {
-			l4 = testpkt.TCP(p.src.Port(), p.dst.Port(), packet.TCPSyn, nil, nil)
+			l4 = pktbuild.TCP(p.src.Port(), p.dst.Port(), packet.TCPSyn, nil, nil)
 			binary.BigEndian.PutUint32(l4[8:], 0) // no ack number on a SYN
 		} else {
-			l4 = testpkt.TCP(p.src.Port(), p.dst.Port(), packet.TCPAck|packet.TCPPsh, nil, []byte(p.payload))
+			l4 = pktbuild.TCP(p.src.Port(), p.dst.Port(), packet.TCPAck|packet.TCPPsh, nil, []byte(p.payload))
 			binary.BigEndian.PutUint32(l4[4:], 1001)
 		}
 	case diffICMP:
@@ -302,10 +302,10 @@ func (p diffPacket) raw(data bool) []byte {
 		if p.src.Addr().Is6() {
 			typ, proto = 128, packet.ProtoICMPv6
 		}
-		l4 = testpkt.ICMP(typ, 0, p.echoID, 1, []byte(p.payload))
+		l4 = pktbuild.ICMP(typ, 0, p.echoID, 1, []byte(p.payload))
 	}
 	if p.src.Addr().Is4() {
-		return testpkt.IPv4{Proto: proto, Src: p.src.Addr(), Dst: p.dst.Addr(), TTL: 63}.Build(l4)
+		return pktbuild.IPv4{Proto: proto, Src: p.src.Addr(), Dst: p.dst.Addr(), TTL: 63}.Build(l4)
 	}
-	return testpkt.IPv6{Proto: proto, Src: p.src.Addr(), Dst: p.dst.Addr(), Hop: 63}.Build(l4)
+	return pktbuild.IPv6{Proto: proto, Src: p.src.Addr(), Dst: p.dst.Addr(), Hop: 63}.Build(l4)
 }

@@ -1,11 +1,12 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"testing"
 
+	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
@@ -38,19 +39,7 @@ func offline(t testing.TB, p *verdict.Policy, withRules bool) *Engine {
 
 // udp4 builds an IPv4/UDP packet.
 func udp4(src, dst string, sport, dport uint16, payload string) []byte {
-	b := make([]byte, 28+len(payload))
-	b[0] = 0x45
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	b[8] = 64
-	b[9] = 17
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	copy(b[12:], s[:])
-	copy(b[16:], d[:])
-	binary.BigEndian.PutUint16(b[20:], sport)
-	binary.BigEndian.PutUint16(b[22:], dport)
-	binary.BigEndian.PutUint16(b[24:], uint16(8+len(payload)))
-	copy(b[28:], payload)
-	return b
+	return pktbuild.IPv4{Proto: proto.UDP, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}.Build(pktbuild.UDP(sport, dport, []byte(payload)))
 }
 
 func port(p uint16) []verdict.PortRange { return []verdict.PortRange{{Lo: p, Hi: p}} }

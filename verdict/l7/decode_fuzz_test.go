@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/packet"
 )
 
@@ -27,16 +27,16 @@ var fuzzPatterns = func() *Patterns {
 // fuzzSeeds returns packets for the seed corpus: every decoder table entry
 // plus packets carrying DNS, TLS and HTTP payloads.
 func fuzzSeeds() map[string][]byte {
-	seeds := testpkt.Samples()
-	seeds["ipv4-udp-dns"] = testpkt.IPv4{Proto: packet.ProtoUDP}.Build(testpkt.UDP(40000, 53, testpkt.DNSQuery(1, "www.example.com", "a.example")))
-	seeds["ipv6-tcp-dns"] = testpkt.IPv6{Proto: packet.ProtoTCP}.Build(testpkt.TCP(40000, 53, packet.TCPAck|packet.TCPPsh, nil, testpkt.TCPDNS(testpkt.DNSQuery(2, "example.org"))))
-	seeds["ipv4-tcp-tls"] = testpkt.IPv4{Proto: packet.ProtoTCP}.Build(testpkt.TCP(40000, 443, packet.TCPAck|packet.TCPPsh, nil, testpkt.ClientHello("sni.example", 0)))
-	seeds["ipv6-tcp-tls-split"] = testpkt.IPv6{Proto: packet.ProtoTCP}.Build(testpkt.TCP(40000, 443, packet.TCPAck, nil, testpkt.Records(testpkt.Handshake(testpkt.HelloBody(testpkt.SNIExt("x.example"))), 20)))
-	seeds["ipv4-tcp-http"] = testpkt.IPv4{Proto: packet.ProtoTCP}.Build(testpkt.TCP(40000, 80, packet.TCPAck|packet.TCPPsh, nil, []byte("GET /admin HTTP/1.1\r\nHost: www.example.com:8080\r\n\r\n")))
-	seeds["ipv6-ext-many"] = testpkt.IPv6{Proto: packet.ProtoTCP, Exts: []testpkt.Ext{testpkt.NewExt(packet.ProtoHopByHop, testpkt.Opts6(1)), testpkt.NewExt(packet.ProtoRouting, testpkt.Opts6(1)), testpkt.NewExt(packet.ProtoDstOpts, testpkt.Opts6(2)), testpkt.NewExt(packet.ProtoAH, make([]byte, 14))}}.Build(testpkt.TCP(1, 2, packet.TCPSyn, nil, nil))
-	seeds["ipv4-options"] = testpkt.IPv4{Proto: packet.ProtoTCP, Opts: []byte{0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0}}.Build(testpkt.TCP(1, 2, packet.TCPSyn, nil, nil))
-	seeds["ipv4-later-frag"] = testpkt.IPv4{Proto: packet.ProtoUDP, FragOff: 1480}.Build([]byte("fragment data"))
-	seeds["ipv6-later-frag"] = testpkt.IPv6{Proto: packet.ProtoUDP, Exts: []testpkt.Ext{testpkt.NewExt(packet.ProtoFragment, testpkt.Frag6(1448, false, 3))}}.Build([]byte("fragment data"))
+	seeds := pktbuild.Samples()
+	seeds["ipv4-udp-dns"] = pktbuild.IPv4{Proto: packet.ProtoUDP}.Build(pktbuild.UDP(40000, 53, pktbuild.DNSQuery(1, "www.example.com", "a.example")))
+	seeds["ipv6-tcp-dns"] = pktbuild.IPv6{Proto: packet.ProtoTCP}.Build(pktbuild.TCP(40000, 53, packet.TCPAck|packet.TCPPsh, nil, pktbuild.TCPDNS(pktbuild.DNSQuery(2, "example.org"))))
+	seeds["ipv4-tcp-tls"] = pktbuild.IPv4{Proto: packet.ProtoTCP}.Build(pktbuild.TCP(40000, 443, packet.TCPAck|packet.TCPPsh, nil, pktbuild.ClientHello("sni.example", 0)))
+	seeds["ipv6-tcp-tls-split"] = pktbuild.IPv6{Proto: packet.ProtoTCP}.Build(pktbuild.TCP(40000, 443, packet.TCPAck, nil, pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody(pktbuild.SNIExt("x.example"))), 20)))
+	seeds["ipv4-tcp-http"] = pktbuild.IPv4{Proto: packet.ProtoTCP}.Build(pktbuild.TCP(40000, 80, packet.TCPAck|packet.TCPPsh, nil, []byte("GET /admin HTTP/1.1\r\nHost: www.example.com:8080\r\n\r\n")))
+	seeds["ipv6-ext-many"] = pktbuild.IPv6{Proto: packet.ProtoTCP, Exts: []pktbuild.Ext{pktbuild.NewExt(packet.ProtoHopByHop, pktbuild.Opts6(1)), pktbuild.NewExt(packet.ProtoRouting, pktbuild.Opts6(1)), pktbuild.NewExt(packet.ProtoDstOpts, pktbuild.Opts6(2)), pktbuild.NewExt(packet.ProtoAH, make([]byte, 14))}}.Build(pktbuild.TCP(1, 2, packet.TCPSyn, nil, nil))
+	seeds["ipv4-options"] = pktbuild.IPv4{Proto: packet.ProtoTCP, Opts: []byte{0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0}}.Build(pktbuild.TCP(1, 2, packet.TCPSyn, nil, nil))
+	seeds["ipv4-later-frag"] = pktbuild.IPv4{Proto: packet.ProtoUDP, FragOff: 1480}.Build([]byte("fragment data"))
+	seeds["ipv6-later-frag"] = pktbuild.IPv6{Proto: packet.ProtoUDP, Exts: []pktbuild.Ext{pktbuild.NewExt(packet.ProtoFragment, pktbuild.Frag6(1448, false, 3))}}.Build([]byte("fragment data"))
 	return seeds
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // The DNS decoder against github.com/miekg/dns as the oracle: messages it
@@ -67,7 +67,7 @@ func TestDNSOracleQuestions(t *testing.T) {
 		for _, overTCP := range []bool{false, true} {
 			payload := wire
 			if overTCP {
-				payload = testpkt.TCPDNS(wire)
+				payload = pktbuild.TCPDNS(wire)
 			}
 			q, st := ParseDNS(payload, overTCP)
 			if st != Found || int(q.Count) != len(want) {

@@ -5,29 +5,29 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 func TestDNSQueryName(t *testing.T) {
 	long := strings.Repeat("a", 63)
 	name253 := strings.Join([]string{long, long, long, strings.Repeat("b", 61)}, ".")
 	// A second question whose name is a pointer to the first one's "example.com".
-	comp := testpkt.DNSQuery(1, "www.example.com")
+	comp := pktbuild.DNSQuery(1, "www.example.com")
 	comp[5] = 2
 	comp = append(comp, 3, 'a', 'p', 'i', 0xc0, 12+4, 0, 28, 0, 1)
-	selfPtr := testpkt.DNSQuery(1)
+	selfPtr := pktbuild.DNSQuery(1)
 	selfPtr[5] = 1
 	selfPtr = append(selfPtr, 0xc0, 12, 0, 1, 0, 1)
-	loop := testpkt.DNSQuery(1)
+	loop := pktbuild.DNSQuery(1)
 	loop[5] = 1
 	loop = append(loop, 1, 'a', 0xc0, 12, 0, 1, 0, 1) // label then pointer back to itself
-	fwd := testpkt.DNSQuery(1)
+	fwd := pktbuild.DNSQuery(1)
 	fwd[5] = 1
 	fwd = append(fwd, 0xc0, 20, 0, 1, 0, 1, 0, 0, 1, 'x', 0)
-	ext := testpkt.DNSQuery(1)
+	ext := pktbuild.DNSQuery(1)
 	ext[5] = 1
 	ext = append(ext, 0x41, 0, 0, 1, 0, 1)
-	dot := testpkt.DNSQuery(1, "a")
+	dot := pktbuild.DNSQuery(1, "a")
 	dot[13] = '.'
 	tests := []struct {
 		name    string
@@ -36,18 +36,18 @@ func TestDNSQueryName(t *testing.T) {
 		want    string
 		st      Status
 	}{
-		{"udp", testpkt.DNSQuery(7, "Example.COM"), false, "example.com", Found},
-		{"tcp", testpkt.TCPDNS(testpkt.DNSQuery(7, "www.example.org")), true, "www.example.org", Found},
-		{"tcp two messages", append(testpkt.TCPDNS(testpkt.DNSQuery(7, "a.example")), testpkt.TCPDNS(testpkt.DNSQuery(8, "b.example"))...), true, "a.example", Found},
-		{"root", testpkt.DNSQuery(7, ""), false, "", Found},
-		{"253 chars", testpkt.DNSQuery(7, name253), false, name253, Found},
-		{"254 chars", testpkt.DNSQuery(7, name253+"b"), false, "", Malformed},
-		{"no questions", testpkt.DNSQuery(7), false, "", Absent},
+		{"udp", pktbuild.DNSQuery(7, "Example.COM"), false, "example.com", Found},
+		{"tcp", pktbuild.TCPDNS(pktbuild.DNSQuery(7, "www.example.org")), true, "www.example.org", Found},
+		{"tcp two messages", append(pktbuild.TCPDNS(pktbuild.DNSQuery(7, "a.example")), pktbuild.TCPDNS(pktbuild.DNSQuery(8, "b.example"))...), true, "a.example", Found},
+		{"root", pktbuild.DNSQuery(7, ""), false, "", Found},
+		{"253 chars", pktbuild.DNSQuery(7, name253), false, name253, Found},
+		{"254 chars", pktbuild.DNSQuery(7, name253+"b"), false, "", Malformed},
+		{"no questions", pktbuild.DNSQuery(7), false, "", Absent},
 		{"short header", []byte{1, 2, 3}, false, "", NotProtocol},
-		{"udp cut in name", testpkt.DNSQuery(7, "example.com")[:16], false, "", Malformed},
-		{"udp cut in qtype", testpkt.DNSQuery(7, "example.com")[:27], false, "", Malformed},
-		{"tcp cut in name", testpkt.TCPDNS(testpkt.DNSQuery(7, "example.com"))[:18], true, "", NeedMore},
-		{"tcp cut in header", testpkt.TCPDNS(testpkt.DNSQuery(7, "example.com"))[:8], true, "", NeedMore},
+		{"udp cut in name", pktbuild.DNSQuery(7, "example.com")[:16], false, "", Malformed},
+		{"udp cut in qtype", pktbuild.DNSQuery(7, "example.com")[:27], false, "", Malformed},
+		{"tcp cut in name", pktbuild.TCPDNS(pktbuild.DNSQuery(7, "example.com"))[:18], true, "", NeedMore},
+		{"tcp cut in header", pktbuild.TCPDNS(pktbuild.DNSQuery(7, "example.com"))[:8], true, "", NeedMore},
 		{"tcp only prefix", []byte{0}, true, "", NeedMore},
 		{"tcp tiny length", []byte{0, 4, 1, 2, 3, 4}, true, "", NotProtocol},
 		{"self pointer", selfPtr, false, "", Malformed},
@@ -69,10 +69,10 @@ func TestDNSQueryName(t *testing.T) {
 }
 
 func TestDNSQuestions(t *testing.T) {
-	msg := testpkt.DNSQuery(0x1234, "a.example", "B.example")
+	msg := pktbuild.DNSQuery(0x1234, "a.example", "B.example")
 	// Third question: "c." + pointer to the second question's "example".
 	msg[5] = 3
-	second := 12 + len(testpkt.DNSName("a.example")) + 4
+	second := 12 + len(pktbuild.DNSName("a.example")) + 4
 	msg = append(msg, 1, 'c', 0xc0, byte(second+2), 0, 28, 0, 1)
 	q, st := ParseDNS(msg, false)
 	if st != Found || q.ID != 0x1234 || q.Count != 3 || q.IsResponse() || q.Opcode() != 0 {
@@ -110,13 +110,13 @@ func TestDNSQuestions(t *testing.T) {
 // cleanly instead of writing past it.
 func TestDNSSmallBuffer(t *testing.T) {
 	buf := make([]byte, 4)
-	if name, st := DNSQueryName(testpkt.DNSQuery(1, "example.com"), false, buf[:0]); st != Malformed {
+	if name, st := DNSQueryName(pktbuild.DNSQuery(1, "example.com"), false, buf[:0]); st != Malformed {
 		t.Errorf("small buffer: %q %s", name, st)
 	}
 }
 
 func TestDNSAllocs(t *testing.T) {
-	udp, tcp := testpkt.DNSQuery(1, "www.example.com"), testpkt.TCPDNS(testpkt.DNSQuery(1, "www.example.com"))
+	udp, tcp := pktbuild.DNSQuery(1, "www.example.com"), pktbuild.TCPDNS(pktbuild.DNSQuery(1, "www.example.com"))
 	var buf [MaxNameLen]byte
 	if n := testing.AllocsPerRun(100, func() {
 		DNSQueryName(udp, false, buf[:0])
@@ -127,7 +127,7 @@ func TestDNSAllocs(t *testing.T) {
 }
 
 func BenchmarkDNSQueryName(b *testing.B) {
-	msg := testpkt.DNSQuery(1, "www.example.com")
+	msg := pktbuild.DNSQuery(1, "www.example.com")
 	var buf [MaxNameLen]byte
 	b.ReportAllocs()
 	for b.Loop() {

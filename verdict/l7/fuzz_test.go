@@ -3,14 +3,14 @@ package l7
 import (
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // FuzzDNS feeds arbitrary messages to the question iterator, over UDP and
 // TCP framing: hostile compression pointers must end, names stay bounded.
 func FuzzDNS(f *testing.F) {
-	f.Add(testpkt.DNSQuery(1, "www.example.com", "b.example"), false)
-	f.Add(testpkt.TCPDNS(testpkt.DNSQuery(1, "example.org")), true)
+	f.Add(pktbuild.DNSQuery(1, "www.example.com", "b.example"), false)
+	f.Add(pktbuild.TCPDNS(pktbuild.DNSQuery(1, "example.org")), true)
 	f.Add([]byte{0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}, false)
 	f.Fuzz(func(t *testing.T, msg []byte, tcp bool) {
 		q, st := ParseDNS(msg, tcp)
@@ -34,8 +34,8 @@ func FuzzDNS(f *testing.F) {
 // FuzzSNI checks that the single-payload parser and the reassembling
 // buffer agree on every input, however it is cut into segments.
 func FuzzSNI(f *testing.F) {
-	f.Add(testpkt.ClientHello("www.example.com", 0), uint8(100))
-	f.Add(testpkt.Records(testpkt.Handshake(testpkt.HelloBody(testpkt.SNIExt("x.example"))), 9), uint8(3))
+	f.Add(pktbuild.ClientHello("www.example.com", 0), uint8(100))
+	f.Add(pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody(pktbuild.SNIExt("x.example"))), 9), uint8(3))
 	f.Fuzz(func(t *testing.T, b []byte, seg uint8) {
 		var buf [MaxNameLen]byte
 		name, st := TLSServerName(b, buf[:0])

@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 var rfcDCID = []byte{0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08}
@@ -69,7 +69,7 @@ func stdExpandLabel(t *testing.T, secret []byte, label string, n int) []byte {
 // 9369 A.2; any changed bit or cut must lose the name.
 func TestQUICRFCVectors(t *testing.T) {
 	for _, file := range []string{"rfc9001-a2-client-initial.hex", "rfc9369-a2-client-initial.hex"} {
-		pkt := testpkt.ReadHex(t, "testdata/quic/"+file)
+		pkt := pktbuild.ReadHex(t, "testdata/quic/"+file)
 		if len(pkt) != 1200 {
 			t.Fatalf("%s: %d bytes", file, len(pkt))
 		}
@@ -112,11 +112,11 @@ func (c *quicConn) packet(frames []byte, size int) []byte {
 // hello returns a ClientHello handshake message for host, padded to at
 // least size bytes.
 func quicTestHello(host string, size int) []byte {
-	exts := [][]byte{testpkt.TLSExt(10, testpkt.Vec16([]byte{0, 29})), testpkt.SNIExt(host)}
-	if pad := size - len(testpkt.Handshake(testpkt.HelloBody(exts...))) - 4; pad > 0 {
-		exts = append(exts, testpkt.TLSExt(21, make([]byte, pad)))
+	exts := [][]byte{pktbuild.TLSExt(10, pktbuild.Vec16([]byte{0, 29})), pktbuild.SNIExt(host)}
+	if pad := size - len(pktbuild.Handshake(pktbuild.HelloBody(exts...))) - 4; pad > 0 {
+		exts = append(exts, pktbuild.TLSExt(21, make([]byte, pad)))
 	}
-	return testpkt.Handshake(testpkt.HelloBody(exts...))
+	return pktbuild.Handshake(pktbuild.HelloBody(exts...))
 }
 
 // splitCrypto cuts msg into packets of CRYPTO frames of at most n bytes.
@@ -205,7 +205,7 @@ func TestQUICCoalescedAndFrames(t *testing.T) {
 		{"crypto past 2^62", [][]byte{c.packet(append([]byte{quicFrameCrypto}, append(quicVarintBytes(quicMaxVarint), 1, 1)...), 1200)}, Malformed},
 		{"hello longer than the buffer", [][]byte{c.packet(cryptoFrame(0, []byte{1, 0, 0x40, 0, 3, 3}), 1200)}, TooLarge},
 		{"not a client hello", [][]byte{c.packet(cryptoFrame(0, []byte{2, 0, 0, 4, 3, 3, 0, 0}), 1200)}, Malformed},
-		{"no sni", [][]byte{c.packet(cryptoFrame(0, testpkt.Handshake(testpkt.HelloBody(testpkt.TLSExt(10, testpkt.Vec16([]byte{0, 29}))))), 1200)}, Absent},
+		{"no sni", [][]byte{c.packet(cryptoFrame(0, pktbuild.Handshake(pktbuild.HelloBody(pktbuild.TLSExt(10, pktbuild.Vec16([]byte{0, 29}))))), 1200)}, Absent},
 		{"only padding", [][]byte{c.packet(nil, 1200)}, NeedMore},
 		{"ping only", [][]byte{c.packet([]byte{quicFramePing}, 0)}, NeedMore},
 	}
@@ -326,7 +326,7 @@ func TestQUICNotQUIC(t *testing.T) {
 		want Status
 	}{
 		{"empty", nil, NotProtocol},
-		{"dns", testpkt.DNSQuery(1, "example.com"), NotProtocol},
+		{"dns", pktbuild.DNSQuery(1, "example.com"), NotProtocol},
 		{"short header", append([]byte{0x40}, make([]byte, 1200)...), NotProtocol},
 		{"other version", other, Malformed},
 		{"other version, small", other[:100], NotProtocol},
@@ -425,7 +425,7 @@ func TestQUICAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, later); n != 0 {
 		t.Errorf("later Initials of a connection: %v allocs", n)
 	}
-	dns := testpkt.DNSQuery(1, "example.com")
+	dns := pktbuild.DNSQuery(1, "example.com")
 	if n := testing.AllocsPerRun(100, func() { q.Feed(dns) }); n != 0 {
 		t.Errorf("not QUIC: %v allocs", n)
 	}
@@ -461,7 +461,7 @@ func BenchmarkQUICInitial(b *testing.B) {
 			}
 		}
 	})
-	dns := testpkt.DNSQuery(1, "example.com")
+	dns := pktbuild.DNSQuery(1, "example.com")
 	b.Run("not-quic", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

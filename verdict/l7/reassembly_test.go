@@ -3,7 +3,7 @@ package l7
 import (
 	"testing"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // feed splits stream into segments of size seg and adds them in order.
@@ -19,8 +19,8 @@ func feed(h *HelloBuffer, stream []byte, seq uint32, seg int) Status {
 }
 
 func TestHelloBuffer(t *testing.T) {
-	big := testpkt.ClientHello("Big.Example", 1800) // ~1.9 KB, two 1448-byte segments
-	multi := testpkt.Records(testpkt.Handshake(testpkt.HelloBody(testpkt.SNIExt("multi.example"), testpkt.TLSExt(21, make([]byte, 100)))), 7)
+	big := pktbuild.ClientHello("Big.Example", 1800) // ~1.9 KB, two 1448-byte segments
+	multi := pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody(pktbuild.SNIExt("multi.example"), pktbuild.TLSExt(21, make([]byte, 100)))), 7)
 	tests := []struct {
 		name   string
 		stream []byte
@@ -28,16 +28,16 @@ func TestHelloBuffer(t *testing.T) {
 		want   string
 		st     Status
 	}{
-		{"one segment", testpkt.ClientHello("a.example", 0), 1448, "a.example", Found},
+		{"one segment", pktbuild.ClientHello("a.example", 0), 1448, "a.example", Found},
 		{"two segments", big, 1448, "big.example", Found},
 		{"byte by byte", big, 1, "big.example", Found},
 		{"many records", multi, 1448, "multi.example", Found},
 		{"many records byte by byte", multi, 1, "multi.example", Found},
-		{"no sni", testpkt.Records(testpkt.Handshake(testpkt.HelloBody()), 1<<14), 100, "", Absent},
+		{"no sni", pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody()), 1<<14), 100, "", Absent},
 		{"not tls", []byte("GET / HTTP/1.1\r\n\r\n"), 3, "", NotProtocol},
 		{"server hello", []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, 3, "", NotProtocol},
-		{"alert after first record", append(testpkt.Records(testpkt.Handshake(testpkt.HelloBody(testpkt.SNIExt("x"))), 20)[:25], 21, 3, 3, 0, 2, 1, 0), 5, "", Malformed},
-		{"too large", testpkt.Records(testpkt.Handshake(testpkt.HelloBody(testpkt.TLSExt(21, make([]byte, HelloBufferSize)))), 1<<14), 1448, "", TooLarge},
+		{"alert after first record", append(pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody(pktbuild.SNIExt("x"))), 20)[:25], 21, 3, 3, 0, 2, 1, 0), 5, "", Malformed},
+		{"too large", pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody(pktbuild.TLSExt(21, make([]byte, HelloBufferSize)))), 1<<14), 1448, "", TooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +53,7 @@ func TestHelloBuffer(t *testing.T) {
 // TestHelloBufferSequence replays segments out of order, duplicated and
 // overlapping, across the sequence-number wrap.
 func TestHelloBufferSequence(t *testing.T) {
-	ch := testpkt.ClientHello("seq.example", 3000)
+	ch := pktbuild.ClientHello("seq.example", 3000)
 	var seq0 uint32 = 0xffffff00 // wraps inside the hello
 	var h HelloBuffer
 	if st := h.Add(seq0, ch[:1000]); st != NeedMore {
@@ -77,7 +77,7 @@ func TestHelloBufferSequence(t *testing.T) {
 		t.Errorf("status after done: %s", st)
 	}
 	h.Reset()
-	if st := feed(&h, testpkt.ClientHello("again.example", 0), 5, 10); st != Found || string(h.ServerName()) != "again.example" {
+	if st := feed(&h, pktbuild.ClientHello("again.example", 0), 5, 10); st != Found || string(h.ServerName()) != "again.example" {
 		t.Errorf("after Reset: %s %q", st, h.ServerName())
 	}
 }
@@ -85,7 +85,7 @@ func TestHelloBufferSequence(t *testing.T) {
 // TestHelloBufferTruncated feeds every prefix of a multi-record hello: all
 // must need more.
 func TestHelloBufferTruncated(t *testing.T) {
-	ch := testpkt.Records(testpkt.Handshake(testpkt.HelloBody(testpkt.SNIExt("cut.example"))), 30)
+	ch := pktbuild.Records(pktbuild.Handshake(pktbuild.HelloBody(pktbuild.SNIExt("cut.example"))), 30)
 	for i := range len(ch) {
 		var h HelloBuffer
 		if st := feed(&h, ch[:i], 0, 7); i > 0 && st != NeedMore {
@@ -95,7 +95,7 @@ func TestHelloBufferTruncated(t *testing.T) {
 }
 
 func TestHelloBufferAllocs(t *testing.T) {
-	big := testpkt.ClientHello("big.example", 1800)
+	big := pktbuild.ClientHello("big.example", 1800)
 	h := new(HelloBuffer)
 	if n := testing.AllocsPerRun(100, func() {
 		h.Reset()
@@ -106,7 +106,7 @@ func TestHelloBufferAllocs(t *testing.T) {
 }
 
 func BenchmarkHelloBuffer(b *testing.B) {
-	big := testpkt.ClientHello("big.example", 1800)
+	big := pktbuild.ClientHello("big.example", 1800)
 	h := new(HelloBuffer)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(big)))

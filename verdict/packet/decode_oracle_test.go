@@ -8,7 +8,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"github.com/qguard/qguard/internal/testutil/testpkt"
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // Decode against gopacket as the oracle: random IPv6 extension header
@@ -25,9 +25,9 @@ func oracleTransport(r *rand.Rand) (proto uint8, l4 []byte, sport, dport uint16,
 		payload[i] = byte(r.Uint32())
 	}
 	if r.IntN(2) == 0 {
-		return ProtoUDP, testpkt.UDP(sport, dport, payload), sport, dport, payload
+		return ProtoUDP, pktbuild.UDP(sport, dport, payload), sport, dport, payload
 	}
-	return ProtoTCP, testpkt.TCP(sport, dport, TCPAck, nil, payload), sport, dport, payload
+	return ProtoTCP, pktbuild.TCP(sport, dport, TCPAck, nil, payload), sport, dport, payload
 }
 
 // gopacketTransport returns what gopacket decoded as the transport layer.
@@ -50,24 +50,24 @@ func gopacketTransport(t *testing.T, b []byte, first gopacket.LayerType) (proto 
 func TestDecodeOracleIPv6ExtHeaders(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := 0; i < 3000; i++ {
-		var exts []testpkt.Ext
+		var exts []pktbuild.Ext
 		if r.IntN(2) == 0 {
-			exts = append(exts, testpkt.NewExt(ProtoHopByHop, testpkt.Opts6(1+r.IntN(3))))
+			exts = append(exts, pktbuild.NewExt(ProtoHopByHop, pktbuild.Opts6(1+r.IntN(3))))
 		}
 		for n := r.IntN(40); n > 0; n-- {
 			switch r.IntN(3) {
 			case 0:
-				exts = append(exts, testpkt.NewExt(ProtoDstOpts, testpkt.Opts6(1+r.IntN(4))))
+				exts = append(exts, pktbuild.NewExt(ProtoDstOpts, pktbuild.Opts6(1+r.IntN(4))))
 			case 1:
 				body := make([]byte, 6+16*r.IntN(3)) // type 0, segments left 0, addresses
 
-				exts = append(exts, testpkt.NewExt(ProtoRouting, body))
+				exts = append(exts, pktbuild.NewExt(ProtoRouting, body))
 			default:
-				exts = append(exts, testpkt.NewExt(ProtoAH, make([]byte, 14+8*r.IntN(2))))
+				exts = append(exts, pktbuild.NewExt(ProtoAH, make([]byte, 14+8*r.IntN(2))))
 			}
 		}
 		proto, l4, sport, dport, payload := oracleTransport(r)
-		b := testpkt.IPv6{Proto: proto, Exts: exts}.Build(l4)
+		b := pktbuild.IPv6{Proto: proto, Exts: exts}.Build(l4)
 		var p Packet
 		if !Decode(b, &p) {
 			t.Fatalf("%d headers: %s\n%x", len(exts), p.Invalid, b)
@@ -103,7 +103,7 @@ func TestDecodeOracleIPv4Options(t *testing.T) {
 			opts = append(opts, 0) // EOL padding
 		}
 		proto, l4, sport, dport, payload := oracleTransport(r)
-		b := testpkt.IPv4{Proto: proto, Opts: opts}.Build(l4)
+		b := pktbuild.IPv4{Proto: proto, Opts: opts}.Build(l4)
 		var p Packet
 		if !Decode(b, &p) {
 			t.Fatalf("options %x: %s", opts, p.Invalid)

@@ -1,4 +1,4 @@
-package testpkt
+package pktbuild
 
 import (
 	"encoding/binary"
