@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -86,6 +87,8 @@ type panel struct {
 	title string
 	unit  string  // axis label
 	div   float64 // figures are divided by it on the axis
+	// format prints a bar's figure at its end (default num).
+	format func(float64) string
 	rows  []plotRow
 }
 
@@ -112,6 +115,7 @@ func plotPanels(rs []Result) []panel {
 			p.title += ": delivered under a flood (solid) and drained from a full queue (light)"
 		case TCP:
 			p.unit, p.div = "Gbit/s", 1
+			p.format = func(v float64) string { return fmt.Sprintf("%.2f", v) }
 		case Conn:
 			p.unit = "thousand connections/s"
 		case Flood:
@@ -130,6 +134,34 @@ func plotPanels(rs []Result) []panel {
 				row.bars = figures(&x)
 			}
 			p.rows = append(p.rows, row)
+		}
+		if len(p.rows) > 0 {
+			out = append(out, p)
+		}
+	}
+	return append(out, costPanels(rs)...)
+}
+
+// costPanels are the cost phase's figures, a panel per offered rate: the
+// whole firewall's CPU per packet, the figure that holds on a small
+// machine where the flood does not.
+func costPanels(rs []Result) []panel {
+	var rates []int
+	for _, x := range rs {
+		for _, l := range x.Cost {
+			if !slices.Contains(rates, l.Rate) {
+				rates = append(rates, l.Rate)
+			}
+		}
+	}
+	var out []panel
+	for _, rate := range rates {
+		p := panel{title: fmt.Sprintf("Cost at %s packets/s offered (64-byte UDP): the whole firewall's CPU per packet", num(float64(rate))),
+			unit: "ns of CPU per packet (lower is better)", div: 1, format: func(v float64) string { return fmt.Sprintf("%.0f ns", v) }}
+		for _, x := range rs {
+			if l := costAt(x.Cost, rate); l != nil && l.FirewallNS.Median > 0 {
+				p.rows = append(p.rows, plotRow{label: x.Mode, family: x.family(), bars: []plotBar{{v: l.FirewallNS}}})
+			}
 		}
 		if len(p.rows) > 0 {
 			out = append(out, p)
@@ -240,7 +272,7 @@ func (c *canvas) panel(p panel, y float64) float64 {
 		c.text(x, bottom+14, axisNumber(v), 11, true, "middle", "")
 	}
 	for _, row := range p.rows {
-		c.plotRow(row, x0, y, scale, p.div)
+		c.plotRow(row, x0, y, scale, p)
 		y += rowHeight(row)
 	}
 	c.line(x0, start-4, x0, bottom, "#444444", 1)
@@ -255,7 +287,11 @@ func rowHeight(row plotRow) float64 {
 }
 
 // plotRow draws one mode's label and bars from y.
-func (c *canvas) plotRow(row plotRow, x0, y, scale, div float64) {
+func (c *canvas) plotRow(row plotRow, x0, y, scale float64, p panel) {
+	div, format := p.div, p.format
+	if format == nil {
+		format = num
+	}
 	h := rowHeight(row) - rowGap
 	c.text(x0-10, y+h/2+4, row.label, labelSize, true, "end", "")
 	if row.note != "" {
@@ -276,7 +312,7 @@ func (c *canvas) plotRow(row plotRow, x0, y, scale, div float64) {
 			c.whisker(x0+b.v.Min/div*scale, x0+b.v.Max/div*scale, by+barHeight/2)
 			end = max(end, x0+b.v.Max/div*scale)
 		}
-		c.text(end+5, by+barHeight-1.5, barNumber(b.v.Median, div), valueSize, true, "start", "")
+		c.text(end+5, by+barHeight-1.5, format(b.v.Median), valueSize, true, "start", "")
 	}
 }
 
@@ -314,14 +350,6 @@ func niceStep(v float64) float64 {
 // axisNumber prints a tick value without trailing zeros.
 func axisNumber(v float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".")
-}
-
-// barNumber prints a bar's figure: packets/s with a unit, Gbit/s as is.
-func barNumber(v, div float64) string {
-	if div == 1 {
-		return fmt.Sprintf("%.2f", v)
-	}
-	return num(v)
 }
 
 // textWidth estimates a text's width: exact for monospace (0.6 em a

@@ -37,8 +37,8 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 }
 
-// fixture is a saved two-run quick report, plus three synthetic rows: a
-// daemon-family row, a skipped and a failed mode.
+// fixture is a saved two-run quick report (`qguard bench --quick --runs 2
+// --json`, every mode), plus two synthetic rows: a skipped and a failed mode.
 func fixture(t *testing.T) *Report {
 	t.Helper()
 	rep, err := LoadJSON(filepath.Join("testdata", "report.json"))
@@ -83,7 +83,8 @@ func TestGoldenPlot(t *testing.T) {
 	}
 	for _, want := range []string{familyColor[FamilyKernel], familyColor[FamilyC], familyColor[FamilyGo],
 		familyColor[FamilyLibrary], familyColor[FamilyDaemon], lighter(familyColor[FamilyLibrary]),
-		">TCP streams, Gbit/s<", ">skipped (see the table)<"} {
+		">TCP streams, Gbit/s<", ">Short TCP connections, connections/s<", ">skipped (see the table)<",
+		"CPU per packet</text>"} {
 		if !bytes.Contains(b.Bytes(), []byte(want)) {
 			t.Errorf("plot lacks %q", want)
 		}
