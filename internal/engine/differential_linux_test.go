@@ -31,8 +31,10 @@ import (
 // then, connected, the fate of one data segment: received, reset, or
 // nothing) and ICMP/ICMPv6 echo requests (a reply, an unreachable from a
 // reject, or nothing), over IPv4 and IPv6. Rules mix kernel matchers with
-// payload rules and options that send their packets to the queue, so both
-// halves of the table and their first-match order are exercised. Each
+// payload rules and options that send their packets to the queue, and
+// options the kernel runs itself (log, rate_limit with a bucket no probe
+// empties), so both halves of the table and their first-match order are
+// exercised. Each
 // probe is its own flow and conntrack entry (its own source port or echo
 // id), so the probes of a policy run at once. The seed is logged; set
 // QGUARD_DIFF_SEED to replay one.
@@ -189,9 +191,17 @@ func randomPolicy(rng *rand.Rand) string {
 		if rng.IntN(4) == 0 {
 			m = append(m, `payload: ["secret"]`)
 		}
-		fmt.Fprintf(&b, "    - name: r%d\n      match: {%s}\n      action: %s\n", i, strings.Join(m, ", "), actions[rng.IntN(3)])
-		if rng.IntN(8) == 0 {
+		action := actions[rng.IntN(3)]
+		fmt.Fprintf(&b, "    - name: r%d\n      match: {%s}\n      action: %s\n", i, strings.Join(m, ", "), action)
+		switch n := rng.IntN(8); {
+		case n == 0:
 			b.WriteString("      log: true\n")
+		case n <= 2 && action != "reject":
+			// A bucket no probe empties (user space's Decide and the
+			// kernel count different packets): the rate chains' first
+			// match, both directions and every protocol are what is
+			// compared, not the limit.
+			fmt.Fprintf(&b, "      rate_limit: {rate: 1000/s, burst: 100000, key: %s}\n", []string{"rule", "source", "flow"}[rng.IntN(3)])
 		}
 	}
 	return b.String()
