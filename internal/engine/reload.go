@@ -118,6 +118,12 @@ func (e *Engine) swap(set *settings, compiled *verdict.Compiled) error {
 			return fmt.Errorf("replace nftables rules: %w", err)
 		}
 		e.foldKernelHits(old)
+		if e.nflog == nil { // a reload into kernel-first
+			e.openNflog(set.rules)
+			if e.nflog != nil && e.startOnce.Load() {
+				e.nflog.start()
+			}
+		}
 		if g := e.guard.Load(); g != nil {
 			g.SetRepair(set.guardRules)
 		}
