@@ -63,13 +63,20 @@ func regular(path string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	return fmt.Errorf("%s: %w (it is %s); give the path of a regular file", path, ErrNotRegular, fileKind(fi.Mode()))
+	return fmt.Errorf("%s: %w (it is %s); give the path of a regular file", path, ErrNotRegular, FileKind(fi.Mode()))
 }
 
-func fileKind(m fs.FileMode) string {
+// FileKind names the kind of file m describes, for messages: "a regular
+// file", "a directory", "a symbolic link", "a FIFO", "a socket", "a
+// character device" or "a block device".
+func FileKind(m fs.FileMode) string {
 	switch {
+	case m.IsRegular():
+		return "a regular file"
 	case m.IsDir():
 		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	case m&fs.ModeNamedPipe != 0:
 		return "a FIFO"
 	case m&fs.ModeSocket != 0:

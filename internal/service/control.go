@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/engine"
 )
 
@@ -80,7 +81,7 @@ func clearStale(path string) error {
 	}
 	if fi.Mode().Type() != os.ModeSocket {
 		return fmt.Errorf("control socket %s: %w: the path exists and is not a socket (%s); qguard replaces only a stale socket: choose another --control path (or control.socket) or remove it",
-			path, ErrControl, describeMode(fi.Mode()))
+			path, ErrControl, config.FileKind(fi.Mode()))
 	}
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 		c.Close()
@@ -100,22 +101,6 @@ func createHint(err error) string {
 	}
 	return " (the daemon's user must be able to create the socket: give --control or control.socket a directory it owns; the systemd unit's RuntimeDirectory=qguard makes " +
 		filepath.Dir(DefaultControlSocket) + ")"
-}
-
-func describeMode(m os.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return m.Type().String()
 }
 
 // ServeControl answers requests on ln until ctx is done, then closes ln
