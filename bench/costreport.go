@@ -5,7 +5,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/qguard/qguard/queue"
 )
@@ -29,13 +28,17 @@ func (r *Report) writeCost(w io.Writer) error {
 	}
 	for _, rate := range rates {
 		fmt.Fprintf(w, "\nCost at a fixed load of %s packets/s (64-byte UDP): the whole firewall's CPU per packet\n", num(float64(rate)))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tsent pps\tfw ns/pkt\tspread\thandler ns\tvs kernel\tpaired\tvs C\tqueued\tq/u drop\tdelivered\t")
+		var rows []Result
 		for _, x := range r.Results {
-			l := costAt(x.Cost, rate)
-			if l == nil {
-				continue
+			if costAt(x.Cost, rate) != nil {
+				rows = append(rows, x)
 			}
+		}
+		// The spread of fw ns/pkt is the chart's whisker; paired is its
+		// ratio's, run by run.
+		t := newTable(w, rows, "sent pps", "fw ns/pkt", "handler ns", "vs kernel", "paired", "vs C", "queued", "q/u drop", "delivered")
+		for _, x := range rows {
+			l := costAt(x.Cost, rate)
 			deliv := "-"
 			if l.SentPPS.Median > 0 {
 				deliv = fmt.Sprintf("%.0f%%", 100*l.DeliveredPPS.Median/l.SentPPS.Median)
@@ -44,11 +47,10 @@ func (r *Report) writeCost(w io.Writer) error {
 			if l.PairedVsKernel.Median > 0 && r.Runs > 1 {
 				paired = fmt.Sprintf("%s..%sx", digits3(l.PairedVsKernel.Min), digits3(l.PairedVsKernel.Max))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t\n", x.Mode, num(l.SentPPS.Median), dash(l.FirewallNS.Median, ns), nsSpread(l.FirewallNS),
-				dash(l.HandlerNS.Median, ns), ratio(l.VsKernel), paired, ratio(l.VsC), compact(l.Queued),
-				compact(l.QueueDropped), compact(l.UserDropped), deliv)
+			t.row(x, num(l.SentPPS.Median), dash(l.FirewallNS.Median, ns), dash(l.HandlerNS.Median, ns), ratio(l.VsKernel), paired,
+				ratio(l.VsC), compact(l.Queued), compact(l.QueueDropped)+"/"+compact(l.UserDropped), deliv)
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.flush(); err != nil {
 			return err
 		}
 	}
@@ -70,13 +72,6 @@ func (r *Report) writeCost(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	return nil
-}
-
-func nsSpread(s Summary) string {
-	if s.Min == s.Max {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f..%.0f", s.Min, s.Max)
 }
 
 func costAt(ls []LoadResult, rate int) *LoadResult {
