@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -120,17 +121,24 @@ func TestIntegrationPolicyOutlivesDaemon(t *testing.T) {
 			// Traffic while the daemon dies: 2 x 1001 datagrams, half to the
 			// dropped port, half to an allowed one.
 			done := make(chan struct{})
+			var sendErr error
 			go func() {
 				defer close(done)
 				for range 1001 {
-					sendUDPOnce(top, hostPort(top.ServerIP4, 9002))
-					sendUDPOnce(top, hostPort(top.ServerIP6, 9003))
+					err1 := sendUDPOnce(top, hostPort(top.ServerIP4, 9002))
+					err2 := sendUDPOnce(top, hostPort(top.ServerIP6, 9003))
+					if err := errors.Join(err1, err2); err != nil && sendErr == nil {
+						sendErr = err
+					}
 				}
 			}()
 			time.Sleep(5 * time.Millisecond)
 			d.signal(syscall.SIGKILL)
 			_ = d.wait(5 * time.Second)
 			<-done
+			if sendErr != nil {
+				t.Fatalf("send under SIGKILL: %v", sendErr)
+			}
 			sendUDP(t, top, hostPort(top.ServerIP6, 9002), 1000)
 			sendUDP(t, top, hostPort(top.ServerIP4, 9003), 1000)
 			gotDrop, gotAllow := waitCount(dropped), waitCount(allowed)
@@ -167,8 +175,8 @@ func TestIntegrationPolicyOutlivesDaemon(t *testing.T) {
 }
 
 // sendUDPOnce sends one datagram from the client to addr.
-func sendUDPOnce(top *topo.Topology, addr string) {
-	_ = top.Client.Do(func() error {
+func sendUDPOnce(top *topo.Topology, addr string) error {
+	return top.Client.Do(func() error {
 		c, err := net.Dial("udp", addr)
 		if err != nil {
 			return err
