@@ -89,7 +89,7 @@ type panel struct {
 	div   float64 // figures are divided by it on the axis
 	// format prints a bar's figure at its end (default num).
 	format func(float64) string
-	rows  []plotRow
+	rows   []plotRow
 }
 
 type plotRow struct {
