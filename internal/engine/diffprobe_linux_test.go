@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
 )
@@ -196,7 +197,7 @@ func icmpProbe(t *testing.T, ns topo.NS, p diffPacket) diffOutcome {
 	binary.BigEndian.PutUint16(msg[6:], 1)
 	msg = append(msg, p.payload...)
 	if p.src.Addr().Is4() { // the kernel sums ICMPv6 itself
-		binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+		binary.BigEndian.PutUint16(msg[2:], ^pktbuild.Checksum(msg, 0))
 	}
 	if _, err := c.WriteTo(msg, &net.IPAddr{IP: p.dst.Addr().AsSlice()}); err != nil {
 		t.Errorf("send %s: %v", p, err)
@@ -231,18 +232,4 @@ func quotesEcho(q []byte, id uint16) bool {
 		off = int(q[0]&0x0f) * 4
 	}
 	return len(q) >= off+8 && binary.BigEndian.Uint16(q[off+4:]) == id
-}
-
-func inetChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }
