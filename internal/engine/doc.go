@@ -15,11 +15,11 @@
 //	hits := e.RuleHits()         // per rule, policy order, then (default) (invalid) (pending) (stage) (undecided)
 //	n := e.Hits("rule-name")     // one rule's decisions, kept across reloads
 //	tr := e.Trace(raw, &meta)    // which rule decides raw, and why (own pipeline)
-//	err = e.Close()              // quiesce queues, drain, remove table, unbind, detach XDP
+//	err = e.Close()              // guard off, quiesce and drain, block goroutine off, unbind, remove table, detach XDP
 //
-// New validates, binds every queue or none, compiles the policy, installs
-// the rules and attaches XDP; on failure it undoes what it did in reverse
-// order. With Options.Offline it touches no kernel object: Handle, Decide
+// New validates, probes the kernel once, binds every queue or none,
+// compiles the policy, installs the rules and attaches XDP; each step
+// pushes its own undo, and a failure runs them in reverse order (open.go). With Options.Offline it touches no kernel object: Handle, Decide
 // and Trace decide hand-made packets, which is how offline rule tests and
 // handler benchmarks run. Options.Stages adds user stages to every
 // pipeline (the rule-test runner records packets with one). Marks, Queues,
