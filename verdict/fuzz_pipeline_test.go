@@ -6,7 +6,7 @@ import (
 
 	"github.com/qguard/qguard/verdict/packet"
 
-	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // FuzzPipeline feeds arbitrary packets through a pipeline whose policy uses
@@ -34,7 +34,7 @@ func FuzzPipeline(f *testing.F) {
 		f.Add(s.raw(), uint32(0), uint8(0))
 	}
 	for _, file := range []string{"rfc9001-a2-client-initial.hex", "rfc9369-a2-client-initial.hex"} {
-		f.Add(udp(tc4, ts4, 1, 443, pktbuild.ReadHex(f, "../verdict/l7/testdata/quic/"+file)).raw(), uint32(0), uint8(0)) // QUIC Initials
+		f.Add(udp(tc4, ts4, 1, 443, testutil.ReadHex(f, "../verdict/l7/testdata/quic/"+file)).raw(), uint32(0), uint8(0)) // QUIC Initials
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, mark uint32, ct uint8) {
 		m := Meta{Mark: mark, HasMark: mark != 0, CTState: ct & 7, HasCT: ct&8 != 0, UID: uint32(ct), HasUID: ct&16 != 0, InIf: uint32(ct >> 6)}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/qguard/qguard/verdict/packet"
 
-	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/verdict/l7"
 )
 
@@ -18,7 +18,7 @@ func captureQUICGo(t *testing.T, version quic.Version, tlsConf *tls.Config) [][]
 	t.Helper()
 	q := l7.NewQUICHello()
 	n := 0
-	return pktbuild.CaptureQUICGo(t, version, tlsConf, func(d []byte) bool {
+	return testutil.CaptureQUICGo(t, version, tlsConf, func(d []byte) bool {
 		n++
 		_, st := q.Feed(d)
 		if st != l7.NeedMore && st != l7.Found {

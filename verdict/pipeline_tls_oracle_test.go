@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // TestTLSOracleRealHelloPipeline: a policy on the server name of real
@@ -16,7 +17,7 @@ func TestTLSOracleRealHelloPipeline(t *testing.T) {
 		{Name: "sni", Match: Match{SNI: []string{"*.blocked.test"}}, Action: ActionDrop},
 	}})
 	for _, name := range []string{"www.blocked.test", "www.allowed.test"} {
-		rec := pktbuild.RealClientHello(t, name)
+		rec := testutil.RealClientHello(t, name)
 		if len(rec) < 1000 {
 			t.Logf("ClientHello of %d bytes: one segment", len(rec))
 		}

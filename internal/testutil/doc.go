@@ -13,4 +13,10 @@
 // on a locked thread, Fd opens it for setns); NewTopology(tb, opts) is the
 // client -> firewall -> server topology of package topo. Both skip without
 // root and are removed when the test ends.
+//
+// # Real clients
+//
+// RealClientHello and CaptureQUICGo capture what crypto/tls and quic-go
+// send, for the oracle tests of the L7 extractors; ReadHex reads hex
+// vectors from testdata.
 package testutil

@@ -9,7 +9,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // captureQUICGo captures a quic-go client's first flight until a
@@ -18,7 +18,7 @@ func captureQUICGo(t *testing.T, version quic.Version, tlsConf *tls.Config) [][]
 	t.Helper()
 	q := NewQUICHello()
 	n := 0
-	return pktbuild.CaptureQUICGo(t, version, tlsConf, func(d []byte) bool {
+	return testutil.CaptureQUICGo(t, version, tlsConf, func(d []byte) bool {
 		n++
 		_, st := q.Feed(d)
 		if st != NeedMore && st != Found {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 var rfcDCID = []byte{0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08}
@@ -69,7 +70,7 @@ func stdExpandLabel(t *testing.T, secret []byte, label string, n int) []byte {
 // 9369 A.2; any changed bit or cut must lose the name.
 func TestQUICRFCVectors(t *testing.T) {
 	for _, file := range []string{"rfc9001-a2-client-initial.hex", "rfc9369-a2-client-initial.hex"} {
-		pkt := pktbuild.ReadHex(t, "testdata/quic/"+file)
+		pkt := testutil.ReadHex(t, "testdata/quic/"+file)
 		if len(pkt) != 1200 {
 			t.Fatalf("%s: %d bytes", file, len(pkt))
 		}

@@ -3,7 +3,7 @@ package l7
 import (
 	"testing"
 
-	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // TestTLSOracleRealHello: the server name of real ClientHellos, whole and
@@ -11,7 +11,7 @@ import (
 // oracle is verdict's TestTLSOracleRealHelloPipeline).
 func TestTLSOracleRealHello(t *testing.T) {
 	for _, name := range []string{"www.blocked.test", "www.allowed.test"} {
-		rec := pktbuild.RealClientHello(t, name)
+		rec := testutil.RealClientHello(t, name)
 		buf := make([]byte, MaxNameLen)
 		if got, st := TLSServerName(rec, buf[:0]); st != Found || string(got) != name {
 			t.Fatalf("whole hello: %q %s", got, st)

@@ -1,4 +1,4 @@
-package pktbuild
+package testutil
 
 import (
 	"crypto/tls"
