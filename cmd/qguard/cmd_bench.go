@@ -46,8 +46,13 @@ queueing work, can be the limit for every handler that keeps up) and the drain
 (a full queue emptied with the handler resumed and the generator idle: the
 handler's capacity). The cost phase offers fixed rates well under every
 handler's capacity (--load-rates) and reports the whole firewall's CPU per
-packet as a ratio to kernel-only forwarding. With --runs N the modes
-interleave and every mode is also compared with the C handler run by run.
+packet as a ratio to kernel-only forwarding. The :tcp modes run bulk TCP
+streams (Gbit/s) and the :conn modes short connections back to back
+(connections/s), every handler asking for GSO super-packets whole as a
+deployment does (:tcp-nogso: segmented before the queue). With --runs N the
+modes interleave and every mode is also compared with the C handler run by
+run. The table is one section per traffic kind; --plot draws the same as an
+SVG chart (rsvg-convert -o chart.png chart.svg renders it).
 
 Micro-benchmarks of the hot paths live beside the code:
   go test -run '^$' -bench . -benchmem ./queue ./verdict ./internal/engine ./xdp`,
