@@ -74,7 +74,9 @@ func TestIntegrationNameSets(t *testing.T) {
 		{Name: "no-blocked", DstNames: suffixMatcher("blocked.example"), Action: ActionDrop},
 	}}
 	m := applied(t, cfg)
-	set4 := func() string { return nft(t, ns, "list", "set", "inet", "qguard", nameSetName(0, false, false, m.genNumber())) }
+	set4 := func() string {
+		return nft(t, ns, "list", "set", "inet", "qguard", nameSetName(0, false, false, m.genNumber()))
+	}
 	if s := set4(); !strings.Contains(s, "203.0.113.1 timeout") || !strings.Contains(s, "flags timeout") {
 		t.Fatalf("after Apply:\n%s", s)
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
 
-	"github.com/qguard/qguard/verdict/packet"
 	"github.com/qguard/qguard/verdict/l7"
+	"github.com/qguard/qguard/verdict/packet"
 )
 
 // The decision and flow record (docs/record.md): JSON lines, one per
