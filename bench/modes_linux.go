@@ -152,11 +152,7 @@ func withConntrack(measure measureFunc) measureFunc {
 		if err := e.steer.addConntrack(); err != nil {
 			return s, err
 		}
-		defer func() {
-			if ferr := e.steer.flush(); ferr != nil && err == nil {
-				err = ferr
-			}
-		}()
-		return measure(ctx, e, r)
+		return measure(ctx, e, r) // runMode removes the table
+
 	}
 }

@@ -288,6 +288,18 @@ func (e *env) runMode(ctx context.Context, m *Mode, progress func(string)) (s Sa
 	progress("starting")
 	r := &modeRun{m: m, q: e.nextQ, progress: progress}
 	e.nextQ += uint16(max(m.Queues, 1))
+	// Undone in reverse: the steering goes after the handler has let go
+	// of its queues (removing a base chain drops what is still queued).
+	defer func() {
+		if r.h != nil {
+			if cerr := r.h.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		if serr := e.steer.remove(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 	if m.start != nil {
 		if r.h, err = m.start(ctx, e, m, r.q); err != nil || r.h == nil {
 			r.h = nil // a failed start may return a typed nil
@@ -296,26 +308,14 @@ func (e *env) runMode(ctx context.Context, m *Mode, progress func(string)) (s Sa
 			return s, err
 		}
 	}
-	if r.h != nil {
-		defer func() {
-			if cerr := r.h.close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}()
-	}
 	if m.steer {
 		proto := uint8(unix.IPPROTO_UDP)
-		if m.Traffic.isTCP() {
+		if m.Traffic == TCP {
 			proto = unix.IPPROTO_TCP
 		}
 		if err := e.steer.add(proto, r.q, max(m.Queues, 1)); err != nil {
 			return s, err
 		}
-		defer func() {
-			if uerr := e.steer.flush(); uerr != nil && err == nil {
-				err = uerr
-			}
-		}()
 	}
 	measure := m.measure
 	if measure == nil {
