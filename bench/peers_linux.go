@@ -254,8 +254,7 @@ func (p *procHandler) close() error {
 		return nil
 	case <-time.After(5 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("stop peer: killed after 5s: %s", p.errText())
+		return fmt.Errorf("stop peer: killed after 5s (%v): %s", <-p.done, p.errText())
 	}
 }
 

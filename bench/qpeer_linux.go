@@ -99,8 +99,7 @@ func QGuardPeer(args []string) error {
 	go func() { done <- q.Run(ctx, h) }()
 	if _, err := os.Stdout.WriteString("ready\n"); err != nil {
 		_ = q.Close()
-		<-done
-		return fmt.Errorf("signal ready: %w", err)
+		return fmt.Errorf("signal ready: %w (run: %v)", err, <-done)
 	}
 	if err := <-done; err != nil {
 		return fmt.Errorf("run queues: %w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -460,8 +461,7 @@ func udpRcvbufErrors(ns topo.NS) (uint64, error) {
 	if s6, err := readNetFile(ns, "snmp6"); err == nil {
 		for _, line := range strings.Split(s6, "\n") {
 			if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
-				var v uint64
-				fmt.Sscan(f[1], &v)
+				v, _ := strconv.ParseUint(f[1], 10, 64) // a counter that does not parse counts 0
 				total += v
 			}
 		}
@@ -479,8 +479,7 @@ func snmpField(s, prefix, name string) uint64 {
 		h, v := strings.Fields(lines[i]), strings.Fields(lines[i+1])
 		for j := range h {
 			if h[j] == name && j < len(v) {
-				var n uint64
-				fmt.Sscan(v[j], &n)
+				n, _ := strconv.ParseUint(v[j], 10, 64)
 				return n
 			}
 		}

@@ -169,8 +169,6 @@ func (d *decoder) prefix(n *yaml.Node, s, what string) (netip.Prefix, bool) {
 	return p, true
 }
 
-var ruleKeys = "action, block_source, flow, log, mark, match, name, rate_limit"
-
 // rule parses one entry of policy.rules.
 func (d *decoder) rule(n *yaml.Node, names map[string]int) (verdict.Rule, ruleInfo) {
 	var r verdict.Rule

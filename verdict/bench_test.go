@@ -139,7 +139,6 @@ func BenchmarkCompile1000Rules100kPrefixes(b *testing.B) {
 	var c *Compiled
 	var before, after runtime.MemStats
 	for i := 0; i < b.N; i++ {
-		c = nil
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		var err error

@@ -87,20 +87,6 @@ func (s *nameSet) match(name []byte) bool {
 	return false
 }
 
-// lowerName lower-cases ASCII letters of b in place and drops one trailing
-// dot, returning the result.
-func lowerName(b []byte) []byte {
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	if n := len(b); n > 0 && b[n-1] == '.' {
-		b = b[:n-1]
-	}
-	return b
-}
-
 // CheckNamePattern reports whether p is a valid DNS name, server name or
 // host pattern: "example.com", "*.example.com" or "*".
 func CheckNamePattern(p string) error {

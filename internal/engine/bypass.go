@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -203,7 +204,7 @@ func (e *Engine) bypassLoop(stop <-chan struct{}, done chan<- struct{}) {
 			if !e.bypass.failOpen {
 				what = "no handler bound, rules.bypass: accepted"
 			}
-			e.log.LogAttrs(nil, slog.LevelWarn, "kernel let packets through without queueing them",
+			e.log.LogAttrs(context.Background(), slog.LevelWarn, "kernel let packets through without queueing them",
 				slog.Uint64("bypassed", n), slog.Uint64("total", e.bypassed()), slog.String("why", what))
 		}
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/qguard/qguard/queue"
@@ -107,7 +108,7 @@ func (e *Engine) logDecision(raw []byte, d *verdict.Decision, g *policyState) {
 	if d.Rule >= 0 && d.Rule < len(g.policy.Rules) {
 		name = g.policy.Rules[d.Rule].Name
 	}
-	e.log.LogAttrs(nil, slog.LevelInfo, "decision",
+	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
 		slog.String("rule", name), slog.String("action", d.Action.String()),
 		slog.Int("proto", int(p.Proto)),
 		slog.String("src", p.Src.String()), slog.Int("sport", int(p.SrcPort)),

@@ -119,13 +119,13 @@ type Stats struct {
 // uncontended locked add. The padding keeps queues off each other's cache
 // lines.
 type counters struct {
-	packets, bytes, accepted, dropped, rejected   atomic.Uint64
-	offloaded, marked, cached, blocked, sampleSeq atomic.Uint64
-	latCount, latSumNanos                         atomic.Uint64
-	idGaps                                        atomic.Uint64 // see queueState.lastID
-	alertDrop, alertReject                        atomic.Uint64
-	latBuckets                                    [12]atomic.Uint64
-	_                                             [64]byte
+	packets, bytes, accepted, dropped, rejected atomic.Uint64
+	offloaded, marked, cached, blocked          atomic.Uint64
+	latCount, latSumNanos                       atomic.Uint64
+	idGaps                                      atomic.Uint64 // see queueState.lastID
+	alertDrop, alertReject                      atomic.Uint64
+	latBuckets                                  [12]atomic.Uint64
+	_                                           [64]byte
 }
 
 func (c *counters) observe(d time.Duration) {

@@ -34,7 +34,7 @@ func CaptureQUICGo(t *testing.T, version quic.Version, tlsConf *tls.Config, done
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		quic.Dial(ctx, client, sink.LocalAddr(), tlsConf, &quic.Config{Versions: []quic.Version{version}})
+		_, _ = quic.Dial(ctx, client, sink.LocalAddr(), tlsConf, &quic.Config{Versions: []quic.Version{version}})
 	}()
 	defer func() { cancel(); <-finished }()
 
@@ -42,7 +42,9 @@ func CaptureQUICGo(t *testing.T, version quic.Version, tlsConf *tls.Config, done
 	buf := make([]byte, 65536)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		sink.SetReadDeadline(deadline)
+		if err := sink.SetReadDeadline(deadline); err != nil {
+			t.Fatal(err)
+		}
 		n, _, err := sink.ReadFromUDP(buf)
 		if err != nil {
 			t.Fatalf("after %d datagrams: %v", len(dgrams), err)

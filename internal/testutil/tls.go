@@ -18,10 +18,12 @@ func RealClientHello(t testing.TB, serverName string) []byte {
 	defer c2.Close()
 	go func() {
 		tc := tls.Client(c1, &tls.Config{ServerName: serverName, InsecureSkipVerify: true})
-		tc.Handshake() // fails once the pipe closes
+		_ = tc.Handshake() // fails once the pipe closes
 		c1.Close()
 	}()
-	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c2.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	hdr := make([]byte, 5)
 	if _, err := io.ReadFull(c2, hdr); err != nil {
 		t.Fatal(err)

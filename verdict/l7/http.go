@@ -143,7 +143,7 @@ func httpHostField(b []byte) ([]byte, Status) {
 			return nil, Malformed
 		}
 		name := line[:colon]
-		if bytes.IndexAny(name, " \t") >= 0 {
+		if bytes.ContainsAny(name, " \t") {
 			return nil, Malformed
 		}
 		if !bytes.EqualFold(name, []byte("host")) {

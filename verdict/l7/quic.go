@@ -439,7 +439,7 @@ func (q *QUICHello) triedBefore(i int, c, trunc uint64, pnLen int) bool {
 
 func (q *QUICHello) decrypt(k *quicKeys, hdr, ct []byte, pn uint64, b0 byte) ([]byte, bool) {
 	k.nonce(&q.nonce, pn)
-	plain, err := k.aead.Open(hdr[len(hdr):len(hdr)], q.nonce[:], ct, hdr)
+	plain, err := k.aead.Open(hdr[len(hdr):], q.nonce[:], ct, hdr)
 	if err != nil {
 		return nil, false
 	}

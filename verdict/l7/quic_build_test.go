@@ -1,7 +1,6 @@
 package l7
 
 import (
-	"encoding/hex"
 	"testing"
 )
 
@@ -96,13 +95,4 @@ func sealQUIC(t testing.TB, p qpkt) []byte {
 		pkt[pnOff+i] ^= mask[1+i]
 	}
 	return pkt
-}
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
