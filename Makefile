@@ -24,12 +24,21 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: test unit fuzz ruletests build docs install uninstall deb deb-test
-test: build unit fuzz ruletests deb-test
+.PHONY: test lint race unit fuzz ruletests build docs install uninstall deb deb-test
+test: build lint race unit fuzz ruletests deb-test
 
 build:
 	$(GO) vet ./...
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/qguard ./cmd/qguard
+
+# golangci-lint v2, pinned in go.mod as a tool; configuration in .golangci.yml.
+lint:
+	$(GO) tool golangci-lint run ./...
+
+# The race detector over the tests that need no privileges: every test but
+# the privileged TestIntegration* ones (internal/e2e holds only those).
+race:
+	$(GO) test -race -count=1 -timeout 20m -skip '^TestIntegration' $$($(GO) list ./... | grep -v /internal/e2e)
 
 unit:
 	$(GO) test -count=1 -timeout 60m -p 1 ./...

@@ -4,37 +4,22 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata from testdata/report.json")
-
-// golden compares got with the file, or rewrites the file with -update.
+// golden compares got with the file; -update (testutil's flag) rewrites
+// the golden files from testdata/report.json.
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./bench -run Golden -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		out := filepath.Join(t.TempDir(), filepath.Base(path))
-		_ = os.WriteFile(out, got, 0o644)
-		t.Errorf("%s differs from what the report writes now (%s); if the change is meant, go test ./bench -run Golden -update", path, out)
-	}
+	testutil.Golden(t, path, got)
 }
 
 // fixture is a saved two-run quick report (`qguard bench --quick --runs 2

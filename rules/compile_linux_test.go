@@ -1,14 +1,16 @@
 package rules
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/qguard/qguard/internal/testutil"
 )
 
 // TestIntegrationCompileShow installs a policy with every matcher and
 // action in the kernel and compares `rules show` with the golden text
-// (UPDATE_GOLDEN=1 rewrites it; review the diff like code).
+// (go test ./rules -run CompileShow -update rewrites it; review the diff
+// like code).
 func TestIntegrationCompileShow(t *testing.T) {
 	_, fd := testNS(t)
 	cfg := &Config{Table: "kf", Mode: KernelFirst, Policy: samplePolicy(), NetNS: fd,
@@ -27,17 +29,5 @@ func TestIntegrationCompileShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = got[strings.Index(got, "\n")+1:] // the probe line depends on the kernel
-	const golden = "testdata/compile_show.txt"
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("rules show:\n%s\nwant:\n%s", got, want)
-	}
+	testutil.Golden(t, "testdata/compile_show.txt", []byte(got))
 }
