@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func (n *nflog) line(m netlink.Message) {
 	}
 	var p packet.Packet
 	packet.Decode(payload, &p)
-	n.log.LogAttrs(nil, slog.LevelInfo, "decision",
+	n.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
 		slog.String("rule", rule), slog.String("action", action),
 		slog.Int("proto", int(p.Proto)),
 		slog.String("src", p.Src.String()), slog.Int("sport", int(p.SrcPort)),
