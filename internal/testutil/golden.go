@@ -13,8 +13,8 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files with what the code produces now")
 
 // Golden compares got with the golden file at path, or rewrites the file
-// when the test runs with -update. On a difference it saves got beside the
-// test's temporary files and says where, so the two can be diffed; review
+// when the test runs with -update. On a difference it names the first
+// line that differs and saves got in a temporary file for a diff; review
 // a rewritten golden file like code.
 func Golden(tb testing.TB, path string, got []byte) {
 	tb.Helper()
@@ -29,8 +29,31 @@ func Golden(tb testing.TB, path string, got []byte) {
 		tb.Fatalf("%v (rerun with -update to write it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		out := filepath.Join(tb.TempDir(), filepath.Base(path))
-		_ = os.WriteFile(out, got, 0o644)
-		tb.Errorf("%s differs from what the code produces now (saved in %s); if the change is meant, rerun with -update and review the diff", path, out)
+		out := "(not saved)"
+		if f, err := os.CreateTemp("", "golden-*-"+filepath.Base(path)); err == nil {
+			_, _ = f.Write(got)
+			_ = f.Close()
+			out = f.Name()
+		}
+		tb.Errorf("%s differs from what the code produces now (saved in %s) from line %d:\n got: %q\nwant: %q\nif the change is meant, rerun with -update and review the diff",
+			path, out, firstDiff(got, want)+1, line(got, firstDiff(got, want)), line(want, firstDiff(got, want)))
 	}
+}
+
+// firstDiff returns the index of the first line where a and b differ.
+func firstDiff(a, b []byte) int {
+	la, lb := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+	i := 0
+	for i < len(la) && i < len(lb) && bytes.Equal(la[i], lb[i]) {
+		i++
+	}
+	return i
+}
+
+// line returns line i of b, or "" past its end.
+func line(b []byte, i int) string {
+	if l := bytes.Split(b, []byte("\n")); i < len(l) {
+		return string(l[i])
+	}
+	return ""
 }

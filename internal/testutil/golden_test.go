@@ -19,6 +19,7 @@ func (r *recorder) Fatal(...any)          { r.failed = true }
 // TestGolden: a matching file passes, a different or missing one fails,
 // and -update rewrites the file.
 func TestGolden(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // where the failing cases save what they got
 	path := filepath.Join(t.TempDir(), "x.golden")
 	if err := os.WriteFile(path, []byte("same\n"), 0o644); err != nil {
 		t.Fatal(err)
