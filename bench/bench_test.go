@@ -8,15 +8,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qguard/qguard/queue"
 )
 
-func TestParseNFQStats(t *testing.T) {
+// TestNFQTotals sums the kernel's per-queue counters over a queue range,
+// from /proc/net/netfilter/nfnetlink_queue as queue.ParseProcQueues reads
+// it (the one parser of that file).
+func TestNFQTotals(t *testing.T) {
 	in := "  100  23456     2 2 65531     7     3   991  1\n101 0 0 2 65531 0 0 5 1\n"
-	st, err := ParseNFQStats(in)
+	st, err := queue.ParseProcQueues([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := NFQStat{Queue: 100, PortID: 23456, Total: 2, CopyMode: 2, CopyRange: 65531, Dropped: 7, UserDropped: 3, IDSequence: 991}
+	want := queue.KernelStats{Valid: true, Queue: 100, PortID: 23456, QueueTotal: 2, CopyMode: 2, CopyRange: 65531, QueueDropped: 7, UserDropped: 3, IDSequence: 991}
 	if len(st) != 2 || st[0] != want {
 		t.Fatalf("got %+v, want first %+v", st, want)
 	}
@@ -28,8 +33,8 @@ func TestParseNFQStats(t *testing.T) {
 		t.Fatalf("queue 101 dropped %d", d)
 	}
 	for _, bad := range []string{"1 2 3", "a 0 0 0 0 0 0 0 1", "70000 0 0 0 0 0 0 0 1"} {
-		if _, err := ParseNFQStats(bad); err == nil {
-			t.Errorf("ParseNFQStats(%q) accepted", bad)
+		if _, err := queue.ParseProcQueues([]byte(bad)); err == nil {
+			t.Errorf("ParseProcQueues(%q) accepted", bad)
 		}
 	}
 }

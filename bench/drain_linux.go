@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/queue"
 )
 
 // The drain phase measures what a handler can push through, not what the
@@ -206,14 +207,14 @@ func (s *nfqStatFile) waiting(first uint16, count int) (uint64, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("%w: read nfnetlink_queue stats: %w", errDrain, err)
 	}
-	st, err := ParseNFQStats(string(s.buf[:n]))
+	st, err := queue.ParseProcQueues(s.buf[:n])
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", errDrain, err)
 	}
 	var w uint64
 	for _, q := range st {
 		if int(q.Queue) >= int(first) && int(q.Queue) < int(first)+count {
-			w += q.Total
+			w += uint64(q.QueueTotal)
 		}
 	}
 	return w, nil

@@ -104,7 +104,7 @@ func floodQueue(e *env, r *modeRun) (func() (uint64, error), func() error, error
 		}
 		for _, q := range st {
 			if q.Queue == r.q {
-				return q.IDSequence - q.Dropped - q.UserDropped - q.Total, nil
+				return uint64(q.IDSequence) - uint64(q.QueueDropped) - uint64(q.UserDropped) - uint64(q.QueueTotal), nil
 			}
 		}
 		return 0, fmt.Errorf("read queue %d stats: queue not bound", r.q)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/queue"
 )
 
 // handler is a running queue listener.
@@ -439,7 +440,7 @@ func readNetFile(ns topo.NS, name string) (string, error) {
 	return string(b), nil
 }
 
-func readNFQStats(fw topo.NS) ([]NFQStat, error) {
+func readNFQStats(fw topo.NS) ([]queue.KernelStats, error) {
 	s, err := readNetFile(fw, "netfilter/nfnetlink_queue")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -447,7 +448,7 @@ func readNFQStats(fw topo.NS) ([]NFQStat, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseNFQStats(s)
+	return queue.ParseProcQueues([]byte(s))
 }
 
 // udpRcvbufErrors sums UDP and UDP6 receive-buffer overruns in ns.
