@@ -87,8 +87,8 @@
 // sendmmsg per batch, instead of one connected UDP socket per flow; and the
 // sink counts the flood port with an nftables counter-and-drop rule at its
 // link's ingress hook instead of reading sockets. A packet counts as
-// delivered when it reaches the sink's interface, as before, minus the
-// sink's own IP/UDP receive. Either falls back to the socket version when
+// delivered when it reaches the sink's interface, as with a socket sink,
+// minus the sink's own IP/UDP receive. Either falls back to the socket version when
 // it cannot be used (Config.Generator, Config.Sink choose), and the report
 // header names what ran. The latency echo and the TCP loads always use
 // real sockets.

@@ -1,6 +1,8 @@
 // Package proto is qguard's shared vocabulary: IP protocol numbers and
 // their names, and transport port ranges.
 //
+// # One table
+//
 // It is a leaf: config, verdict, rules and xdp all import it, so a
 // protocol name or a port range means the same thing in `qguard check`,
 // in the policy, in the nftables rules and in the XDP maps. verdict and

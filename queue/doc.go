@@ -3,7 +3,9 @@
 // each one to a handler as a caller-owned Packet value, and returns the
 // verdicts in batches.
 //
-// The receive and verdict path is hand-written netlink on
+// # Receive and verdict path
+//
+// The path is hand-written netlink on
 // golang.org/x/sys/unix: one netlink socket and one goroutine per queue,
 // locked to its OS thread, recvmmsg(2) to read many packet messages per
 // system call, and one sendmsg per batch of verdicts. A run of in-order
@@ -12,9 +14,8 @@
 //
 // Why recvmmsg: the kernel builds one skb per queued packet
 // (nfqnl_build_packet_message) and a netlink recvmsg returns one skb, so a
-// large recvmsg buffer still yields one packet per call. Measured here on
-// Linux 6.18 with 50 packets waiting and a 1 MiB buffer: every recvmsg
-// returned exactly one 122-byte message. recvmmsg with MSG_WAITFORONE
+// large recvmsg buffer still yields one packet per call (docs/DESIGN.md
+// has the measurement). recvmmsg with MSG_WAITFORONE
 // returns everything waiting, up to Config.BatchSize, in one call; each
 // vector slot holds CopyRange plus 4 KiB of attributes.
 //

@@ -34,8 +34,9 @@
 // namespace) and the rules setns into it, since the block goroutine, Reload
 // and Close may run on any thread. That needs CAP_SYS_ADMIN; a daemon
 // working in its own namespace (also when Options.NetNS names that one)
-// never calls setns and needs CAP_NET_ADMIN alone. Interface names in a reloaded policy are resolved in the namespace
-// of the thread calling Reload.
+// never calls setns and needs CAP_NET_ADMIN alone. Interface names in a
+// reloaded policy are resolved in the namespace of the thread calling
+// Reload.
 //
 // # Packet path
 //

@@ -1,5 +1,7 @@
 // Package metrics exposes a running qguard engine to Prometheus.
 //
+// # Collection
+//
 // A custom collector reads the engine's counters when Prometheus scrapes:
 // nothing on the packet path calls into client_golang. The per-packet cost is
 // the engine's own uncontended atomic adds, plus one clock read pair for one

@@ -1,10 +1,14 @@
 // Package pktbuild builds packets and application-layer messages byte by
 // byte, so that every test states the header values it depends on: IPv4
 // and IPv6 headers (with extension headers), TCP, UDP, ICMP, SCTP, DNS
-// and TLS ClientHellos. The tests of queue, verdict and the engine, the
-// rule-test runner and the benchmark use it, so it imports neither testing
-// nor a client library: what real clients send (crypto/tls, quic-go) is
-// captured by internal/testutil.
+// and TLS ClientHellos.
+//
+// # Users
+//
+// The tests of queue, verdict and the engine, the rule-test runner and
+// the benchmark use it, so it imports neither testing nor a client
+// library: what real clients send (crypto/tls, quic-go) is captured by
+// internal/testutil.
 //
 // # Checksums
 //

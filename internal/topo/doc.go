@@ -1,7 +1,9 @@
 // Package topo builds throwaway network topologies in named network
 // namespaces: client -> firewall -> server over veth, IPv4 and IPv6, with
-// forwarding in the firewall namespace. Tests, the benchmark harness and
-// `qguard test` share it so every one of them cleans up the same way.
+// forwarding in the firewall namespace.
+//
+// Tests, the benchmark harness and `qguard test` share it, so every one of
+// them cleans up the same way.
 //
 // # Addresses
 //
