@@ -37,10 +37,19 @@ queue: {fail_open: false, default_verdict: drop}
 rules: {bypass: false}
 `
 
-// udpSink counts the datagrams that reach port in the server namespace.
-func udpSink(t *testing.T, top *topo.Topology, port int) *atomic.Int64 {
+// sink counts the datagrams from other namespaces that reach a UDP port in
+// the server namespace.
+type sink struct {
+	ns    topo.NS
+	port  int
+	n     atomic.Int64
+	marks chan struct{} // one per marker datagram read (sent from loopback)
+}
+
+// udpSink starts a sink on port in the server namespace.
+func udpSink(t *testing.T, top *topo.Topology, port int) *sink {
 	t.Helper()
-	var n atomic.Int64
+	s := &sink{ns: top.Server, port: port, marks: make(chan struct{}, 1)}
 	pc := listenPacketIn(t, top.Server, "udp", fmt.Sprintf("[::]:%d", port))
 	// 8 MiB (forced past rmem_max): on a busy machine the reader can be
 	// starved for tens of milliseconds, and the default 208 KiB holds only a
@@ -49,13 +58,49 @@ func udpSink(t *testing.T, top *topo.Topology, port int) *atomic.Int64 {
 	go func() {
 		buf := make([]byte, 2048)
 		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
 				return
 			}
-			n.Add(1)
+			if a, ok := from.(*net.UDPAddr); ok && a.IP.IsLoopback() {
+				s.marks <- struct{}{}
+				continue
+			}
+			s.n.Add(1)
 		}
 	}()
-	return &n
+	return s
+}
+
+// count returns what the sink has read of everything sent to it so far: it
+// waits (up to a deadline) for want datagrams, then sends a marker from
+// the server namespace's loopback behind them and waits for the reader to
+// reach it, so datagrams still in the socket's buffer are counted, and
+// ones beyond want too. Waiting for the count to stop changing instead
+// returns early whenever the reader is not scheduled for that long.
+func (s *sink) count(t *testing.T, want int64) int64 {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.n.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	err := s.ns.Do(func() error {
+		c, err := net.Dial("udp", fmt.Sprintf("[::1]:%d", s.port))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("mark"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("sink marker: %v", err)
+	}
+	select {
+	case <-s.marks:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("sink on port %d did not read its marker in 10s", s.port)
+	}
+	return s.n.Load()
 }
 
 // sendUDP sends n datagrams from the client to addr, paced so that none is
@@ -75,20 +120,6 @@ func sendUDP(t *testing.T, top *topo.Topology, addr string, n int) {
 	}
 }
 
-// waitCount waits until *n stops changing (the last datagrams in flight).
-func waitCount(n *atomic.Int64) int64 {
-	last := n.Load()
-	for range 20 {
-		time.Sleep(20 * time.Millisecond)
-		if v := n.Load(); v != last {
-			last = v
-			continue
-		}
-		break
-	}
-	return last
-}
-
 // TestIntegrationPolicyOutlivesDaemon: in mode kernel-first the kernel's
 // part of the policy holds after SIGKILL, under traffic: the UDP/9002 drop
 // rule still drops everything, an established TCP flow and new ones the
@@ -104,8 +135,8 @@ func TestIntegrationPolicyOutlivesDaemon(t *testing.T) {
 		dnsAfter   bool
 	}{{"fail-open", kernelFirstPolicy, true}, {"fail-closed", kernelFirstFailClosed + kernelFirstPolicy, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dropped.Store(0)
-			allowed.Store(0)
+			dropped.n.Store(0)
+			allowed.n.Store(0)
 			d := startDaemon(t, top, tc.yaml)
 			if _, err := dnsQuery(top.Client, top.ServerIP4, "ok.example"); err != nil {
 				t.Fatalf("dns while running: %v", err)
@@ -141,7 +172,8 @@ func TestIntegrationPolicyOutlivesDaemon(t *testing.T) {
 			}
 			sendUDP(t, top, hostPort(top.ServerIP6, 9002), 1000)
 			sendUDP(t, top, hostPort(top.ServerIP4, 9003), 1000)
-			gotDrop, gotAllow := waitCount(dropped), waitCount(allowed)
+			gotAllow := allowed.count(t, 2001)
+			gotDrop := dropped.count(t, 0)
 			t.Logf("%s: after SIGKILL under traffic: %d of 2001 datagrams to the dropped port arrived, %d of 2001 to an allowed port",
 				tc.name, gotDrop, gotAllow)
 			if gotDrop != 0 {
@@ -198,8 +230,8 @@ func TestIntegrationKernelFirstQueuesOnlyL7(t *testing.T) {
 	allowed := udpSink(t, top, 9003)
 	for _, mode := range []string{"kernel-first", "queue-all"} {
 		t.Run(mode, func(t *testing.T) {
-			dropped.Store(0)
-			allowed.Store(0)
+			dropped.n.Store(0)
+			allowed.n.Store(0)
 			d := startDaemon(t, top, "rules: {mode: "+mode+"}\n"+kernelFirstPolicy)
 			sendUDP(t, top, hostPort(top.ServerIP4, 9002), 500)
 			sendUDP(t, top, hostPort(top.ServerIP6, 9002), 500)
@@ -218,7 +250,8 @@ func TestIntegrationKernelFirstQueuesOnlyL7(t *testing.T) {
 			if err := ping(top.Client, top.ServerIP6.String(), 3); err != nil {
 				t.Errorf("ping: %v", err)
 			}
-			gotDrop, gotAllow := waitCount(dropped), waitCount(allowed)
+			gotAllow := allowed.count(t, 1000)
+			gotDrop := dropped.count(t, 0)
 			if gotDrop != 0 || gotAllow != 1000 {
 				t.Errorf("%d of 1000 datagrams to the dropped port arrived, %d of 1000 to the allowed one", gotDrop, gotAllow)
 			}
