@@ -32,7 +32,7 @@ import (
 // in one chain: shared by every hook and family); for key source, dynamic
 // sets "rl_<i>_s4/_s6_g<n>" of `ip saddr limit ...` (the packet's source:
 // a reply counts for its sender, as in user space); for key flow, a
-// dynamic set keyed like the map. nft's limit is user space's token bucket:
+// dynamic set "rl_<i>_f_g<n>" of `ct id limit ...`. nft's limit is user space's token bucket:
 // Burst tokens at first, Rate per Unit added up to Burst, one a packet.
 // Where the two differ:
 //
