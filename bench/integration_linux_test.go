@@ -95,6 +95,11 @@ func TestIntegrationQuick(t *testing.T) {
 			if r.ConnPS.Median <= 0 || r.ConnFailures != 0 {
 				t.Errorf("%s: %.0f connections/s, %d failed", r.Mode, r.ConnPS.Median, r.ConnFailures)
 			}
+			// Steered modes queue every connection's packets (a
+			// kernel-first daemon none).
+			if m := modeNamed(AllModes(cfg), r.Mode); m != nil && m.steer && r.queuedPerConn() < 5 {
+				t.Errorf("%s: %.1f packets queued per connection", r.Mode, r.queuedPerConn())
+			}
 		default:
 			ran++
 			if r.DeliveredPPS.Median <= 0 {
@@ -134,6 +139,15 @@ func TestIntegrationQuick(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
 	}
+}
+
+func modeNamed(ms []Mode, name string) *Mode {
+	for i := range ms {
+		if ms[i].Name == name {
+			return &ms[i]
+		}
+	}
+	return nil
 }
 
 // TestIntegrationSocketPath runs the socket generator and sink (the

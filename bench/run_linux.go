@@ -312,7 +312,7 @@ func (e *env) runMode(ctx context.Context, m *Mode, progress func(string)) (s Sa
 	}
 	if m.steer {
 		proto := uint8(unix.IPPROTO_UDP)
-		if m.Traffic == TCP {
+		if m.Traffic.isTCP() {
 			proto = unix.IPPROTO_TCP
 		}
 		if err := e.steer.add(proto, r.q, max(m.Queues, 1)); err != nil {
