@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -268,4 +267,4 @@ func checkCost(t *testing.T, rep *Report) {
 
 // testPrefix names a test's namespaces after the process too, so that the
 // leftover check does not see another run's namespaces on a shared machine.
-func testPrefix(p string) string { return fmt.Sprintf("%s%d", p, os.Getpid()%1000) }
+func testPrefix(p string) string { return testutil.ProcessPrefix(p) }

@@ -11,8 +11,8 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// nsPrefix names this package's test namespaces.
-const nsPrefix = "qgnr"
+// nsPrefix names this process's test namespaces (TestMain's leftover check).
+var nsPrefix = testutil.ProcessPrefix("qgnr")
 
 // TestMain fails the run when a test left one of its namespaces behind.
 func TestMain(m *testing.M) {

@@ -86,7 +86,7 @@ func netnsList(t *testing.T, prefix string) []string {
 // interrupted, and checks that no namespace, link or table is left.
 func TestIntegrationNoLeftovers(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables")
-	const prefix = "qgrl"
+	prefix := testutil.ProcessPrefix("qgrl")
 	before := rootState(t)
 	for i := 0; i < 2; i++ {
 		rep, out := runFiles(t, prefix, "testdata/wrong.yaml")

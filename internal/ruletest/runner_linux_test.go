@@ -51,7 +51,7 @@ func TestIntegrationRunnerStandIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lines bytes.Buffer
-	rep := Run(context.Background(), []*File{f, f}, &Options{Prefix: "qgrr", firewall: startNFT,
+	rep := Run(context.Background(), []*File{f, f}, &Options{Prefix: testutil.ProcessPrefix("qgrr"), firewall: startNFT,
 		OnCase: func(c CaseResult) { WriteCase(&lines, c) }})
 	if rep.Passed != 10 || rep.Failed != 2 {
 		t.Fatalf("%s\n%s", rep.Summary(), lines.String())
@@ -73,7 +73,7 @@ func TestIntegrationRunnerStandIn(t *testing.T) {
 	if err := xml.Unmarshal(x.Bytes(), &js); err != nil || js.Tests != 12 || js.Failures != 2 {
 		t.Errorf("junit: %v %+v\n%s", err, js, x.String())
 	}
-	left, err := topo.Leftovers("qgrr")
+	left, err := topo.Leftovers(testutil.ProcessPrefix("qgrr"))
 	if err != nil || len(left) > 0 {
 		t.Errorf("left behind: %v %v", left, err)
 	}

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -52,3 +53,10 @@ func NewTopology(tb testing.TB, o *topo.Options) *topo.Topology {
 	tb.Cleanup(func() { _ = top.Close() })
 	return top
 }
+
+// ProcessPrefix makes prefix this process's own, for namespaces a leftover
+// check (topo.Leftovers) looks for: another test process on the machine
+// (CI beside a developer's run, a second package) makes namespaces with
+// the same fixed prefix, and those are not this process's leftovers. The
+// pid ends in "p" so that no other pid's prefix is a prefix of this one.
+func ProcessPrefix(prefix string) string { return fmt.Sprintf("%s%dp", prefix, os.Getpid()) }

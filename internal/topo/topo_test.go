@@ -13,7 +13,7 @@ import (
 
 func TestIntegrationTopology(t *testing.T) {
 	testutil.NeedRoot(t, "to create namespaces")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgtt"})
+	top, err := topo.NewTopology(&topo.Options{Prefix: testutil.ProcessPrefix("qgtt")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestIntegrationTopology(t *testing.T) {
 	if err := top.Close(); err != nil {
 		t.Fatal(err)
 	}
-	left, err := topo.Leftovers("qgtt")
+	left, err := topo.Leftovers(testutil.ProcessPrefix("qgtt"))
 	if err != nil || len(left) != 0 {
 		t.Fatalf("namespaces left behind: %v %v", left, err)
 	}
