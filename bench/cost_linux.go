@@ -58,6 +58,11 @@ func (e *env) calibrate(ctx context.Context) error {
 	}
 	e.genFloor = map[int]float64{}
 	window := max(e.cfg.LoadDuration/2, 500*time.Millisecond)
+	// What an earlier phase left in flight must not count as a foreign
+	// frame that reached the sink.
+	if !sleepCtx(ctx, 50*time.Millisecond) {
+		return ctx.Err()
+	}
 	for _, rate := range e.cfg.LoadRates {
 		d0, _ := e.srv.counts()
 		e.gen.runPaced(e.genThread(), 64, rate, true)
