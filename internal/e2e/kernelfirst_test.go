@@ -180,8 +180,7 @@ func TestIntegrationPolicyOutlivesDaemon(t *testing.T) {
 				t.Errorf("%d datagrams to udp/9002 passed the drop rule", gotDrop)
 			}
 			if gotAllow != 2001 {
-				t.Errorf("%d of 2001 datagrams to udp/9003 arrived; want all (server's UDP receive buffer errors: %s)",
-					gotAllow, udpRcvbufErrors(top.Server))
+				t.Errorf("%d of 2001 datagrams to udp/9003 arrived; want all (%s)", gotAllow, udpLossDiag(t, top))
 			}
 			if err := echo(c, "after"); err != nil {
 				t.Errorf("established flow after SIGKILL: %v", err)
@@ -253,7 +252,8 @@ func TestIntegrationKernelFirstQueuesOnlyL7(t *testing.T) {
 			gotAllow := allowed.count(t, 1000)
 			gotDrop := dropped.count(t, 0)
 			if gotDrop != 0 || gotAllow != 1000 {
-				t.Errorf("%d of 1000 datagrams to the dropped port arrived, %d of 1000 to the allowed one", gotDrop, gotAllow)
+				t.Errorf("%d of 1000 datagrams to the dropped port arrived, %d of 1000 to the allowed one (%s)",
+					gotDrop, gotAllow, udpLossDiag(t, top))
 			}
 			l34 := d.status().Queues[0].Packets
 			if _, err := dnsQuery(top.Client, top.ServerIP4, "ok.example"); err != nil {
@@ -380,25 +380,51 @@ func TestIntegrationKernelFirstReloadLosesNothing(t *testing.T) {
 	}
 }
 
-// udpRcvbufErrors reports ns's UDP and UDPv6 receive-buffer drop counters,
-// to tell a sink that could not keep up from a packet the firewall lost.
-func udpRcvbufErrors(ns topo.NS) string {
-	out, err := ns.Output("sh", "-c", "grep -h '^Udp:' /proc/net/snmp; grep -h '^Udp6RcvbufErrors' /proc/net/snmp6")
-	if err != nil {
-		return fmt.Sprintf("unknown (%v)", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	res := []string{}
-	if len(lines) >= 2 {
-		names, vals := strings.Fields(lines[0]), strings.Fields(lines[1])
-		for i, n := range names {
-			if n == "RcvbufErrors" && i < len(vals) {
-				res = append(res, "udp "+vals[i])
+// udpLossDiag names the counters of every place a datagram can be lost
+// outside qguard: the server's UDP sockets (received, buffer overruns), the
+// client's sends the kernel dropped without an error (SndbufErrors), the
+// links' drop counters in each namespace (/proc/net/dev) and the device
+// backlogs (softnet_stat, machine-wide since boot). Counters since the
+// namespaces were made, but for the backlogs.
+func udpLossDiag(t *testing.T, top *topo.Topology) string {
+	t.Helper()
+	var b strings.Builder
+	snmp := func(ns topo.NS, v4, v6 []string) {
+		out4, err4 := ns.Output("cat", "/proc/net/snmp")
+		out6, err6 := ns.Output("cat", "/proc/net/snmp6")
+		if err := errors.Join(err4, err6); err != nil {
+			fmt.Fprintf(&b, "%s: %v; ", ns.Name, err)
+			return
+		}
+		fmt.Fprintf(&b, "%s:", ns.Name)
+		for _, f := range v4 {
+			fmt.Fprintf(&b, " udp %s %d", f, snmpField(out4, "Udp:", f))
+		}
+		for _, f := range v6 {
+			for _, l := range strings.Split(out6, "\n") {
+				if x := strings.Fields(l); len(x) == 2 && x[0] == "Udp6"+f {
+					fmt.Fprintf(&b, " udp6 %s %s", f, x[1])
+				}
 			}
 		}
+		b.WriteString("; ")
 	}
-	if len(lines) >= 3 {
-		res = append(res, "udp6 "+strings.Fields(lines[2])[len(strings.Fields(lines[2]))-1])
+	snmp(top.Server, []string{"InDatagrams", "RcvbufErrors"}, []string{"InDatagrams", "RcvbufErrors"})
+	snmp(top.Client, []string{"SndbufErrors"}, []string{"SndbufErrors"})
+	for _, ns := range []topo.NS{top.Client, top.Firewall, top.Server} {
+		out, err := ns.Output("cat", "/proc/net/dev")
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(out, "\n") {
+			name, rest, ok := strings.Cut(l, ":")
+			f := strings.Fields(rest)
+			if !ok || len(f) < 12 || strings.TrimSpace(name) == "lo" {
+				continue
+			}
+			fmt.Fprintf(&b, "%s/%s rx drop %s tx drop %s; ", ns.Name, strings.TrimSpace(name), f[3], f[11])
+		}
 	}
-	return strings.Join(res, ", ")
+	fmt.Fprintf(&b, "backlog drops (machine) %d", readDrops(t, top).softnet)
+	return b.String()
 }
