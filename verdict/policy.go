@@ -102,6 +102,15 @@ type PortRange = proto.PortRange
 // IDRange is an inclusive range of user or group IDs.
 type IDRange struct{ Lo, Hi uint32 }
 
+// String returns "lo-hi", or "lo" for a single id, as the configuration
+// writes it (Trace shows rules' uid and gid ranges this way).
+func (r IDRange) String() string {
+	if r.Lo == r.Hi {
+		return strconv.FormatUint(uint64(r.Lo), 10)
+	}
+	return strconv.FormatUint(uint64(r.Lo), 10) + "-" + strconv.FormatUint(uint64(r.Hi), 10)
+}
+
 // MarkMatch matches packets whose mark ANDed with Mask equals Value.
 type MarkMatch struct{ Value, Mask uint32 }
 
