@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qguard/qguard/internal/sockbuf"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -111,7 +112,7 @@ func newPacketGenerator(t *topo.Topology, srcs []netip.Addr, ports int, dst4, ds
 		// Every frame in flight is charged to this one socket until the
 		// sink frees it, including the thousands a queue holds: a small
 		// buffer would make the generator wait on the handler.
-		setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 256<<20)
+		sockbuf.SetSend(fd, 256<<20)
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: l.ifindex}); err != nil {
 			return fmt.Errorf("bind AF_PACKET socket to %s: %w", t.ClientLink, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qguard/qguard/internal/sockbuf"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -167,7 +168,7 @@ func udpListen(port int, reuse bool) (int, error) {
 	if reuse {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 	}
-	setBuf(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 16<<20)
+	sockbuf.SetRecv(fd, 16<<20)
 	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	if err := unix.Bind(fd, &unix.SockaddrInet6{Port: port}); err != nil {

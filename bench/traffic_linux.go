@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qguard/qguard/internal/sockbuf"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -38,13 +39,6 @@ func family(a netip.Addr) int {
 		return unix.AF_INET
 	}
 	return unix.AF_INET6
-}
-
-// setBuf forces a socket buffer size (root may exceed rmem_max/wmem_max).
-func setBuf(fd, force, plain, size int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
-	}
 }
 
 // thread says where a harness thread runs: pinned to cpu (-1: anywhere),
@@ -100,7 +94,7 @@ func newUDPGenerator(ns topo.NS, srcs []netip.Addr, ports int, dst4, dst6 netip.
 					return fmt.Errorf("open UDP socket: %w", err)
 				}
 				g.fds = append(g.fds, fd)
-				setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
+				sockbuf.SetSend(fd, 4<<20)
 				if err := unix.Bind(fd, sockaddr(src, 0)); err != nil {
 					return fmt.Errorf("bind UDP socket to %s: %w", src, err)
 				}

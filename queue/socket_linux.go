@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qguard/qguard/internal/sockbuf"
 )
 
 // sock is one queue's netlink socket during set-up and tear-down; the hot
@@ -45,8 +47,8 @@ func openSocket(c *Config, num uint16) (s *sock, err error) {
 	if nl, ok := sa.(*unix.SockaddrNetlink); ok {
 		s.portid = nl.Pid
 	}
-	setBuf(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, c.RcvBuf)
-	setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sendBufSize)
+	sockbuf.SetRecv(fd, c.RcvBuf)
+	sockbuf.SetSend(fd, sendBufSize)
 	if c.NoENOBUFS {
 		if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1); err != nil {
 			return nil, fmt.Errorf("set NETLINK_NO_ENOBUFS on queue %d: %w", num, err)
@@ -56,15 +58,6 @@ func openSocket(c *Config, num uint16) (s *sock, err error) {
 		return nil, fmt.Errorf("bind queue %d: %w", num, mapBindErr(err, num, s.portid))
 	}
 	return s, nil
-}
-
-// setBuf sets a socket buffer size, forced past the sysctl limits where the
-// caller may (CAP_NET_ADMIN), else as large as the limits allow.
-func setBuf(fd, force, plain, n int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, n) == nil {
-		return
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, n)
 }
 
 func (s *sock) nextSeq() uint32 {
