@@ -123,8 +123,9 @@ func (e *env) costWindow(ctx context.Context, r *modeRun, rate int) (LoadSample,
 	l = LoadSample{Rate: rate, Seconds: s.Seconds, Sent: s.Sent, Delivered: s.Delivered, Queued: s.Queued,
 		QueueDropped: s.QueueDropped, UserDropped: s.UserDropped, GenCPU: int64(b.genCPU - a.genCPU),
 		GenFloor: e.genFloor[rate], HandlerCPU: s.HandlerCPU, SoftirqdCPU: int64(b.softirqd - a.softirqd)}
-	if l.Sent == 0 || b.genCPU == 0 {
-		return l, fmt.Errorf("measure %s at %d packets/s: generator idle", r.m.Name, rate)
+	if l.Sent == 0 || a.genCPU == 0 {
+		return l, fmt.Errorf("measure %s at %d packets/s: the paced generator sent %d packets in %.1fs (its thread did not run)",
+			r.m.Name, rate, l.Sent, l.Seconds)
 	}
 	return l, nil
 }

@@ -180,8 +180,13 @@ func (g *generator) runPaced(th thread, ipSize, rate int, foreign bool) {
 		b = g.framesTo(ipSize, foreignMAC())
 	}
 	fd := g.fds[0]
+	// Returns once the thread runs, so that every look at its clock
+	// (cpuSent, snapshots) sees the same thread.
+	started := make(chan struct{})
+	defer func() { <-started }()
 	th.loop(&g.wg, func() {
 		g.tid.Store(int32(unix.Gettid()))
+		close(started)
 		defer g.tid.Store(0)
 		// A raw nanosleep of a millisecond on this locked thread, then
 		// what is due: every wake-up costs the thread CPU time that the
