@@ -15,7 +15,9 @@
  *
  * Build: cc -O2 -o nfq_accept nfq_accept.c -lnetfilter_queue
  */
+#define _GNU_SOURCE /* ppoll */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,11 +90,22 @@ int main(int argc, char **argv)
 	unsigned long maxlen = arg(argv, 3, "MAXLEN");
 	unsigned long rcvbuf = arg(argv, 4, "RCVBUF");
 
+	/* SIGTERM and SIGINT stay blocked except inside ppoll, which unblocks
+	 * them atomically: a signal that came while a batch was handled is
+	 * delivered there (EINTR) instead of before a blocking recv that would
+	 * then wait forever on an idle queue. */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal; /* no SA_RESTART: recv must return EINTR */
+	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigset_t stopsigs, waitmask;
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &stopsigs, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
 
 	struct nfq_handle *h = nfq_open();
 	if (h == NULL) {
@@ -136,7 +149,12 @@ int main(int argc, char **argv)
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			flush(qh);
-			n = recv(fd, buf, sizeof(buf), 0);
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			if (ppoll(&pfd, 1, NULL, &waitmask) < 0 && errno != EINTR) {
+				perror("ppoll");
+				break;
+			}
+			continue;
 		}
 		if (n < 0) {
 			if (errno == EINTR)
