@@ -178,15 +178,35 @@ func measureStream(ctx context.Context, e *env, r *modeRun) (Sample, error) {
 		return Sample{}, err
 	}
 	defer st.close()
+	rt0 := tcpRetrans(e.t.Client)
 	s, sent, read, err := e.window(ctx, r, st.bytes)
 	if err != nil {
 		return s, err
 	}
 	s.Sent, s.Delivered, s.DeliveredBytes = sent, 0, read
 	if read == 0 {
-		return s, fmt.Errorf("measure %s: no TCP byte read in %.1fs (%d written)", r.m.Name, s.Seconds, sent)
+		// Where the stream stalled: the queue's counters over the window,
+		// and the client's retransmissions since the streams started.
+		rt1 := tcpRetrans(e.t.Client)
+		total, _ := st.bytes()
+		return s, fmt.Errorf("measure %s: no TCP byte read in %.1fs (%d written; %d since the streams started); "+
+			"queue: %d queued, %d/%d queue/user dropped; the client's TCP since the start: %d segments retransmitted, %d retransmission timeouts",
+			r.m.Name, s.Seconds, sent, total, s.Queued, s.QueueDropped, s.UserDropped, rt1[0]-rt0[0], rt1[1]-rt0[1])
 	}
 	return s, nil
+}
+
+// tcpRetrans reads ns's TCP retransmitted segments and retransmission
+// timeouts (0 where unreadable: a diagnostic).
+func tcpRetrans(ns topo.NS) [2]uint64 {
+	var r [2]uint64
+	if snmp, err := readNetFile(ns, "snmp"); err == nil {
+		r[0] = snmpField(snmp, "Tcp:", "RetransSegs")
+	}
+	if netstat, err := readNetFile(ns, "netstat"); err == nil {
+		r[1] = snmpField(netstat, "TcpExt:", "TCPTimeouts")
+	}
+	return r
 }
 
 // window measures the mode's counters and the load's two counts over the
