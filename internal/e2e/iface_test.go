@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/qguard/qguard/internal/topo"
 )
 
 const ifacePolicy = `
@@ -70,6 +74,15 @@ func ifaceLater(t *testing.T, policy string) {
 			t.Fatalf("%s: %v %s", s.argv, err, out)
 		}
 	}
+	// The new link carries packets only once the kernel's linkwatch work
+	// has given both ends a qdisc (until then they have noop, which drops
+	// everything, ARP too); on a busy machine that work runs late, and a
+	// connection tried before would fail without reaching the firewall.
+	// A ping of the firewall's wg0 address proves the link (and resolves
+	// both neighbours) before the drop is tested.
+	if err := pingUntil(top.Client, "198.18.3.1", 5*time.Second); err != nil {
+		t.Fatalf("the new link c-wg -> wg0 carries no ping: %v", err)
+	}
 	if err := dialFrom(top.Client, "198.18.3.2", echo4); err == nil {
 		t.Error("through wg0: connected, want dropped by from-wg")
 	}
@@ -84,7 +97,10 @@ func ifaceLater(t *testing.T, policy string) {
 		}
 	}
 	if !found {
-		t.Errorf("from-wg has no hits: %+v", st.Rules)
+		// The kernel's own counters tell a status that misread them from
+		// a packet that never came.
+		nft, _ := top.Firewall.Output("nft", "list", "table", "inet", "qguard")
+		t.Errorf("from-wg has no hits: %+v; the table:\n%s", st.Rules, nft)
 	}
 	d.writeConfig(strings.ReplaceAll(policy, "wg0", "wg9"))
 	if !d.reload() {
@@ -93,4 +109,16 @@ func ifaceLater(t *testing.T, policy string) {
 	if err := dialFrom(top.Client, "198.18.3.2", echo4); err != nil {
 		t.Errorf("through wg0 after the rule moved to wg9: %v", err)
 	}
+}
+
+// pingUntil pings dst from ns until one reply comes or wait has passed.
+func pingUntil(ns topo.NS, dst string, wait time.Duration) error {
+	var out string
+	var err error
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		if out, err = ns.Output("ping", "-n", "-q", "-c", "1", "-W", "1", dst); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s", err, out)
 }
