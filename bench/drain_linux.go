@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/topo"
-	"github.com/qguard/qguard/queue"
 )
 
 // The drain phase measures what a handler can push through, not what the
@@ -33,10 +32,13 @@ type pauser interface {
 }
 
 // errDrain marks drain-phase failures; errUntimed a burst that emptied
-// between two looks of the poller.
+// between two looks of the poller; errDisturbed a burst that lost frames
+// to a full queue because other packets (the latency probe's late
+// echoes) took room in it.
 var (
-	errDrain   = errors.New("drain phase")
-	errUntimed = errors.New("untimed")
+	errDrain     = errors.New("drain phase")
+	errUntimed   = errors.New("untimed")
+	errDisturbed = errors.New("disturbed")
 )
 
 // drainTimeout bounds every wait of the drain phase.
@@ -45,17 +47,18 @@ const drainTimeout = 10 * time.Second
 // drainBurst is the packets per burst: what the kernel queue holds.
 func (e *env) drainBurst() int { return min(e.cfg.DrainBurst, e.cfg.QueueMaxLen) }
 
-// drain runs cfg.DrainBursts bursts and returns the packets drained and
-// the seconds it took in total.
-func (e *env) drain(ctx context.Context, r *modeRun) (pkts uint64, secs float64, err error) {
+// drain runs cfg.DrainBursts bursts and sets s's drain figures: the
+// packets drained and the seconds it took in total, and the bursts
+// discarded for foreign packets.
+func (e *env) drain(ctx context.Context, r *modeRun, s *Sample) error {
 	m := r.m
 	p, ok := r.h.(pauser)
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: %s: handler cannot be paused", errDrain, m.Name)
+		return fmt.Errorf("%w: %s: handler cannot be paused", errDrain, m.Name)
 	}
 	st, err := openNFQStats(e.t.Firewall)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer st.Close()
 	size := 64
@@ -65,30 +68,37 @@ func (e *env) drain(ctx context.Context, r *modeRun) (pkts uint64, secs float64,
 	burst := e.drainBurst()
 	// A burst the poller could not time (its thread did not run while the
 	// queue emptied: other load on the machine) is delivered and checked
-	// but not counted; as many again may be retried before the mode fails.
-	untimed := 0
+	// but not counted, and so is one that lost frames to a queue filled by
+	// foreign packets (every loss named and explained by them); as many
+	// again may be retried before the mode fails.
+	retried := 0
 	for done := 0; done < e.cfg.DrainBursts; {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return err
 		}
-		n, d, err := e.drainOnce(r, p, st, burst, size)
-		if errors.Is(err, errUntimed) && untimed < e.cfg.DrainBursts {
-			untimed++
+		n, d, foreign, err := e.drainOnce(r, p, st, burst, size)
+		if (errors.Is(err, errUntimed) || errors.Is(err, errDisturbed)) && retried < e.cfg.DrainBursts {
+			retried++
+			if errors.Is(err, errDisturbed) {
+				s.DrainDisturbed++
+				s.DrainForeign += foreign
+			}
 			continue
 		}
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
-		pkts += n
-		secs += d.Seconds()
+		s.DrainPackets += n
+		s.DrainSeconds += d.Seconds()
 		done++
 	}
-	return pkts, secs, nil
+	return nil
 }
 
 // drainOnce is one burst: stop, fill, resume, time the drain. It returns
-// the packets verdicted in the timed part of the drain and its length.
-func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) (uint64, time.Duration, error) {
+// the packets verdicted in the timed part of the drain and its length,
+// and with errDisturbed the foreign packets that disturbed it.
+func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) (_ uint64, _ time.Duration, foreign uint64, err error) {
 	m, num := r.m, r.q
 	// Resumed on every way out, a failed pause included (it may have
 	// stopped some threads).
@@ -98,10 +108,19 @@ func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) 
 			_ = p.resume()
 		}
 	}()
-	if err := p.pause(); err != nil {
-		return 0, 0, err
+	// The burst fills the queue to its length, so a packet still queued
+	// (a late echo of the latency probe) would push one of its frames
+	// out: start from an empty queue.
+	if err := e.quiesce(r, st); err != nil {
+		return 0, 0, 0, err
 	}
-	before, _ := e.srv.counts()
+	if err := p.pause(); err != nil {
+		return 0, 0, 0, err
+	}
+	before, err := e.lossCounters(r, st)
+	if err != nil {
+		return 0, 0, 0, err
+	}
 	e.gen.burst(e.genThread(), size, burst)
 	// Wait for the queue to stop growing: the last frames may still be on
 	// their way through the firewall.
@@ -111,7 +130,7 @@ func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) 
 		time.Sleep(time.Millisecond)
 		w, err := st.waiting(num, max(m.Queues, 1))
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if w == waiting {
 			stable++
@@ -119,11 +138,11 @@ func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) 
 			waiting, stable = w, 0
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("%w: %s: queue still growing after %s", errDrain, m.Name, drainTimeout)
+			return 0, 0, 0, fmt.Errorf("%w: %s: queue still growing after %s", errDrain, m.Name, drainTimeout)
 		}
 	}
 	if waiting == 0 {
-		return 0, 0, fmt.Errorf("%w: %s: a burst of %d packets queued none", errDrain, m.Name, burst)
+		return 0, 0, 0, fmt.Errorf("%w: %s: a burst of %d packets queued none", errDrain, m.Name, burst)
 	}
 	// The resume and the polling run on a thread pinned to the
 	// generator's CPU, idle now: anywhere else they would share the
@@ -168,25 +187,55 @@ func (e *env) drainOnce(r *modeRun, p pauser, st *nfqStatFile, burst, size int) 
 	})
 	wg.Wait()
 	if perr != nil {
-		return 0, 0, perr
+		return 0, 0, 0, perr
 	}
-	// Every drained packet must have reached the sink: a handler that
-	// "drains" by dropping would otherwise look fast.
-	var got uint64
+	// Every frame of the burst must have reached the sink: a handler that
+	// "drains" by dropping would otherwise look fast. The sink counts the
+	// flood port alone, so the check is against what the generator sent,
+	// not what the queue held (which may include foreign packets).
+	var d lossCounters
 	for deadline := time.Now().Add(time.Second); ; time.Sleep(2 * time.Millisecond) {
-		after, _ := e.srv.counts()
-		got = after - before
-		if got >= waiting || time.Now().After(deadline) {
+		after, err := e.lossCounters(r, st)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		d = after.sub(before)
+		d.waiting = waiting
+		if d.sink >= d.sent || time.Now().After(deadline) {
 			break
 		}
 	}
-	if got < waiting {
-		return 0, 0, fmt.Errorf("%w: %s: sink counted %d of %d drained packets", errDrain, m.Name, got, waiting)
+	if d.sink < d.sent {
+		lost := d.sent - d.sink
+		if f := d.foreign(); f > 0 && lost <= d.qDropped && d.qDropped <= f {
+			return 0, 0, f, fmt.Errorf("%w: %w: %s: %d foreign packets in the queue pushed %d frames of the burst out: %s",
+				errDrain, errDisturbed, m.Name, f, lost, d)
+		}
+		return 0, 0, 0, fmt.Errorf("%w: %s: sink counted %d of %d burst frames (%d queued waiting): %s",
+			errDrain, m.Name, d.sink, d.sent, waiting, d)
 	}
 	if wHi <= wLo || !tLo.After(tHi) {
-		return 0, 0, fmt.Errorf("%w: %w: %s: burst of %d drained too fast to time (%d -> %d waiting)", errDrain, errUntimed, m.Name, waiting, wHi, wLo)
+		return 0, 0, 0, fmt.Errorf("%w: %w: %s: burst of %d drained too fast to time (%d -> %d waiting)", errDrain, errUntimed, m.Name, waiting, wHi, wLo)
 	}
-	return wHi - wLo, tLo.Sub(tHi), nil
+	return wHi - wLo, tLo.Sub(tHi), 0, nil
+}
+
+// quiesce waits until the mode's queues hold no packet.
+func (e *env) quiesce(r *modeRun, st *nfqStatFile) error {
+	deadline := time.Now().Add(drainTimeout)
+	for empty := 0; empty < 3; time.Sleep(time.Millisecond) {
+		w, err := st.waiting(r.q, max(r.m.Queues, 1))
+		if err != nil {
+			return err
+		}
+		if empty++; w > 0 {
+			empty = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s: %d packets still queued before the burst after %s", errDrain, r.m.Name, w, drainTimeout)
+		}
+	}
+	return nil
 }
 
 // nfqStatFile is /proc/net/netfilter/nfnetlink_queue of one namespace,
@@ -213,16 +262,9 @@ func openNFQStats(ns topo.NS) (*nfqStatFile, error) {
 // waiting is the packets of queues [first, first+count) waiting for a
 // verdict now (queue_total).
 func (s *nfqStatFile) waiting(first uint16, count int) (uint64, error) {
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("%w: rewind nfnetlink_queue stats: %w", errDrain, err)
-	}
-	n, err := io.ReadFull(s.f, s.buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("%w: read nfnetlink_queue stats: %w", errDrain, err)
-	}
-	st, err := queue.ParseProcQueues(s.buf[:n])
+	st, err := s.read()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", errDrain, err)
+		return 0, err
 	}
 	var w uint64
 	for _, q := range st {
@@ -231,6 +273,18 @@ func (s *nfqStatFile) waiting(first uint16, count int) (uint64, error) {
 		}
 	}
 	return w, nil
+}
+
+// readRaw reads the file again from its start into buf.
+func (s *nfqStatFile) readRaw() (int, error) {
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("%w: rewind nfnetlink_queue stats: %w", errDrain, err)
+	}
+	n, err := io.ReadFull(s.f, s.buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("%w: read nfnetlink_queue stats: %w", errDrain, err)
+	}
+	return n, nil
 }
 
 func (s *nfqStatFile) Close() error { return s.f.Close() }

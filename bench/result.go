@@ -28,6 +28,11 @@ type Sample struct {
 	// drain phase, summed over its bursts).
 	DrainPackets uint64  `json:"drain_packets,omitempty"`
 	DrainSeconds float64 `json:"drain_seconds,omitempty"`
+	// DrainDisturbed bursts were discarded and run again because
+	// DrainForeign packets (not the burst's: the latency probe's late
+	// echoes) filled the queue and pushed some of their frames out.
+	DrainDisturbed int    `json:"drain_disturbed,omitempty"`
+	DrainForeign   uint64 `json:"drain_foreign,omitempty"`
 	// Loads are the cost phase's windows, one per offered rate.
 	Loads []LoadSample `json:"loads,omitempty"`
 	// Conns are the short connections completed in the window (Conn

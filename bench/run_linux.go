@@ -343,7 +343,7 @@ func measureForward(ctx context.Context, e *env, r *modeRun) (s Sample, err erro
 	}
 	if !e.cfg.NoDrain && r.h != nil && m.drain {
 		r.progress("drain")
-		if s.DrainPackets, s.DrainSeconds, err = e.drain(ctx, r); err != nil {
+		if err = e.drain(ctx, r, &s); err != nil {
 			return s, err
 		}
 	}
