@@ -57,7 +57,12 @@
 // /proc/net/netfilter/nfnetlink_queue, between the first look at or below
 // 90% of the burst still waiting and the first at or below 10% (so the
 // resume from SIGSTOP is not counted); the queue must then empty and the
-// sink must have counted every packet.
+// sink must have counted every frame the generator sent. A burst starts
+// from an empty queue; one whose lost frames were all pushed out of the
+// full queue by foreign packets (the steering queues all forwarded UDP:
+// the latency probe's late echoes) is run again and counted
+// (Sample.DrainDisturbed, DrainForeign); any other short count fails the
+// mode with every counter of the loss named.
 // The rate is the handler's CPU alone: its receive, its verdicts, and the
 // kernel's reinjection and forwarding its verdict system calls carry out.
 // go-nfqueue keeps its README's queue length of 255, so its bursts are that

@@ -98,6 +98,11 @@ func linkDrops(ns topo.NS) uint64 {
 	if err != nil {
 		return 0
 	}
+	return sumDevDrops(s)
+}
+
+// sumDevDrops adds up the rx and tx drop columns of a /proc/net/dev text.
+func sumDevDrops(s string) uint64 {
 	var n uint64
 	for _, line := range strings.Split(s, "\n") {
 		_, rest, ok := strings.Cut(line, ":")
