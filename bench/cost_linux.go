@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The cost phase: what the whole firewall spends per packet at a fixed
@@ -108,6 +110,7 @@ func (e *env) costWindow(ctx context.Context, r *modeRun, rate int) (LoadSample,
 	if !sleepCtx(ctx, max(e.cfg.Warmup, 200*time.Millisecond)) {
 		return l, ctx.Err()
 	}
+	errs0 := e.gen.sendErrs.n.Load()
 	a, err := e.snap(r, e.gen, nil)
 	if err != nil {
 		return l, err
@@ -124,8 +127,10 @@ func (e *env) costWindow(ctx context.Context, r *modeRun, rate int) (LoadSample,
 		QueueDropped: s.QueueDropped, UserDropped: s.UserDropped, GenCPU: int64(b.genCPU - a.genCPU),
 		GenFloor: e.genFloor[rate], HandlerCPU: s.HandlerCPU, SoftirqdCPU: int64(b.softirqd - a.softirqd)}
 	if l.Sent == 0 || a.genCPU == 0 {
-		return l, fmt.Errorf("measure %s at %d packets/s: the paced generator sent %d packets in %.1fs (its thread did not run)",
-			r.m.Name, rate, l.Sent, l.Seconds)
+		return l, fmt.Errorf("measure %s at %d packets/s: the paced generator sent %d packets in %.1fs "+
+			"(its thread: %s CPU, %d failed sends, last errno %d: %v)",
+			r.m.Name, rate, l.Sent, l.Seconds, time.Duration(l.GenCPU), e.gen.sendErrs.n.Load()-errs0,
+			e.gen.lastErr.Load(), unix.Errno(e.gen.lastErr.Load()))
 	}
 	return l, nil
 }

@@ -205,6 +205,10 @@ func (g *generator) runPaced(th thread, ipSize, rate int, foreign bool) {
 			k := min(int(due-sent), len(b.msgs)-off)
 			n, err := sendmmsg(fd, b.msgs[off:off+k])
 			if err != nil || n <= 0 {
+				g.sendErrs.n.Add(1)
+				if errno, ok := err.(unix.Errno); ok {
+					g.lastErr.Store(int32(errno))
+				}
 				continue
 			}
 			sent += uint64(n)

@@ -73,9 +73,14 @@ type generator struct {
 	sent  counter
 	// tid is the sending thread while a paced run goes (cost phase), 0
 	// otherwise: its CPU clock carries the firewall's work.
-	tid  atomic.Int32
-	stop atomic.Bool
-	wg   sync.WaitGroup
+	tid atomic.Int32
+	// sendErrs counts the paced thread's failed sends, lastErr the last
+	// one's errno: a window that sent nothing says whether the thread
+	// did not run or the link refused its frames.
+	sendErrs counter
+	lastErr  atomic.Int32
+	stop     atomic.Bool
+	wg       sync.WaitGroup
 }
 
 // newUDPGenerator opens one connected UDP socket per (source, port) flow.
