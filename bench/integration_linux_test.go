@@ -179,25 +179,28 @@ func TestIntegrationSocketPath(t *testing.T) {
 	}
 }
 
-// TestIntegrationCancel cancels a run mid-way and checks the topology goes.
+// TestIntegrationCancel cancels a run during its setup and mid-way, and
+// checks that the run says it was cancelled and the topology goes.
 func TestIntegrationCancel(t *testing.T) {
 	testutil.NeedRoot(t, "creates network namespaces")
-	prefix := testPrefix("qgbx")
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		cancel()
-	}()
-	_, err := Run(ctx, &Config{Modes: []string{"kernel"}, Duration: 10 * time.Second, Prefix: prefix})
-	if err == nil || !strings.Contains(err.Error(), "canceled") {
-		t.Errorf("Run after cancel: %v", err)
-	}
-	left, lerr := topo.Leftovers(prefix)
-	if lerr != nil {
-		t.Fatal(lerr)
-	}
-	if len(left) > 0 {
-		t.Errorf("namespaces left behind: %v", left)
+	for _, after := range []time.Duration{100 * time.Millisecond, 1500 * time.Millisecond} {
+		prefix := testPrefix("qgbx")
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(after)
+			cancel()
+		}()
+		_, err := Run(ctx, &Config{Modes: []string{"kernel"}, Duration: 10 * time.Second, Prefix: prefix})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run cancelled after %s: %v", after, err)
+		}
+		left, lerr := topo.Leftovers(prefix)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if len(left) > 0 {
+			t.Errorf("cancelled after %s: namespaces left behind: %v", after, left)
+		}
 	}
 }
 

@@ -162,6 +162,11 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	defer os.RemoveAll(e.tmp)
 	rep, err := e.setup(ctx, modes, loadBefore)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled during the setup: the topology was torn down under
+			// it, and whatever step failed for that is not the cause.
+			return nil, fmt.Errorf("run benchmark: %w (setup: %v)", ctx.Err(), err)
+		}
 		return nil, err
 	}
 	defer e.srv.close()
