@@ -33,7 +33,7 @@ build:
 
 # golangci-lint v2, pinned in go.mod as a tool; configuration in .golangci.yml.
 lint:
-	$(GO) tool golangci-lint run ./...
+	$(GO) tool golangci-lint run --allow-serial-runners ./...
 
 # The race detector over the tests that need no privileges: every test but
 # the privileged TestIntegration* ones (internal/e2e holds only those).
