@@ -68,9 +68,11 @@ func (r *fileRun) runCase(ctx context.Context, c *Case) (cr CaseResult) {
 	cr = r.attempt(ctx, c, r.f.Timeout)
 	// A packet that should have come back but did not gets one more,
 	// longer chance, measured afresh (counters included): a loaded machine
-	// must not turn a pass into a fail. Repeated probes are not retried:
-	// they feed rate limits, whose state a retry would change.
-	if cr.Outcome == Dropped.String() && c.Expect != Dropped && c.Repeat == 1 && ctx.Err() == nil {
+	// must not turn a pass into a fail. So does a case whose connection
+	// timed out before its data was sent, whatever it expects: that data
+	// was not judged. Repeated probes are not retried: they feed rate
+	// limits, whose state a retry would change.
+	if cr.Outcome == Dropped.String() && (c.Expect != Dropped || cr.unsent) && c.Repeat == 1 && ctx.Err() == nil {
 		first := cr.Detail
 		cr = r.attempt(ctx, c, 4*r.f.Timeout)
 		cr.Detail += fmt.Sprintf(" (retried with a %v timeout; first attempt: %s)", 4*r.f.Timeout, first)
@@ -111,7 +113,7 @@ func (r *fileRun) attempt(ctx context.Context, c *Case, timeout time.Duration) C
 			history = append(history, pr.Outcome.String())
 		}
 	}
-	cr.Outcome, cr.Detail = pr.Outcome.String(), pr.Detail
+	cr.Outcome, cr.Detail, cr.unsent = pr.Outcome.String(), pr.Detail, pr.Unsent
 	if len(history) > 0 {
 		cr.Detail += fmt.Sprintf(" [attempts: %s]", strings.Join(history, ", "))
 	}

@@ -50,6 +50,7 @@ func probeDNSStream(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	c, err := dialer(env, pr).DialContext(ctx, network(env, netw), pr.Dst.String())
 	if err != nil {
 		classify(err, env, "connect", pr)
+		pr.Unsent = pr.Outcome == Dropped
 		return
 	}
 	defer c.Close()
@@ -165,6 +166,7 @@ func probeHTTPStream(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
 	if err != nil {
 		classify(err, env, "connect", pr)
+		pr.Unsent = pr.Outcome == Dropped
 		return
 	}
 	defer c.Close()

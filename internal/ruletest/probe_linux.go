@@ -35,6 +35,10 @@ type Probe struct {
 	// identifier. Src's port is 0 when the socket never got one.
 	Src, Dst netip.AddrPort
 	Proto    uint8 // IP protocol number
+	// Unsent: the data the case is about (a request, a hello, a query
+	// over TCP) was never sent, because the connection timed out before
+	// it was established. Dropped then says nothing of that data's fate.
+	Unsent bool
 }
 
 // probeEnv is where and how a probe runs.
@@ -203,6 +207,7 @@ func probeTCP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
 	if err != nil {
 		classify(err, env, "connect", pr)
+		pr.Unsent = pr.Outcome == Dropped && len(s.Data) > 0
 		return
 	}
 	defer c.Close()
@@ -306,6 +311,7 @@ func probeDNS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
 	if err != nil {
 		classify(err, env, "connect", pr)
+		pr.Unsent = pr.Outcome == Dropped
 		return
 	}
 	defer c.Close()
@@ -338,6 +344,7 @@ func probeTLS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
 	if err != nil {
 		classify(err, env, "connect", pr)
+		pr.Unsent = pr.Outcome == Dropped
 		return
 	}
 	defer c.Close()
@@ -380,6 +387,7 @@ func probeHTTP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
 	if err != nil {
 		classify(err, env, "connect", pr)
+		pr.Unsent = pr.Outcome == Dropped
 		return
 	}
 	defer c.Close()

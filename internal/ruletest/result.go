@@ -33,6 +33,7 @@ type CaseResult struct {
 	// first packets (filled on failure, or always with Options.Verbose).
 	Trace    string        `json:"trace,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+	unsent   bool          // the probe's connection timed out before its data was sent
 }
 
 // FileResult is the outcome of one file.
