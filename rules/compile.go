@@ -55,14 +55,14 @@ func queueNote(note, why string) string { return note + " -> queue: " + why }
 // kernelFirstRules adds, in place of the steering queue rule, the rules
 // that send steered packets of new connections to the policy chain named
 // policyChain and queue the other steered packets.
-func (b *builder) kernelFirstRules(ch *nftables.Chain, policyChain string, steerAway bool) error {
+func (b *builder) kernelFirstRules(ch *nftables.Chain, hook, policyChain string, steerAway bool) error {
 	m := b.cfg.Marks
 	if !b.cfg.Offload {
 		// With Offload the same rule is already at the chain's top.
 		b.rule(ch, "flow accepted in the kernel", maskedEq(ctMark(), m.Mask, m.AcceptFlow),
 			one(&expr.Counter{}, verdict(expr.VerdictAccept)))
 	}
-	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+	b.kernelAnswerRule(ch, hook)
 	if err := b.rateFlowRules(ch); err != nil {
 		return err
 	}

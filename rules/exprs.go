@@ -217,3 +217,16 @@ func tupleType(v6 bool) nftables.SetDatatype {
 	}
 	return nftables.MustConcatSetType(a, a, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeInetService)
 }
+
+// kernelAnswerRule adds the "kernel answer not queued" rule (kernelAnswer)
+// at hooks a kernel answer passes. The kernel sends its answers from this
+// host (ip_local_out: output, postrouting, and prerouting and input when
+// they come back over loopback), never through forward. The rule's ct
+// expressions would turn connection tracking on for the whole namespace
+// (nf_ct_netns_get), so a forward-only table without offload leaves it off.
+func (b *builder) kernelAnswerRule(ch *nftables.Chain, hook string) {
+	if hook == "forward" {
+		return
+	}
+	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+}

@@ -151,7 +151,7 @@ func (b *builder) queueRules(ch *nftables.Chain, hook string, steerAway bool) er
 		return err
 	}
 	if b.cfg.Mode == KernelFirst {
-		return b.kernelFirstRules(ch, b.policyChainName(hook), steerAway)
+		return b.kernelFirstRules(ch, hook, b.policyChainName(hook), steerAway)
 	}
 	// The kernel's answer to a packet it rejects (TCP reset, ICMP error)
 	// carries that packet's unconfirmed conntrack entry, which the packet
@@ -159,7 +159,7 @@ func (b *builder) queueRules(ch *nftables.Chain, hook string, steerAway bool) er
 	// shared (nf_ct_drop_unconfirmed), so queued, the answer would be lost
 	// and a local sender would wait for its timeout instead of seeing the
 	// refusal (TestIntegrationLocalReject). Queueing it could only drop it.
-	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))
+	b.kernelAnswerRule(ch, hook)
 	note := "steer to queue"
 	if steerAway && b.cfg.Bypass {
 		note = "steered away (shutdown)"
