@@ -100,6 +100,12 @@ type Config struct {
 	// Offload copies AcceptFlow/DropFlow verdicts into the conntrack mark and
 	// decides later packets of the flow in the kernel.
 	Offload bool
+	// Conntrack keeps connection tracking on in the namespace when no rule
+	// of the table needs it: for the queue's conntrack metadata and the
+	// flow records (conntrack destroy events). Without it, a forward-only
+	// table without Offload and kernel-first has no ct expression, and
+	// forwarding pays for no tracking.
+	Conntrack bool
 	// BlockSetTimeout is the default lifetime of block set entries (10m).
 	BlockSetTimeout time.Duration
 	// FlowTimeout is how long a flow decided DropFlow stays in the drop-flow

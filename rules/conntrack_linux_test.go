@@ -7,16 +7,16 @@ import (
 
 // TestIntegrationConntrackLeftOff: a forward-only table without offload has
 // no ct expression, so connection tracking stays off in the namespace (every
-// ct expression turns it on for all of the namespace's traffic); offload
-// turns it on, which shows the check can fail.
+// ct expression turns it on for all of the namespace's traffic); offload or
+// Conntrack turn it on, which also shows the check can fail.
 func TestIntegrationConntrackLeftOff(t *testing.T) {
-	for _, offload := range []bool{false, true} {
+	for _, c := range []struct{ offload, conntrack bool }{{false, false}, {true, false}, {false, true}} {
 		ns, fd := testNS(t)
 		if _, err := ns.Output("ip", "link", "set", "lo", "up"); err != nil {
 			t.Fatal(err)
 		}
 		cfg := DefaultConfig()
-		cfg.NetNS, cfg.Offload = fd, offload
+		cfg.NetNS, cfg.Offload, cfg.Conntrack = fd, c.offload, c.conntrack
 		m, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -31,9 +31,9 @@ func TestIntegrationConntrackLeftOff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tracked := strings.Contains(out, "icmp")
-		if tracked != offload {
-			t.Errorf("offload %t: conntrack tracked the ping: %t, want %t\n%s\n%s", offload, tracked, offload, out,
+		want := c.offload || c.conntrack
+		if tracked := strings.Contains(out, "icmp"); tracked != want {
+			t.Errorf("%+v: conntrack tracked the ping: %t, want %t\n%s\n%s", c, tracked, want, out,
 				nft(t, ns, "list", "ruleset"))
 		}
 	}

@@ -222,10 +222,11 @@ func tupleType(v6 bool) nftables.SetDatatype {
 // at hooks a kernel answer passes. The kernel sends its answers from this
 // host (ip_local_out: output, postrouting, and prerouting and input when
 // they come back over loopback), never through forward. The rule's ct
-// expressions would turn connection tracking on for the whole namespace
-// (nf_ct_netns_get), so a forward-only table without offload leaves it off.
+// expressions turn connection tracking on for the whole namespace
+// (nf_ct_netns_get), so at forward it is there only when Config.Conntrack
+// asks for tracking.
 func (b *builder) kernelAnswerRule(ch *nftables.Chain, hook string) {
-	if hook == "forward" {
+	if hook == "forward" && !b.cfg.Conntrack {
 		return
 	}
 	b.rule(ch, "kernel answer not queued", kernelAnswer(), one(&expr.Counter{}, verdict(expr.VerdictAccept)))

@@ -109,6 +109,9 @@ func setMode(c *rules.Config, f *config.File) {
 	if f.Rules.Mode == "kernel-first" {
 		c.Mode, c.Policy = rules.KernelFirst, kernelPolicy(&f.Policy, kernelOptsOf(f))
 	}
+	// ct matchers read the queue's conntrack metadata and flow records
+	// conntrack's destroy events: both need tracking on.
+	c.Conntrack = f.Queue.Conntrack || f.Record.Flows
 	if usesNames(&f.Policy) {
 		c.NamePorts = f.Names.Ports // the answers must reach the queue
 	}
