@@ -3,6 +3,8 @@ package xdp
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/qguard/qguard/internal/pktbuild"
 )
 
 // frame describes a test packet; build turns it into an Ethernet frame.
@@ -34,39 +36,22 @@ func (f frame) build() []byte {
 	b = binary.BigEndian.AppendUint16(b, et)
 	l4 := f.l4()
 	if f.src.Addr().Is4() {
-		ihl := f.ihl
-		if ihl == 0 {
-			ihl = 5
+		ihl := max(f.ihl, 5)
+		h := pktbuild.IPv4{
+			Proto: f.proto, Src: f.src.Addr(), Dst: f.dst.Addr(), Opts: make([]byte, (ihl-5)*4),
+			FragOff: f.fragOff & 0x1fff << 3, MF: f.fragOff&0x2000 != 0, DF: f.fragOff&0x4000 != 0,
 		}
-		h := make([]byte, ihl*4)
-		h[0] = 0x40 | byte(ihl)
-		binary.BigEndian.PutUint16(h[2:], uint16(len(h)+len(l4)))
-		binary.BigEndian.PutUint16(h[6:], f.fragOff)
-		h[8], h[9] = 64, f.proto
-		s, d := f.src.Addr().As4(), f.dst.Addr().As4()
-		copy(h[12:], s[:])
-		copy(h[16:], d[:])
-		b = append(append(b, h...), l4...)
+		b = append(b, h.Build(l4)...)
 	} else {
-		var exts []byte
-		next := f.proto
-		for i := len(f.ext) - 1; i >= 0; i-- {
-			e := make([]byte, 8)
-			e[0] = next
-			if f.ext[i] == 44 {
-				binary.BigEndian.PutUint16(e[2:], f.fragOff)
+		h := pktbuild.IPv6{Proto: f.proto, Src: f.src.Addr(), Dst: f.dst.Addr()}
+		for _, typ := range f.ext {
+			body := make([]byte, 6)
+			if typ == 44 {
+				body = pktbuild.Frag6(f.fragOff, false, 0)
 			}
-			exts = append(e, exts...)
-			next = f.ext[i]
+			h.Exts = append(h.Exts, pktbuild.NewExt(typ, body))
 		}
-		h := make([]byte, 40)
-		h[0] = 0x60
-		binary.BigEndian.PutUint16(h[4:], uint16(len(exts)+len(l4)))
-		h[6], h[7] = next, 64
-		s, d := f.src.Addr().As16(), f.dst.Addr().As16()
-		copy(h[8:], s[:])
-		copy(h[24:], d[:])
-		b = append(append(append(b, h...), exts...), l4...)
+		b = append(b, h.Build(l4)...)
 	}
 	return b[:len(b)-f.truncate]
 }
