@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
@@ -61,15 +62,7 @@ func newSeqSink(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) *seqSink
 func (s *seqSink) snapshot() map[uint32]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return maps(s.got)
-}
-
-func maps(m map[uint32]int) map[uint32]int {
-	out := make(map[uint32]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.got)
 }
 
 // waitFor polls until the sink holds n distinct numbers or wait passed.
@@ -82,6 +75,58 @@ func (s *seqSink) waitFor(n int, wait time.Duration) map[uint32]int {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// checkOnce fails t unless each of the datagrams 1..seq arrived exactly once.
+func checkOnce(t testing.TB, got map[uint32]int, seq uint32) {
+	t.Helper()
+	for i := uint32(1); i <= seq; i++ {
+		if got[i] != 1 {
+			t.Errorf("datagram %d arrived %d times, want once", i, got[i])
+		}
+	}
+}
+
+// seqSender sends numbered datagrams (4-byte sequence numbers from 1) from
+// the client to a server port; seq is the last number sent.
+type seqSender struct {
+	t   testing.TB
+	c   net.Conn
+	seq uint32
+}
+
+func newSeqSender(t testing.TB, tp *topo.Topology, port uint16) *seqSender {
+	t.Helper()
+	c, err := dial(tp.Client, "udp", tp.ServerIP4, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &seqSender{t: t, c: c}
+}
+
+func (s *seqSender) send(n int) {
+	s.t.Helper()
+	for range n {
+		s.seq++
+		if _, err := s.c.Write(binary.BigEndian.AppendUint32(nil, s.seq)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// releaseHeld waits for stragglers, takes any last packet, and accepts
+// every held one: how many were held, how many verdicts the kernel refused
+// (the packet was gone) and the first refusal.
+func releaseHeld(t testing.TB, q *rawQueue) (held, refused int, first error) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	if _, _, err := q.recv(0); err != nil {
+		t.Fatal(err)
+	}
+	held = len(q.held)
+	refused, first = q.acceptAll()
+	return held, refused, first
 }
 
 // tableChains lists the chains of inet table qguard, sorted, as nft sees them.
@@ -117,22 +162,9 @@ func TestIntegrationSwitchKeepsQueued(t *testing.T) {
 	m := applied(t, base)
 	sink := newSeqSink(t, tp.Server, tp.ServerIP4, port)
 	q := openRawQueue(t, tp.Firewall, num)
-	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	var seq uint32
-	send := func(n int) {
-		for i := 0; i < n; i++ {
-			seq++
-			if _, err := u.Write(binary.BigEndian.AppendUint32(nil, seq)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	s := newSeqSender(t, tp, port)
 	const batch = 5
-	send(batch)
+	s.send(batch)
 	q.hold(t, batch, 2*time.Second)
 
 	server4 := netip.PrefixFrom(tp.ServerIP4, 24).Masked()
@@ -186,7 +218,7 @@ func TestIntegrationSwitchKeepsQueued(t *testing.T) {
 			t.Errorf("%s: Chains() = %v, the table has %v", st.name, got, want)
 		}
 		held := len(q.held)
-		send(batch)
+		s.send(batch)
 		if st.queued {
 			q.hold(t, held+batch, 2*time.Second)
 		} else {
@@ -194,26 +226,17 @@ func TestIntegrationSwitchKeepsQueued(t *testing.T) {
 		}
 	}
 	// Nothing else may be queued: each datagram once.
-	time.Sleep(50 * time.Millisecond)
-	if _, _, err := q.recv(0); err != nil {
-		t.Fatal(err)
-	}
-	held := len(q.held)
-	refused, first := q.acceptAll()
-	got := sink.waitFor(int(seq), 2*time.Second)
+	held, refused, first := releaseHeld(t, q)
+	got := sink.waitFor(int(s.seq), 2*time.Second)
 	t.Logf("%d changes: %d datagrams sent, %d held through them, %d sent while steered away; %d verdicts refused; %d arrived; chains %v",
-		len(steps), seq, held, unqueued, refused, len(got), m.Chains())
+		len(steps), s.seq, held, unqueued, refused, len(got), m.Chains())
 	if refused > 0 {
 		t.Fatalf("%d of %d verdicts refused (%v): the kernel flushed held packets, a hook was unregistered", refused, held, first)
 	}
-	if held != int(seq)-unqueued {
-		t.Errorf("%d packets held, want %d (each queued datagram once)", held, int(seq)-unqueued)
+	if held != int(s.seq)-unqueued {
+		t.Errorf("%d packets held, want %d (each queued datagram once)", held, int(s.seq)-unqueued)
 	}
-	for i := uint32(1); i <= seq; i++ {
-		if got[i] != 1 {
-			t.Errorf("datagram %d arrived %d times, want once", i, got[i])
-		}
-	}
+	checkOnce(t, got, s.seq)
 }
 
 // oldLayout installs what the previous qguard installed for cfg: the rules
@@ -269,32 +292,14 @@ func TestIntegrationApplyTakesOverOldLayout(t *testing.T) {
 	}
 	sink := newSeqSink(t, tp.Server, tp.ServerIP4, port)
 	q := openRawQueue(t, tp.Firewall, num)
-	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	var seq uint32
-	send := func(n int) {
-		for i := 0; i < n; i++ {
-			seq++
-			if _, err := u.Write(binary.BigEndian.AppendUint32(nil, seq)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	send(10)
+	s := newSeqSender(t, tp, port)
+	s.send(10)
 	q.hold(t, 10, 2*time.Second)
 	m := applied(t, cfg)
-	send(10)
+	s.send(10)
 	q.hold(t, 20, 2*time.Second)
-	time.Sleep(50 * time.Millisecond)
-	if _, _, err := q.recv(0); err != nil {
-		t.Fatal(err)
-	}
-	held := len(q.held)
-	refused, first := q.acceptAll()
-	got := sink.waitFor(int(seq), 2*time.Second)
+	held, refused, first := releaseHeld(t, q)
+	got := sink.waitFor(int(s.seq), 2*time.Second)
 	list := nft(t, tp.Firewall, "list", "table", "inet", "qguard")
 	t.Logf("held %d, refused %d, arrived %d\n%s", held, refused, len(got), list)
 	if refused > 0 {
@@ -303,11 +308,7 @@ func TestIntegrationApplyTakesOverOldLayout(t *testing.T) {
 	if held != 20 {
 		t.Errorf("%d packets held, want 20 (each datagram once)", held)
 	}
-	for i := uint32(1); i <= seq; i++ {
-		if got[i] != 1 {
-			t.Errorf("datagram %d arrived %d times, want once", i, got[i])
-		}
-	}
+	checkOnce(t, got, s.seq)
 	if want := []string{"forward", "forward_g1", "forward_reload"}; !slices.Equal(tableChains(t, tp.Firewall), want) || !slices.Equal(m.Chains(), want) {
 		t.Errorf("chains %v, Chains() %v, want %v", tableChains(t, tp.Firewall), m.Chains(), want)
 	}
@@ -331,7 +332,7 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 	a := fwConfig(fd, QueueAuto)
 	a.Bypass, a.QueueNum = false, num
 	a.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
-	variants := []*Config{a}
+	var variants []*Config
 	for _, f := range []func(c *Config){
 		func(c *Config) { c.Steer.DPorts = []PortRange{{Lo: port, Hi: port}, {Lo: 9000, Hi: 9010}} },
 		func(c *Config) {
@@ -376,13 +377,7 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 	var stop atomic.Bool
 	sent, done := sendLoop(t, tp, port, &stop)
 	const reloads = 60
-	for i := 0; i < reloads; i++ {
-		if err := m.Replace(variants[(i+1)%len(variants)]); err != nil {
-			done()
-			t.Fatalf("reload %d: %v", i, err)
-		}
-	}
-	done()
+	replaceCycling(t, m, reloads, done, append(variants, a)...)
 	got := sink.waitFor(int(sent.Load()), 2*time.Second)
 	qmu.Lock()
 	defer qmu.Unlock()
@@ -427,31 +422,18 @@ func TestIntegrationPriorityMoveKeepsQueued(t *testing.T) {
 	m := applied(t, base)
 	sink := newSeqSink(t, tp.Server, tp.ServerIP4, port)
 	q := openRawQueue(t, tp.Firewall, num)
-	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	var seq uint32
-	send := func(n int) {
-		for i := 0; i < n; i++ {
-			seq++
-			if _, err := u.Write(binary.BigEndian.AppendUint32(nil, seq)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	send(5)
+	s := newSeqSender(t, tp, port)
+	s.send(5)
 	q.hold(t, 5, 2*time.Second)
 	if err := m.Replace(&early); err != nil {
 		t.Fatal(err)
 	}
-	send(5)
+	s.send(5)
 	q.hold(t, 10, 2*time.Second)
 	if err := m.Replace(base); err != nil {
 		t.Fatal(err)
 	}
-	send(5)
+	s.send(5)
 	q.hold(t, 15, 2*time.Second)
 	// Answer until every datagram arrived and the queue stayed quiet: a
 	// packet queued again comes back some time after its verdict.
@@ -473,22 +455,18 @@ func TestIntegrationPriorityMoveKeepsQueued(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = sink.snapshot()
-		if len(got) >= int(seq) && len(q.held) == 0 && time.Since(quiet) > 200*time.Millisecond {
+		if len(got) >= int(s.seq) && len(q.held) == 0 && time.Since(quiet) > 200*time.Millisecond {
 			break
 		}
 	}
-	t.Logf("%d datagrams, %d verdicts (%d queued again), %d refused, %d arrived; chains %v", seq, verdicts, verdicts-int(seq), refused, len(got), m.Chains())
+	t.Logf("%d datagrams, %d verdicts (%d queued again), %d refused, %d arrived; chains %v", s.seq, verdicts, verdicts-int(s.seq), refused, len(got), m.Chains())
 	if refused > 0 {
 		t.Fatalf("%d verdicts refused (%v): a hook was unregistered", refused, first)
 	}
 	if len(q.held) > 0 {
 		t.Fatalf("%d packets still queued after 5 s of verdicts", len(q.held))
 	}
-	for i := uint32(1); i <= seq; i++ {
-		if got[i] != 1 {
-			t.Errorf("datagram %d arrived %d times, want once", i, got[i])
-		}
-	}
+	checkOnce(t, got, s.seq)
 	if want := []string{"forward", "forward_g3", "forward_pm5"}; !slices.Equal(m.Chains(), want) {
 		t.Errorf("Chains() = %v, want %v", m.Chains(), want)
 	}

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -244,6 +243,20 @@ func sendLoop(t testing.TB, tp *topo.Topology, port uint16, stop *atomic.Bool) (
 	return sent, func() { stop.Store(true); wg.Wait(); _ = u.Close() }
 }
 
+// replaceCycling replaces m's rules n times, the i-th time with
+// cfgs[i%len(cfgs)], while a sendLoop runs; done stops the sender, also
+// when a replace fails.
+func replaceCycling(t testing.TB, m *Manager, n int, done func(), cfgs ...*Config) {
+	t.Helper()
+	for i := range n {
+		if err := m.Replace(cfgs[i%len(cfgs)]); err != nil {
+			done()
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	done()
+}
+
 // TestIntegrationReplaceNoWindow proves that a reload never lets traffic
 // bypass the policy. The rules steer UDP, fail-closed, to a queue nobody
 // listens on, so every steered packet is dropped by the kernel; a stream of
@@ -266,17 +279,7 @@ func TestIntegrationReplaceNoWindow(t *testing.T) {
 			var stop atomic.Bool
 			sent, done := sendLoop(t, tp, 7050, &stop)
 			const reloads = 120
-			for i := 0; i < reloads; i++ {
-				c := a
-				if i%2 == 0 {
-					c = b
-				}
-				if err := m.Replace(c); err != nil {
-					done()
-					t.Fatalf("reload %d: %v", i, err)
-				}
-			}
-			done()
+			replaceCycling(t, m, reloads, done, b, a)
 			time.Sleep(100 * time.Millisecond)
 			t.Logf("%d reloads while %d datagrams were sent; %d reached the server", reloads, sent.Load(), got.get())
 			if sent.Load() == 0 {
@@ -308,58 +311,25 @@ func TestIntegrationReloadQueued(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	var received []uint32
-	var rmu sync.Mutex
-	var pc net.PacketConn
-	if err := tp.Server.Do(func() (err error) {
-		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tp.ServerIP4, 7050).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n == 4 {
-				rmu.Lock()
-				received = append(received, binary.BigEndian.Uint32(buf))
-				rmu.Unlock()
-			}
-		}
-	}()
-	defer pc.Close()
+	sink := newSeqSink(t, tp.Server, tp.ServerIP4, 7050)
 	var stop atomic.Bool
 	sent, done := sendLoop(t, tp, 7050, &stop)
 	const reloads = 60
-	for i := 0; i < reloads; i++ {
-		c := a
-		if i%2 == 0 {
-			c = b
-		}
-		if err := m.Replace(c); err != nil {
-			done()
-			t.Fatalf("reload %d: %v", i, err)
-		}
-	}
-	done()
+	replaceCycling(t, m, reloads, done, b, a)
 	time.Sleep(200 * time.Millisecond)
+	got := sink.snapshot()
 	mu.Lock()
-	rmu.Lock()
 	defer mu.Unlock()
-	defer rmu.Unlock()
-	var unqueued int
-	for _, seq := range received {
+	var received, unqueued int
+	for seq, n := range got {
+		received += n
 		if !queued[seq] {
-			unqueued++
+			unqueued += n
 		}
 	}
 	t.Logf("%d reloads: sent %d, queued %d, received %d, received without a queue record %d",
-		reloads, sent.Load(), len(queued), len(received), unqueued)
-	if len(received) == 0 || len(queued) == 0 {
+		reloads, sent.Load(), len(queued), received, unqueued)
+	if received == 0 || len(queued) == 0 {
 		t.Fatal("no traffic went through the queue")
 	}
 	if unqueued > 0 {
