@@ -50,10 +50,11 @@ func (f *fakeKernel) dial() (*nftables.Conn, error) {
 	}))
 }
 
-// nla encodes one netlink attribute with padding, for expected values.
+// nla encodes one netlink attribute with padding (header in host order),
+// for expected values and the raw queue's requests.
 func nla(typ uint16, data []byte) []byte {
-	b := binary.LittleEndian.AppendUint16(nil, uint16(4+len(data)))
-	b = binary.LittleEndian.AppendUint16(b, typ)
+	b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(data)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
 	b = append(b, data...)
 	for len(b)%4 != 0 {
 		b = append(b, 0)

@@ -127,13 +127,7 @@ func (b *builder) nameLookup(r *PolicyRule, src, v6 bool) ([]expr.Any, error) {
 // nameMatch returns r's name set lookups for family fam (4 or 6).
 func (b *builder) nameMatch(r *PolicyRule, fam uint8) ([]expr.Any, error) {
 	var out []expr.Any
-	for _, l := range []struct {
-		src bool
-		m   names.Matcher
-	}{{false, r.DstNames}, {true, r.SrcNames}} {
-		if l.m == nil {
-			continue
-		}
+	for _, l := range r.nameLists() {
 		e, err := b.nameLookup(r, l.src, fam == 6)
 		if err != nil {
 			return nil, err
@@ -145,3 +139,22 @@ func (b *builder) nameMatch(r *PolicyRule, fam uint8) ([]expr.Any, error) {
 
 // hasNames reports whether r has dst_name or src_name.
 func (r *PolicyRule) hasNames() bool { return r.DstNames != nil || r.SrcNames != nil }
+
+// nameList is one of a rule's name matchers: dst_name, or src_name (src).
+type nameList struct {
+	src bool
+	m   names.Matcher
+}
+
+// nameLists returns r's dst_name and src_name matchers that are set, in
+// that order (the order of the rule's lookups).
+func (r *PolicyRule) nameLists() []nameList {
+	var out []nameList
+	if r.DstNames != nil {
+		out = append(out, nameList{false, r.DstNames})
+	}
+	if r.SrcNames != nil {
+		out = append(out, nameList{true, r.SrcNames})
+	}
+	return out
+}

@@ -43,13 +43,7 @@ func (m *Manager) AddBinding(bs []names.Binding) error {
 	now := time.Now()
 	for i := range m.cfg.Policy.Rules {
 		r := &m.cfg.Policy.Rules[i]
-		for _, l := range []struct {
-			src bool
-			m   names.Matcher
-		}{{false, r.DstNames}, {true, r.SrcNames}} {
-			if l.m == nil {
-				continue
-			}
+		for _, l := range r.nameLists() {
 			for _, v6 := range []bool{false, true} {
 				name := nameSetName(i, l.src, v6, gen)
 				if !m.nameSets[name] {

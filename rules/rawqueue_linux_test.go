@@ -47,17 +47,6 @@ const (
 	rqVerdictAcpt = 1        // NF_ACCEPT
 )
 
-// rqAttr encodes one netlink attribute (header in host order).
-func rqAttr(typ uint16, v []byte) []byte {
-	b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(v)))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = append(b, v...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
 // openRawQueue binds queue num in ns until the test ends.
 func openRawQueue(t testing.TB, ns topo.NS, num uint16) *rawQueue {
 	t.Helper()
@@ -79,11 +68,11 @@ func openRawQueue(t testing.TB, ns topo.NS, num uint16) *rawQueue {
 		t.Fatal(err)
 	}
 	cmd := []byte{rqCmdBind, 0, 0, 0} // command, pad, pf (unused)
-	if err := q.request(rqMsgConfig, rqAttr(rqCfgCmd, cmd)); err != nil {
+	if err := q.request(rqMsgConfig, nla(rqCfgCmd, cmd)); err != nil {
 		t.Fatalf("bind queue %d: %v", num, err)
 	}
 	params := append(binary.BigEndian.AppendUint32(nil, 0xffff), rqCopyPacket)
-	if err := q.request(rqMsgConfig, append(rqAttr(rqCfgParams, params), rqAttr(rqCfgMaxLen, binary.BigEndian.AppendUint32(nil, 8192))...)); err != nil {
+	if err := q.request(rqMsgConfig, append(nla(rqCfgParams, params), nla(rqCfgMaxLen, binary.BigEndian.AppendUint32(nil, 8192))...)); err != nil {
 		t.Fatalf("configure queue %d: %v", num, err)
 	}
 	return q
@@ -192,7 +181,7 @@ func (q *rawQueue) acceptAll() (refused int, first error) {
 	q.held = nil
 	for _, p := range held {
 		v := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, rqVerdictAcpt), p.id)
-		if err := q.request(rqMsgVerdict, rqAttr(rqVerdictHdr, v)); err != nil {
+		if err := q.request(rqMsgVerdict, nla(rqVerdictHdr, v)); err != nil {
 			refused++
 			if first == nil {
 				first = fmt.Errorf("verdict for packet %d: %w", p.id, err)
