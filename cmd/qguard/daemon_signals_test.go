@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,30 +12,13 @@ import (
 
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/engine"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/rules"
 )
 
-// syncBuf is a log destination safe for the daemon's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // offlineDaemon is a daemon around an offline engine (no kernel objects),
 // exiting through exit instead of the process.
-func offlineDaemon(t *testing.T, log *syncBuf, exit func(int)) *daemon {
+func offlineDaemon(t *testing.T, log *testutil.SyncBuffer, exit func(int)) *daemon {
 	t.Helper()
 	l := slog.New(slog.NewTextHandler(log, nil))
 	e, err := engine.New(config.Default(), &engine.Options{Offline: true, Logger: l})
@@ -51,7 +32,7 @@ func offlineDaemon(t *testing.T, log *syncBuf, exit func(int)) *daemon {
 
 // SIGTERM during a reload whose loading hangs stops at once.
 func TestStopDuringHungReload(t *testing.T) {
-	var log syncBuf
+	var log testutil.SyncBuffer
 	d := offlineDaemon(t, &log, func(int) { t.Error("exited at once") })
 	entered, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
@@ -87,7 +68,7 @@ func TestStopDuringHungReload(t *testing.T) {
 // process and its group) are the same request; one after the grace exits
 // at once, saying what stays behind.
 func TestWatchForce(t *testing.T) {
-	var log syncBuf
+	var log testutil.SyncBuffer
 	exited := make(chan int, 4)
 	d := offlineDaemon(t, &log, func(code int) { exited <- code })
 	d.grace = time.Hour // "together" whatever the machine's load
@@ -147,7 +128,7 @@ func TestLeftBehindMsg(t *testing.T) {
 
 // A SIGHUP during a reload is not lost: one more reload follows it.
 func TestSIGHUPDuringReload(t *testing.T) {
-	var log syncBuf
+	var log testutil.SyncBuffer
 	d := offlineDaemon(t, &log, func(int) { t.Error("exited at once") })
 	loads := make(chan chan struct{}, 4)
 	d.load = func(string) (*config.File, error) {

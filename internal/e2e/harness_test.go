@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,30 +91,12 @@ func warmUp(t *testing.T, top *topo.Topology) {
 	}
 }
 
-// logBuf collects the daemon's stderr; safe for concurrent use.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // daemon is one `qguard run` in the firewall namespace.
 type daemon struct {
 	t       *testing.T
 	fw      topo.NS
 	cmd     *exec.Cmd
-	log     *logBuf
+	log     *testutil.SyncBuffer
 	cfgPath string
 	control string
 	done    chan struct{}
@@ -135,7 +115,7 @@ func startDaemon(t *testing.T, top *topo.Topology, yaml string, args ...string) 
 func startDaemonEnv(t *testing.T, top *topo.Topology, env []string, yaml string, args ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
-	d := &daemon{t: t, fw: top.Firewall, log: &logBuf{}, control: filepath.Join(dir, "control.sock"), done: make(chan struct{})}
+	d := &daemon{t: t, fw: top.Firewall, log: &testutil.SyncBuffer{}, control: filepath.Join(dir, "control.sock"), done: make(chan struct{})}
 	argv := []string{qguardBin, "run", "--control", d.control, "--log-format", "json", "--log-level", "debug"}
 	if yaml != "" {
 		d.cfgPath = filepath.Join(dir, "qguard.yaml")

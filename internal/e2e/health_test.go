@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -108,7 +109,7 @@ func TestIntegrationBuildInfoMetric(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, "github.com/qguard/qguard/cmd/qguard").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	log := &logBuf{}
+	log := &testutil.SyncBuffer{}
 	c := top.Firewall.Command(context.Background(), bin, "run", "--control", filepath.Join(t.TempDir(), "c.sock"), "--metrics", "127.0.0.1:9477")
 	c.Stdout, c.Stderr = log, log
 	if err := c.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/service"
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -21,14 +22,14 @@ import (
 func TestIntegrationDefaultFlagsPerNetNS(t *testing.T) {
 	tops := []*topo.Topology{newTopo(t, "qdn1"), newTopo(t, "qdn2")}
 	type run struct {
-		log  *logBuf
+		log  *testutil.SyncBuffer
 		cmd  interface{ Signal(os.Signal) error }
 		done chan struct{} // closed when the process has exited
 		err  error         // its exit error, once done
 	}
 	var runs []*run
 	for _, top := range tops {
-		r := &run{log: &logBuf{}, done: make(chan struct{})}
+		r := &run{log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 		c := top.Firewall.Command(context.Background(), qguardBin, "run")
 		c.Stdout, c.Stderr = r.log, r.log
 		if err := c.Start(); err != nil {

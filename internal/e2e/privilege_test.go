@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
 
@@ -86,7 +87,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 // waits for "ready", like startDaemon.
 func startArgv(t *testing.T, top *topo.Topology, control string, argv []string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, fw: top.Firewall, log: &logBuf{}, control: control, done: make(chan struct{})}
+	d := &daemon{t: t, fw: top.Firewall, log: &testutil.SyncBuffer{}, control: control, done: make(chan struct{})}
 	d.start(top, argv, nil)
 	return d
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
@@ -66,35 +64,16 @@ func TestIntegrationBypassCounted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sent0 := fwCounter(t, top.Firewall)
-			cfg, err := config.Parse("bypass.yaml", []byte(fmt.Sprintf(
-				"queue: %s\nrules: {table: qgbypass, mode: queue-all, protocols: [udp], dports: [9100]}\npolicy: {default: accept}\n", tc.queue)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			logs := &syncBuf{}
+			cfg := parseConfig(t, "bypass.yaml", fmt.Sprintf(
+				"queue: %s\nrules: {table: qgbypass, mode: queue-all, protocols: [udp], dports: [9100]}\npolicy: {default: accept}\n", tc.queue))
+			logs := &testutil.SyncBuffer{}
 			stages := []verdict.Stage{slow}
 			if tc.gap > 0 {
 				stages = nil // a fast handler: any bypass reported is false
 			}
-			var e *Engine
-			if err := top.Firewall.Do(func() (err error) {
-				e, err = New(cfg, &Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Stages: stages})
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
-			if err := e.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			e := startEngine(t, top.Firewall, cfg, &Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Stages: stages})
 			time.Sleep(50 * time.Millisecond) // the first sample is the baseline
-			var c net.Conn
-			if err := top.Client.Do(func() (err error) {
-				c, err = net.Dial("udp", net.JoinHostPort(top.ServerIP4.String(), "9100"))
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			c := dialUDP(t, top.Client, net.JoinHostPort(top.ServerIP4.String(), "9100"))
 			msg := make([]byte, 64)
 			for i := 0; i < tc.n; i++ {
 				_, _ = c.Write(msg) // port unreachable answers make some fail: fine

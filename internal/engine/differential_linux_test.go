@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -84,17 +83,8 @@ func TestIntegrationKernelFirstDifferential(t *testing.T) {
 		if err != nil {
 			t.Fatalf("policy %d:\n%s\n%v", p, yaml, err)
 		}
-		var e *Engine
-		if err := top.Firewall.Do(func() (err error) {
-			e, err = New(cfg, &Options{NoXDP: true, Queue: &QueueRange{Num: 0, Count: 1},
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e := startEngine(t, top.Firewall, cfg, &Options{NoXDP: true, Queue: &QueueRange{Num: 0, Count: 1},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		pks := make([]diffPacket, packets)
 		want := make([]diffOutcome, packets)
 		for i := range pks {

@@ -1,17 +1,27 @@
 package engine
 
 import (
-	"context"
-	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
+
+// tripwire is a configuration for table: a rule that drops UDP to port
+// 9002 and blocks its source for a minute, after the sections in extra.
+func tripwire(table, extra string) string {
+	return "rules: {table: " + table + "}\n" + extra + `policy:
+  default: accept
+  rules:
+    - name: tripwire
+      match: {proto: udp, dport: [9002]}
+      action: drop
+      block_source: 1m
+`
+}
 
 // TestIntegrationEngineInNamespace runs the engine as a library, the way the
 // rule-test runner does: New inside NS.Do, everything else on other
@@ -20,39 +30,8 @@ import (
 func TestIntegrationEngineInNamespace(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgen"})
-	cfg, err := config.Parse("engine-test.yaml", []byte(`
-rules: {table: qgengine}
-policy:
-  default: accept
-  rules:
-    - name: tripwire
-      match: {proto: udp, dport: [9002]}
-      action: drop
-      block_source: 1m
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var e *Engine
-	if err := top.Firewall.Do(func() (err error) {
-		e, err = New(cfg, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var c net.Conn
-	if err := top.Client.Do(func() (err error) {
-		c, err = net.Dial("udp", "198.18.2.2:9002")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("trip"))
-	c.Close()
+	e := startEngine(t, top.Firewall, parseConfig(t, "engine-test.yaml", tripwire("qgengine", "")), nil)
+	sendUDP(t, top.Client, "198.18.2.2:9002", "trip")
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		out, _ := top.Firewall.Output("nft", "list", "set", "inet", "qgengine", "block4")
@@ -83,33 +62,9 @@ policy:
 func TestIntegrationEngineXDP(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE, bpf")
 	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgex"})
-	cfg, err := config.Parse("engine-xdp.yaml", []byte(`
-rules: {table: qgenginex}
-xdp: {interfaces: [fw-c], mode: generic}
-policy:
-  default: accept
-  rules:
-    - name: tripwire
-      match: {proto: udp, dport: [9002]}
-      action: drop
-      block_source: 1m
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var e *Engine
-	if err := top.Firewall.Do(func() (err error) {
-		e, err = New(cfg, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := startEngine(t, top.Firewall, parseConfig(t, "engine-xdp.yaml", tripwire("qgenginex", "xdp: {interfaces: [fw-c], mode: generic}\n")), nil)
 	if e.xdp == nil {
 		t.Fatal("XDP not attached; this kernel supports it (the xdp package's tests attach here)")
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
 	}
 	if s := e.Stats(); len(s.XDP) != 1 || !strings.HasPrefix(s.XDP[0], "fw-c") {
 		t.Errorf("stats XDP %v", s.XDP)
@@ -117,15 +72,7 @@ policy:
 	if err := top.Client.Run("ping", "-c", "1", "-W", "2", "198.18.2.2"); err != nil {
 		t.Fatalf("ping before the block: %v", err)
 	}
-	var c net.Conn
-	if err := top.Client.Do(func() (err error) {
-		c, err = net.Dial("udp", "198.18.2.2:9002")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("trip"))
-	c.Close()
+	sendUDP(t, top.Client, "198.18.2.2:9002", "trip")
 	deadline := time.Now().Add(3 * time.Second)
 	for e.xdp.Stats().DroppedSource == 0 {
 		top.Client.Run("ping", "-c", "1", "-W", "1", "198.18.2.2")
@@ -147,11 +94,8 @@ policy:
 func TestIntegrationEngineStartFailure(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgef"})
-	cfg, err := config.Parse("engine-fail.yaml", []byte("rules: {table: qgenginef}\nxdp: {interfaces: [nope0]}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = top.Firewall.Do(func() error {
+	cfg := parseConfig(t, "engine-fail.yaml", "rules: {table: qgenginef}\nxdp: {interfaces: [nope0]}\n")
+	err := top.Firewall.Do(func() error {
 		_, err := New(cfg, &Options{Queue: &QueueRange{Num: 11, Count: 1}})
 		return err
 	})
@@ -162,7 +106,7 @@ func TestIntegrationEngineStartFailure(t *testing.T) {
 		t.Errorf("table left after a failed New: %s", out)
 	}
 	// The queue was unbound: binding it again works.
-	cfg2, _ := config.Parse("ok.yaml", []byte("rules: {table: qgenginef}\n"))
+	cfg2 := parseConfig(t, "ok.yaml", "rules: {table: qgenginef}\n")
 	if err := top.Firewall.Do(func() error {
 		e, err := New(cfg2, &Options{Queue: &QueueRange{Num: 11, Count: 1}})
 		if err == nil {

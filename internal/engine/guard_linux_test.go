@@ -1,14 +1,11 @@
 package engine
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +14,6 @@ import (
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/rules"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestIntegrationGuardOff: with rules.guard: false a foreign change is
 // logged and counted once, the table is left as it is and status says it
@@ -44,35 +24,18 @@ func TestIntegrationGuardOff(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE")
 	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgg"})
 	yaml := func(guard bool) *config.File {
-		cfg, err := config.Parse("guard-test.yaml", []byte(fmt.Sprintf("queue: {num: 3}\nrules: {table: qgguard, guard: %v}\npolicy: {default: accept}\n", guard)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
+		return parseConfig(t, "guard-test.yaml", fmt.Sprintf("queue: {num: 3}\nrules: {table: qgguard, guard: %v}\npolicy: {default: accept}\n", guard))
 	}
-	logs := &syncBuf{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	var e *Engine
-	if err := top.Firewall.Do(func() (err error) {
-		e, err = New(yaml(false), &Options{Logger: log})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := startEngine(t, top.Firewall, yaml(false), &Options{Logger: log})
 	if s := e.Stats(); !s.RulesInstalled || !s.RulesIntact || s.RulesTampered != 0 {
 		t.Fatalf("fresh engine: %+v", s)
 	}
 	if err := top.Firewall.Run("nft", "delete", "table", "inet", "qgguard"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Second)
-	for e.Stats().RulesTampered == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStats(e, func(s Stats) bool { return s.RulesTampered != 0 })
 	time.Sleep(200 * time.Millisecond)
 	s := e.Stats()
 	if s.RulesTampered != 1 || s.RulesIntact || s.RulesRepaired != 0 || !strings.Contains(s.LastTamperChange, "deleted") {
@@ -88,10 +51,7 @@ func TestIntegrationGuardOff(t *testing.T) {
 	if err := e.Reload(yaml(true)); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Second)
-	for !e.Stats().RulesIntact && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStats(e, func(s Stats) bool { return s.RulesIntact })
 	if s := e.Stats(); !s.RulesIntact || s.RulesTampered != 1 {
 		t.Fatalf("after a reload with the guard on: %+v", s)
 	}
@@ -99,10 +59,7 @@ func TestIntegrationGuardOff(t *testing.T) {
 	if err := top.Firewall.Run("nft", "flush", "chain", "inet", "qgguard", "forward"); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Second)
-	for e.Stats().RulesRepaired == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStats(e, func(s Stats) bool { return s.RulesRepaired != 0 })
 	if s := e.Stats(); s.RulesTampered != 2 || s.RulesRepaired != 1 || !s.RulesIntact {
 		t.Fatalf("flushed chain not repaired: %+v", s)
 	}
@@ -128,10 +85,7 @@ func TestIntegrationGuardOff(t *testing.T) {
 	if err := top.Firewall.Run("nft", "add", "chain", "inet", "qgguard", "forward", "{ policy drop; }"); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Second)
-	for e.Stats().RulesRepairFailed == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStats(e, func(s Stats) bool { return s.RulesRepairFailed != 0 })
 	time.Sleep(1500 * time.Millisecond) // past the guard's retry
 	if s := e.Stats(); s.RulesTampered != 3 || s.RulesRepairFailed != 1 || s.RulesIntact || !strings.Contains(s.RulesGuardError, "policy") {
 		t.Errorf("policy change: %+v", s)
@@ -143,10 +97,7 @@ func TestIntegrationGuardOff(t *testing.T) {
 	if err := top.Firewall.Run("nft", "add", "chain", "inet", "qgguard", "forward", "{ policy accept; }"); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Second)
-	for !e.Stats().RulesIntact && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStats(e, func(s Stats) bool { return s.RulesIntact })
 	if s := e.Stats(); s.RulesTampered != 3 || !s.RulesIntact {
 		t.Errorf("policy put right by hand: %+v", s)
 	}

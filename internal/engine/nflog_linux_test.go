@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +21,7 @@ func TestIntegrationEngineKernelLog(t *testing.T) {
 	testutil.NeedRoot(t, "namespaces, nftables, NFQUEUE, nflog")
 	top := testutil.NewTopology(t, &topo.Options{Prefix: "qgkl"})
 	file := func(mode string) *config.File {
-		cfg, err := config.Parse("klog.yaml", []byte(`
+		return parseConfig(t, "klog.yaml", `
 rules: {table: qgklog, mode: `+mode+`}
 policy:
   default: accept
@@ -31,24 +30,10 @@ policy:
       match: {proto: udp, dport: [9003]}
       action: drop
       log: true
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
+`)
 	}
 	rec := &lineRecorder{}
-	var e *Engine
-	if err := top.Firewall.Do(func() (err error) {
-		e, err = New(file("queue-all"), &Options{Logger: slog.New(rec)})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := startEngine(t, top.Firewall, file("queue-all"), &Options{Logger: slog.New(rec)})
 	if e.nflog != nil {
 		t.Fatal("nflog bound in queue-all")
 	}
@@ -56,15 +41,7 @@ policy:
 		t.Fatal(err)
 	}
 	queued := e.Stats().Queues[0].Packets
-	var c net.Conn
-	if err := top.Client.Do(func() (err error) {
-		c, err = net.Dial("udp", "198.18.2.2:9003")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("log me"))
-	c.Close()
+	sendUDP(t, top.Client, "198.18.2.2:9003", "log me")
 	deadline := time.Now().Add(3 * time.Second)
 	for !rec.has("rule=logged-drop action=drop proto=17 src=198.18.1.2") {
 		if time.Now().After(deadline) {
