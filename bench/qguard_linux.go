@@ -18,17 +18,6 @@ const (
 	libPolicy = "policy" // the engine's handler on the bench policy
 )
 
-// verdictModeName is QGuardPeer's -mode for a queue.VerdictMode.
-func verdictModeName(v queue.VerdictMode) string {
-	switch v {
-	case queue.PerPacket:
-		return "perpacket"
-	case queue.Vectored:
-		return "vectored"
-	}
-	return "batch"
-}
-
 // qguardLib starts qguard's queue engine as its own process in the
 // firewall namespace (QGuardPeer), like the C and go-nfqueue peers: same
 // CPU clock, and no harness goroutine or garbage collection in the
@@ -54,7 +43,7 @@ func qguardLib(v queue.VerdictMode, batch int, kind string) startFunc {
 			}
 		}
 		argv := append(slices.Clone(e.cfg.QGuardPeer),
-			"-queue", fmt.Sprint(q), "-count", fmt.Sprint(n), "-mode", verdictModeName(v), "-batch", fmt.Sprint(batch),
+			"-queue", fmt.Sprint(q), "-count", fmt.Sprint(n), "-mode", v.String(), "-batch", fmt.Sprint(batch),
 			"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-rcvbuf", fmt.Sprint(e.cfg.RcvBuf), "-cpus", strings.Join(cpus, ","),
 			"-handler", kind)
 		if m.gso {

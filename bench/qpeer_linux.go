@@ -27,7 +27,7 @@ var ErrPeerUsage = errors.New("bad peer-qguard argument")
 //
 //	-queue N      first queue number (default 0)
 //	-count N      queues, N >= 1 (default 1)
-//	-mode M       batch, vectored or perpacket (default batch)
+//	-mode M       batch, vectored or per-packet (default batch; queue.VerdictMode)
 //	-batch N      batch size (0: the queue package's default)
 //	-maxlen N     kernel queue length (0: the queue package's default)
 //	-rcvbuf N     socket receive buffer in bytes (0: the queue package's default)
@@ -45,7 +45,8 @@ func QGuardPeer(args []string) error {
 	fs := flag.NewFlagSet("peer-qguard", flag.ContinueOnError)
 	num := fs.Uint("queue", 0, "first queue number")
 	count := fs.Uint("count", 1, "queues")
-	mode := fs.String("mode", "batch", "verdict mode: batch, vectored or perpacket")
+	mode := queue.Batch
+	fs.TextVar(&mode, "mode", queue.Batch, "verdict mode: batch, vectored or per-packet")
 	batch := fs.Int("batch", 0, "batch size")
 	maxLen := fs.Uint("maxlen", 0, "kernel queue length")
 	rcvBuf := fs.Int("rcvbuf", 0, "socket receive buffer in bytes")
@@ -58,11 +59,6 @@ func QGuardPeer(args []string) error {
 	}
 	if *num+*count-1 > 0xffff || *count == 0 || *count > 64 {
 		return fmt.Errorf("parse -queue %d -count %d: %w: queues out of range 0-65535", *num, *count, ErrPeerUsage)
-	}
-	switch *mode {
-	case "batch", "vectored", "perpacket":
-	default:
-		return fmt.Errorf("parse -mode %q: %w (batch, vectored, perpacket)", *mode, ErrPeerUsage)
 	}
 	if *batch < 0 || *maxLen > 1<<31 || *rcvBuf < 0 {
 		return fmt.Errorf("parse -batch %d -maxlen %d -rcvbuf %d: %w", *batch, *maxLen, *rcvBuf, ErrPeerUsage)
@@ -88,7 +84,7 @@ func QGuardPeer(args []string) error {
 	}
 	q, err := queue.Open(&queue.Config{
 		Num: uint16(*num), Count: uint16(*count), MaxLen: uint32(*maxLen), RcvBuf: *rcvBuf, Flags: flags,
-		NoENOBUFS: true, VerdictMode: parseVerdictMode(*mode), BatchSize: *batch, CPUs: cpus,
+		NoENOBUFS: true, VerdictMode: mode, BatchSize: *batch, CPUs: cpus,
 	})
 	if err != nil {
 		return fmt.Errorf("open queues %d..%d: %w", *num, *num+*count-1, err)
@@ -133,15 +129,4 @@ func peerHandler(kind, cfgPath string, num, count uint16) (queue.Handler, func()
 		return e.Handle, func() { _ = e.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("parse -handler %q: %w (accept, drop, policy)", kind, ErrPeerUsage)
-}
-
-// parseVerdictMode reverses verdictModeName.
-func parseVerdictMode(s string) queue.VerdictMode {
-	switch s {
-	case "perpacket":
-		return queue.PerPacket
-	case "vectored":
-		return queue.Vectored
-	}
-	return queue.Batch
 }

@@ -8,16 +8,18 @@ import (
 	"github.com/qguard/qguard/names"
 	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
+	"github.com/qguard/qguard/xdp"
 )
 
 // File is a parsed configuration file. Every field holds a value: the
 // file's or the default.
 type File struct {
-	Name    string // the file name errors were reported against
-	Queue   Queue
+	Name    string       // the file name errors were reported against
+	Queue   queue.Config // the queue package's own settings (queue.DefaultConfig)
 	Rules   Rules
-	XDP     XDP
+	XDP     xdp.Config // xdp.interfaces and xdp.mode; empty Interfaces: no XDP program
 	Metrics Metrics
 	Control Control
 	Log     Log
@@ -30,27 +32,10 @@ type File struct {
 	rulesPos pos        // where the rules section is, for Check's errors
 }
 
-// Queue is the queue section: how qguard binds nfnetlink_queue.
-type Queue struct {
-	Num            uint16 // first queue number
-	Count          uint16 // number of queues, one goroutine each
-	CopyRange      uint32 // bytes of each packet copied to user space
-	MaxLen         uint32 // kernel queue length per queue
-	FailOpen       bool   // the kernel accepts packets when the queue is full
-	GSO            bool   // receive GSO super-packets unsegmented
-	UIDGID         bool   // ask for socket UID/GID
-	Conntrack      bool   // ask for conntrack state
-	RcvBuf         int    // socket receive buffer, bytes
-	VerdictMode    string // "batch", "vectored" or "per-packet"
-	BatchSize      int
-	FlushInterval  time.Duration
-	DefaultVerdict verdict.Action // accept or drop: on handler panic, decode error, shutdown
-}
-
 // Rules is the rules section: the nftables table that steers packets.
 type Rules struct {
-	Install      bool   // false: someone else steers traffic to the queues
-	Mode         string // "kernel-first" (the default) or "queue-all"
+	Install      bool       // false: someone else steers traffic to the queues
+	Mode         rules.Mode // kernel-first (a file's default) or queue-all
 	Table        string
 	Hooks        []Hook
 	Protocols    []string // names proto.Number knows: tcp, udp, icmp, icmpv6, sctp, udplite, dccp, gre, esp, ah
@@ -75,12 +60,6 @@ type Hook struct {
 // Marks is the packet mark scheme of the rules section.
 type Marks struct {
 	Mask, AcceptFlow, DropFlow, Reject uint32
-}
-
-// XDP is the xdp section.
-type XDP struct {
-	Interfaces []string // empty: no XDP program
-	Mode       string   // auto, native or generic
 }
 
 // Metrics is the metrics section.
@@ -139,14 +118,12 @@ type Flows struct {
 // defaults returns a File holding every default of examples/qguard.yaml.
 func defaults() *File {
 	return &File{
-		Queue: Queue{Count: 1, CopyRange: 65535, MaxLen: 4096, FailOpen: true, GSO: true,
-			RcvBuf: 8 << 20, VerdictMode: "batch", BatchSize: queue.DefaultBatchSize, FlushInterval: time.Millisecond,
-			DefaultVerdict: verdict.ActionAccept},
-		Rules: Rules{Install: true, Mode: "kernel-first", Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
+		Queue: *queue.DefaultConfig(),
+		Rules: Rules{Install: true, Mode: rules.KernelFirst, Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
 			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true, Guard: true,
 			Marks:        Marks{Mask: 0x00ff0000, AcceptFlow: 0x00010000, DropFlow: 0x00020000, Reject: 0x00030000},
 			BlockTimeout: 10 * time.Minute},
-		XDP:     XDP{Mode: "auto"},
+		XDP:     xdp.Config{Mode: xdp.ModeAuto},
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
 		Control: Control{Socket: ""},
 		Log:     Log{Format: "text", Level: "info", Decisions: verdict.Rate{Events: 10, Per: time.Second}},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/qguard/qguard/internal/yamlpos"
 	"github.com/qguard/qguard/proto"
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/xdp"
 )
 
 // Load reads (ReadFile) and parses the file at path.
@@ -164,7 +166,7 @@ func (d *decoder) file1(f *File, n *yaml.Node) {
 	d.crossCheck(f)
 }
 
-func (d *decoder) queue(q *Queue, n *yaml.Node) {
+func (d *decoder) queue(q *queue.Config, n *yaml.Node) {
 	var numPos, countPos *yaml.Node
 	d.mapping(n, "queue", fields{
 		"num":   func(v *yaml.Node) { numPos = v; q.Num = uint16(d.intIn(v, "queue.num", 0, 65535, int(q.Num))) },
@@ -173,15 +175,15 @@ func (d *decoder) queue(q *Queue, n *yaml.Node) {
 			q.CopyRange = uint32(d.sizeIn(v, "queue.copy_range", 0, 65535, int64(q.CopyRange)))
 		},
 		"max_len":         func(v *yaml.Node) { q.MaxLen = uint32(d.intIn(v, "queue.max_len", 1, 1<<31-1, int(q.MaxLen))) },
-		"fail_open":       d.boolean(&q.FailOpen, "queue.fail_open"),
-		"gso":             d.boolean(&q.GSO, "queue.gso"),
-		"uid_gid":         d.boolean(&q.UIDGID, "queue.uid_gid"),
-		"conntrack":       d.boolean(&q.Conntrack, "queue.conntrack"),
+		"fail_open":       d.flag(&q.Flags, queue.FlagFailOpen, "queue.fail_open"),
+		"gso":             d.flag(&q.Flags, queue.FlagGSO, "queue.gso"),
+		"uid_gid":         d.flag(&q.Flags, queue.FlagUIDGID, "queue.uid_gid"),
+		"conntrack":       d.flag(&q.Flags, queue.FlagConntrack, "queue.conntrack"),
 		"rcvbuf":          func(v *yaml.Node) { q.RcvBuf = int(d.sizeIn(v, "queue.rcvbuf", 0, 1<<31-1, int64(q.RcvBuf))) },
-		"verdict_mode":    d.oneOf(&q.VerdictMode, "queue.verdict_mode", "batch", "vectored", "per-packet"),
+		"verdict_mode":    d.text(&q.VerdictMode, "queue.verdict_mode"),
 		"batch_size":      func(v *yaml.Node) { q.BatchSize = d.intIn(v, "queue.batch_size", 1, 1024, q.BatchSize) },
 		"flush_interval":  d.duration(&q.FlushInterval, "queue.flush_interval"),
-		"default_verdict": func(v *yaml.Node) { q.DefaultVerdict = d.action(v, "queue.default_verdict", false, q.DefaultVerdict) },
+		"default_verdict": d.text(&q.DefaultVerdict, "queue.default_verdict"),
 	})
 	if int(q.Num)+int(q.Count)-1 > 65535 {
 		at := countPos
@@ -197,7 +199,7 @@ var hookNames = []string{"prerouting", "input", "forward", "output", "postroutin
 func (d *decoder) rules(r *Rules, n *yaml.Node) {
 	d.mapping(n, "rules", fields{
 		"install": d.boolean(&r.Install, "rules.install"),
-		"mode":    d.oneOf(&r.Mode, "rules.mode", "kernel-first", "queue-all"),
+		"mode":    d.text(&r.Mode, "rules.mode"),
 		"table":   func(v *yaml.Node) { d.ident(&r.Table, v, "rules.table") },
 		"hooks": func(v *yaml.Node) {
 			r.Hooks = nil
@@ -275,10 +277,10 @@ func (d *decoder) marks(m *Marks, n *yaml.Node) {
 	}
 }
 
-func (d *decoder) xdp(x *XDP, n *yaml.Node) {
+func (d *decoder) xdp(x *xdp.Config, n *yaml.Node) {
 	d.mapping(n, "xdp", fields{
 		"interfaces": func(v *yaml.Node) { x.Interfaces = d.ifaceNames(v, "xdp.interfaces") },
-		"mode":       d.oneOf(&x.Mode, "xdp.mode", "auto", "native", "generic"),
+		"mode":       d.text(&x.Mode, "xdp.mode"),
 	})
 }
 

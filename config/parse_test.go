@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -30,7 +32,7 @@ func TestErrors(t *testing.T) {
 		{"out of range", "queue: {num: 65535, count: 2}\n",
 			[]string{`1:28: queue.num + queue.count - 1 = 65536: expected queue numbers up to 65535`}},
 		{"bad enum", "queue:\n  verdict_mode: fast\n",
-			[]string{`2:17: queue.verdict_mode: unknown value "fast"; expected one of: batch, vectored, per-packet`}},
+			[]string{`2:17: queue.verdict_mode: unknown verdict mode "fast"; expected one of: batch, vectored, per-packet`}},
 		{"bad duration", "rules:\n  block_timeout: 10 minutes\n",
 			[]string{`2:18: rules.block_timeout: "10 minutes" is not a duration; expected a positive number with a unit`}},
 		{"bad size", "queue:\n  rcvbuf: 8 parsecs\n",
@@ -42,7 +44,7 @@ func TestErrors(t *testing.T) {
 		{"bad marks", "rules:\n  marks: {mask: 0xff0000, accept_flow: 0x1, drop_flow: 0x20000, reject: 0x20000}\n",
 			[]string{`2:40: rules.marks.accept_flow 0x1: expected a non-zero value inside the mask 0xff0000`, `2:73: rules.marks.reject 0x20000: same value as drop_flow`}},
 		{"bad mode", "rules:\n  mode: kernel-only\n",
-			[]string{`2:9: rules.mode: unknown value "kernel-only"; expected one of: kernel-first, queue-all`}},
+			[]string{`2:9: rules.mode: unknown rules mode "kernel-only"; expected one of: queue-all, kernel-first`}},
 		{"bad hook", "rules:\n  hooks: [{hook: sideways}]\n",
 			[]string{`2:18: hook: unknown value "sideways"; expected one of: prerouting, input, forward, output, postrouting`}},
 		{"no hooks", "rules:\n  hooks: []\n",
@@ -58,7 +60,7 @@ func TestErrors(t *testing.T) {
 		{"alert_as accept", "policy:\n  rules:\n    - {name: a, action: alert, alert_as: accept}\n",
 			[]string{`3:42: alert_as: an alert trials drop or reject; expected drop or reject`}},
 		{"default verdict reject", "queue: {default_verdict: reject}\n",
-			[]string{`1:26: queue.default_verdict: unknown action "reject"; expected accept or drop`}},
+			[]string{`1:26: queue.default_verdict: unknown verdict "reject"; expected one of: accept, drop`}},
 		{"duplicate rule names", "policy:\n  rules:\n    - {name: a, action: drop}\n    - {name: b, action: drop}\n    - {name: a, action: drop}\n",
 			[]string{`5:14: duplicate rule name "a" (first used on line 3); expected unique names`}},
 		{"missing name and action", "policy:\n  rules:\n    - match: {proto: tcp}\n",
@@ -154,7 +156,7 @@ func TestReferenceFileIsDefaults(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	f := Default()
-	if f.Policy.Default != verdict.ActionAccept || len(f.Policy.Rules) != 0 || f.Queue != defaults().Queue {
+	if f.Policy.Default != verdict.ActionAccept || len(f.Policy.Rules) != 0 || !reflect.DeepEqual(f.Queue, defaults().Queue) {
 		t.Errorf("Default() = %+v", f)
 	}
 	if _, err := f.Compile(nil); err != nil {
@@ -199,7 +201,7 @@ policy:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Queue.RcvBuf != 4<<20 || f.Queue.CopyRange != 64000 || f.Queue.FlushInterval != 250*time.Microsecond || f.Queue.DefaultVerdict != verdict.ActionDrop {
+	if f.Queue.RcvBuf != 4<<20 || f.Queue.CopyRange != 64000 || f.Queue.FlushInterval != 250*time.Microsecond || f.Queue.DefaultVerdict != queue.Drop {
 		t.Errorf("queue %+v", f.Queue)
 	}
 	if f.Log.Decisions.Events != 0 || f.Flows.Max != 1024 || f.Flows.UDPTimeout != 5*time.Second || f.Flows.TCPTimeout != verdict.DefaultTCPTimeout {
@@ -271,11 +273,11 @@ func TestRulesMode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Rules.Mode != c.want {
+		if f.Rules.Mode.String() != c.want {
 			t.Errorf("%q: mode %q, want %q", c.yaml, f.Rules.Mode, c.want)
 		}
 	}
-	if m := Default().Rules.Mode; m != "queue-all" {
+	if m := Default().Rules.Mode; m != rules.QueueAll {
 		t.Errorf("embedded default: mode %q, want queue-all", m)
 	}
 }

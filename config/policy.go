@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/qguard/qguard/proto"
+	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -32,11 +33,11 @@ func (r ruleInfo) key(k string) pos {
 func (d *decoder) policy(p *verdict.Policy, n *yaml.Node) []ruleInfo {
 	var infos []ruleInfo
 	d.mapping(n, "policy", fields{
-		"default":    func(v *yaml.Node) { p.Default = d.action(v, "policy.default", true, p.Default) },
-		"invalid":    func(v *yaml.Node) { p.Invalid = d.action(v, "policy.invalid", true, p.Invalid) },
+		"default":    func(v *yaml.Node) { p.Default = d.action(v, "policy.default", p.Default) },
+		"invalid":    func(v *yaml.Node) { p.Invalid = d.action(v, "policy.invalid", p.Invalid) },
 		"l7_packets": func(v *yaml.Node) { p.L7Packets = d.intIn(v, "policy.l7_packets", 1, 255, p.L7Packets) },
 		"l7_undecided": func(v *yaml.Node) {
-			p.L7Undecided = d.action(v, "policy.l7_undecided", true, p.L7Undecided)
+			p.L7Undecided = d.action(v, "policy.l7_undecided", p.L7Undecided)
 		},
 		"sets": func(v *yaml.Node) { p.Sets = d.sets(v) },
 		"rules": func(v *yaml.Node) {
@@ -196,7 +197,7 @@ func (d *decoder) rule(n *yaml.Node, names map[string]int) (verdict.Rule, ruleIn
 			r.Name = s
 		},
 		"match":  func(v *yaml.Node) { d.match(&r.Match, v, info) },
-		"action": func(v *yaml.Node) { hasAction = true; r.Action = d.action(v, "action", true, verdict.ActionUnset) },
+		"action": func(v *yaml.Node) { hasAction = true; r.Action = d.action(v, "action", verdict.ActionUnset) },
 		"mark": func(v *yaml.Node) {
 			r.Mark = uint32(d.uintIn(v, "mark", 0, 1<<32-1, 0))
 			r.SetMark = true
@@ -206,7 +207,7 @@ func (d *decoder) rule(n *yaml.Node, names map[string]int) (verdict.Rule, ruleIn
 		"block_source": d.duration(&r.BlockSource, "block_source"),
 		"rate_limit":   func(v *yaml.Node) { r.RateLimit = d.rateLimit(v) },
 		"alert_as": func(v *yaml.Node) {
-			if r.AlertAs = d.action(v, "alert_as", true, verdict.ActionUnset); r.AlertAs == verdict.ActionAccept {
+			if r.AlertAs = d.action(v, "alert_as", verdict.ActionUnset); r.AlertAs == verdict.ActionAccept {
 				d.errf(v, "alert_as: an alert trials drop or reject; expected drop or reject")
 			}
 		},
@@ -243,7 +244,7 @@ func (d *decoder) rateLimit(n *yaml.Node) *verdict.RateLimit {
 			}
 			rl.Key = k
 		},
-		"exceed":   func(v *yaml.Node) { rl.Exceed = d.action(v, "rate_limit.exceed", true, rl.Exceed) },
+		"exceed":   func(v *yaml.Node) { rl.Exceed = d.action(v, "rate_limit.exceed", rl.Exceed) },
 		"max_keys": func(v *yaml.Node) { rl.MaxKeys = d.intIn(v, "rate_limit.max_keys", 1, 1<<24, 0) },
 	})
 	if !hasRate && n.Kind == yaml.MappingNode {
@@ -459,10 +460,10 @@ func (d *decoder) crossCheck(f *File) {
 			break
 		}
 		info := f.rulePos[i]
-		if r.Match.CT != 0 && !f.Queue.Conntrack {
+		if r.Match.CT != 0 && f.Queue.Flags&queue.FlagConntrack == 0 {
 			d.errAt(info.key("ct"), "ct: rule %q matches conntrack state, which needs queue.conntrack: true", r.Name)
 		}
-		if (len(r.Match.UIDs) > 0 || len(r.Match.GIDs) > 0) && !f.Queue.UIDGID {
+		if (len(r.Match.UIDs) > 0 || len(r.Match.GIDs) > 0) && f.Queue.Flags&queue.FlagUIDGID == 0 {
 			k := "uid"
 			if len(r.Match.UIDs) == 0 {
 				k = "gid"

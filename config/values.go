@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"math"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/qguard/qguard/internal/yamlpos"
 	"github.com/qguard/qguard/proto"
+	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -43,6 +45,33 @@ func (d *decoder) boolean(dst *bool, what string) func(*yaml.Node) {
 			return
 		}
 		*dst = n.Value == "true" || n.Value == "True" || n.Value == "TRUE"
+	}
+}
+
+// flag sets or clears bit in *dst from a boolean.
+func (d *decoder) flag(dst *queue.Flags, bit queue.Flags, what string) func(*yaml.Node) {
+	return func(n *yaml.Node) {
+		on := *dst&bit != 0
+		d.boolean(&on, what)(n)
+		if on {
+			*dst |= bit
+		} else {
+			*dst &^= bit
+		}
+	}
+}
+
+// text decodes a scalar with the owner type's UnmarshalText: the package
+// that uses the setting validates it, and its error gets the key and place.
+func (d *decoder) text(dst encoding.TextUnmarshaler, what string) func(*yaml.Node) {
+	return func(n *yaml.Node) {
+		s, ok := d.scalarString(n, what)
+		if !ok {
+			return
+		}
+		if err := dst.UnmarshalText([]byte(s)); err != nil {
+			d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Msg: what + ": " + err.Error(), Err: err})
+		}
 	}
 }
 
@@ -155,21 +184,18 @@ func (d *decoder) duration(dst *time.Duration, what string) func(*yaml.Node) {
 	}
 }
 
-// action parses accept, drop or reject (reject only when withReject).
-func (d *decoder) action(n *yaml.Node, what string, withReject bool, def verdict.Action) verdict.Action {
+// action parses accept, drop or reject; alert too for a rule's own action.
+func (d *decoder) action(n *yaml.Node, what string, def verdict.Action) verdict.Action {
 	s, ok := d.scalarString(n, what)
 	if !ok {
 		return def
 	}
 	a, ok := verdict.ParseAction(s)
 	alert := what == "action" // a rule's own action; alert is nothing else's
-	if !ok || a == verdict.ActionReject && !withReject || a == verdict.ActionAlert && !alert {
+	if !ok || a == verdict.ActionAlert && !alert {
 		exp := "accept, drop or reject"
 		if alert {
 			exp = "accept, drop, reject or alert"
-		}
-		if !withReject {
-			exp = "accept or drop"
 		}
 		d.errf(n, "%s: unknown action %q; expected %s", what, s, exp)
 		return def

@@ -48,13 +48,13 @@ type Config struct {
 	// CopyMode defaults to CopyPacket.
 	CopyMode CopyMode
 	// CopyRange is the most bytes of each packet copied (default and
-	// maximum 65531).
+	// maximum MaxCopyRange; more is taken as the maximum).
 	CopyRange uint32
-	// MaxLen is the kernel's queue length limit (default 1024).
+	// MaxLen is the kernel's queue length limit (default DefaultMaxLen).
 	MaxLen uint32
 	// Flags are NFQA_CFG_F_* flags; flags not set are cleared.
 	Flags Flags
-	// RcvBuf is the socket receive buffer in bytes (default 8 MiB), forced
+	// RcvBuf is the socket receive buffer in bytes (default DefaultRcvBuf), forced
 	// with SO_RCVBUFFORCE where allowed.
 	RcvBuf int
 	// NoENOBUFS sets NETLINK_NO_ENOBUFS: the kernel stops reporting receive
@@ -71,7 +71,8 @@ type Config struct {
 	// fills under a backlog, where it makes every packet cheaper.
 	BatchSize int
 	// FlushInterval bounds how long a verdict may wait for its batch while
-	// the handler works through the rest of it (default 1ms; looked at
+	// the handler works through the rest of it (default
+	// DefaultFlushInterval; looked at
 	// every few packets, between handler calls). Verdicts are also flushed
 	// whenever the socket runs dry.
 	FlushInterval time.Duration
@@ -102,14 +103,41 @@ type Config struct {
 // answer at low rates.
 const DefaultBatchSize = 256
 
+// Defaults of the other Config fields: what a zero field means, and what
+// the configuration file's queue section documents (examples/qguard.yaml).
 const (
-	defaultMaxLen    = 1024
-	defaultRcvBuf    = 8 << 20
+	DefaultMaxLen        = 4096
+	DefaultRcvBuf        = 8 << 20
+	DefaultFlushInterval = time.Millisecond
+	// MaxCopyRange is NFQNL_MAX_COPY_RANGE: 0xffff less an attribute header.
+	MaxCopyRange = nfqMaxCopyRange
+	// DefaultFlags are fail-open and GSO super-packets whole: the
+	// configuration file's defaults (queue.fail_open, queue.gso). A zero
+	// Flags field means no flags, not these.
+	DefaultFlags = FlagFailOpen | FlagGSO
+)
+
+const (
 	maxBatchSize     = 1024 // UIO_MAXIOV bounds recvmmsg's vlen
-	defaultFlush     = time.Millisecond
 	defaultDrain     = 2 * time.Second
 	defaultDrainIdle = 20 * time.Millisecond
 )
+
+// DefaultConfig returns the defaults a zero field means, spelled out, with
+// DefaultFlags: the configuration file's queue section when it sets
+// nothing.
+func DefaultConfig() *Config {
+	return &Config{Count: 1, CopyMode: CopyPacket, CopyRange: MaxCopyRange, MaxLen: DefaultMaxLen, Flags: DefaultFlags,
+		RcvBuf: DefaultRcvBuf, DefaultVerdict: Accept, VerdictMode: Batch, BatchSize: DefaultBatchSize,
+		FlushInterval: DefaultFlushInterval}
+}
+
+// Validate reports what Open would refuse in c before it touches the
+// kernel (nil c is valid).
+func (c *Config) Validate() error {
+	_, err := c.resolve()
+	return err
+}
 
 // resolve returns a copy of c with defaults filled in, or an error naming
 // the bad field.
@@ -134,13 +162,13 @@ func (c *Config) resolve() (Config, error) {
 		r.CopyRange = nfqMaxCopyRange
 	}
 	if r.MaxLen == 0 {
-		r.MaxLen = defaultMaxLen
+		r.MaxLen = DefaultMaxLen
 	}
 	if r.Flags&^Flags(cfgFlagsAllKnown) != 0 {
 		return r, fmt.Errorf("%w: unknown Flags %#x", ErrConfig, uint32(r.Flags&^Flags(cfgFlagsAllKnown)))
 	}
 	if r.RcvBuf <= 0 {
-		r.RcvBuf = defaultRcvBuf
+		r.RcvBuf = DefaultRcvBuf
 	}
 	if r.DefaultVerdict == VerdictUnset {
 		r.DefaultVerdict = Accept
@@ -161,7 +189,7 @@ func (c *Config) resolve() (Config, error) {
 		return r, fmt.Errorf("%w: BatchSize %d > %d", ErrConfig, r.BatchSize, maxBatchSize)
 	}
 	if r.FlushInterval <= 0 {
-		r.FlushInterval = defaultFlush
+		r.FlushInterval = DefaultFlushInterval
 	}
 	if r.DrainTimeout <= 0 {
 		r.DrainTimeout = defaultDrain

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -10,9 +11,9 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Count != 1 || c.CopyMode != CopyPacket || c.CopyRange != nfqMaxCopyRange || c.MaxLen != defaultMaxLen ||
+	if c.Count != 1 || c.CopyMode != CopyPacket || c.CopyRange != nfqMaxCopyRange || c.MaxLen != DefaultMaxLen ||
 		c.DefaultVerdict != Accept || c.VerdictMode != Batch || c.BatchSize != DefaultBatchSize ||
-		c.FlushInterval != defaultFlush || c.Logger == nil || c.RcvBuf != defaultRcvBuf {
+		c.FlushInterval != DefaultFlushInterval || c.Logger == nil || c.RcvBuf != DefaultRcvBuf {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -64,5 +65,59 @@ func TestVerdictStrings(t *testing.T) {
 	}
 	if m, ok := p.NewMark(); m != 9 || !ok {
 		t.Fatal("SetMark")
+	}
+}
+
+// TestDefaultConfig: the spelled-out defaults are what a zero Config
+// resolves to, with DefaultFlags.
+func TestDefaultConfig(t *testing.T) {
+	d := DefaultConfig()
+	zero, err := (&Config{Flags: DefaultFlags}).resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Logger, zero.Logger = nil, nil
+	if got.Flags != FlagFailOpen|FlagGSO || !reflect.DeepEqual(got, zero) {
+		t.Fatalf("DefaultConfig resolves to %+v, a zero Config with DefaultFlags to %+v", got, zero)
+	}
+}
+
+// TestTextForms: every verdict mode and settable verdict round-trips
+// through its text, and a wrong text names the accepted ones.
+func TestTextForms(t *testing.T) {
+	for _, m := range []VerdictMode{Batch, Vectored, PerPacket} {
+		b, _ := m.MarshalText()
+		var got VerdictMode
+		if err := got.UnmarshalText(b); err != nil || got != m {
+			t.Errorf("verdict mode %v: text %q parses to %v, %v", m, b, got, err)
+		}
+	}
+	for _, v := range []Verdict{Accept, Drop} {
+		b, _ := v.MarshalText()
+		var got Verdict
+		if err := got.UnmarshalText(b); err != nil || got != v {
+			t.Errorf("verdict %v: text %q parses to %v, %v", v, b, got, err)
+		}
+	}
+	bad := map[string]string{
+		"perpacket": `unknown verdict mode "perpacket"; expected one of: batch, vectored, per-packet`,
+		"default":   `unknown verdict mode "default"; expected one of: batch, vectored, per-packet`,
+	}
+	for in, want := range bad {
+		var m VerdictMode
+		if err := m.UnmarshalText([]byte(in)); err == nil || err.Error() != want || !errors.Is(err, ErrConfig) {
+			t.Errorf("verdict mode %q: %v, want %q (ErrConfig)", in, err, want)
+		}
+	}
+	for _, in := range []string{"repeat", "queue", "unset", "reject", "Accept"} {
+		var v Verdict
+		want := `unknown verdict "` + in + `"; expected one of: accept, drop`
+		if err := v.UnmarshalText([]byte(in)); err == nil || err.Error() != want || !errors.Is(err, ErrConfig) {
+			t.Errorf("verdict %q: %v, want %q (ErrConfig)", in, err, want)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package queue
 
+import "github.com/qguard/qguard/internal/enumtext"
+
 // Verdict is what happens to a queued packet.
 type Verdict uint8
 
@@ -28,6 +30,20 @@ func (v Verdict) String() string {
 	return "invalid"
 }
 
+// MarshalText returns String's name.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText parses "accept" or "drop": the verdicts that stand on their
+// own, as Config.DefaultVerdict must. Repeat and Queue need a mark or a
+// queue number beside them and are set by code, not text.
+func (v *Verdict) UnmarshalText(b []byte) error {
+	i, err := enumtext.Parse(b, "verdict", ErrConfig, "", "accept", "drop")
+	if err == nil {
+		*v = Verdict(i)
+	}
+	return err
+}
+
 func (v Verdict) valid() bool { return v >= Accept && v <= Queue }
 
 // VerdictMode chooses how verdicts go back to the kernel.
@@ -47,14 +63,31 @@ const (
 	PerPacket
 )
 
-var modeNames = [...]string{"default", "batch", "vectored", "per-packet"}
+// modeNames are the modes' text forms (the configuration file's
+// queue.verdict_mode); the default has none.
+var modeNames = [...]string{"", "batch", "vectored", "per-packet"}
 
-// String returns the mode's name.
+// String returns the mode's name ("default" for VerdictModeDefault).
 func (m VerdictMode) String() string {
-	if int(m) < len(modeNames) {
+	switch {
+	case m == VerdictModeDefault:
+		return "default"
+	case int(m) < len(modeNames):
 		return modeNames[m]
 	}
 	return "invalid"
+}
+
+// MarshalText returns String's name.
+func (m VerdictMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses "batch", "vectored" or "per-packet".
+func (m *VerdictMode) UnmarshalText(b []byte) error {
+	i, err := enumtext.Parse(b, "verdict mode", ErrConfig, modeNames[:]...)
+	if err == nil {
+		*m = VerdictMode(i)
+	}
+	return err
 }
 
 // Accept sets the verdict to Accept.

@@ -130,3 +130,20 @@ func TestMarksSet(t *testing.T) {
 		t.Errorf("Set outside mask = %#x", got)
 	}
 }
+
+// TestModeText: the modes round-trip through their text, and a wrong text
+// names the accepted ones.
+func TestModeText(t *testing.T) {
+	for _, m := range []Mode{QueueAll, KernelFirst} {
+		b, _ := m.MarshalText()
+		var got Mode
+		if err := got.UnmarshalText(b); err != nil || got != m {
+			t.Errorf("mode %v: text %q parses to %v, %v", m, b, got, err)
+		}
+	}
+	_, err := ParseMode("kernel-only")
+	want := `unknown rules mode "kernel-only"; expected one of: queue-all, kernel-first`
+	if err == nil || err.Error() != want || !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ParseMode(kernel-only): %v, want %q (ErrInvalidConfig)", err, want)
+	}
+}

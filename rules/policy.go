@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qguard/qguard/internal/enumtext"
 	"github.com/qguard/qguard/names"
 )
 
@@ -23,25 +24,34 @@ const (
 	KernelFirst
 )
 
+// modeNames are the modes' text forms (the configuration file's
+// rules.mode).
+var modeNames = [...]string{QueueAll: "queue-all", KernelFirst: "kernel-first"}
+
 func (m Mode) String() string {
-	switch m {
-	case QueueAll:
-		return "queue-all"
-	case KernelFirst:
-		return "kernel-first"
+	if int(m) < len(modeNames) {
+		return modeNames[m]
 	}
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
 
+// MarshalText returns String's name.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses "kernel-first" or "queue-all".
+func (m *Mode) UnmarshalText(b []byte) error {
+	i, err := enumtext.Parse(b, "rules mode", ErrInvalidConfig, modeNames[:]...)
+	if err == nil {
+		*m = Mode(i)
+	}
+	return err
+}
+
 // ParseMode returns the mode named s ("kernel-first", "queue-all").
 func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "kernel-first":
-		return KernelFirst, nil
-	case "queue-all":
-		return QueueAll, nil
-	}
-	return 0, fmt.Errorf("%w: mode %q (want kernel-first or queue-all)", ErrInvalidConfig, s)
+	var m Mode
+	err := m.UnmarshalText([]byte(s))
+	return m, err
 }
 
 // Action is what a policy rule does with the packets it matches.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/qguard/qguard/internal/enumtext"
 )
 
 // Mode selects how the program is attached to an interface.
@@ -22,33 +24,39 @@ const (
 	ModeGeneric
 )
 
+// modeNames are the modes' text forms (the configuration file's
+// xdp.mode); ModeUnset has none.
+var modeNames = [...]string{"", "auto", "native", "generic"}
+
 // String returns the name used in the configuration file.
 func (m Mode) String() string {
-	switch m {
-	case ModeUnset:
+	switch {
+	case m == ModeUnset:
 		return "unset"
-	case ModeAuto:
-		return "auto"
-	case ModeNative:
-		return "native"
-	case ModeGeneric:
-		return "generic"
+	case int(m) < len(modeNames):
+		return modeNames[m]
 	}
 	return fmt.Sprintf("Mode(%d)", uint8(m))
 }
 
-// ParseMode parses "auto", "native" or "generic", as written in the policy
-// file's xdp.mode.
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "auto":
-		return ModeAuto, nil
-	case "native":
-		return ModeNative, nil
-	case "generic":
-		return ModeGeneric, nil
+// MarshalText returns String's name.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses "auto", "native" or "generic", as written in the
+// configuration file's xdp.mode.
+func (m *Mode) UnmarshalText(b []byte) error {
+	i, err := enumtext.Parse(b, "xdp mode", ErrInvalid, modeNames[:]...)
+	if err == nil {
+		*m = Mode(i)
 	}
-	return ModeUnset, fmt.Errorf("parse xdp mode %q (want auto, native or generic): %w", s, ErrInvalid)
+	return err
+}
+
+// ParseMode is UnmarshalText of a string.
+func ParseMode(s string) (Mode, error) {
+	var m Mode
+	err := m.UnmarshalText([]byte(s))
+	return m, err
 }
 
 // Defaults and bounds for the block maps.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qguard/qguard/internal/ruletest"
+	"github.com/qguard/qguard/rules"
 )
 
 // codedError carries `qguard test`'s exit status to main's exitCode.
@@ -73,8 +74,10 @@ EXIT STATUS
     0 every case passed; 1 a case failed or a file could not run;
     2 bad usage or a bad test file (file:line:column errors), or not root.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if mode != "" && mode != "kernel-first" && mode != "queue-all" {
-				return usageError(fmt.Errorf("test: --mode %q: want kernel-first or queue-all", mode))
+			if mode != "" {
+				if _, err := rules.ParseMode(mode); err != nil {
+					return usageError(fmt.Errorf("test: --mode: %w", err))
+				}
 			}
 			return runRuleTests(cmd, args, jobs, junit, asJSON, verbose, mode)
 		},

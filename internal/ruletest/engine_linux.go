@@ -13,6 +13,7 @@ import (
 
 	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/topo"
+	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
 
 	"github.com/qguard/qguard/verdict/packet"
@@ -134,7 +135,7 @@ func (fw *engineFirewall) Explain(src, dst netip.AddrPort, proto uint8) (string,
 	if len(pkts) == 0 {
 		const none = "no packet of this case reached qguard's queue"
 		raw := synthPacket(src, dst, proto)
-		if raw == nil || fw.e.Config().Rules.Mode != "kernel-first" {
+		if raw == nil || fw.e.Config().Rules.Mode != rules.KernelFirst {
 			return "", none
 		}
 		// Kernel-first: the kernel decided what user space would have; the

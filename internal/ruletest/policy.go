@@ -29,7 +29,9 @@ func loadConfig(f *File) (*config.File, error) {
 		return nil, err
 	}
 	if f.Mode != "" {
-		cfg.Rules.Mode = f.Mode
+		if err := cfg.Rules.Mode.UnmarshalText([]byte(f.Mode)); err != nil {
+			return nil, fmt.Errorf("mode: %w", err)
+		}
 	}
 	if !cfg.Rules.Install {
 		return nil, fmt.Errorf("rules.install is false: the test needs qguard's own nftables rules to steer traffic to its queue")
