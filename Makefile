@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSNI$$' -fuzztime $(call fuzzn,50000) -fuzzminimizetime 3s -timeout 10m ./verdict/l7
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzn,60000) -fuzzminimizetime 3s -timeout 10m ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAnswer$$' -fuzztime $(call fuzzn,30000) -fuzzminimizetime 3s -timeout 10m ./names
+	$(GO) test -run '^$$' -fuzz '^FuzzReadName$$' -fuzztime $(call fuzzn,30000) -fuzzminimizetime 3s -timeout 10m ./internal/dnswire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacket$$' -fuzztime $(call fuzzn,450000) -fuzzminimizetime 3s -timeout 10m ./queue
 
 ruletests: build

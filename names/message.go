@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/qguard/qguard/internal/dnswire"
 )
 
 // Bounds of what one answer binds: the question and at most MaxChain-1
@@ -81,8 +83,8 @@ func header(msg []byte, q *Question, wantResponse bool) (flags uint16, an, off i
 		return 0, 0, 0, Unsupported // not a standard query, or not one question
 	}
 	q.ID = binary.BigEndian.Uint16(msg[0:2])
-	n, next, ok := readName(msg, headerLen, &q.name)
-	if !ok || next+4 > len(msg) {
+	n, next, rn := dnswire.ReadName(msg, headerLen, q.name[:])
+	if rn != dnswire.OK || next+4 > len(msg) {
 		return 0, 0, 0, Malformed
 	}
 	q.nlen = n
@@ -119,7 +121,7 @@ func ParseAnswer(msg []byte, a *Answer) Result {
 	for range an {
 		owner := off
 		var ok bool
-		if off, ok = skipName(msg, off); !ok || off+10 > len(msg) {
+		if off, ok = dnswire.SkipName(msg, off); !ok || off+10 > len(msg) {
 			return Malformed
 		}
 		typ := binary.BigEndian.Uint16(msg[off:])
@@ -135,7 +137,7 @@ func ParseAnswer(msg []byte, a *Answer) Result {
 		}
 		switch typ {
 		case TypeCNAME:
-			if end, ok := skipName(msg, rdata); !ok || end > off {
+			if end, ok := dnswire.SkipName(msg, rdata); !ok || end > off {
 				return Malformed
 			}
 			if a.ncn < maxCNAMEs {
@@ -186,8 +188,8 @@ func (a *Answer) walk(msg []byte) bool {
 		last := a.chain[a.nchain-1][:a.clen[a.nchain-1]]
 		next := -1
 		for i := 0; i < a.ncn && next < 0; i++ {
-			n, _, ok := readName(msg, a.cn[i][0], &a.scratch)
-			if !ok {
+			n, _, r := dnswire.ReadName(msg, a.cn[i][0], a.scratch[:])
+			if r != dnswire.OK {
 				return false
 			}
 			if bytes.Equal(a.scratch[:n], last) {
@@ -197,8 +199,8 @@ func (a *Answer) walk(msg []byte) bool {
 		if next < 0 {
 			return true
 		}
-		n, _, ok := readName(msg, next, &a.chain[a.nchain])
-		if !ok {
+		n, _, r := dnswire.ReadName(msg, next, a.chain[a.nchain][:])
+		if r != dnswire.OK {
 			return false
 		}
 		if a.inChain(a.chain[a.nchain][:n]) {
@@ -222,8 +224,8 @@ func (a *Answer) inChain(name []byte) bool {
 // keep compacts the address records to those owned by a chain name.
 func (a *Answer) keep(msg []byte, nA int) {
 	for i := 0; i < nA; i++ {
-		n, _, ok := readName(msg, a.aowner[i], &a.scratch)
-		if ok && a.inChain(a.scratch[:n]) {
+		n, _, r := dnswire.ReadName(msg, a.aowner[i], a.scratch[:])
+		if r == dnswire.OK && a.inChain(a.scratch[:n]) {
 			a.addrs[a.naddrs] = a.addrs[i]
 			a.naddrs++
 		}

@@ -1,28 +1,16 @@
 package l7
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// DNS message header (RFC 1035 4.1.1), 12 bytes, followed by QDCOUNT
-// questions (4.1.2): QNAME as labels, then QTYPE(2) and QCLASS(2).
-//
-//	                                1  1  1  1  1  1
-//	  0  1  2  3  4  5  6  7  8  9  0  1  2  3  4  5
-//	+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+
-//	|                      ID                       |  0
-//	+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+
-//	|QR|   Opcode  |AA|TC|RD|RA|   Z    |   RCODE   |  2
-//	+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+
-//	|                    QDCOUNT                    |  4
-//	|                    ANCOUNT                    |  6
-//	|                    NSCOUNT                    |  8
-//	|                    ARCOUNT                    | 10
-//	+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+--+
-//
-// Over TCP each message is preceded by a two-byte length (RFC 1035 4.2.2).
-const (
-	dnsHeaderLen = 12
-	dnsMaxWire   = 255 // longest name on the wire, length bytes included (RFC 1035 2.3.4)
+	"github.com/qguard/qguard/internal/dnswire"
 )
+
+// A DNS message (RFC 1035 4.1) is a 12-byte header (drawn in
+// internal/dnswire, which also reads the names) followed by QDCOUNT
+// questions (4.1.2): QNAME as labels, then QTYPE(2) and QCLASS(2). Over
+// TCP each message is preceded by a two-byte length (RFC 1035 4.2.2).
+const dnsHeaderLen = dnswire.HeaderLen
 
 // DNSQuestions iterates over the questions of one DNS message. It is a
 // value that points into the payload it was built from; the zero value has
@@ -94,7 +82,8 @@ func (q *DNSQuestions) Next(dst []byte) (name []byte, qtype, qclass uint16, st S
 		return nil, 0, 0, Absent
 	}
 	dst = dst[:cap(dst)]
-	n, next, st := readDNSName(q.msg, q.off, dst)
+	n, next, r := dnswire.ReadName(q.msg, q.off, dst)
+	st = dnsStatus[r]
 	if st == Found && next+4 > len(q.msg) {
 		st = NeedMore
 	}
@@ -123,78 +112,6 @@ func DNSQueryName(payload []byte, overTCP bool, dst []byte) ([]byte, Status) {
 	return name, st
 }
 
-// readDNSName decodes the name at msg[off:] into dst and returns its length
-// and the offset after it. Compression pointers (RFC 1035 4.1.4) may point
-// anywhere in the message, forwards too, since resolvers such as dnsmasq
-// follow them; only the number of jumps is bounded. A walk that takes more
-// jumps than the message has two-byte pointer positions has visited one
-// pointer twice and would loop for ever, so the bound rejects exactly the
-// loops and accepts every name a server can finish reading. NeedMore
-// means the name ran past msg.
-func readDNSName(msg []byte, off int, dst []byte) (n, next int, st Status) {
-	pos, next, wire, jumps := off, -1, 0, 0
-	for {
-		if pos >= len(msg) {
-			return 0, 0, NeedMore
-		}
-		l := int(msg[pos])
-		switch l & 0xc0 {
-		case 0x00:
-			if l == 0 {
-				if next < 0 {
-					next = pos + 1
-				}
-				return n, next, Found
-			}
-			if pos+1+l > len(msg) {
-				return 0, 0, NeedMore
-			}
-			wire += 1 + l
-			if wire >= dnsMaxWire {
-				return 0, 0, Malformed
-			}
-			if n, st = appendLabel(dst, n, msg[pos+1:pos+1+l]); st != Found {
-				return 0, 0, st
-			}
-			pos += 1 + l
-		case 0xc0:
-			if pos+2 > len(msg) {
-				return 0, 0, NeedMore
-			}
-			if jumps++; jumps > len(msg)/2 {
-				return 0, 0, Malformed // a pointer loop
-			}
-			if next < 0 {
-				next = pos + 2
-			}
-			pos = int(binary.BigEndian.Uint16(msg[pos:pos+2]) & 0x3fff)
-		default:
-			return 0, 0, Malformed // 0x40 extended and 0x80 reserved label types
-		}
-	}
-}
-
-// appendLabel adds one label to the dotted name in dst[:n]. A label holding
-// a dot is refused: printed dotted, it would read as two labels and match
-// names the resolver never looks up.
-func appendLabel(dst []byte, n int, label []byte) (int, Status) {
-	need := len(label)
-	if n > 0 {
-		need++
-	}
-	if n+need > len(dst) || n+need > MaxNameLen {
-		return 0, Malformed
-	}
-	if n > 0 {
-		dst[n] = '.'
-		n++
-	}
-	for _, c := range label {
-		if c == '.' {
-			return 0, Malformed
-		}
-		dst[n] = lower(c)
-		n++
-	}
-	return n, Found
-}
+// dnsStatus is what a name read means for an extractor: a name cut short
+// may be completed by a later segment of a TCP message.
+var dnsStatus = [...]Status{dnswire.OK: Found, dnswire.Short: NeedMore, dnswire.Bad: Malformed}

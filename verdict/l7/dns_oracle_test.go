@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/qguard/qguard/internal/dnswire"
 	"github.com/qguard/qguard/internal/pktbuild"
 )
 
@@ -137,7 +138,8 @@ func TestDNSOracleCraftedPointers(t *testing.T) {
 		}
 		msg = append(msg, 0)
 		ref, refNext, refErr := dns.UnpackDomainName(msg, dnsHeaderLen)
-		ln, next, st := readDNSName(msg, dnsHeaderLen, buf)
+		ln, next, r := dnswire.ReadName(msg, dnsHeaderLen, buf)
+		st := dnsStatus[r]
 		got := string(buf[:ln])
 		if refErr == nil {
 			refName := strings.ToLower(strings.TrimSuffix(ref, "."))

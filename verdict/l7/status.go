@@ -1,5 +1,7 @@
 package l7
 
+import "github.com/qguard/qguard/internal/dnswire"
+
 // Status is the outcome of an application-layer extractor. The zero
 // value Unset means no extractor ran.
 type Status uint8
@@ -38,7 +40,7 @@ func (s Status) String() string {
 // form without the trailing dot (RFC 1035 2.3.4 allows 255 bytes on the
 // wire, 253 characters in text). Name buffers given to the extractors need
 // this capacity; longer names are reported as Malformed.
-const MaxNameLen = 253
+const MaxNameLen = dnswire.MaxNameLen
 
 // appendLowerName lowercases ASCII letters of name into dst[:n] and returns
 // the new length, or -1 when dst's capacity is too small. It drops one
