@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/qguard/qguard/internal/pktbuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,115 +21,6 @@ import (
 // a segment of its own, a ClientHello cut into several TLS records, a
 // datagram behind many IPv6 extension headers. The outcome is always that
 // of the case's own message; the first one must be answered.
-
-// probeDNSStream sends a query after s.First on one UDP socket or TCP
-// connection.
-func probeDNSStream(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
-	first := *s
-	first.Name = s.First
-	var q1 []byte
-	var id1 uint16
-	var err error
-	if s.First != "" {
-		if q1, id1, err = dnsQuery(&first); err != nil {
-			pr.Outcome, pr.Detail = Errored, err.Error()
-			return
-		}
-	}
-	q2, id2, err := dnsQuery(s)
-	if err != nil {
-		pr.Outcome, pr.Detail = Errored, err.Error()
-		return
-	}
-	netw := "udp"
-	if s.OverTCP {
-		netw = "tcp"
-		pr.Proto = unix.IPPROTO_TCP
-	} else {
-		pr.Proto = unix.IPPROTO_UDP
-	}
-	c, err := dialer(env, pr).DialContext(ctx, network(env, netw), pr.Dst.String())
-	if err != nil {
-		classify(err, env, "connect", pr)
-		pr.Unsent = pr.Outcome == Dropped
-		return
-	}
-	defer c.Close()
-	setLocal(pr, c)
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
-	frame := func(q []byte) []byte {
-		if !s.OverTCP {
-			return q
-		}
-		return append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)
-	}
-	read := func() ([]byte, error) {
-		if !s.OverTCP {
-			buf := make([]byte, 4096)
-			n, err := c.Read(buf)
-			return buf[:n], err
-		}
-		var l [2]byte
-		if _, err := io.ReadFull(c, l[:]); err != nil {
-			return nil, err
-		}
-		a := make([]byte, binary.BigEndian.Uint16(l[:]))
-		_, err := io.ReadFull(c, a)
-		return a, err
-	}
-	if q1 != nil && !s.Together {
-		if _, err := c.Write(frame(q1)); err != nil {
-			classify(err, env, "send first query", pr)
-			return
-		}
-		a, err := read()
-		if err != nil {
-			pr.Outcome, pr.Detail = Errored, fmt.Sprintf("first query (%s) unanswered: %v", s.First, err)
-			return
-		}
-		if what, ok := checkDNS(id1)(a); !ok {
-			pr.Outcome, pr.Detail = Errored, "first query: unexpected answer: "+what
-			return
-		}
-	}
-	var writes [][]byte
-	switch m := frame(q2); {
-	case s.Together:
-		writes = [][]byte{append(frame(q1), m...)}
-	case s.Split && s.OverTCP:
-		writes = [][]byte{m[:2], m[2:]}
-	default:
-		writes = [][]byte{m}
-	}
-	for i, w := range writes {
-		if i > 0 {
-			time.Sleep(20 * time.Millisecond) // its own segment, not coalesced
-		}
-		if _, err := c.Write(w); err != nil {
-			classify(err, env, "send query", pr)
-			return
-		}
-	}
-	for {
-		a, err := read()
-		if err != nil {
-			classify(err, env, "wait for answer", pr)
-			return
-		}
-		if s.Together && q1 != nil {
-			if _, ok := checkDNS(id1)(a); ok {
-				continue // the first query's answer; the case's comes next
-			}
-		}
-		what, ok := checkDNS(id2)(a)
-		if !ok {
-			pr.Outcome, pr.Detail = Errored, "unexpected answer: "+what
-			return
-		}
-		pr.Outcome, pr.Detail = Delivered, what+" to the second query"
-		return
-	}
-}
 
 // recordSplitter cuts the first TLS record written (the ClientHello) into
 // n records and writes them at once.
@@ -163,17 +55,12 @@ func (r *recordSplitter) Write(b []byte) (int, error) {
 // probeHTTPStream sends the case's request after s.First's on one
 // keep-alive connection, or both in one write (pipelining).
 func probeHTTPStream(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
-	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
-	if err != nil {
-		classify(err, env, "connect", pr)
-		pr.Unsent = pr.Outcome == Dropped
+	c, ok := connect(ctx, env, pr, "tcp")
+	if !ok {
 		return
 	}
 	defer c.Close()
-	setLocal(pr, c)
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
-	first := "GET / HTTP/1.1\r\nHost: " + s.First + "\r\nUser-Agent: qguard-test\r\n\r\n"
-	req := "GET " + s.Path + " HTTP/1.1\r\nHost: " + s.Host + "\r\nUser-Agent: qguard-test\r\nConnection: close\r\n\r\n"
+	first, req := httpGet(s.First, "/", false), httpGet(s.Host, s.Path, true)
 	br := bufio.NewReader(c)
 	if !s.Together {
 		if _, err := io.WriteString(c, first); err != nil {
@@ -207,6 +94,16 @@ func probeHTTPStream(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	pr.Outcome, pr.Detail = Delivered, "HTTP response to the second request: "+resp.Proto+" "+resp.Status
+}
+
+// httpGet is an HTTP/1.1 GET request; close asks the server to close the
+// connection after its response.
+func httpGet(host, path string, close bool) string {
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: qguard-test\r\n"
+	if close {
+		req += "Connection: close\r\n"
+	}
+	return req + "\r\n"
 }
 
 func readResponse(br *bufio.Reader) error {
@@ -272,45 +169,12 @@ func probeUDPExt(s *Send, env *probeEnv, pr *Probe) {
 // ipv6ExtUDP builds an IPv6 packet: n destination options headers (8 bytes
 // each, a PadN option), then UDP with its checksum.
 func ipv6ExtUDP(src, dst netip.Addr, sport, dport uint16, n int, data []byte) []byte {
-	udp := make([]byte, 8, 8+len(data))
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[2:], dport)
-	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(data)))
-	udp = append(udp, data...)
-	s16, d16 := src.As16(), dst.As16()
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
+	exts := make([]pktbuild.Ext, n)
+	for i := range exts {
+		exts[i] = pktbuild.NewExt(unix.IPPROTO_DSTOPTS, pktbuild.Opts6(1))
 	}
-	add(s16[:])
-	add(d16[:])
-	sum += uint32(len(udp)) + unix.IPPROTO_UDP
-	add(udp)
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	ck := ^uint16(sum)
-	if ck == 0 {
-		ck = 0xffff
-	}
-	binary.BigEndian.PutUint16(udp[6:], ck)
-	b := make([]byte, 40, 40+8*n+len(udp))
-	binary.BigEndian.PutUint32(b[0:], 6<<28)
-	binary.BigEndian.PutUint16(b[4:], uint16(8*n+len(udp)))
-	b[6], b[7] = unix.IPPROTO_DSTOPTS, 64
-	copy(b[8:], s16[:])
-	copy(b[24:], d16[:])
-	for i := 0; i < n; i++ {
-		next := byte(unix.IPPROTO_DSTOPTS)
-		if i == n-1 {
-			next = unix.IPPROTO_UDP
-		}
-		b = append(b, next, 0, 1, 4, 0, 0, 0, 0) // PadN of 4: 8 bytes
-	}
-	return append(b, udp...)
+	h := pktbuild.IPv6{Proto: unix.IPPROTO_UDP, Src: src, Dst: dst, Exts: exts}
+	pkt := h.Build(pktbuild.UDP(sport, dport, data))
+	pktbuild.SetChecksums(pkt)
+	return pkt
 }

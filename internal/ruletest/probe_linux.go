@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/internal/topo"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/icmp"
@@ -74,14 +75,8 @@ func sendProbe(ctx context.Context, s *Send, env *probeEnv) Probe {
 			probeUDPExt(s, env, &pr)
 			break
 		}
-		probeUDP(ctx, s.Data, env, &pr, func(b []byte) (string, bool) {
-			return fmt.Sprintf("echo of %d bytes", len(b)), bytes.Equal(b, s.Data)
-		})
+		probeUDP(ctx, s, env, &pr)
 	case KindDNS:
-		if s.First != "" || s.Split {
-			probeDNSStream(ctx, s, env, &pr)
-			break
-		}
 		probeDNS(ctx, s, env, &pr)
 	case KindTLS:
 		probeTLS(ctx, s, env, &pr)
@@ -203,20 +198,37 @@ func network(env *probeEnv, base string) string {
 	return base + "6"
 }
 
-func probeTCP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
-	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
+// connect opens the probe's socket to its destination over netw ("tcp" or
+// "udp"; for TCP it connects) and sets the deadline of the exchange. A
+// connection that timed out leaves the case's data unsent. The caller
+// closes the socket.
+func connect(ctx context.Context, env *probeEnv, pr *Probe, netw string) (net.Conn, bool) {
+	c, err := dialer(env, pr).DialContext(ctx, network(env, netw), pr.Dst.String())
 	if err != nil {
-		classify(err, env, "connect", pr)
-		pr.Unsent = pr.Outcome == Dropped && len(s.Data) > 0
+		what := "connect"
+		if netw == "udp" {
+			what = "open udp socket"
+		}
+		classify(err, env, what, pr)
+		pr.Unsent = pr.Outcome == Dropped
+		return nil, false
+	}
+	setLocal(pr, c)
+	_ = c.SetDeadline(time.Now().Add(env.timeout))
+	return c, true
+}
+
+func probeTCP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
+	c, ok := connect(ctx, env, pr, "tcp")
+	if !ok {
+		pr.Unsent = pr.Unsent && len(s.Data) > 0
 		return
 	}
 	defer c.Close()
-	setLocal(pr, c)
 	if len(s.Data) == 0 {
 		pr.Outcome, pr.Detail = Delivered, "connected"
 		return
 	}
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
 	if _, err := c.Write(s.Data); err != nil {
 		classify(err, env, "send data", pr)
 		return
@@ -233,19 +245,14 @@ func probeTCP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
 	pr.Outcome, pr.Detail = Delivered, fmt.Sprintf("connected, %d bytes echoed", len(got))
 }
 
-// probeUDP sends data on a connected UDP socket and waits for one answer,
-// which check judges.
-func probeUDP(ctx context.Context, data []byte, env *probeEnv, pr *Probe, check func([]byte) (string, bool)) {
-	pr.Proto = unix.IPPROTO_UDP
-	c, err := dialer(env, pr).DialContext(ctx, network(env, "udp"), pr.Dst.String())
-	if err != nil {
-		classify(err, env, "open udp socket", pr)
+// probeUDP sends s.Data on a connected UDP socket and waits for its echo.
+func probeUDP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
+	c, ok := connect(ctx, env, pr, "udp")
+	if !ok {
 		return
 	}
 	defer c.Close()
-	setLocal(pr, c)
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
-	if _, err := c.Write(data); err != nil {
+	if _, err := c.Write(s.Data); err != nil {
 		classify(err, env, "send datagram", pr)
 		return
 	}
@@ -255,12 +262,11 @@ func probeUDP(ctx context.Context, data []byte, env *probeEnv, pr *Probe, check 
 		classify(err, env, "wait for answer", pr)
 		return
 	}
-	what, ok := check(buf[:n])
-	if !ok {
-		pr.Outcome, pr.Detail = Errored, "unexpected answer: "+what
+	if !bytes.Equal(buf[:n], s.Data) {
+		pr.Outcome, pr.Detail = Errored, fmt.Sprintf("unexpected answer: echo of %d bytes", n)
 		return
 	}
-	pr.Outcome, pr.Detail = Delivered, what
+	pr.Outcome, pr.Detail = Delivered, fmt.Sprintf("echo of %d bytes", n)
 }
 
 func dnsQuery(s *Send) ([]byte, uint16, error) {
@@ -298,60 +304,127 @@ func checkDNS(id uint16) func([]byte) (string, bool) {
 	}
 }
 
+// probeDNS sends the case's query on one UDP socket or TCP connection:
+// alone, or after s.First's (answered first, or in the same write with
+// s.Together), with its TCP length prefix in a segment of its own with
+// s.Split.
 func probeDNS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
-	q, id, err := dnsQuery(s)
+	var q1 []byte
+	var id1 uint16
+	if s.First != "" {
+		first := *s
+		first.Name = s.First
+		var err error
+		if q1, id1, err = dnsQuery(&first); err != nil {
+			pr.Outcome, pr.Detail = Errored, err.Error()
+			return
+		}
+	}
+	q2, id2, err := dnsQuery(s)
 	if err != nil {
 		pr.Outcome, pr.Detail = Errored, err.Error()
 		return
 	}
-	if !s.OverTCP {
-		probeUDP(ctx, q, env, pr, checkDNS(id))
-		return
+	netw := "udp"
+	if s.OverTCP {
+		netw = "tcp"
+		pr.Proto = unix.IPPROTO_TCP
+	} else {
+		pr.Proto = unix.IPPROTO_UDP
 	}
-	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
-	if err != nil {
-		classify(err, env, "connect", pr)
-		pr.Unsent = pr.Outcome == Dropped
+	c, ok := connect(ctx, env, pr, netw)
+	if !ok {
 		return
 	}
 	defer c.Close()
-	setLocal(pr, c)
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
-	msg := append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)
-	if _, err := c.Write(msg); err != nil {
-		classify(err, env, "send query", pr)
+	frame := func(q []byte) []byte {
+		if !s.OverTCP {
+			return q
+		}
+		return pktbuild.TCPDNS(q)
+	}
+	read := func() ([]byte, error) {
+		if !s.OverTCP {
+			buf := make([]byte, 4096)
+			n, err := c.Read(buf)
+			return buf[:n], err
+		}
+		var l [2]byte
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			return nil, err
+		}
+		a := make([]byte, binary.BigEndian.Uint16(l[:]))
+		_, err := io.ReadFull(c, a)
+		return a, err
+	}
+	if q1 != nil && !s.Together {
+		if _, err := c.Write(frame(q1)); err != nil {
+			classify(err, env, "send first query", pr)
+			return
+		}
+		a, err := read()
+		if err != nil {
+			pr.Outcome, pr.Detail = Errored, fmt.Sprintf("first query (%s) unanswered: %v", s.First, err)
+			return
+		}
+		if what, ok := checkDNS(id1)(a); !ok {
+			pr.Outcome, pr.Detail = Errored, "first query: unexpected answer: "+what
+			return
+		}
+	}
+	var writes [][]byte
+	switch m := frame(q2); {
+	case s.Together:
+		writes = [][]byte{append(frame(q1), m...)}
+	case s.Split && s.OverTCP:
+		writes = [][]byte{m[:2], m[2:]}
+	default:
+		writes = [][]byte{m}
+	}
+	for i, w := range writes {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond) // its own segment, not coalesced
+		}
+		if _, err := c.Write(w); err != nil {
+			classify(err, env, "send query", pr)
+			return
+		}
+	}
+	for {
+		a, err := read()
+		if err != nil {
+			classify(err, env, "wait for answer", pr)
+			return
+		}
+		if s.Together && q1 != nil {
+			if _, ok := checkDNS(id1)(a); ok {
+				continue // the first query's answer; the case's comes next
+			}
+		}
+		what, ok := checkDNS(id2)(a)
+		if !ok {
+			pr.Outcome, pr.Detail = Errored, "unexpected answer: "+what
+			return
+		}
+		switch {
+		case q1 != nil:
+			what += " to the second query"
+		case s.OverTCP:
+			what += " over TCP"
+		}
+		pr.Outcome, pr.Detail = Delivered, what
 		return
 	}
-	var l [2]byte
-	if _, err := io.ReadFull(c, l[:]); err != nil {
-		classify(err, env, "wait for answer", pr)
-		return
-	}
-	a := make([]byte, binary.BigEndian.Uint16(l[:]))
-	if _, err := io.ReadFull(c, a); err != nil {
-		classify(err, env, "read answer", pr)
-		return
-	}
-	what, ok := checkDNS(id)(a)
-	if !ok {
-		pr.Outcome, pr.Detail = Errored, "unexpected answer: "+what
-		return
-	}
-	pr.Outcome, pr.Detail = Delivered, what+" over TCP"
 }
 
 func probeTLS(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
-	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
-	if err != nil {
-		classify(err, env, "connect", pr)
-		pr.Unsent = pr.Outcome == Dropped
+	// The deadline is for the ClientHello's fate: once the server's answer
+	// starts arriving, its crypto may take longer on a loaded machine.
+	c, ok := connect(ctx, env, pr, "tcp")
+	if !ok {
 		return
 	}
 	defer c.Close()
-	setLocal(pr, c)
-	// The timeout is for the ClientHello's fate: once the server's answer
-	// starts arriving, its crypto may take longer on a loaded machine.
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
 	var ac net.Conn = &answerConn{Conn: c}
 	if s.Records > 1 {
 		ac = &recordSplitter{Conn: ac, n: s.Records}
@@ -384,17 +457,12 @@ func (a *answerConn) Read(b []byte) (int, error) {
 }
 
 func probeHTTP(ctx context.Context, s *Send, env *probeEnv, pr *Probe) {
-	c, err := dialer(env, pr).DialContext(ctx, network(env, "tcp"), pr.Dst.String())
-	if err != nil {
-		classify(err, env, "connect", pr)
-		pr.Unsent = pr.Outcome == Dropped
+	c, ok := connect(ctx, env, pr, "tcp")
+	if !ok {
 		return
 	}
 	defer c.Close()
-	setLocal(pr, c)
-	_ = c.SetDeadline(time.Now().Add(env.timeout))
-	req := "GET " + s.Path + " HTTP/1.1\r\nHost: " + s.Host + "\r\nUser-Agent: qguard-test\r\nConnection: close\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
+	if _, err := io.WriteString(c, httpGet(s.Host, s.Path, true)); err != nil {
 		classify(err, env, "send request", pr)
 		return
 	}
