@@ -51,21 +51,9 @@ func measureFlood(setup floodSetup) measureFunc {
 		r.progress("flood")
 		g.runUDP(e.genThread(), 64)
 		defer g.halt()
-		if !sleepCtx(ctx, e.cfg.Warmup) {
-			return s, ctx.Err()
-		}
-		a, err := e.snap(r, g, dropped)
-		if err != nil {
+		if s, _, _, err = e.window(ctx, r, g, dropped, nil); err != nil {
 			return s, err
 		}
-		if !sleepCtx(ctx, e.cfg.Duration) {
-			return s, ctx.Err()
-		}
-		b, err := e.snap(r, g, dropped)
-		if err != nil {
-			return s, err
-		}
-		s = b.since(a)
 		if s.Dropped == 0 {
 			return s, fmt.Errorf("measure %s: nothing dropped in %.1fs (sent %d, %d reached the sink)", r.m.Name, s.Seconds, s.Sent, s.Delivered)
 		}

@@ -389,7 +389,6 @@ func (e *env) pinningFor(m *Mode) string {
 }
 
 func (e *env) throughput(ctx context.Context, r *modeRun) (Sample, error) {
-	var s Sample
 	g := e.gen
 	switch r.m.Traffic {
 	case UDPMTU:
@@ -398,21 +397,10 @@ func (e *env) throughput(ctx context.Context, r *modeRun) (Sample, error) {
 		g.runUDP(e.genThread(), 64)
 	}
 	defer g.halt()
-	if !sleepCtx(ctx, e.cfg.Warmup) {
-		return s, ctx.Err()
-	}
-	a, err := e.snap(r, g, nil)
+	s, _, _, err := e.window(ctx, r, g, nil, nil)
 	if err != nil {
 		return s, err
 	}
-	if !sleepCtx(ctx, e.cfg.Duration) {
-		return s, ctx.Err()
-	}
-	b, err := e.snap(r, g, nil)
-	if err != nil {
-		return s, err
-	}
-	s = b.since(a)
 	if s.Delivered == 0 && s.DeliveredBytes == 0 {
 		return s, fmt.Errorf("measure %s: nothing delivered in %.1fs (sent %d)", r.m.Name, s.Seconds, s.Sent)
 	}

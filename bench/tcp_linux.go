@@ -179,7 +179,7 @@ func measureStream(ctx context.Context, e *env, r *modeRun) (Sample, error) {
 	}
 	defer st.close()
 	rt0 := tcpRetrans(e.t.Client)
-	s, sent, read, err := e.window(ctx, r, st.bytes)
+	s, sent, read, err := e.window(ctx, r, &generator{}, nil, st.bytes) // the UDP generator does not run: its counters stay 0
 	if err != nil {
 		return s, err
 	}
@@ -209,14 +209,17 @@ func tcpRetrans(ns topo.NS) [2]uint64 {
 	return r
 }
 
-// window measures the mode's counters and the load's two counts over the
-// measured window, after the warm-up.
-func (e *env) window(ctx context.Context, r *modeRun, counts func() (uint64, uint64)) (s Sample, x, y uint64, err error) {
+// window measures the counters of run r (see snap: generator g, dropped)
+// and, when counts is set, the load's two counts over the measured window,
+// after the warm-up.
+func (e *env) window(ctx context.Context, r *modeRun, g *generator, dropped func() (uint64, error), counts func() (uint64, uint64)) (s Sample, x, y uint64, err error) {
+	if counts == nil {
+		counts = func() (uint64, uint64) { return 0, 0 }
+	}
 	if !sleepCtx(ctx, e.cfg.Warmup) {
 		return s, 0, 0, ctx.Err()
 	}
-	idle := &generator{} // the UDP generator does not run: its counters stay 0
-	a, err := e.snap(r, idle, nil)
+	a, err := e.snap(r, g, dropped)
 	if err != nil {
 		return s, 0, 0, err
 	}
@@ -224,7 +227,7 @@ func (e *env) window(ctx context.Context, r *modeRun, counts func() (uint64, uin
 	if !sleepCtx(ctx, e.cfg.Duration) {
 		return s, 0, 0, ctx.Err()
 	}
-	b, err := e.snap(r, idle, nil)
+	b, err := e.snap(r, g, dropped)
 	if err != nil {
 		return s, 0, 0, err
 	}

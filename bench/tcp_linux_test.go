@@ -13,12 +13,7 @@ import (
 // through kernel forwarding: bytes and connections arrive, none fails, and
 // both stop promptly.
 func TestIntegrationTCPLoads(t *testing.T) {
-	testutil.NeedRoot(t, "creates network namespaces")
-	tp, err := topo.NewTopology(&topo.Options{Prefix: "qgbl"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
+	tp := testutil.NewTopology(t, &topo.Options{Prefix: "qgbl"})
 	srcs := []netip.Addr{tp.ClientIP4, tp.ClientIP6}
 
 	s, err := startTCPStream(tp.Client, tp.Server, srcs, tp.ServerIP4, tp.ServerIP6, thread{cpu: -1}, thread{cpu: -1})
