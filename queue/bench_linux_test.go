@@ -25,11 +25,7 @@ import (
 //	go test -run '^$' -bench IntegrationForward -benchtime 2000000x ./queue
 func BenchmarkIntegrationForward(b *testing.B) {
 	testutil.NeedRoot(b, "creates network namespaces and binds NFQUEUE queues")
-	top, err := topo.NewTopology(&topo.Options{Prefix: "qgqb"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer top.Close()
+	top := testutil.NewTopology(b, &topo.Options{Prefix: "qgqb"})
 	e := &qenv{top: top}
 	for _, argv := range [][]string{
 		{"iptables-nft", "-t", "filter", "-A", "FORWARD", "-p", "udp", "--dport", "9100", "-j", "NFQUEUE", "--queue-num", "50"},

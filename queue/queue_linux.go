@@ -71,23 +71,7 @@ func (q *Queues) Run(ctx context.Context, h Handler) error {
 		q.mu.Unlock()
 		return ErrRunning
 	}
-	q.state = stateRunning
-	q.runDone = make(chan struct{})
-	q.mu.Unlock()
-
-	errs := make([]error, len(q.loops))
-	var wg sync.WaitGroup
-	for i, l := range q.loops {
-		cpu := -1
-		if len(q.cfg.CPUs) > 0 {
-			cpu = q.cfg.CPUs[i%len(q.cfg.CPUs)]
-		}
-		wg.Go(func() {
-			errs[i] = l.run(h, cpu)
-			// One failed queue stops them all: Run's caller decides.
-			q.stopLoops()
-		})
-	}
+	q.startLocked()
 	finished := make(chan struct{})
 	go func() {
 		select {
@@ -96,9 +80,38 @@ func (q *Queues) Run(ctx context.Context, h Handler) error {
 		case <-finished:
 		}
 	}()
-	wg.Wait()
+	err := q.eachLoop(func(i int, l *loop) error {
+		cpu := -1
+		if len(q.cfg.CPUs) > 0 {
+			cpu = q.cfg.CPUs[i%len(q.cfg.CPUs)]
+		}
+		err := l.run(h, cpu)
+		// One failed queue stops them all: Run's caller decides.
+		q.stopLoops()
+		return err
+	})
 	close(finished)
 	q.finish()
+	return err
+}
+
+// startLocked marks the queues running and releases q.mu, which the caller
+// holds.
+func (q *Queues) startLocked() {
+	q.state = stateRunning
+	q.runDone = make(chan struct{})
+	q.mu.Unlock()
+}
+
+// eachLoop runs f for every loop on a goroutine of its own and returns when
+// all have returned, with their errors.
+func (q *Queues) eachLoop(f func(i int, l *loop) error) error {
+	errs := make([]error, len(q.loops))
+	var wg sync.WaitGroup
+	for i, l := range q.loops {
+		wg.Go(func() { errs[i] = f(i, l) })
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -140,17 +153,10 @@ func (q *Queues) Close() error {
 		}
 		return nil
 	}
-	q.state = stateRunning
-	q.runDone = make(chan struct{})
-	q.mu.Unlock()
-	errs := make([]error, len(q.loops))
-	var wg sync.WaitGroup
-	for i, l := range q.loops {
-		wg.Go(func() { errs[i] = l.shutdown() })
-	}
-	wg.Wait()
+	q.startLocked()
+	err := q.eachLoop(func(_ int, l *loop) error { return l.shutdown() })
 	q.finish()
-	return errors.Join(errs...)
+	return err
 }
 
 // Quiesce makes the kernel queue no new packet to these queues, gives every
@@ -179,13 +185,7 @@ func (q *Queues) Quiesce() error {
 	if q.state == stateClosed {
 		return nil
 	}
-	errs := make([]error, len(q.loops))
-	var wg sync.WaitGroup
-	for i, l := range q.loops {
-		wg.Go(func() { errs[i] = l.quiesce() })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return q.eachLoop(func(_ int, l *loop) error { return l.quiesce() })
 }
 
 // Stats returns every queue's counters and its kernel line. Counters are
