@@ -216,21 +216,25 @@ func (e *env) window(ctx context.Context, r *modeRun, g *generator, dropped func
 	if counts == nil {
 		counts = func() (uint64, uint64) { return 0, 0 }
 	}
-	if !sleepCtx(ctx, e.cfg.Warmup) {
-		return s, 0, 0, ctx.Err()
+	// after waits d, then reads every counter.
+	after := func(d time.Duration) (snapshot, uint64, uint64, error) {
+		if !sleepCtx(ctx, d) {
+			return snapshot{}, 0, 0, ctx.Err()
+		}
+		sn, err := e.snap(r, g, dropped)
+		if err != nil {
+			return sn, 0, 0, err
+		}
+		x, y := counts()
+		return sn, x, y, nil
 	}
-	a, err := e.snap(r, g, dropped)
+	a, x0, y0, err := after(e.cfg.Warmup)
 	if err != nil {
 		return s, 0, 0, err
 	}
-	x0, y0 := counts()
-	if !sleepCtx(ctx, e.cfg.Duration) {
-		return s, 0, 0, ctx.Err()
-	}
-	b, err := e.snap(r, g, dropped)
+	b, x1, y1, err := after(e.cfg.Duration)
 	if err != nil {
 		return s, 0, 0, err
 	}
-	x1, y1 := counts()
 	return b.since(a), x1 - x0, y1 - y0, nil
 }

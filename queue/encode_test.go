@@ -172,27 +172,20 @@ func TestBindMsg(t *testing.T) {
 // batch collapses runs of accepts without a mark, vectored writes one
 // verdict with a mark per packet.
 func BenchmarkEncode(b *testing.B) {
-	for _, bc := range []struct {
-		name    string
-		mode    VerdictMode
-		mark    uint32
-		setMark bool
-	}{
-		{"batch", Batch, 0, false},
-		{"vectored", Vectored, 0x42, true},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			e := newEncoder(1, bc.mode, 64<<10)
-			b.ReportAllocs()
-			id := uint32(0)
-			for b.Loop() {
-				id++
-				e.add(id, nfAccept, bc.mark, bc.setMark, nil, false)
-				if id%64 == 0 {
-					e.reset()
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
-		})
+	b.Run("batch", func(b *testing.B) { benchEncode(b, Batch, 0, false) })
+	b.Run("vectored", func(b *testing.B) { benchEncode(b, Vectored, 0x42, true) })
+}
+
+func benchEncode(b *testing.B, mode VerdictMode, mark uint32, setMark bool) {
+	e := newEncoder(1, mode, 64<<10)
+	b.ReportAllocs()
+	id := uint32(0)
+	for b.Loop() {
+		id++
+		e.add(id, nfAccept, mark, setMark, nil, false)
+		if id%64 == 0 {
+			e.reset()
+		}
 	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
 }
