@@ -54,3 +54,23 @@ func (l *ErrorList) Unwrap() []error {
 	}
 	return out
 }
+
+// ErrorAt returns err as an *ErrorList of one *Error at the place of key,
+// a dotted path like "rules" or "queue.verdict_mode": the nearest enclosing
+// key the file wrote, the file itself when it wrote none; the message
+// starts with key. The packages that
+// own the settings validate them; this puts their errors in the file.
+func (f *File) ErrorAt(key string, err error) *ErrorList {
+	p := pos{}
+	for k := key; k != ""; k = k[:max(strings.LastIndexByte(k, '.'), 0)] {
+		if kp, ok := f.keys[k]; ok {
+			p = kp
+			break
+		}
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, key+": ") {
+		msg = key + ": " + msg
+	}
+	return &ErrorList{Errs: []*Error{{File: f.Name, Line: p.line, Col: p.col, Msg: msg, Err: err}}}
+}

@@ -28,8 +28,8 @@ type File struct {
 	Names   Names
 	Policy  verdict.Policy
 
-	rulePos  []ruleInfo // where each policy rule and its keys are, for Compile's errors
-	rulesPos pos        // where the rules section is, for Check's errors
+	rulePos []ruleInfo     // where each policy rule and its keys are, for Compile's errors
+	keys    map[string]pos // where each section and key was written, by dotted path, for ErrorAt
 }
 
 // Rules is the rules section: the nftables table that steers packets.

@@ -34,9 +34,9 @@ func Parse(name string, data []byte) (*File, error) { return ParseSections(name,
 // rule-test file carries its policy, queue and rules sections beside its
 // cases this way, and errors keep the test file's lines and columns.
 func ParseSections(name string, data []byte, sections ...string) (*File, error) {
-	d := &decoder{file: name, dir: filepath.Dir(name)}
+	d := &decoder{file: name, dir: filepath.Dir(name), keys: map[string]pos{}}
 	f := defaults()
-	f.Name = name
+	f.Name, f.keys = name, d.keys
 	root, probs := yamlpos.Decode(data)
 	for _, p := range probs {
 		if p.Syntax {
@@ -62,7 +62,11 @@ type decoder struct {
 	file string
 	dir  string
 	errs []*Error
+	keys map[string]pos // File.keys
 }
+
+// topLevel is what mapping calls the file's top level in messages.
+const topLevel = "the top level"
 
 // pos is a place in the file.
 type pos struct{ line, col int }
@@ -113,6 +117,11 @@ func (d *decoder) mapping(n *yaml.Node, what string, fs fields) {
 			continue
 		}
 		seen[k.Value] = k.Line
+		if what == topLevel {
+			d.keys[k.Value] = at(v)
+		} else {
+			d.keys[what+"."+k.Value] = at(v)
+		}
 		fn, ok := fs[k.Value]
 		if !ok {
 			d.errf(k, "unknown key %q in %s; expected one of: %s", k.Value, what, keyList(fs))
@@ -149,9 +158,9 @@ func (d *decoder) list(n *yaml.Node, what string, fn func(item *yaml.Node)) {
 
 // file1 parses the top level.
 func (d *decoder) file1(f *File, n *yaml.Node) {
-	d.mapping(n, "the top level", fields{
+	d.mapping(n, topLevel, fields{
 		"queue":   func(v *yaml.Node) { d.queue(&f.Queue, v) },
-		"rules":   func(v *yaml.Node) { f.rulesPos = at(v); d.rules(&f.Rules, v) },
+		"rules":   func(v *yaml.Node) { d.rules(&f.Rules, v) },
 		"xdp":     func(v *yaml.Node) { d.xdp(&f.XDP, v) },
 		"metrics": func(v *yaml.Node) { d.mapping(v, "metrics", fields{"listen": d.listenAddr(&f.Metrics.Listen)}) },
 		"control": func(v *yaml.Node) {

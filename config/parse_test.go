@@ -255,7 +255,7 @@ func TestSetFile(t *testing.T) {
 	if err != nil || len(f.Policy.Sets["l"]) != 2 {
 		t.Fatalf("%v %+v", err, f.Policy.Sets)
 	}
-	if err := Check(filepath.Join(dir, "missing.yaml")); err == nil || errors.Is(err, ErrInvalid) {
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || errors.Is(err, ErrInvalid) {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -279,5 +279,28 @@ func TestRulesMode(t *testing.T) {
 	}
 	if m := Default().Rules.Mode; m != rules.QueueAll {
 		t.Errorf("embedded default: mode %q, want queue-all", m)
+	}
+}
+
+// TestErrorAt: an owner's error goes to the nearest key the file wrote,
+// or to the file when it wrote none of the path.
+func TestErrorAt(t *testing.T) {
+	f, err := Parse("e.yaml", []byte("rules:\n  marks: {mask: 0xff0000}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := errors.New("bad value")
+	for key, want := range map[string]string{
+		"rules.marks.reject": "e.yaml:2:10: rules.marks.reject: bad value",
+		"rules":              "e.yaml:2:3: rules: bad value",
+		"xdp":                "e.yaml: xdp: bad value",
+	} {
+		l := f.ErrorAt(key, bad)
+		if l.Error() != want || !errors.Is(l, bad) || !errors.Is(l, ErrInvalid) {
+			t.Errorf("ErrorAt(%q) = %q, want %q wrapping the error", key, l, want)
+		}
+	}
+	if got := f.ErrorAt("xdp", errors.New("xdp: config: two")).Error(); got != "e.yaml: xdp: config: two" {
+		t.Errorf("an error naming the key already: %q", got)
 	}
 }

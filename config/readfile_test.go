@@ -94,10 +94,6 @@ func TestLoadRefusesNonRegular(t *testing.T) {
 		if !errors.Is(err, ErrNotRegular) {
 			t.Errorf("Load(%s): %v, want %v", kind, err, ErrNotRegular)
 		}
-		err = within(t, "Check "+kind, func() error { return Check(path) })
-		if !errors.Is(err, ErrNotRegular) {
-			t.Errorf("Check(%s): %v, want %v", kind, err, ErrNotRegular)
-		}
 		yaml := "policy:\n  sets:\n    bad: {file: " + path + "}\n"
 		err = within(t, "set file "+kind, func() error { _, err := Parse("sets.yaml", []byte(yaml)); return err })
 		if err == nil || !strings.Contains(err.Error(), "sets.yaml:3:") || !strings.Contains(err.Error(), "it is "+kind) {

@@ -92,6 +92,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports what Attach would refuse in c before it touches the
+// kernel (beyond a nil or empty Interfaces, which only Attach refuses).
+func (c *Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // withDefaults validates c and returns a copy with defaults filled in.
 func (c *Config) withDefaults() (Config, error) {
 	var out Config

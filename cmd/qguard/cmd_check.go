@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/engine"
 )
 
 // checkFailed makes `qguard check` exit 1 after printing the problems
@@ -27,10 +28,11 @@ SYNOPSIS
     qguard check FILE...
 
 DESCRIPTION
-    Parses each FILE as "qguard run --config FILE" would, compiles its
-    policy and validates its rules section with the checks "qguard run"
-    applies before installing the table, without touching the kernel. Every problem is printed on its own
-    line as
+    Runs the checks "qguard run --config FILE" makes before it touches the
+    kernel, with the same code: the file parsed, every section validated by
+    the package that uses it (queue, rules, xdp, names), the flow tables'
+    memory against this machine's, and the policy compiled. Every problem is
+    printed on its own line as
 
         file:line:col: message
 
@@ -74,7 +76,7 @@ EXIT STATUS
 
 // checkFile returns one "file:line:col: message" line per problem.
 func checkFile(path string) []string {
-	err := config.Check(path)
+	err := engine.CheckFile(path)
 	if err == nil {
 		return nil
 	}

@@ -138,7 +138,7 @@ func New(cfg *config.File, o *Options) (*Engine, error) {
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	set, err := newSettings(cfg, &opts)
+	set, err := checkedSettings(cfg, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +159,6 @@ func newEngine(set *settings, o *Options) (_ *Engine, err error) {
 	e.log = e.opts.Logger
 	if e.log == nil {
 		e.log = slog.Default()
-	}
-	if err := checkFlowMemory(set); err != nil {
-		return nil, err
 	}
 	var undo undoStack
 	defer func() {

@@ -40,7 +40,7 @@ func (e *Engine) ReloadFrom(load func() (*config.File, error)) error {
 		err = fmt.Errorf("reload: %w: no configuration", ErrConfig)
 	}
 	if err == nil {
-		set, err = newSettings(cfg, &e.opts)
+		set, err = checkedSettings(cfg, &e.opts)
 	}
 	var compiled *verdict.Compiled
 	if err == nil {
