@@ -43,8 +43,12 @@ func quicServer(t *testing.T, top *topo.Topology, seen *seenNames) {
 	}()
 }
 
-// quicDial completes a QUIC handshake for name from ns.
-func quicDial(ns topo.NS, addr string, name string, v quic.Version, alpns int) error {
+// quicDial completes a QUIC handshake for name from ns, the ClientHello
+// padded with alpns ALPN names. With reuse it first sends a junk datagram
+// and completes a handshake for an allowed decoy name from the same UDP
+// socket: the connection for name then shares the decoy's 5-tuple (and its
+// decided flow).
+func quicDial(ns topo.NS, addr, name string, v quic.Version, alpns int, reuse bool) error {
 	var pc net.PacketConn
 	if err := ns.Do(func() (err error) {
 		pc, err = net.ListenPacket("udp", ":0")
@@ -53,6 +57,8 @@ func quicDial(ns topo.NS, addr string, name string, v quic.Version, alpns int) e
 		return err
 	}
 	defer pc.Close()
+	tr := &quic.Transport{Conn: pc}
+	defer tr.Close()
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return err
@@ -62,10 +68,23 @@ func quicDial(ns topo.NS, addr string, name string, v quic.Version, alpns int) e
 		// Padding the hello with ALPN names spreads it over several Initials.
 		protos = append(protos, fmt.Sprintf("x-%03d-%s", i, strings.Repeat("p", 40)))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	c, err := quic.Dial(ctx, pc, ua, &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: protos},
-		&quic.Config{Versions: []quic.Version{v}, HandshakeIdleTimeout: 2 * time.Second})
+	dial := func(n string) (*quic.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return tr.Dial(ctx, ua, &tls.Config{ServerName: n, InsecureSkipVerify: true, NextProtos: protos},
+			&quic.Config{Versions: []quic.Version{v}, HandshakeIdleTimeout: 2 * time.Second})
+	}
+	if reuse {
+		if _, err := pc.WriteTo([]byte("junk first"), ua); err != nil {
+			return err
+		}
+		decoy, err := dial("decoy.ok.test")
+		if err != nil {
+			return fmt.Errorf("decoy: %w", err)
+		}
+		defer decoy.CloseWithError(0, "")
+	}
+	c, err := dial(name)
 	if err != nil {
 		return err
 	}
@@ -73,7 +92,9 @@ func quicDial(ns topo.NS, addr string, name string, v quic.Version, alpns int) e
 }
 
 // TestIntegrationEvasionQUIC: sni rules hold for QUIC (HTTP/3's transport),
-// versions 1 and 2, with ClientHellos over one or several Initial packets.
+// versions 1 and 2, with ClientHellos over one or several Initial packets,
+// and for a second connection on the 5-tuple of an allowed one (after a
+// junk datagram), judged on its own server name.
 func TestIntegrationEvasionQUIC(t *testing.T) {
 	e := newEvasionEnv(t, "qeq")
 	quicServer(t, e.top, e.seen)
@@ -81,17 +102,24 @@ func TestIntegrationEvasionQUIC(t *testing.T) {
 		tag   string
 		v     quic.Version
 		alpns int
+		reuse bool
 		srv   fmt.Stringer
 	}{
-		{"v1", quic.Version1, 0, e.top.ServerIP4},
-		{"v2", quic.Version2, 0, e.top.ServerIP6},
-		{"v1big", quic.Version1, 60, e.top.ServerIP4},
-		{"v2big", quic.Version2, 60, e.top.ServerIP6},
+		{"v1", quic.Version1, 0, false, e.top.ServerIP4},
+		{"v2", quic.Version2, 0, false, e.top.ServerIP6},
+		{"v1big", quic.Version1, 60, false, e.top.ServerIP4},
+		{"v2big", quic.Version2, 60, false, e.top.ServerIP6},
+		{"reuse1", quic.Version1, 0, true, e.top.ServerIP4},
+		{"reuse2", quic.Version2, 0, true, e.top.ServerIP6},
 	} {
 		t.Run(tc.tag, func(t *testing.T) {
+			decoys := e.seen.count("quic", "decoy.ok.test")
 			e.both(t, "quic", "quic"+tc.tag, func(name string) {
-				_ = quicDial(e.top.Client, hostPort(tc.srv, evQUICPort), name, tc.v, tc.alpns)
+				_ = quicDial(e.top.Client, hostPort(tc.srv, evQUICPort), name, tc.v, tc.alpns, tc.reuse)
 			})
+			if tc.reuse && e.seen.count("quic", "decoy.ok.test") == decoys {
+				t.Errorf("the decoy connection never reached the server")
+			}
 		})
 	}
 }

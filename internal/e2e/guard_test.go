@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,27 +92,7 @@ func TestIntegrationGuardTable(t *testing.T) {
 	}
 
 	// One rule deleted (in whichever chain holds it).
-	out, err := fw.Output("nft", "-a", "list", "table", "inet", "qguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, handle := "", ""
-	chainRe, handleRe := regexp.MustCompile(`^\s*chain (\S+) \{`), regexp.MustCompile(`steer to queue.*# handle (\d+)`)
-	for _, line := range strings.Split(out, "\n") {
-		if m := chainRe.FindStringSubmatch(line); m != nil {
-			chain = m[1]
-		}
-		if m := handleRe.FindStringSubmatch(line); m != nil {
-			handle = m[1]
-			break
-		}
-	}
-	if handle == "" {
-		t.Fatalf("no steering rule handle in:\n%s", out)
-	}
-	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", chain, "handle", handle); err != nil {
-		t.Fatal(err)
-	}
+	deleteSteerRule(t, fw)
 	s = waitTampered("rule deleted", 2)
 	if !strings.Contains(s.LastTamperChange, `rule "steer to queue" deleted`) {
 		t.Errorf("last change %q", s.LastTamperChange)
@@ -158,7 +137,7 @@ func TestIntegrationGuardTable(t *testing.T) {
 	}
 
 	// qguard rules flush refuses; --force goes ahead and the guard repairs.
-	out, err = fw.Output(qguardBin, "rules", "flush")
+	out, err := fw.Output(qguardBin, "rules", "flush")
 	if err == nil || !strings.Contains(out+errText(err), fmt.Sprintf("pid %d", pid)) {
 		t.Errorf("rules flush while the daemon runs: %v %q", err, out)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -312,6 +313,33 @@ func ping(ns topo.NS, dst string, count int) error {
 	return err
 }
 
+// deleteSteerRule deletes the steering rule from qguard's table in fw, in
+// whichever chain holds it, as someone else would.
+func deleteSteerRule(t *testing.T, fw topo.NS) {
+	t.Helper()
+	out, err := fw.Output("nft", "-a", "list", "table", "inet", "qguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, handle := "", ""
+	chainRe, handleRe := regexp.MustCompile(`^\s*chain (\S+) \{`), regexp.MustCompile(`steer to queue.*# handle (\d+)`)
+	for _, line := range strings.Split(out, "\n") {
+		if m := chainRe.FindStringSubmatch(line); m != nil {
+			chain = m[1]
+		}
+		if m := handleRe.FindStringSubmatch(line); m != nil {
+			handle = m[1]
+			break
+		}
+	}
+	if handle == "" {
+		t.Fatalf("no steering rule handle in:\n%s", out)
+	}
+	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", chain, "handle", handle); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // hostPort joins an address and a port, bracketing IPv6.
 func hostPort(ip fmt.Stringer, port int) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
@@ -361,17 +389,7 @@ func serverFor(top *topo.Topology, src string) netip.Addr {
 // dialFrom connects from src (an address of ns) to addr and exchanges one
 // echo.
 func dialFrom(ns topo.NS, src, addr string) error {
-	var c net.Conn
-	err := ns.Do(func() (err error) {
-		d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		c, err = d.Dial("tcp", addr)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return echo(c, "x")
+	return dialFromTimeout(ns, src, addr, 700*time.Millisecond)
 }
 
 // echo writes msg on c and reads it back within a second.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -47,27 +46,7 @@ func TestIntegrationHealth(t *testing.T) {
 	}
 
 	// Someone deletes the steering rule.
-	out, err := fw.Output("nft", "-a", "list", "table", "inet", "qguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, handle := "", ""
-	chainRe, handleRe := regexp.MustCompile(`^\s*chain (\S+) \{`), regexp.MustCompile(`steer to queue.*# handle (\d+)`)
-	for _, line := range strings.Split(out, "\n") {
-		if m := chainRe.FindStringSubmatch(line); m != nil {
-			chain = m[1]
-		}
-		if m := handleRe.FindStringSubmatch(line); m != nil {
-			handle = m[1]
-			break
-		}
-	}
-	if handle == "" {
-		t.Fatalf("no steering rule in:\n%s", out)
-	}
-	if err := fw.Run("nft", "delete", "rule", "inet", "qguard", chain, "handle", handle); err != nil {
-		t.Fatal(err)
-	}
+	deleteSteerRule(t, fw)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		c, b := getIn(t, fw, base+"/readyz")
