@@ -16,18 +16,8 @@ func TestIntegrationCompileShow(t *testing.T) {
 	cfg := &Config{Table: "kf", Mode: KernelFirst, Policy: samplePolicy(), NetNS: fd,
 		Hooks: []Hook{{Name: "forward"}, {Name: "output", Priority: 5}},
 		Steer: Steer{Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}}, Bypass: true}
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Apply(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Remove()
-	got, err := ShowNS(fd, "kf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	applied(t, cfg)
+	got := showNS(t, fd, "kf")
 	got = got[strings.Index(got, "\n")+1:] // the probe line depends on the kernel
 	testutil.Golden(t, "testdata/compile_show.txt", []byte(got))
 }

@@ -32,14 +32,8 @@ func TestIntegrationKernelOptions(t *testing.T) {
 	if !m.Capabilities().Log || !m.Capabilities().Limit {
 		t.Fatalf("this kernel has nft log and limit: %+v", m.Capabilities())
 	}
-	if err := m.Apply(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Remove()
-	show, err := ShowNS(fd, "kopts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	apply(t, m)
+	show := showNS(t, fd, "kopts")
 	for _, want := range []string{
 		`limit rate 5/second burst 5 packets log prefix "qguard accept logged" group 7167 snaplen 128 comment "qguard: rule logged"`,
 		`th dport 9101 add @block4 { ip saddr timeout 30s } counter packets 0 bytes 0 drop comment "qguard: rule blocker"`,
@@ -130,14 +124,8 @@ func TestIntegrationKernelRateLimit(t *testing.T) {
 	if !m.Capabilities().Meter {
 		t.Fatalf("this kernel has meters: %+v", m.Capabilities())
 	}
-	if err := m.Apply(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Remove()
-	show, err := ShowNS(fd, "krl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	apply(t, m)
+	show := showNS(t, fd, "krl")
 	for _, want := range []string{"#   kernel  by-source\n", "#   kernel  by-rule\n", "#   kernel  by-flow\n",
 		"update @rl_0_s4_g1 { ip saddr limit rate 1/minute burst 2 packets }",
 		"limit rate 1/minute burst 4 packets counter",

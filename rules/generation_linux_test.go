@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testsrv"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/queue"
 )
@@ -32,30 +33,17 @@ type seqSink struct {
 
 func newSeqSink(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) *seqSink {
 	t.Helper()
-	var pc net.PacketConn
-	if err := ns.Do(func() (err error) {
-		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, port).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	pc := listenUDP(t, ns, addr, port)
 	_ = pc.(*net.UDPConn).SetReadBuffer(8 << 20)
-	t.Cleanup(func() { _ = pc.Close() })
 	s := &seqSink{got: map[uint32]int{}}
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n == 4 {
-				s.mu.Lock()
-				s.got[binary.BigEndian.Uint32(buf)]++
-				s.mu.Unlock()
-			}
+	go testsrv.ServePacket(pc, func(b []byte) []byte {
+		if len(b) == 4 {
+			s.mu.Lock()
+			s.got[binary.BigEndian.Uint32(b)]++
+			s.mu.Unlock()
 		}
-	}()
+		return nil
+	})
 	return s
 }
 
@@ -129,6 +117,15 @@ func releaseHeld(t testing.TB, q *rawQueue) (held, refused int, first error) {
 	return held, refused, first
 }
 
+// steerUDP is the firewall's configuration that steers UDP to port into
+// queue num.
+func steerUDP(fd int, port, num uint16) *Config {
+	c := fwConfig(fd, QueueAuto)
+	c.QueueNum = num
+	c.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
+	return c
+}
+
 // tableChains lists the chains of inet table qguard, sorted, as nft sees them.
 func tableChains(t testing.TB, ns topo.NS) []string {
 	t.Helper()
@@ -150,9 +147,7 @@ func tableChains(t testing.TB, ns topo.NS) []string {
 func TestIntegrationSwitchKeepsQueued(t *testing.T) {
 	tp, fd := newTopo(t)
 	const port, num = 7200, 40
-	base := fwConfig(fd, QueueAuto)
-	base.QueueNum = num
-	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
+	base := steerUDP(fd, port, num)
 	vary := func(f func(c *Config)) *Config {
 		c := *base
 		c.Hooks = slices.Clone(base.Hooks)
@@ -329,9 +324,8 @@ func TestIntegrationApplyTakesOverOldLayout(t *testing.T) {
 func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 	tp, fd := newTopo(t)
 	const port, num = 7220, 42
-	a := fwConfig(fd, QueueAuto)
-	a.Bypass, a.QueueNum = false, num
-	a.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
+	a := steerUDP(fd, port, num)
+	a.Bypass = false
 	var variants []*Config
 	for _, f := range []func(c *Config){
 		func(c *Config) { c.Steer.DPorts = []PortRange{{Lo: port, Hi: port}, {Lo: 9000, Hi: 9010}} },
@@ -414,9 +408,7 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 func TestIntegrationPriorityMoveKeepsQueued(t *testing.T) {
 	tp, fd := newTopo(t)
 	const port, num = 7230, 43
-	base := fwConfig(fd, QueueAuto)
-	base.QueueNum = num
-	base.Steer = Steer{Protocols: []string{"udp"}, DPorts: []PortRange{{Lo: port, Hi: port}}}
+	base := steerUDP(fd, port, num)
 	early := *base
 	early.Hooks = []Hook{{"forward", -5}}
 	m := applied(t, base)

@@ -121,25 +121,7 @@ func TestIntegrationLocalReject(t *testing.T) {
 		return accept
 	})
 	for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
-		tcpServer(t, tp.Server, srv, 7120)
-		start := time.Now()
-		c, err := dial(tp.Firewall, "tcp", srv, 7120)
-		if err == nil {
-			c.Close()
-		}
-		if !isRefused(err) {
-			t.Errorf("local TCP connect to %v: %v after %v, want ECONNREFUSED (reset)", srv, err, time.Since(start))
-		}
-		udpServer(t, tp.Server, srv, 7120)
-		u, err := dial(tp.Firewall, "udp", srv, 7120)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = udpExchange(u, time.Second)
-		u.Close()
-		if !isRefused(err) {
-			t.Errorf("local UDP to %v: %v, want ECONNREFUSED (port unreachable)", srv, err)
-		}
+		checkRejected(t, tp, tp.Firewall, srv, 7120, 7120)
 	}
 	if n := q.count(flowKey{6, 7120}) + q.count(flowKey{17, 7120}); n < 4 {
 		t.Fatalf("%d packets to port 7120 queued, want the SYN and the datagram of each family", n)

@@ -22,11 +22,27 @@ func applied(t testing.TB, cfg *Config) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	apply(t, m)
+	return m
+}
+
+// apply installs m's table, removed when the test ends.
+func apply(t testing.TB, m *Manager) {
+	t.Helper()
 	if err := m.Apply(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Remove() })
-	return m
+}
+
+// showNS is ShowNS of table in the namespace fd for a test.
+func showNS(t testing.TB, fd int, table string) string {
+	t.Helper()
+	out, err := ShowNS(fd, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // queueImpls lists the queue paths to cover, skipping the native one only
@@ -185,20 +201,7 @@ func TestIntegrationReject(t *testing.T) {
 	reject := m.Config().Marks.Reject
 	q := bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return repeat(reject) })
 	for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
-		tcpServer(t, tp.Server, srv, 7010)
-		if _, err := dial(tp.Client, "tcp", srv, 7010); !isRefused(err) {
-			t.Errorf("TCP to %v: %v, want ECONNREFUSED (reset)", srv, err)
-		}
-		udpServer(t, tp.Server, srv, 7011)
-		u, err := dial(tp.Client, "udp", srv, 7011)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = udpExchange(u, time.Second)
-		u.Close()
-		if !isRefused(err) {
-			t.Errorf("UDP to %v: %v, want ECONNREFUSED (port unreachable)", srv, err)
-		}
+		checkRejected(t, tp, tp.Client, srv, 7010, 7011)
 	}
 	if q.all() == 0 {
 		t.Fatal("nothing was queued")

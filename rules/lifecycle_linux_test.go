@@ -435,10 +435,7 @@ func TestIntegrationBlockSource(t *testing.T) {
 
 func TestIntegrationShow(t *testing.T) {
 	_, fd := testNS(t)
-	out, err := ShowNS(fd, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := showNS(t, fd, "")
 	if !strings.Contains(out, "is not installed") {
 		t.Errorf("before Apply:\n%s", out)
 	}
@@ -446,10 +443,7 @@ func TestIntegrationShow(t *testing.T) {
 	if err := m.BlockSource(netip.MustParseAddr("2001:db8:1::2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	out, err = ShowNS(fd, "qguard")
-	if err != nil {
-		t.Fatal(err)
-	}
+	out = showNS(t, fd, "qguard")
 	t.Log("\n" + out)
 	for _, want := range []string{
 		"# kernel ", "using " + m.QueueImpl().String(),

@@ -49,10 +49,7 @@ func TestIntegrationShowMatchesNft(t *testing.T) {
 			if err := m.BlockSource(netip.MustParseAddr("192.0.2.7"), time.Minute); err != nil {
 				t.Fatal(err)
 			}
-			show, err := ShowNS(fd, "qguard")
-			if err != nil {
-				t.Fatal(err)
-			}
+			show := showNS(t, fd, "qguard")
 			// Only qguard's table is in this namespace. nft writes its
 			// complaints about the compat target to stderr.
 			var stdout, stderr bytes.Buffer

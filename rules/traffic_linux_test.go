@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qguard/qguard/internal/testsrv"
 	"github.com/qguard/qguard/internal/testutil"
 	"github.com/qguard/qguard/internal/topo"
 )
@@ -23,53 +24,46 @@ func newTopo(t testing.TB, extra ...netip.Addr) (*topo.Topology, int) {
 	return tp, nsFd(t, tp.Firewall)
 }
 
+// listenIn runs listen in ns and closes what it returns when the test ends.
+func listenIn[L io.Closer](t testing.TB, ns topo.NS, listen func() (L, error)) L {
+	t.Helper()
+	var l L
+	if err := ns.Do(func() (err error) {
+		l, err = listen()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// listenUDP binds a UDP socket to addr:port in ns until the test ends.
+func listenUDP(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) net.PacketConn {
+	t.Helper()
+	return listenIn(t, ns, func() (net.PacketConn, error) {
+		return net.ListenPacket("udp", netip.AddrPortFrom(addr, port).String())
+	})
+}
+
 // tcpServer listens on addr:port in ns and echoes what it reads.
 func tcpServer(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) {
 	t.Helper()
-	var ln net.Listener
-	err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, port).String())
-		return err
+	ln := listenIn(t, ns, func() (net.Listener, error) {
+		return net.Listen("tcp", netip.AddrPortFrom(addr, port).String())
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
-		}
-	}()
+	go testsrv.AcceptLoop(ln, testsrv.Echo)
 }
 
 // udpServer counts datagrams received on addr:port in ns and echoes them.
 func udpServer(t testing.TB, ns topo.NS, addr netip.Addr, port uint16) *counter {
 	t.Helper()
-	var pc net.PacketConn
-	err := ns.Do(func() (err error) {
-		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, port).String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
+	pc := listenUDP(t, ns, addr, port)
 	c := &counter{}
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.add()
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
+	go testsrv.ServePacket(pc, func(b []byte) []byte {
+		c.add()
+		return b
+	})
 	return c
 }
 
@@ -131,6 +125,32 @@ func udpExchange(c net.Conn, wait time.Duration) error {
 	buf := make([]byte, 64)
 	_, err := c.Read(buf)
 	return err
+}
+
+// checkRejected connects over TCP from ns to a server on srv:tcpPort and
+// sends a datagram to one on srv:udpPort: both must be refused, by a reset
+// and by an ICMP port unreachable.
+func checkRejected(t testing.TB, tp *topo.Topology, ns topo.NS, srv netip.Addr, tcpPort, udpPort uint16) {
+	t.Helper()
+	tcpServer(t, tp.Server, srv, tcpPort)
+	start := time.Now()
+	c, err := dial(ns, "tcp", srv, tcpPort)
+	if err == nil {
+		_ = c.Close()
+	}
+	if !isRefused(err) {
+		t.Errorf("TCP from %s to %v: %v after %v, want ECONNREFUSED (reset)", ns.Name, srv, err, time.Since(start))
+	}
+	udpServer(t, tp.Server, srv, udpPort)
+	u, err := dial(ns, "udp", srv, udpPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = udpExchange(u, time.Second)
+	_ = u.Close()
+	if !isRefused(err) {
+		t.Errorf("UDP from %s to %v: %v, want ECONNREFUSED (port unreachable)", ns.Name, srv, err)
+	}
 }
 
 func isTimeout(err error) bool {
