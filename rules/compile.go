@@ -56,12 +56,8 @@ func queueNote(note, why string) string { return note + " -> queue: " + why }
 // that send steered packets of new connections to the policy chain named
 // policyChain and queue the other steered packets.
 func (b *builder) kernelFirstRules(ch *nftables.Chain, hook, policyChain string, steerAway bool) error {
-	m := b.cfg.Marks
-	if !b.cfg.Offload {
-		// With Offload the same rule is already at the chain's top.
-		b.rule(ch, "flow accepted in the kernel", maskedEq(ctMark(), m.Mask, m.AcceptFlow),
-			one(&expr.Counter{}, verdict(expr.VerdictAccept)))
-	}
+	// The connection-mark accept (AcceptFlow) is at the chain's top
+	// (chainRules), ahead of the verdict-mark rules.
 	b.kernelAnswerRule(ch, hook)
 	if err := b.rateFlowRules(ch); err != nil {
 		return err

@@ -106,9 +106,15 @@ func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) er
 		one(addrLoad(false, true), &expr.Lookup{SourceRegister: 1, SetName: Block4Set}, counter(), verdict(expr.VerdictDrop)))
 	b.rule(ch, "blocked source", nfproto(unix.NFPROTO_IPV6),
 		one(addrLoad(true, true), &expr.Lookup{SourceRegister: 1, SetName: Block6Set}, counter(), verdict(expr.VerdictDrop)))
+	// The connection's mark decides most packets (every later packet of a
+	// flow decided as a whole, both ways): test it right after the block
+	// sets, before the verdict-mark rules, which only re-injected packets
+	// match.
 	if b.cfg.Offload {
 		b.rule(ch, "offloaded flow accepted", maskedEq(ctMark(), m.Mask, m.AcceptFlow), one(counter(), verdict(expr.VerdictAccept)))
 		b.rule(ch, "offloaded flow dropped", maskedEq(ctMark(), m.Mask, m.DropFlow), one(counter(), verdict(expr.VerdictDrop)))
+	} else if b.cfg.Mode == KernelFirst {
+		b.rule(ch, "flow accepted in the kernel", maskedEq(ctMark(), m.Mask, m.AcceptFlow), one(counter(), verdict(expr.VerdictAccept)))
 	}
 	if b.cfg.Offload {
 		for _, f := range families {
