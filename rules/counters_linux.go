@@ -1,12 +1,15 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // RuleCounter is the packet and byte count of one rule in qguard's table.
@@ -24,16 +27,38 @@ type RuleCounter struct {
 
 // Counters reads every rule's counter, for metrics and benchmarks: how
 // many packets were queued, decided by an offloaded conntrack mark,
-// dropped by a block or drop-flow set, or rejected.
+// dropped by a block or drop-flow set, or rejected. It reads the chains of
+// the generation the Manager installed (the daemon samples it every
+// second, so it asks the kernel for no more than those), or, before this
+// Manager installed anything, every chain of the table.
 func (m *Manager) Counters() ([]RuleCounter, error) {
-	m.mu.Lock()
-	table := m.cfg.Table
-	m.mu.Unlock()
 	c, err := m.dial()
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
-	t := inetTable(table)
+	for range 2 {
+		m.mu.Lock()
+		table, gen := m.cfg.Table, slices.Clone(m.gen)
+		m.mu.Unlock()
+		t := inetTable(table)
+		if len(gen) == 0 {
+			return tableCounters(c, t)
+		}
+		out, err := chainCounters(c, t, gen)
+		m.mu.Lock()
+		moved := !slices.Equal(gen, m.gen)
+		m.mu.Unlock()
+		if err == nil || !moved {
+			return out, err
+		}
+		// A reload or repair replaced the generation meanwhile: read the
+		// new one.
+	}
+	return nil, fmt.Errorf("read counters: %w: the generation keeps changing", ErrNotInstalled)
+}
+
+// tableCounters reads the counters of every chain of table t.
+func tableCounters(c *nftables.Conn, t *nftables.Table) ([]RuleCounter, error) {
 	chains, _, err := current(c, t)
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
@@ -41,11 +66,20 @@ func (m *Manager) Counters() ([]RuleCounter, error) {
 	if len(chains) == 0 {
 		return nil, fmt.Errorf("read counters: %w", ErrNotInstalled)
 	}
+	return chainCounters(c, t, sortedNames(chains))
+}
+
+// chainCounters reads the counters of the chains named names in table t.
+func chainCounters(c *nftables.Conn, t *nftables.Table, names []string) ([]RuleCounter, error) {
 	var out []RuleCounter
-	for _, ch := range chains {
+	for _, name := range names {
+		ch := &nftables.Chain{Name: name, Table: t}
 		rs, err := c.GetRules(t, ch)
 		if err != nil {
-			return nil, fmt.Errorf("read counters of %s: %w", ch.Name, err)
+			if errors.Is(err, unix.ENOENT) {
+				err = ErrNotInstalled
+			}
+			return nil, fmt.Errorf("read counters of %s: %w", name, err)
 		}
 		out = append(out, countersOf(ch, rs)...)
 	}
