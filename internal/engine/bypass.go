@@ -50,14 +50,19 @@ type bypassMeter struct {
 	ext map[uint16]*kernelExt
 	// The period's baseline: which steering rules, their packets, the
 	// queue side and the gaps.
-	base     bool
-	rules    map[string]bool
-	r0, d0   uint64
-	g0       uint64
-	carried  uint64 // total of earlier periods
-	total    uint64 // reported: monotonic
-	logged   uint64 // total at the last WARN
-	lastWarn time.Time
+	base    bool
+	rules   map[string]bool
+	r0, d0  uint64
+	g0      uint64
+	carried uint64 // total of earlier periods
+	// The queue side at the last full sample, and whether every queue was
+	// empty then: while both hold, nothing can have been bypassed (idle).
+	lastD     uint64
+	lastEmpty bool
+	allRead   bool   // the last queue-side read found every queue's counters
+	total     uint64 // reported: monotonic
+	logged    uint64 // total at the last WARN
+	lastWarn  time.Time
 }
 
 type kernelExt struct {
@@ -84,8 +89,10 @@ func (k *kernelExt) update(ks queue.KernelStats) {
 // the engine's queues. Called with mu held.
 func (b *bypassMeter) queueSide(e *Engine) uint64 {
 	var d uint64
+	b.allRead = true
 	for _, ks := range e.q.Stats() {
 		if !ks.Kernel.Valid {
+			b.allRead = false
 			continue
 		}
 		k := b.ext[ks.Queue]
@@ -116,6 +123,9 @@ func (e *Engine) sampleBypass() (since uint64, warn bool) {
 		b.ext = map[uint16]*kernelExt{}
 	}
 	before := b.queueSide(e)
+	if b.idle(before) {
+		return 0, false
+	}
 	cs, err := e.rules.Counters()
 	if err != nil {
 		b.base = false // table gone: the guard says so; start over
@@ -126,6 +136,7 @@ func (e *Engine) sampleBypass() (since uint64, warn bool) {
 	if b.failOpen {
 		gaps = b.failures(e)
 	}
+	b.lastD, b.lastEmpty = after, b.empty()
 	ids := map[string]bool{}
 	var r uint64
 	for _, c := range cs {
@@ -148,6 +159,31 @@ func (e *Engine) sampleBypass() (since uint64, warn bool) {
 		return since, true
 	}
 	return 0, false
+}
+
+// idle reports whether no queue numbered a packet since the last full
+// sample (d, the queue side now, is what it was then) and every queue was
+// empty then and is now. Called with mu held, after queueSide. A packet
+// the kernel lets through unqueued needs a full queue, whose packets were
+// numbered, or a failed delivery of a numbered packet; and every packet a
+// queue rule counts is numbered or let through. So while a queue stays
+// idle the rule counters have not moved, and the dump of every rule that
+// reading them takes (a daemon in kernel-first mode queues next to
+// nothing) is skipped. A period's change of rules is noticed at the next
+// full sample, as before.
+func (b *bypassMeter) idle(d uint64) bool {
+	return b.base && b.allRead && b.lastEmpty && d == b.lastD && b.empty()
+}
+
+// empty reports whether no queue held a packet at the last queue-side
+// read.
+func (b *bypassMeter) empty() bool {
+	for _, k := range b.ext {
+		if k.pending != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // failures is a lower bound of the packets the kernel numbered but could
