@@ -77,20 +77,35 @@ func benchPipeline(b *testing.B) *Pipeline {
 	return NewPipeline(c, &Options{Flows: &FlowConfig{Capacity: 1 << 20}})
 }
 
-func BenchmarkDecideFirstPacket(b *testing.B) {
-	p := benchPipeline(b)
-	g := &flowGen{raw: tcp(tc4, ts4, 1, 443, nil).raw()}
-	var m Meta
-	var d Decision
+// timeDecisions starts the timed loop of a Decide benchmark (allocations
+// reported, the timer reset, the thread's CPU clock read); the function it
+// returns ends it and reports decisions per second and per CPU-second.
+func timeDecisions(b *testing.B) (stop func()) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := startCPU(b)
+	return func() {
+		b.StopTimer()
+		cpu.report(b, "decisions")
+	}
+}
+
+// decideNewFlows times b.N decisions, each on the first packet of a new
+// flow made from raw (flowGen), and returns the last decision.
+func decideNewFlows(b *testing.B, p *Pipeline, raw []byte) Decision {
+	g := &flowGen{raw: raw}
+	var m Meta
+	var d Decision
+	stop := timeDecisions(b)
 	for i := 0; i < b.N; i++ {
 		p.Decide(g.next(), &m, &d)
 	}
-	b.StopTimer()
-	cpu.report(b, "decisions")
-	if d.Rule != 999 || d.Cached {
+	stop()
+	return d
+}
+
+func BenchmarkDecideFirstPacket(b *testing.B) {
+	if d := decideNewFlows(b, benchPipeline(b), tcp(tc4, ts4, 1, 443, nil).raw()); d.Rule != 999 || d.Cached {
 		b.Fatalf("decision %+v", d)
 	}
 }
@@ -106,31 +121,18 @@ func BenchmarkDecideCachedFlow(b *testing.B) {
 		pkts[i] = append([]byte(nil), g.next()...)
 		p.Decide(pkts[i], &m, &d)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := startCPU(b)
+	stop := timeDecisions(b)
 	for i := 0; i < b.N; i++ {
 		p.Decide(pkts[i&(flows-1)], &m, &d)
 	}
-	b.StopTimer()
-	cpu.report(b, "decisions")
+	stop()
 	if d.Rule != 999 || !d.Cached {
 		b.Fatalf("decision %+v", d)
 	}
 }
 
 func BenchmarkDecideFirstPacketDNS(b *testing.B) {
-	p := benchPipeline(b)
-	g := &flowGen{raw: udp(tc4, ts4, 1, 53, tDNS("www.example.org")).raw()}
-	var m Meta
-	var d Decision
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := startCPU(b)
-	for i := 0; i < b.N; i++ {
-		p.Decide(g.next(), &m, &d)
-	}
-	cpu.report(b, "decisions")
+	decideNewFlows(b, benchPipeline(b), udp(tc4, ts4, 1, 53, tDNS("www.example.org")).raw())
 }
 
 func BenchmarkCompile1000Rules100kPrefixes(b *testing.B) {
@@ -245,18 +247,7 @@ func BenchmarkDecideDNS1000Rules(b *testing.B) {
 		b.Fatal(err)
 	}
 	pl := NewPipeline(c, &Options{Flows: &FlowConfig{Capacity: 1 << 20}})
-	g := &flowGen{raw: udp(tc4, ts4, 1, 53, tDNS("www.blocked999.example")).raw()}
-	var m Meta
-	var d Decision
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := startCPU(b)
-	for i := 0; i < b.N; i++ {
-		pl.Decide(g.next(), &m, &d)
-	}
-	b.StopTimer()
-	cpu.report(b, "decisions")
-	if d.Rule != 999 {
+	if d := decideNewFlows(b, pl, udp(tc4, ts4, 1, 53, tDNS("www.blocked999.example")).raw()); d.Rule != 999 {
 		b.Fatalf("decision %+v", d)
 	}
 }

@@ -304,6 +304,21 @@ func (rc *ruleCompiler) fail(field string, err error) {
 	rc.errs = append(rc.errs, fieldErr{field, err})
 }
 
+// nameSet compiles the name patterns of one field (dns, sni, http_host,
+// dst_name, src_name): nil when there are none or they are wrong (the
+// error is recorded).
+func (rc *ruleCompiler) nameSet(field string, pats []string) *nameSet {
+	if len(pats) == 0 {
+		return nil
+	}
+	s, err := newNameSet(pats)
+	if err != nil {
+		rc.fail(field, err)
+		return nil
+	}
+	return s
+}
+
 func compileRule(cr *crule, r *Rule, sets map[string][]netip.Prefix, setTables map[string]*bart.Lite,
 	check func(string) error) []fieldErr {
 	rc := &ruleCompiler{cr: cr, r: r, sets: sets, setTables: setTables, check: check}
@@ -388,16 +403,9 @@ func (rc *ruleCompiler) l7() {
 		dst   **nameSet
 		bit   uint8
 	}{{"dns", m.DNS, &cr.dns, needDNS}, {"sni", m.SNI, &cr.sni, needSNI}, {"http_host", m.HTTPHost, &cr.host, needHost}} {
-		if len(f.pats) == 0 {
-			continue
+		if *f.dst = rc.nameSet(f.field, f.pats); *f.dst != nil {
+			cr.l7 |= f.bit
 		}
-		s, err := newNameSet(f.pats)
-		if err != nil {
-			rc.fail(f.field, err)
-			continue
-		}
-		*f.dst = s
-		cr.l7 |= f.bit
 	}
 	if len(m.Payload) > 0 {
 		ps, err := newPayloadSet(m.Payload)

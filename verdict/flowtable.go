@@ -386,42 +386,67 @@ func (t *FlowTable) tick(now int64) {
 	}
 }
 
+// slots hands out the 1-based indexes (0: none) by which flow entries
+// refer to the buffers of a pool, up to its bound, reusing freed ones
+// first. Its pools (helloPool, streamPool, quicPool) keep the buffers.
+type slots struct {
+	free []uint16 // freed indexes
+	n    int      // indexes handed out so far
+	max  int
+}
+
+func (s *slots) init(n int) {
+	s.free, s.n, s.max = make([]uint16, 0, n), 0, n
+}
+
+// take returns a freed index, else a new one (fresh: its buffer does not
+// exist yet), else 0 when all max are in use.
+func (s *slots) take() (i uint16, fresh bool) {
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+		return i, false
+	}
+	if s.n < s.max {
+		s.n++
+		return uint16(s.n), true
+	}
+	return 0, false
+}
+
+func (s *slots) give(i uint16) { s.free = append(s.free, i) }
+
 // helloPool lends HelloBuffers (16.5 KiB each) to the flows collecting a
 // ClientHello that spans segments. Buffers are allocated on first need up to
 // the bound and then reused, so a flood of half-sent ClientHellos costs at
 // most the bound and leaves later flows without a buffer (counted in
 // HelloFull; their server name then counts as absent).
 type helloPool struct {
+	slots
 	bufs []*l7.HelloBuffer
-	free []uint16 // 1-based indexes of idle buffers
-	max  int
 	full atomic.Uint64
 }
 
 func (p *helloPool) init(n int) {
-	p.max = n
+	p.slots.init(n)
 	p.bufs = make([]*l7.HelloBuffer, 0, n)
-	p.free = make([]uint16, 0, n)
 }
 
 // get returns a buffer index, or 0 when every buffer is in use.
 func (p *helloPool) get() uint16 {
-	if n := len(p.free); n > 0 {
-		i := p.free[n-1]
-		p.free = p.free[:n-1]
-		return i
-	}
-	if len(p.bufs) < p.max {
+	i, fresh := p.take()
+	switch {
+	case fresh:
 		p.bufs = append(p.bufs, new(l7.HelloBuffer))
-		return uint16(len(p.bufs))
+	case i == 0:
+		p.full.Add(1)
 	}
-	p.full.Add(1)
-	return 0
+	return i
 }
 
 func (p *helloPool) put(i uint16) {
 	p.bufs[i-1].Reset()
-	p.free = append(p.free, i)
+	p.give(i)
 }
 
 func (p *helloPool) at(i uint16) *l7.HelloBuffer { return p.bufs[i-1] }

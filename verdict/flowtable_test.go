@@ -107,6 +107,32 @@ func TestFlowTableFlood(t *testing.T) {
 	}
 }
 
+// TestSlots: indexes 1..max are handed out once each, then 0; a given-back
+// index is handed out again, last given first, and never as fresh.
+func TestSlots(t *testing.T) {
+	var s slots
+	s.init(3)
+	for want := uint16(1); want <= 3; want++ {
+		if i, fresh := s.take(); i != want || !fresh {
+			t.Fatalf("take = %d, %v; want %d, fresh", i, fresh, want)
+		}
+	}
+	if i, fresh := s.take(); i != 0 || fresh {
+		t.Fatalf("take from a full pool = %d, %v", i, fresh)
+	}
+	s.give(2)
+	s.give(1)
+	for _, want := range []uint16{1, 2, 0} {
+		if i, fresh := s.take(); i != want || fresh {
+			t.Fatalf("take = %d, %v; want %d, not fresh", i, fresh, want)
+		}
+	}
+	s.give(3)
+	if n := testing.AllocsPerRun(100, func() { i, _ := s.take(); s.give(i) }); n != 0 {
+		t.Errorf("take and give: %v allocs", n)
+	}
+}
+
 func TestHelloPoolBounded(t *testing.T) {
 	c := mustCompile(t, &Policy{Default: ActionAccept, Rules: []Rule{{Name: "sni", Match: Match{SNI: []string{"x.example"}}, Action: ActionDrop}}})
 	p := NewPipeline(c, &Options{Flows: &FlowConfig{HelloBuffers: 2}})

@@ -216,20 +216,15 @@ func (x *inspect) l7Indexed(r *crule, i int) tri {
 
 func (x *inspect) nameIndexed(kind uint8, slot, i int) tri {
 	name, st := x.extract(kind)
-	switch st {
-	case l7.Found:
-		if x.gotBM&kind == 0 {
-			x.c.names[slot].lookup(name, x.nameBM[slot])
-			x.gotBM |= kind
-		}
-		if x.nameBM[slot].has(i) {
-			return triYes
-		}
-		return triNo
-	case l7.NeedMore, l7.Unset:
-		return x.wait()
-	case l7.Malformed, l7.TooLarge:
-		return x.cannot()
+	if st != l7.Found {
+		return x.noName(st)
+	}
+	if x.gotBM&kind == 0 {
+		x.c.names[slot].lookup(name, x.nameBM[slot])
+		x.gotBM |= kind
+	}
+	if x.nameBM[slot].has(i) {
+		return triYes
 	}
 	return triNo
 }
@@ -290,12 +285,20 @@ func (x *inspect) cannot() tri {
 // names matches the name of kind (needDNS, needSNI, needHost) against s.
 func (x *inspect) names(kind uint8, s *nameSet) tri {
 	name, st := x.extract(kind)
+	if st != l7.Found {
+		return x.noName(st)
+	}
+	if s.match(name) {
+		return triYes
+	}
+	return triNo
+}
+
+// noName is the answer of a name matcher when the extractor found no name
+// (st): wait for more data, undecided for data that cannot be read, no
+// match for a message without a name or of another protocol.
+func (x *inspect) noName(st l7.Status) tri {
 	switch st {
-	case l7.Found:
-		if s.match(name) {
-			return triYes
-		}
-		return triNo
 	case l7.NeedMore, l7.Unset:
 		return x.wait()
 	case l7.Malformed, l7.TooLarge:

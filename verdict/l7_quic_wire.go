@@ -138,21 +138,20 @@ const quicLost = ^uint16(0)
 // so flooding the pool with handshakes that never finish holds it only as
 // long as the flood is kept up.
 type quicPool struct {
+	slots
 	bufs  []*l7.QUICHello
 	owner []*flowEntry // the flow each buffer is lent to
 	last  []int64      // when each buffer was last fed, ns on clock
-	free  []uint16     // 1-based indexes of idle buffers
-	max   int
 	clock func() int64
 	full  atomic.Uint64
 }
 
 func (p *quicPool) init(n int) {
-	p.max = min(n, int(quicLost)-1)
+	n = min(n, int(quicLost)-1)
+	p.slots.init(n)
 	p.bufs = make([]*l7.QUICHello, 0, n)
 	p.owner = make([]*flowEntry, 0, n)
 	p.last = make([]int64, 0, n)
-	p.free = make([]uint16, 0, n)
 	p.clock = coarseNow
 }
 
@@ -160,16 +159,12 @@ func (p *quicPool) init(n int) {
 // is in use and none is old enough to take.
 func (p *quicPool) get(e *flowEntry) uint16 {
 	now := p.clock()
-	var i uint16
-	switch n := len(p.free); {
-	case n > 0:
-		i = p.free[n-1]
-		p.free = p.free[:n-1]
-	case len(p.bufs) < p.max:
+	i, fresh := p.take()
+	switch {
+	case fresh:
 		p.bufs = append(p.bufs, l7.NewQUICHello())
 		p.owner, p.last = append(p.owner, nil), append(p.last, 0)
-		i = uint16(len(p.bufs))
-	default:
+	case i == 0:
 		if i = p.oldest(now); i == 0 {
 			p.full.Add(1)
 			return 0
@@ -212,7 +207,7 @@ func (p *quicPool) put(i uint16) {
 	}
 	p.bufs[i-1].Reset()
 	p.owner[i-1] = nil
-	p.free = append(p.free, i)
+	p.give(i)
 }
 
 func (p *quicPool) at(i uint16) *l7.QUICHello { return p.bufs[i-1] }

@@ -463,35 +463,28 @@ func parseLength(v []byte) (uint64, bool) {
 // finds the pool exhausted cannot be followed and is decided by
 // Policy.L7Undecided.
 type streamPool struct {
-	s    []l7Stream
-	free []uint16 // 1-based indexes of idle streams
-	max  int
+	slots
+	s []l7Stream
 }
 
 func (p *streamPool) init(n int) {
-	p.max = n
+	p.slots.init(n)
 	p.s = make([]l7Stream, 0, n)
-	p.free = make([]uint16, 0, n)
 }
 
 func (p *streamPool) get() uint16 {
-	if n := len(p.free); n > 0 {
-		i := p.free[n-1]
-		p.free = p.free[:n-1]
-		return i
+	i, fresh := p.take()
+	if fresh {
+		p.s = p.s[:i]
 	}
-	if len(p.s) < p.max {
-		p.s = p.s[:len(p.s)+1]
-		return uint16(len(p.s))
-	}
-	return 0
+	return i
 }
 
 func (p *streamPool) put(t *FlowTable, i uint16) {
 	s := &p.s[i-1]
 	s.release(t, true)
 	*s = l7Stream{}
-	p.free = append(p.free, i)
+	p.give(i)
 }
 
 func (p *streamPool) at(i uint16) *l7Stream { return &p.s[i-1] }

@@ -60,21 +60,8 @@ func (s *nameSet) MatchName(name []byte) bool { return s.match(name) }
 
 // boundNames compiles a rule's dst_name and src_name.
 func (rc *ruleCompiler) boundNames() {
-	for _, f := range []struct {
-		field string
-		pats  []string
-		dst   **nameSet
-	}{{"dst_name", rc.r.Match.DstName, &rc.cr.dstName}, {"src_name", rc.r.Match.SrcName, &rc.cr.srcName}} {
-		if len(f.pats) == 0 {
-			continue
-		}
-		s, err := newNameSet(f.pats)
-		if err != nil {
-			rc.fail(f.field, err)
-			continue
-		}
-		*f.dst = s
-	}
+	rc.cr.dstName = rc.nameSet("dst_name", rc.r.Match.DstName)
+	rc.cr.srcName = rc.nameSet("src_name", rc.r.Match.SrcName)
 }
 
 // holds reports whether r's dst_name and src_name (if any) match p.
