@@ -352,59 +352,28 @@ func targetText(e *expr.Target) string {
 	return fmt.Sprintf("xt target %s rev %d", e.Name, e.Rev)
 }
 
-func verdictName(k expr.VerdictKind) string {
-	switch k {
-	case expr.VerdictAccept:
-		return "accept"
-	case expr.VerdictDrop:
-		return "drop"
-	case expr.VerdictReturn:
-		return "return"
-	case expr.VerdictContinue:
-		return "continue"
-	case expr.VerdictJump:
-		return "jump"
-	case expr.VerdictGoto:
-		return "goto"
+var (
+	verdictNames = map[expr.VerdictKind]string{expr.VerdictAccept: "accept", expr.VerdictDrop: "drop",
+		expr.VerdictReturn: "return", expr.VerdictContinue: "continue", expr.VerdictJump: "jump", expr.VerdictGoto: "goto"}
+	metaKeyNames = map[expr.MetaKey]string{expr.MetaKeyMARK: "mark", expr.MetaKeyL4PROTO: "l4proto",
+		expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname",
+		expr.MetaKeySKUID: "skuid", expr.MetaKeySKGID: "skgid"}
+	ctKeyNames = map[expr.CtKey]string{expr.CtKeyMARK: "mark", expr.CtKeySTATE: "state",
+		expr.CtKeyDIRECTION: "direction", expr.CtKeySTATUS: "status", unix.NFT_CT_ID: "id"}
+)
+
+// nameOf returns k's name in names, or k's number in the format unknown
+// for a value qguard does not write itself.
+func nameOf[K comparable](names map[K]string, k K, unknown string) string {
+	if s, ok := names[k]; ok {
+		return s
 	}
-	return fmt.Sprintf("verdict %d", k)
+	return fmt.Sprintf(unknown, k)
 }
 
-func metaKeyName(k expr.MetaKey) string {
-	switch k {
-	case expr.MetaKeyMARK:
-		return "mark"
-	case expr.MetaKeyL4PROTO:
-		return "l4proto"
-	case expr.MetaKeyNFPROTO:
-		return "nfproto"
-	case expr.MetaKeyIIFNAME:
-		return "iifname"
-	case expr.MetaKeyOIFNAME:
-		return "oifname"
-	case expr.MetaKeySKUID:
-		return "skuid"
-	case expr.MetaKeySKGID:
-		return "skgid"
-	}
-	return fmt.Sprintf("key%d", k)
-}
-
-func ctKeyName(k expr.CtKey) string {
-	switch k {
-	case expr.CtKeyMARK:
-		return "mark"
-	case expr.CtKeySTATE:
-		return "state"
-	case expr.CtKeyDIRECTION:
-		return "direction"
-	case expr.CtKeySTATUS:
-		return "status"
-	case unix.NFT_CT_ID:
-		return "id"
-	}
-	return fmt.Sprintf("key%d", k)
-}
+func verdictName(k expr.VerdictKind) string { return nameOf(verdictNames, k, "verdict %d") }
+func metaKeyName(k expr.MetaKey) string     { return nameOf(metaKeyNames, k, "key%d") }
+func ctKeyName(k expr.CtKey) string         { return nameOf(ctKeyNames, k, "key%d") }
 
 // cmp prints a compare as nft does: "==" only after a bitwise AND (nft
 // shows a plain equality without it), ct state and status flag tests by

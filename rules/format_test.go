@@ -27,6 +27,12 @@ func TestFormatNftSpelling(t *testing.T) {
 		{priorityName(-150), "mangle"},
 		{priorityName(-305), "raw - 5"},
 		{priorityName(1000), "1000"},
+		{verdictName(expr.VerdictJump), "jump"},
+		{verdictName(9), "verdict 9"},
+		{metaKeyName(expr.MetaKeySKGID), "skgid"},
+		{metaKeyName(expr.MetaKeyPRIORITY), "key2"},
+		{ctKeyName(expr.CtKeySTATUS), "status"},
+		{ctKeyName(expr.CtKeyEXPIRATION), "key5"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%q, want %q", tc.got, tc.want)
