@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/pktbuild"
+	"github.com/qguard/qguard/internal/testsrv"
 	"github.com/qguard/qguard/internal/topo"
 	"github.com/qguard/qguard/verdict"
 )
@@ -44,31 +45,16 @@ func newIDSink(t *testing.T, ns topo.NS) *idSink {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pc.Close(); ln.Close() })
-		go func() {
+		go testsrv.ServePacket(pc, func(b []byte) []byte {
+			s.add(string(b))
+			return nil
+		})
+		go testsrv.AcceptLoop(ln, func(c net.Conn) {
 			buf := make([]byte, 256)
-			for {
-				n, _, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				s.add(string(buf[:n]))
-			}
-		}()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					buf := make([]byte, 256)
-					_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-					n, _ := c.Read(buf)
-					s.add(string(buf[:n]))
-				}()
-			}
-		}()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _ := c.Read(buf)
+			s.add(string(buf[:n]))
+		})
 	}
 	return s
 }
