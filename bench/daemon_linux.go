@@ -142,16 +142,26 @@ func daemon(spec daemonSpec) startFunc {
 // daemonCommand is the command that runs the qguard binary: Config.Daemon,
 // or cmd/qguard built from this package's source tree once per run.
 func (e *env) daemonCommand(ctx context.Context) ([]string, error) {
-	if len(e.cfg.Daemon) == 0 && e.daemonSkip == "" {
-		path, skip := goBuild(ctx, e.tmp, "./cmd/qguard", "qguard", "qguard daemon", "Config.Daemon")
-		if skip != "" {
-			e.daemonSkip = skip
+	return builtCommand(&e.cfg.Daemon, &e.daemonSkip, func() (string, string) {
+		return goBuild(ctx, e.tmp, "./cmd/qguard", "qguard", "qguard daemon", "Config.Daemon")
+	})
+}
+
+// builtCommand returns a copy of *cmd. When the configuration names no
+// command, build makes the binary once per run and *cmd becomes it followed
+// by args; a build that failed leaves its reason in *skip, and this call
+// and every later one skip the mode for it.
+func builtCommand(cmd *[]string, skip *string, build func() (path, skip string), args ...string) ([]string, error) {
+	if len(*cmd) == 0 && *skip == "" {
+		path, why := build()
+		if why != "" {
+			*skip = why
 		} else {
-			e.cfg.Daemon = []string{path}
+			*cmd = append([]string{path}, args...)
 		}
 	}
-	if e.daemonSkip != "" {
-		return nil, skipf("%s", e.daemonSkip)
+	if *skip != "" {
+		return nil, skipf("%s", *skip)
 	}
-	return slices.Clone(e.cfg.Daemon), nil
+	return slices.Clone(*cmd), nil
 }

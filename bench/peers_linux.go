@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,18 +70,11 @@ func cPeer(batch int) startFunc {
 // (1: SetVerdict per packet, as its README shows).
 func goPeer(batch int) startFunc {
 	return func(ctx context.Context, e *env, m *Mode, q uint16) (handler, error) {
-		if len(e.cfg.GoPeer) == 0 && e.goSkip == "" {
-			path, skip := buildGoPeer(ctx, e.tmp)
-			if skip != "" {
-				e.goSkip = skip
-			} else {
-				e.cfg.GoPeer = []string{path}
-			}
+		argv, err := builtCommand(&e.cfg.GoPeer, &e.goSkip, func() (string, string) { return buildGoPeer(ctx, e.tmp) })
+		if err != nil {
+			return nil, err
 		}
-		if e.goSkip != "" {
-			return nil, skipf("%s", e.goSkip)
-		}
-		argv := append(slices.Clone(e.cfg.GoPeer), "-queue", fmt.Sprint(q), "-batch", fmt.Sprint(batch))
+		argv = append(argv, "-queue", fmt.Sprint(q), "-batch", fmt.Sprint(batch))
 		if m.gso {
 			argv = append(argv, "-gso")
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/qguard/qguard/queue"
@@ -24,16 +23,10 @@ const (
 // handler's process. batch 0 is the queue package's default.
 func qguardLib(v queue.VerdictMode, batch int, kind string) startFunc {
 	return func(ctx context.Context, e *env, m *Mode, q uint16) (handler, error) {
-		if len(e.cfg.QGuardPeer) == 0 && e.qgSkip == "" {
-			path, skip := buildQGuardPeer(ctx, e.tmp)
-			if skip != "" {
-				e.qgSkip = skip
-			} else {
-				e.cfg.QGuardPeer = []string{path, "bench", "peer-qguard"}
-			}
-		}
-		if e.qgSkip != "" {
-			return nil, skipf("%s", e.qgSkip)
+		argv, err := builtCommand(&e.cfg.QGuardPeer, &e.qgSkip, func() (string, string) { return buildQGuardPeer(ctx, e.tmp) },
+			"bench", "peer-qguard")
+		if err != nil {
+			return nil, err
 		}
 		n := max(m.Queues, 1)
 		var cpus []string
@@ -42,7 +35,7 @@ func qguardLib(v queue.VerdictMode, batch int, kind string) startFunc {
 				cpus = append(cpus, fmt.Sprint(c))
 			}
 		}
-		argv := append(slices.Clone(e.cfg.QGuardPeer),
+		argv = append(argv,
 			"-queue", fmt.Sprint(q), "-count", fmt.Sprint(n), "-mode", v.String(), "-batch", fmt.Sprint(batch),
 			"-maxlen", fmt.Sprint(e.cfg.QueueMaxLen), "-rcvbuf", fmt.Sprint(e.cfg.RcvBuf), "-cpus", strings.Join(cpus, ","),
 			"-handler", kind)
