@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -368,11 +367,9 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 		}
 	}()
 	sink := newSeqSink(t, tp.Server, tp.ServerIP4, port)
-	var stop atomic.Bool
-	sent, done := sendLoop(t, tp, port, &stop)
 	const reloads = 60
-	replaceCycling(t, m, reloads, done, append(variants, a)...)
-	got := sink.waitFor(int(sent.Load()), 2*time.Second)
+	sent := replaceWhileSending(t, tp, port, m, reloads, append(variants, a)...)
+	got := sink.waitFor(int(sent), 2*time.Second)
 	qmu.Lock()
 	defer qmu.Unlock()
 	var twice, unqueued, lost int
@@ -390,13 +387,13 @@ func TestIntegrationSwitchQueuesOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d reloads: sent %d, queued %d, arrived %d; queued twice %d, arrived unqueued %d, queued and lost %d",
-		reloads, sent.Load(), len(queued), len(got), twice, unqueued, lost)
+		reloads, sent, len(queued), len(got), twice, unqueued, lost)
 	if len(queued) == 0 {
 		t.Fatal("nothing was queued")
 	}
-	if twice > 0 || unqueued > 0 || lost > 0 || len(got) != int(sent.Load()) {
+	if twice > 0 || unqueued > 0 || lost > 0 || len(got) != int(sent) {
 		t.Fatalf("want every datagram queued once and arriving once: %d queued twice, %d arrived unqueued, %d queued and lost, %d of %d arrived",
-			twice, unqueued, lost, len(got), sent.Load())
+			twice, unqueued, lost, len(got), sent)
 	}
 }
 

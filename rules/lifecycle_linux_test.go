@@ -221,40 +221,36 @@ func reloadConfigs(fd int, bypass bool, num uint16) (a, b *Config) {
 	return a, b
 }
 
-// sendLoop sends numbered datagrams from the client until stop is set.
-func sendLoop(t testing.TB, tp *topo.Topology, port uint16, stop *atomic.Bool) (sent *atomic.Uint32, done func()) {
+// replaceWhileSending sends numbered datagrams from the client to port
+// while m's rules are replaced n times, the i-th time with
+// cfgs[i%len(cfgs)], and returns how many it sent.
+func replaceWhileSending(t testing.TB, tp *topo.Topology, port uint16, m *Manager, n int, cfgs ...*Config) uint32 {
 	t.Helper()
 	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent = new(atomic.Uint32)
+	defer u.Close()
+	var sent atomic.Uint32
+	var stop atomic.Bool
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for !stop.Load() {
 			if _, err := u.Write(binary.BigEndian.AppendUint32(nil, sent.Load()+1)); err == nil {
 				sent.Add(1)
 			}
 			time.Sleep(50 * time.Microsecond)
 		}
-	}()
-	return sent, func() { stop.Store(true); wg.Wait(); _ = u.Close() }
-}
-
-// replaceCycling replaces m's rules n times, the i-th time with
-// cfgs[i%len(cfgs)], while a sendLoop runs; done stops the sender, also
-// when a replace fails.
-func replaceCycling(t testing.TB, m *Manager, n int, done func(), cfgs ...*Config) {
-	t.Helper()
+	})
+	defer func() { stop.Store(true); wg.Wait() }()
 	for i := range n {
 		if err := m.Replace(cfgs[i%len(cfgs)]); err != nil {
-			done()
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	done()
+	stop.Store(true)
+	wg.Wait()
+	return sent.Load()
 }
 
 // TestIntegrationReplaceNoWindow proves that a reload never lets traffic
@@ -276,13 +272,11 @@ func TestIntegrationReplaceNoWindow(t *testing.T) {
 			}
 			m := applied(t, a)
 			got := udpServer(t, tp.Server, tp.ServerIP4, 7050)
-			var stop atomic.Bool
-			sent, done := sendLoop(t, tp, 7050, &stop)
 			const reloads = 120
-			replaceCycling(t, m, reloads, done, b, a)
+			sent := replaceWhileSending(t, tp, 7050, m, reloads, b, a)
 			time.Sleep(100 * time.Millisecond)
-			t.Logf("%d reloads while %d datagrams were sent; %d reached the server", reloads, sent.Load(), got.get())
-			if sent.Load() == 0 {
+			t.Logf("%d reloads while %d datagrams were sent; %d reached the server", reloads, sent, got.get())
+			if sent == 0 {
 				t.Fatal("nothing sent")
 			}
 			if got.get() != 0 {
@@ -312,10 +306,8 @@ func TestIntegrationReloadQueued(t *testing.T) {
 		}
 	})
 	sink := newSeqSink(t, tp.Server, tp.ServerIP4, 7050)
-	var stop atomic.Bool
-	sent, done := sendLoop(t, tp, 7050, &stop)
 	const reloads = 60
-	replaceCycling(t, m, reloads, done, b, a)
+	sent := replaceWhileSending(t, tp, 7050, m, reloads, b, a)
 	time.Sleep(200 * time.Millisecond)
 	got := sink.snapshot()
 	mu.Lock()
@@ -328,7 +320,7 @@ func TestIntegrationReloadQueued(t *testing.T) {
 		}
 	}
 	t.Logf("%d reloads: sent %d, queued %d, received %d, received without a queue record %d",
-		reloads, sent.Load(), len(queued), received, unqueued)
+		reloads, sent, len(queued), received, unqueued)
 	if received == 0 || len(queued) == 0 {
 		t.Fatal("no traffic went through the queue")
 	}
