@@ -32,34 +32,14 @@ type File struct {
 	keys    map[string]pos // where each section and key was written, by dotted path, for ErrorAt
 }
 
-// Rules is the rules section: the nftables table that steers packets.
+// Rules is the rules section: the rules package's Config of the table
+// (defaults rules.DefaultConfig, kernel-first for a file), which the engine
+// completes with the queues, the kernel-first policy and what else no key
+// sets, and the two keys only the daemon reads.
 type Rules struct {
-	Install      bool       // false: someone else steers traffic to the queues
-	Mode         rules.Mode // kernel-first (a file's default) or queue-all
-	Table        string
-	Hooks        []Hook
-	Protocols    []string // names proto.Number knows: tcp, udp, icmp, icmpv6, sctp, udplite, dccp, gre, esp, ah
-	DPorts       []proto.PortRange
-	SPorts       []proto.PortRange
-	InIfaces     []string
-	OutIfaces    []string
-	NewOnly      bool // queue only packets of conntrack state new
-	Bypass       bool // fail open when no handler is bound
-	Offload      bool // flows decided as a whole are handled by the kernel afterwards
-	Marks        Marks
-	BlockTimeout time.Duration // default lifetime of block set entries
-	Guard        bool          // re-install the table when someone else changes it
-}
-
-// Hook is one netfilter hook the steering chain attaches to.
-type Hook struct {
-	Hook     string // prerouting, input, forward, output, postrouting
-	Priority int32
-}
-
-// Marks is the packet mark scheme of the rules section.
-type Marks struct {
-	Mask, AcceptFlow, DropFlow, Reject uint32
+	rules.Config
+	Install bool // false: someone else steers traffic to the queues
+	Guard   bool // re-install the table when someone else changes it
 }
 
 // Metrics is the metrics section.
@@ -118,11 +98,8 @@ type Flows struct {
 // defaults returns a File holding every default of examples/qguard.yaml.
 func defaults() *File {
 	return &File{
-		Queue: *queue.DefaultConfig(),
-		Rules: Rules{Install: true, Mode: rules.KernelFirst, Table: "qguard", Hooks: []Hook{{Hook: "forward"}},
-			Protocols: []string{"tcp", "udp", "icmp", "icmpv6"}, Bypass: true, Offload: true, Guard: true,
-			Marks:        Marks{Mask: 0x00ff0000, AcceptFlow: 0x00010000, DropFlow: 0x00020000, Reject: 0x00030000},
-			BlockTimeout: 10 * time.Minute},
+		Queue:   *queue.DefaultConfig(),
+		Rules:   Rules{Config: fileRules(), Install: true, Guard: true},
 		XDP:     xdp.Config{Mode: xdp.ModeAuto},
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
 		Control: Control{Socket: ""},
@@ -135,6 +112,14 @@ func defaults() *File {
 			MaxPending: names.DefaultMaxPending, Ports: []proto.PortRange{{Lo: 53, Hi: 53}}},
 		Policy: verdict.Policy{Default: verdict.ActionAccept, L7Packets: verdict.DefaultL7Packets},
 	}
+}
+
+// fileRules is rules.DefaultConfig in mode kernel-first: a file's
+// default (the embedded observe-mode default says queue-all).
+func fileRules() rules.Config {
+	c := *rules.DefaultConfig()
+	c.Mode = rules.KernelFirst
+	return c
 }
 
 //go:embed default.yaml

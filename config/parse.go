@@ -12,6 +12,7 @@ import (
 	"github.com/qguard/qguard/internal/yamlpos"
 	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
+	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/xdp"
 )
 
@@ -203,87 +204,80 @@ func (d *decoder) queue(q *queue.Config, n *yaml.Node) {
 	}
 }
 
-var hookNames = []string{"prerouting", "input", "forward", "output", "postrouting"}
-
 func (d *decoder) rules(r *Rules, n *yaml.Node) {
+	st := &r.Steer
 	d.mapping(n, "rules", fields{
 		"install": d.boolean(&r.Install, "rules.install"),
 		"mode":    d.text(&r.Mode, "rules.mode"),
 		"table":   func(v *yaml.Node) { d.ident(&r.Table, v, "rules.table") },
-		"hooks": func(v *yaml.Node) {
-			r.Hooks = nil
-			d.list(v, "rules.hooks", func(it *yaml.Node) {
-				h := Hook{}
-				var hookSet bool
-				d.mapping(it, "a rules.hooks entry", fields{
-					"hook":     func(v *yaml.Node) { hookSet = true; d.oneOf(&h.Hook, "hook", hookNames...)(v) },
-					"priority": func(v *yaml.Node) { h.Priority = int32(d.intIn(v, "priority", -1<<31, 1<<31-1, 0)) },
-				})
-				if !hookSet && it.Kind == yaml.MappingNode {
-					d.errf(it, "rules.hooks entry: missing key \"hook\"; expected one of: %s", strings.Join(hookNames, ", "))
-				}
-				r.Hooks = append(r.Hooks, h)
-			})
-			if len(r.Hooks) == 0 {
-				d.errf(v, "rules.hooks: expected at least one hook, like [{hook: forward, priority: 0}]")
-			}
-		},
+		"hooks":   func(v *yaml.Node) { r.Hooks = d.hooks(v) },
 		"protocols": func(v *yaml.Node) {
-			r.Protocols = nil
+			st.Protocols = nil
 			d.list(v, "rules.protocols", func(it *yaml.Node) {
 				if s, ok := d.scalarString(it, "rules.protocols"); ok {
 					if _, known := proto.Number(s); !known {
 						d.errf(it, "unknown protocol %q in rules.protocols; expected one of: %s", s, protoList)
 						return
 					}
-					r.Protocols = append(r.Protocols, s)
+					st.Protocols = append(st.Protocols, s)
 				}
 			})
 		},
-		"dports":        func(v *yaml.Node) { r.DPorts = d.ports(v, "rules.dports") },
-		"sports":        func(v *yaml.Node) { r.SPorts = d.ports(v, "rules.sports") },
-		"in_ifaces":     func(v *yaml.Node) { r.InIfaces = d.ifaceNames(v, "rules.in_ifaces") },
-		"out_ifaces":    func(v *yaml.Node) { r.OutIfaces = d.ifaceNames(v, "rules.out_ifaces") },
-		"new_only":      d.boolean(&r.NewOnly, "rules.new_only"),
+		"dports":        func(v *yaml.Node) { st.DPorts = d.ports(v, "rules.dports") },
+		"sports":        func(v *yaml.Node) { st.SPorts = d.ports(v, "rules.sports") },
+		"in_ifaces":     func(v *yaml.Node) { st.InIfs = d.ifaceNames(v, "rules.in_ifaces") },
+		"out_ifaces":    func(v *yaml.Node) { st.OutIfs = d.ifaceNames(v, "rules.out_ifaces") },
+		"new_only":      d.boolean(&st.NewOnly, "rules.new_only"),
 		"bypass":        d.boolean(&r.Bypass, "rules.bypass"),
 		"offload":       d.boolean(&r.Offload, "rules.offload"),
 		"marks":         func(v *yaml.Node) { d.marks(&r.Marks, v) },
-		"block_timeout": d.duration(&r.BlockTimeout, "rules.block_timeout"),
+		"block_timeout": d.duration(&r.BlockSetTimeout, "rules.block_timeout"),
 		"guard":         d.boolean(&r.Guard, "rules.guard"),
 	})
 }
 
+// hooks parses rules.hooks; the names are the rules package's.
+func (d *decoder) hooks(v *yaml.Node) []rules.Hook {
+	var out []rules.Hook
+	names := rules.HookNames()
+	d.list(v, "rules.hooks", func(it *yaml.Node) {
+		h := rules.Hook{}
+		var hookSet bool
+		d.mapping(it, "a rules.hooks entry", fields{
+			"hook":     func(v *yaml.Node) { hookSet = true; d.oneOf(&h.Name, "hook", names...)(v) },
+			"priority": func(v *yaml.Node) { h.Priority = int32(d.intIn(v, "priority", -1<<31, 1<<31-1, 0)) },
+		})
+		if !hookSet && it.Kind == yaml.MappingNode {
+			d.errf(it, "rules.hooks entry: missing key \"hook\"; expected one of: %s", strings.Join(names, ", "))
+		}
+		out = append(out, h)
+	})
+	if len(out) == 0 {
+		d.errf(v, "rules.hooks: expected at least one hook, like [{hook: forward, priority: 0}]")
+	}
+	return out
+}
+
 var protoList = strings.Join(proto.Names(), ", ")
 
-func (d *decoder) marks(m *Marks, n *yaml.Node) {
-	vals := map[string]*uint32{"mask": &m.Mask, "accept_flow": &m.AcceptFlow, "drop_flow": &m.DropFlow, "reject": &m.Reject}
-	nodes := map[string]*yaml.Node{}
-	fs := fields{}
-	for k, p := range vals {
-		fs[k] = func(v *yaml.Node) { nodes[k] = v; *p = uint32(d.uintIn(v, "rules.marks."+k, 0, 1<<32-1, uint64(*p))) }
-	}
-	d.mapping(n, "rules.marks", fs)
-	if m.Mask == 0 {
-		if v := nodes["mask"]; v != nil {
-			d.errf(v, "rules.marks.mask: expected a non-zero mask")
-		}
-		return
-	}
-	seen := map[uint32]string{}
-	for _, k := range []string{"accept_flow", "drop_flow", "reject"} {
-		val, v := *vals[k], nodes[k]
-		if v == nil {
-			v = n
-		}
-		switch {
-		case val == 0 || val&^m.Mask != 0:
-			d.errf(v, "rules.marks.%s %#x: expected a non-zero value inside the mask %#x", k, val, m.Mask)
-		case seen[val] != "":
-			d.errf(v, "rules.marks.%s %#x: same value as %s; expected distinct marks", k, val, seen[val])
-		default:
-			seen[val] = k
-		}
-	}
+// marks parses rules.marks. What the values must be (inside the mask,
+// distinct) is the rules package's check; a mask written as 0 is refused
+// here, because rules reads a zero mask as "the default marks".
+func (d *decoder) marks(m *rules.Marks, n *yaml.Node) {
+	d.mapping(n, "rules.marks", fields{
+		"mask": func(v *yaml.Node) {
+			if m.Mask = uint32(d.uintIn(v, "rules.marks.mask", 0, 1<<32-1, uint64(m.Mask))); m.Mask == 0 {
+				d.errf(v, "rules.marks.mask: expected a non-zero mask")
+			}
+		},
+		"accept_flow": d.mark(&m.AcceptFlow, "rules.marks.accept_flow"),
+		"drop_flow":   d.mark(&m.DropFlow, "rules.marks.drop_flow"),
+		"reject":      d.mark(&m.Reject, "rules.marks.reject"),
+	})
+}
+
+func (d *decoder) mark(dst *uint32, what string) func(*yaml.Node) {
+	return func(v *yaml.Node) { *dst = uint32(d.uintIn(v, what, 0, 1<<32-1, uint64(*dst))) }
 }
 
 func (d *decoder) xdp(x *xdp.Config, n *yaml.Node) {

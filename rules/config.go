@@ -143,8 +143,21 @@ func DefaultConfig() *Config {
 	}
 }
 
-// hookNums are NF_INET_* from linux/netfilter.h.
-var hookNums = map[string]uint32{"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4}
+// hookNames are the hooks Config.Hooks may name, indexed by NF_INET_*
+// (linux/netfilter.h).
+var hookNames = [...]string{"prerouting", "input", "forward", "output", "postrouting"}
+
+// hookNums are NF_INET_* by hook name.
+var hookNums = func() map[string]uint32 {
+	m := make(map[string]uint32, len(hookNames))
+	for i, n := range hookNames {
+		m[n] = uint32(i)
+	}
+	return m
+}()
+
+// HookNames returns the hooks Config.Hooks may name, in the kernel's order.
+func HookNames() []string { return hookNames[:] }
 
 // portProtos are the protocols whose first four transport bytes are ports
 // and that the rules match ports of.
@@ -167,7 +180,7 @@ func (c *Config) normalize() (*Config, error) {
 		n.Table = "qguard"
 	}
 	if len(n.Table) > 255 || strings.ContainsRune(n.Table, 0) {
-		return nil, fmt.Errorf("%w: table name %q", ErrInvalidConfig, n.Table)
+		return nil, fieldErr("table", fmt.Errorf("%w: table name %q", ErrInvalidConfig, n.Table))
 	}
 	if len(n.Hooks) == 0 {
 		n.Hooks = []Hook{{Name: "forward"}}
@@ -213,10 +226,10 @@ func (c *Config) checkHooks() error {
 	seen := map[string]bool{}
 	for i, h := range c.Hooks {
 		if _, ok := hookNums[h.Name]; !ok {
-			return fmt.Errorf("%w: hooks[%d]: unknown hook %q (want prerouting, input, forward, output or postrouting)", ErrInvalidConfig, i, h.Name)
+			return fieldErr("hooks", fmt.Errorf("%w: hooks[%d]: unknown hook %q (want prerouting, input, forward, output or postrouting)", ErrInvalidConfig, i, h.Name))
 		}
 		if seen[h.Name] {
-			return fmt.Errorf("%w: hooks[%d]: hook %q listed twice", ErrInvalidConfig, i, h.Name)
+			return fieldErr("hooks", fmt.Errorf("%w: hooks[%d]: hook %q listed twice", ErrInvalidConfig, i, h.Name))
 		}
 		seen[h.Name] = true
 	}
@@ -244,11 +257,11 @@ func (c *Config) checkMarks() error {
 	}{{"accept_flow", m.AcceptFlow}, {"drop_flow", m.DropFlow}, {"reject", m.Reject}}
 	for i, a := range vals {
 		if a.v == 0 || a.v&^m.Mask != 0 {
-			return fmt.Errorf("%w: marks.%s %#x must be non-zero and inside mask %#x", ErrInvalidConfig, a.name, a.v, m.Mask)
+			return fieldErr("marks."+a.name, fmt.Errorf("%w: marks.%s %#x must be non-zero and inside mask %#x", ErrInvalidConfig, a.name, a.v, m.Mask))
 		}
 		for _, b := range vals[:i] {
 			if a.v == b.v {
-				return fmt.Errorf("%w: marks.%s and marks.%s are both %#x", ErrInvalidConfig, b.name, a.name, a.v)
+				return fieldErr("marks."+a.name, fmt.Errorf("%w: marks.%s and marks.%s are both %#x", ErrInvalidConfig, b.name, a.name, a.v))
 			}
 		}
 	}
@@ -259,11 +272,11 @@ func (c *Config) checkSteer() error {
 	s := &c.Steer
 	for i, p := range s.Protocols {
 		if _, err := protoNumber(p); err != nil {
-			return fmt.Errorf("%w: protocols[%d]: %v", ErrInvalidConfig, i, err)
+			return fieldErr("protocols", fmt.Errorf("%w: protocols[%d]: %v", ErrInvalidConfig, i, err))
 		}
 	}
 	if len(s.DPorts)+len(s.SPorts) > 0 && len(s.Protocols) > 0 && len(c.portProtocols()) == 0 {
-		return fmt.Errorf("%w: ports given but none of protocols %v has ports (tcp, udp, sctp, udplite)", ErrInvalidConfig, s.Protocols)
+		return fieldErr("protocols", fmt.Errorf("%w: ports given but none of protocols %v has ports (tcp, udp, sctp, udplite)", ErrInvalidConfig, s.Protocols))
 	}
 	for _, list := range []struct {
 		name string
@@ -271,7 +284,7 @@ func (c *Config) checkSteer() error {
 	}{{"dports", s.DPorts}, {"sports", s.SPorts}} {
 		for i, r := range list.v {
 			if r.Hi < r.Lo {
-				return fmt.Errorf("%w: %s[%d]: %d-%d ends before it starts", ErrInvalidConfig, list.name, i, r.Lo, r.Hi)
+				return fieldErr(list.name, fmt.Errorf("%w: %s[%d]: %d-%d ends before it starts", ErrInvalidConfig, list.name, i, r.Lo, r.Hi))
 			}
 		}
 	}
@@ -281,7 +294,7 @@ func (c *Config) checkSteer() error {
 	}{{"in_ifaces", s.InIfs}, {"out_ifaces", s.OutIfs}} {
 		for i, n := range list.v {
 			if n == "" || len(n) > 15 || strings.ContainsAny(n, "*/\x00 ") {
-				return fmt.Errorf("%w: %s[%d]: bad interface name %q (1-15 characters, no wildcards)", ErrInvalidConfig, list.name, i, n)
+				return fieldErr(list.name, fmt.Errorf("%w: %s[%d]: bad interface name %q (1-15 characters, no wildcards)", ErrInvalidConfig, list.name, i, n))
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qguard/qguard/config"
 	"github.com/qguard/qguard/names"
+	"github.com/qguard/qguard/rules"
 	"github.com/qguard/qguard/verdict"
 )
 
@@ -78,7 +79,12 @@ func (s *settings) validate(cfg *config.File) error {
 	}
 	add("queue", s.queue.Validate())
 	if cfg.Rules.Install {
-		add("rules", s.rules.Validate())
+		err := s.rules.Validate()
+		key := "rules"
+		if fe := (*rules.FieldError)(nil); errors.As(err, &fe) {
+			key += "." + fe.Field // the key it names: rules.marks.reject
+		}
+		add(key, err)
 	}
 	if len(cfg.XDP.Interfaces) > 0 {
 		add("xdp", cfg.XDP.Validate())

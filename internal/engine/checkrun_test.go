@@ -277,10 +277,6 @@ func TestCheckRunAgreeProtocols(t *testing.T) {
 	// Refused by the compiler, not the decoder: the messages must match.
 	cases["policy:\n  rules:\n    - {name: r, match: {dst: [\"@nosuchset\"]}, action: drop}\n"] = false
 	cases["policy:\n  rules:\n    - {name: r, match: {dst: [\"@a\"]}, action: drop}\n    - {name: s, match: {src: [\"@b\"]}, action: drop}\n"] = false
-	// Refused by the owners' own checks after decoding (rules.Config,
-	// xdp.Config): once only run refused these.
-	cases["rules: {hooks: [{hook: input}, {hook: input, priority: 5}]}\n"] = false
-	cases["xdp: {interfaces: [eth0, eth0]}\n"] = false
 	i := 0
 	for body, want := range cases {
 		i++
@@ -290,6 +286,34 @@ func TestCheckRunAgreeProtocols(t *testing.T) {
 		}
 		if got := agree(t, path) == nil; got != want {
 			t.Errorf("%q: accepted = %v, want %v", body, got, want)
+		}
+	}
+}
+
+// TestCheckRunAgreeOwnerChecks: what the owning packages refuse after
+// decoding (rules.Config, xdp.Config) both refuse alike, at the key named.
+func TestCheckRunAgreeOwnerChecks(t *testing.T) {
+	dir := t.TempDir()
+	for i, c := range []struct{ body, want string }{
+		{"rules:\n  marks: {mask: 0xff0000, accept_flow: 0x1, drop_flow: 0x20000, reject: 0x30000}\n",
+			"2:40: rules.marks.accept_flow: invalid rules configuration: marks.accept_flow 0x1 must be non-zero and inside mask 0xff0000"},
+		{"rules:\n  marks: {mask: 0xff0000, accept_flow: 0x10000, drop_flow: 0x20000, reject: 0x20000}\n",
+			"2:77: rules.marks.reject: invalid rules configuration: marks.drop_flow and marks.reject are both 0x20000"},
+		{"rules:\n  marks: {mask: 0xff}\n",
+			"2:10: rules.marks.accept_flow: invalid rules configuration: marks.accept_flow 0x10000 must be non-zero and inside mask 0xff"},
+		{"rules: {hooks: [{hook: input}, {hook: input, priority: 5}]}\n",
+			`1:16: rules.hooks: invalid rules configuration: hooks[1]: hook "input" listed twice`},
+		{"rules: {protocols: [icmp], dports: [80]}\n",
+			"1:20: rules.protocols: invalid rules configuration: ports given but none of protocols [icmp] has ports (tcp, udp, sctp, udplite)"},
+		{"xdp: {interfaces: [eth0, eth0]}\n",
+			`1:6: xdp: config: Interfaces[1] "eth0" listed twice: invalid argument`},
+	} {
+		path := filepath.Join(dir, fmt.Sprintf("o%d.yaml", i))
+		if err := os.WriteFile(path, []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := agree(t, path); err == nil || err.Error() != path+":"+c.want {
+			t.Errorf("%q: %v, want %s:%s", c.body, err, path, c.want)
 		}
 	}
 }

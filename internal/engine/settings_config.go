@@ -71,4 +71,9 @@ func setMode(c *rules.Config, f *config.File) {
 	}
 }
 
-func rulesConfig(r *config.Rules, num, count uint16) *rules.Config { return r.Config(num, count) }
+// rulesConfig is the file's table, steering to queues num..num+count-1.
+func rulesConfig(r *config.Rules, num, count uint16) *rules.Config {
+	c := r.Config
+	c.QueueNum, c.QueueCount = num, count
+	return &c
+}
