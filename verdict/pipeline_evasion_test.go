@@ -186,10 +186,7 @@ func TestEvasionIPv6ExtHeaders(t *testing.T) {
 	p := NewPipeline(c, nil)
 	var d Decision
 	for _, n := range []int{9, 20, 200} {
-		exts := make([]pktbuild.Ext, n)
-		for i := range exts {
-			exts[i] = pktbuild.NewExt(packet.ProtoDstOpts, pktbuild.Opts6(1))
-		}
+		exts := pktbuild.DstOpts(n)
 		p.Decide(pktbuild.IPv6{Proto: packet.ProtoUDP, Exts: exts}.Build(pktbuild.UDP(40000, 9002, []byte("x"))), nil, &d)
 		if d.Action != ActionDrop || d.Rule != 3 {
 			t.Errorf("%d headers, udp/9002: %+v", n, d)

@@ -93,18 +93,6 @@ func pureACKs(ns topo.NS, c *net.TCPConn, n int) error {
 	})
 }
 
-// udp6WithExtHeaders is an IPv6 UDP datagram behind ext Destination
-// Options headers (8 bytes each, one PadN option).
-func udp6WithExtHeaders(src, dst netip.Addr, sport, dport uint16, ext int, payload []byte) []byte {
-	h := pktbuild.IPv6{Proto: unix.IPPROTO_UDP, Src: src, Dst: dst}
-	for i := 0; i < ext; i++ {
-		h.Exts = append(h.Exts, pktbuild.NewExt(unix.IPPROTO_DSTOPTS, pktbuild.Opts6(1)))
-	}
-	pkt := h.Build(pktbuild.UDP(sport, dport, payload))
-	pktbuild.SetChecksums(pkt)
-	return pkt
-}
-
 // sendIPv6 sends a complete IPv6 packet from ns.
 func sendIPv6(ns topo.NS, pkt []byte, dst netip.Addr) error {
 	return ns.Do(func() error {
@@ -129,7 +117,7 @@ func TestIntegrationEvasionIPv6ExtHeaders(t *testing.T) {
 		t.Run(fmt.Sprintf("udp-port-%d-headers", ext), func(t *testing.T) {
 			tag := fmt.Sprintf("ext%d", ext)
 			for _, port := range []uint16{evAllowPort, evDropPort} {
-				pkt := udp6WithExtHeaders(src, dst, 40000+uint16(ext), port, ext, []byte(tag))
+				pkt := pktbuild.UDP6(src, dst, 40000+uint16(ext), port, ext, []byte(tag))
 				if err := sendIPv6(e.top.Client, pkt, dst); err != nil {
 					t.Fatalf("send: %v", err)
 				}
@@ -144,7 +132,7 @@ func TestIntegrationEvasionIPv6ExtHeaders(t *testing.T) {
 		})
 		t.Run(fmt.Sprintf("dns-%d-headers", ext), func(t *testing.T) {
 			e.both(t, "dns", fmt.Sprintf("dnsext%d", ext), func(name string) {
-				pkt := udp6WithExtHeaders(src, dst, 41000+uint16(ext), evDNSPort, ext, dnsQueryMsg(name))
+				pkt := pktbuild.UDP6(src, dst, 41000+uint16(ext), evDNSPort, ext, dnsQueryMsg(name))
 				if err := sendIPv6(e.top.Client, pkt, dst); err != nil {
 					t.Fatalf("send: %v", err)
 				}

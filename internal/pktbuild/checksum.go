@@ -102,7 +102,7 @@ func SetChecksums(pkt []byte) bool {
 
 func isExt(p uint8) bool {
 	switch p {
-	case 0, 43, fragmentHeader, proto.AH, 60:
+	case 0, 43, fragmentHeader, proto.AH, dstOptsHeader:
 		return true
 	}
 	return false

@@ -77,3 +77,29 @@ func TestSetChecksums(t *testing.T) {
 		t.Errorf("SetChecksums allocates %v times", n)
 	}
 }
+
+func TestUDP6(t *testing.T) {
+	c6, s6 := netip.MustParseAddr("2001:db8:1::2"), netip.MustParseAddr("2001:db8:2::2")
+	hello := []byte("hello")
+	for _, n := range []int{0, 1, 12} {
+		pkt := UDP6(c6, s6, 1000, 53, n, hello)
+		off := 40 + 8*n
+		if len(pkt) != off+8+len(hello) || int(binary.BigEndian.Uint16(pkt[4:])) != len(pkt)-40 {
+			t.Fatalf("%d headers: %d bytes, payload length %d", n, len(pkt), binary.BigEndian.Uint16(pkt[4:]))
+		}
+		next := pkt[6]
+		for i := 0; i < n; i++ {
+			if next != 60 || pkt[40+8*i+1] != 0 {
+				t.Fatalf("%d headers: header %d is type %d, length %d", n, i, next, pkt[40+8*i+1])
+			}
+			next = pkt[40+8*i]
+		}
+		l4 := pkt[off:]
+		if next != proto.UDP || binary.BigEndian.Uint16(l4[2:]) != 53 || string(l4[8:]) != "hello" {
+			t.Fatalf("%d headers: next %d, udp % x", n, next, l4)
+		}
+		if !verifies(l4, PseudoHeader(c6, s6, proto.UDP, len(l4))) {
+			t.Errorf("%d headers: UDP checksum does not verify", n)
+		}
+	}
+}

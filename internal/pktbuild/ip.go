@@ -11,6 +11,9 @@ import (
 // length byte is reserved rather than a length.
 const fragmentHeader = 44
 
+// dstOptsHeader is the IPv6 destination options header's type (RFC 8200 4.6).
+const dstOptsHeader = 60
+
 // The addresses a header takes when its Src is unset (docs/DESIGN.md: the
 // test topology's client and server).
 var (
@@ -139,6 +142,25 @@ func Opts6(n int) []byte {
 	body[0] = 1 // PadN
 	body[1] = byte(len(body) - 2)
 	return body
+}
+
+// DstOpts returns n destination options headers (RFC 8200 4.6) of 8 bytes
+// each, one PadN option in each: the long extension-header chains that
+// must not hide the transport header.
+func DstOpts(n int) []Ext {
+	exts := make([]Ext, n)
+	for i := range exts {
+		exts[i] = Ext{dstOptsHeader, Opts6(1)}
+	}
+	return exts
+}
+
+// UDP6 returns an IPv6 UDP datagram from src to dst behind n destination
+// options headers (DstOpts), with its checksum: ready for a raw socket.
+func UDP6(src, dst netip.Addr, sport, dport uint16, n int, payload []byte) []byte {
+	pkt := IPv6{Proto: proto.UDP, Src: src, Dst: dst, Exts: DstOpts(n)}.Build(UDP(sport, dport, payload))
+	SetChecksums(pkt)
+	return pkt
 }
 
 // Frag6 returns a fragment header body: offset in bytes, M flag, id.

@@ -146,7 +146,7 @@ func probeUDPExt(s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	defer unix.Close(fd)
-	pkt := ipv6ExtUDP(src, env.dst, sport, s.Port, s.ExtHeaders, s.Data)
+	pkt := pktbuild.UDP6(src, env.dst, sport, s.Port, s.ExtHeaders, s.Data)
 	sa := &unix.SockaddrInet6{Addr: env.dst.As16()}
 	if err := unix.Sendto(fd, pkt, 0, sa); err != nil {
 		classify(err, env, "send crafted datagram", pr)
@@ -164,17 +164,4 @@ func probeUDPExt(s *Send, env *probeEnv, pr *Probe) {
 		return
 	}
 	pr.Outcome, pr.Detail = Delivered, fmt.Sprintf("echo of %d bytes sent behind %d extension headers", n, s.ExtHeaders)
-}
-
-// ipv6ExtUDP builds an IPv6 packet: n destination options headers (8 bytes
-// each, a PadN option), then UDP with its checksum.
-func ipv6ExtUDP(src, dst netip.Addr, sport, dport uint16, n int, data []byte) []byte {
-	exts := make([]pktbuild.Ext, n)
-	for i := range exts {
-		exts[i] = pktbuild.NewExt(unix.IPPROTO_DSTOPTS, pktbuild.Opts6(1))
-	}
-	h := pktbuild.IPv6{Proto: unix.IPPROTO_UDP, Src: src, Dst: dst, Exts: exts}
-	pkt := h.Build(pktbuild.UDP(sport, dport, data))
-	pktbuild.SetChecksums(pkt)
-	return pkt
 }

@@ -159,10 +159,7 @@ func TestDecodeInvalid(t *testing.T) {
 // delivers it and a decoder that stopped early would hide the ports.
 func TestDecodeLongExtChain(t *testing.T) {
 	for _, n := range []int{9, 16, 100, 1000} {
-		exts := make([]pktbuild.Ext, n)
-		for i := range exts {
-			exts[i] = pktbuild.NewExt(ProtoDstOpts, pktbuild.Opts6(1))
-		}
+		exts := pktbuild.DstOpts(n)
 		exts[0] = pktbuild.NewExt(ProtoHopByHop, pktbuild.Opts6(1))
 		b := pktbuild.IPv6{Proto: ProtoUDP, Exts: exts}.Build(pktbuild.UDP(1, 9002, []byte("x")))
 		var p Packet
