@@ -86,7 +86,8 @@ func TestIntegrationKernelOptions(t *testing.T) {
 	}
 }
 
-func mustCounters(t *testing.T, m *Manager) []RuleCounter {
+// mustCounters is m.Counters for a test.
+func mustCounters(t testing.TB, m *Manager) []RuleCounter {
 	t.Helper()
 	cs, err := m.Counters()
 	if err != nil {

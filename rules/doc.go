@@ -56,7 +56,7 @@
 // nftables' compat expression, which is what iptables-nft installs. Each
 // probe is one batch that adds a throwaway table, chain and rule and deletes
 // the table again. The kernel accepts the compat target in an inet table
-// (found by experiment on Linux 6.18; TestIntegrationOffloadCompat steers
+// (found by experiment on Linux 6.18; TestIntegrationOffload/compat steers
 // IPv4 and IPv6 through it), so one inet table serves both paths and the
 // target sees each packet's own family. nft lists such a table with a
 // warning that it is "managed by iptables-nft"; that is only nft's view.

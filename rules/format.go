@@ -76,7 +76,7 @@ type operand struct {
 type valueKind uint8
 
 const (
-	kindHex valueKind = iota
+	kindHex valueKind = iota // the zero value: the key tables below rely on it
 	kindProto
 	kindNFProto
 	kindIfName
@@ -126,16 +126,7 @@ func (f *formatter) expr(e expr.Any) {
 			f.parts = append(f.parts, "ct "+ctKeyName(e.Key)+" set "+f.regs[slot(unix.NFT_REG_1)].text)
 			return
 		}
-		k := kindHex
-		switch e.Key {
-		case expr.CtKeySTATE:
-			k = kindCTState
-		case expr.CtKeySTATUS:
-			k = kindCTStatus
-		case expr.CtKeyDIRECTION:
-			k = kindCTDir
-		}
-		f.load(e.Register, 4, operand{text: "ct " + ctKeyName(e.Key), kind: k})
+		f.load(e.Register, 4, operand{text: "ct " + ctKeyName(e.Key), kind: ctKeyKinds[e.Key]})
 	case *expr.Payload:
 		f.load(e.DestRegister, e.Len, payloadOperand(e))
 	case *expr.Bitwise:
@@ -213,15 +204,7 @@ func (f *formatter) meta(e *expr.Meta) {
 		f.parts = append(f.parts, "meta "+metaKeyName(e.Key)+" set "+f.reg(e.Register).text)
 		return
 	}
-	k := kindHex
-	switch e.Key {
-	case expr.MetaKeyL4PROTO:
-		k = kindProto
-	case expr.MetaKeyNFPROTO:
-		k = kindNFProto
-	case expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME:
-		k = kindIfName
-	}
+	k := metaKeyKinds[e.Key]
 	n := uint32(4)
 	if k == kindIfName {
 		n = unix.IFNAMSIZ
@@ -360,6 +343,13 @@ var (
 		expr.MetaKeySKUID: "skuid", expr.MetaKeySKGID: "skgid"}
 	ctKeyNames = map[expr.CtKey]string{expr.CtKeyMARK: "mark", expr.CtKeySTATE: "state",
 		expr.CtKeyDIRECTION: "direction", expr.CtKeySTATUS: "status", unix.NFT_CT_ID: "id"}
+
+	// How a key's value prints; a key not listed prints in hex (kindHex is
+	// the zero value).
+	metaKeyKinds = map[expr.MetaKey]valueKind{expr.MetaKeyL4PROTO: kindProto, expr.MetaKeyNFPROTO: kindNFProto,
+		expr.MetaKeyIIFNAME: kindIfName, expr.MetaKeyOIFNAME: kindIfName}
+	ctKeyKinds = map[expr.CtKey]valueKind{expr.CtKeySTATE: kindCTState, expr.CtKeySTATUS: kindCTStatus,
+		expr.CtKeyDIRECTION: kindCTDir}
 )
 
 // nameOf returns k's name in names, or k's number in the format unknown

@@ -126,10 +126,7 @@ func TestIntegrationLocalReject(t *testing.T) {
 	if n := q.count(flowKey{6, 7120}) + q.count(flowKey{17, 7120}); n < 4 {
 		t.Fatalf("%d packets to port 7120 queued, want the SYN and the datagram of each family", n)
 	}
-	cs, err := m.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := mustCounters(t, m)
 	if n := Sum(cs, "kernel answer not queued"); n < 4 {
 		t.Errorf("rule \"kernel answer not queued\" counted %d packets, want a reset and an ICMP error per family", n)
 	}

@@ -89,21 +89,10 @@ func TestIntegrationProbe(t *testing.T) {
 	}
 }
 
-// TestIntegrationNativeQueue covers the native expression, skipping only
-// where the probe finds it missing.
-func TestIntegrationNativeQueue(t *testing.T) {
-	_, fd := testNS(t)
-	caps, err := ProbeNS(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !caps.NativeQueue {
-		t.Skipf("kernel lacks the nft queue expression (CONFIG_NFT_QUEUE): %s", caps.NativeErr)
-	}
-	testOffload(t, QueueNative)
-}
-
-func TestIntegrationOffloadCompat(t *testing.T) {
+// TestIntegrationOffload runs testOffload over both queue paths: the
+// compat target must be there (qguard falls back to it), the native
+// expression is skipped only where the probe finds it missing.
+func TestIntegrationOffload(t *testing.T) {
 	_, fd := testNS(t)
 	caps, err := ProbeNS(fd)
 	if err != nil {
@@ -112,7 +101,13 @@ func TestIntegrationOffloadCompat(t *testing.T) {
 	if !caps.CompatQueue {
 		t.Fatalf("compat NFQUEUE target missing: %s", caps.CompatErr)
 	}
-	testOffload(t, QueueCompat)
+	t.Run("native", func(t *testing.T) {
+		if !caps.NativeQueue {
+			t.Skipf("kernel lacks the nft queue expression (CONFIG_NFT_QUEUE): %s", caps.NativeErr)
+		}
+		testOffload(t, QueueNative)
+	})
+	t.Run("compat", func(t *testing.T) { testOffload(t, QueueCompat) })
 }
 
 // testOffload: a TCP flow answered AcceptFlow is queued once (its SYN) and
@@ -150,10 +145,7 @@ func testOffload(t *testing.T, impl QueueImpl) {
 			if n := q.count(flowKey{6, 7001}) - before; n != 1 {
 				t.Errorf("offloaded TCP flow: %d packets queued, want 1 (the SYN)", n)
 			}
-			cs, err := m.Counters()
-			if err != nil {
-				t.Fatal(err)
-			}
+			cs := mustCounters(t, m)
 			// Both directions of 20 echoes after the handshake bypass the queue.
 			if n := Sum(cs, "offloaded flow accepted"); n < 40 {
 				t.Errorf("offloaded-flow rule counted %d packets, want >= 40", n)
