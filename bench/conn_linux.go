@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,12 +39,9 @@ type connLoad struct {
 // and as many servers on sink's until close.
 func startConnLoad(client, server topo.NS, srcs []netip.Addr, dst4, dst6 netip.Addr, workers int, gen, sink thread) (*connLoad, error) {
 	l := &connLoad{}
-	if err := server.Do(func() error {
-		var err error
-		l.ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(portConn)))
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("start connection server in %s: %w", server.Name, err)
+	var err error
+	if l.ln, err = listenTCP(server, portConn); err != nil {
+		return nil, fmt.Errorf("start connection server: %w", err)
 	}
 	for range workers {
 		sink.loop(&l.servers, l.serve)

@@ -38,17 +38,25 @@ type tcpStream struct {
 	cs   []net.Conn // both ends, closed on stop
 }
 
+// listenTCP listens on port of every address in ns.
+func listenTCP(ns topo.NS, port int) (ln net.Listener, err error) {
+	err = ns.Do(func() error {
+		ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(port)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on TCP port %d in %s: %w", port, ns.Name, err)
+	}
+	return ln, nil
+}
+
 // startTCPStream opens one stream per source to dst (the server address of
 // the source's family) and runs writers on gen's and readers on sink's
 // threads until close.
 func startTCPStream(client, server topo.NS, srcs []netip.Addr, dst4, dst6 netip.Addr, gen, sink thread) (s *tcpStream, err error) {
 	s = &tcpStream{}
-	if err := server.Do(func() error {
-		var err error
-		s.ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(portStream)))
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("start TCP stream sink in %s: %w", server.Name, err)
+	if s.ln, err = listenTCP(server, portStream); err != nil {
+		return nil, fmt.Errorf("start TCP stream sink: %w", err)
 	}
 	defer func() {
 		if err != nil {
