@@ -3,14 +3,14 @@ package verdict
 import (
 	"encoding/binary"
 	"net/netip"
-	"strings"
 
+	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/verdict/packet"
 )
 
-// Packet builders for the policy and pipeline tests: IPv4 or IPv6 by the
-// addresses given, headers written byte by byte, checksums zero (Decode
-// does not check them).
+// Packet descriptions for the policy and pipeline tests: IPv4 or IPv6 by
+// the addresses given, built by pktbuild, checksums zero (Decode does not
+// check them).
 
 const (
 	tc4 = "198.18.1.2"
@@ -36,10 +36,6 @@ func (t tpkt) raw() []byte {
 	var l4 []byte
 	switch t.proto {
 	case packet.ProtoTCP:
-		l4 = make([]byte, 20)
-		binary.BigEndian.PutUint16(l4[0:], t.sport)
-		binary.BigEndian.PutUint16(l4[2:], t.dport)
-		l4[12] = 5 << 4
 		f := t.flags
 		if f == 0 {
 			f = packet.TCPSyn
@@ -51,40 +47,20 @@ func (t tpkt) raw() []byte {
 		if f&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn && len(t.payload) == 0 {
 			seq-- // the SYN takes the sequence number before the first data byte, seq
 		}
+		l4 = pktbuild.TCP(t.sport, t.dport, f, nil, t.payload)
 		binary.BigEndian.PutUint32(l4[4:], seq)
-		l4[13] = f
-		binary.BigEndian.PutUint16(l4[14:], 65535)
 	case packet.ProtoUDP:
-		l4 = make([]byte, 8)
-		binary.BigEndian.PutUint16(l4[0:], t.sport)
-		binary.BigEndian.PutUint16(l4[2:], t.dport)
-		binary.BigEndian.PutUint16(l4[4:], uint16(8+len(t.payload)))
+		l4 = pktbuild.UDP(t.sport, t.dport, t.payload)
 	case packet.ProtoICMP, packet.ProtoICMPv6:
-		l4 = make([]byte, 8)
-		l4[0] = t.icmpType
-		binary.BigEndian.PutUint16(l4[4:], t.icmpID)
+		l4 = pktbuild.ICMP(t.icmpType, 0, t.icmpID, 0, t.payload)
+	default:
+		l4 = t.payload
 	}
-	l4 = append(l4, t.payload...)
 	src, dst := netip.MustParseAddr(t.src), netip.MustParseAddr(t.dst)
 	if src.Is4() {
-		b := make([]byte, 20, 20+len(l4))
-		b[0] = 0x45
-		binary.BigEndian.PutUint16(b[2:], uint16(20+len(l4)))
-		binary.BigEndian.PutUint16(b[6:], t.fragOff>>3)
-		b[8], b[9] = 64, t.proto
-		s, d := src.As4(), dst.As4()
-		copy(b[12:], s[:])
-		copy(b[16:], d[:])
-		return append(b, l4...)
+		return pktbuild.IPv4{FragOff: t.fragOff, Proto: t.proto, Src: src, Dst: dst}.Build(l4)
 	}
-	b := make([]byte, 40, 40+len(l4))
-	b[0] = 0x60
-	binary.BigEndian.PutUint16(b[4:], uint16(len(l4)))
-	b[6], b[7] = t.proto, 64
-	s, d := src.As16(), dst.As16()
-	copy(b[8:], s[:])
-	copy(b[24:], d[:])
-	return append(b, l4...)
+	return pktbuild.IPv6{Proto: t.proto, Src: src, Dst: dst}.Build(l4)
 }
 
 // reply returns the packet going the other way.
@@ -102,32 +78,11 @@ func udp(src, dst string, sport, dport uint16, payload []byte) tpkt {
 }
 
 // tDNS builds a DNS query for name.
-func tDNS(name string) []byte {
-	b := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0}
-	for _, l := range strings.Split(name, ".") {
-		b = append(b, byte(len(l)))
-		b = append(b, l...)
-	}
-	return append(b, 0, 0, 1, 0, 1)
-}
+func tDNS(name string) []byte { return pktbuild.DNSQuery(0x1234, name) }
 
 // tHello builds a TLS record holding a ClientHello with a server_name
 // extension for host.
-func tHello(host string) []byte {
-	be16 := func(v int) []byte { return []byte{byte(v >> 8), byte(v)} }
-	sn := append([]byte{0}, be16(len(host))...)
-	sn = append(sn, host...)
-	sn = append(be16(len(sn)), sn...)
-	ext := append(append([]byte{0, 0}, be16(len(sn))...), sn...)
-	body := []byte{3, 3}
-	body = append(body, make([]byte, 32)...) // random
-	body = append(body, 0)                   // session id
-	body = append(body, 0, 2, 0x13, 0x01)    // cipher suites
-	body = append(body, 1, 0)                // compression
-	body = append(append(body, be16(len(ext))...), ext...)
-	hs := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
-	return append(append([]byte{22, 3, 1}, be16(len(hs))...), hs...)
-}
+func tHello(host string) []byte { return pktbuild.ClientHello(host, 0) }
 
 func tHTTP(host string) []byte {
 	return []byte("GET / HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: t\r\n\r\n")
