@@ -2,7 +2,6 @@ package config
 
 import (
 	_ "embed"
-	"net/netip"
 	"time"
 
 	"github.com/qguard/qguard/names"
@@ -23,7 +22,7 @@ type File struct {
 	Metrics Metrics
 	Control Control
 	Log     Log
-	Flows   Flows
+	Flows   verdict.FlowConfig // each queue's flow table; flows.max is Capacity
 	Record  Record
 	Names   Names
 	Policy  verdict.Policy
@@ -70,29 +69,12 @@ type Record struct {
 }
 
 // Names is the names section: the DNS answers qguard reads for the
-// dst_name and src_name matchers (docs/names.md).
+// dst_name and src_name matchers (docs/names.md). The binding table's
+// settings are the names package's (names.DefaultConfig); Ports are the
+// ports whose DNS queries and answers are read.
 type Names struct {
-	MinTTL, MaxTTL time.Duration     // a binding's lifetime is the answer's TTL clamped to these
-	MaxBindings    int               // name-address pairs kept; the first to expire gives way
-	MaxPending     int               // queries waiting for their answer
-	Ports          []proto.PortRange // ports whose DNS queries and answers are read
-	Servers        []netip.Prefix    // only these servers' answers bind; empty: any
-}
-
-// Table returns the names.Config the section asks for.
-func (n *Names) Table() *names.Config {
-	return &names.Config{MinTTL: n.MinTTL, MaxTTL: n.MaxTTL, MaxBindings: n.MaxBindings, MaxPending: n.MaxPending,
-		Servers: n.Servers}
-}
-
-// Flows is the flows section: each queue's flow table.
-type Flows struct {
-	Max            int // flows per queue
-	TCPTimeout     time.Duration
-	UDPTimeout     time.Duration
-	OtherTimeout   time.Duration
-	ClosingTimeout time.Duration // TCP after FIN or RST
-	HelloBuffers   int           // flows at once collecting a multi-segment TLS ClientHello
+	names.Config
+	Ports []proto.PortRange
 }
 
 // defaults returns a File holding every default of examples/qguard.yaml.
@@ -105,12 +87,9 @@ func defaults() *File {
 		Control: Control{Socket: ""},
 		Log:     Log{Format: "text", Level: "info", Decisions: verdict.Rate{Events: 10, Per: time.Second}},
 		Record:  Record{Sample: 1, Rate: verdict.Rate{Events: 1000, Per: time.Second}, Buffer: 4096, Flows: true},
-		Flows: Flows{Max: verdict.DefaultFlowCapacity, TCPTimeout: verdict.DefaultTCPTimeout,
-			UDPTimeout: verdict.DefaultUDPTimeout, OtherTimeout: verdict.DefaultOtherTimeout,
-			ClosingTimeout: verdict.DefaultClosingTimeout, HelloBuffers: verdict.DefaultHelloBuffers},
-		Names: Names{MinTTL: names.DefaultMinTTL, MaxTTL: names.DefaultMaxTTL, MaxBindings: names.DefaultMaxBindings,
-			MaxPending: names.DefaultMaxPending, Ports: []proto.PortRange{{Lo: 53, Hi: 53}}},
-		Policy: verdict.Policy{Default: verdict.ActionAccept, L7Packets: verdict.DefaultL7Packets},
+		Flows:   *verdict.DefaultFlowConfig(),
+		Names:   Names{Config: *names.DefaultConfig(), Ports: []proto.PortRange{{Lo: 53, Hi: 53}}},
+		Policy:  verdict.Policy{Default: verdict.ActionAccept, L7Packets: verdict.DefaultL7Packets},
 	}
 }
 
@@ -138,14 +117,12 @@ func Default() *File {
 // PipelineOptions returns the verdict pipeline options the file asks for:
 // the flow table and the log rate.
 func (f *File) PipelineOptions() *verdict.Options {
-	lr := f.Log.Decisions
+	lr, flows := f.Log.Decisions, f.Flows
 	if lr.Events == 0 {
 		lr.Per = time.Second // Events 0 with a period: logging off
 	}
 	return &verdict.Options{
 		LogRate: lr,
-		Flows: &verdict.FlowConfig{Capacity: f.Flows.Max, TCPTimeout: f.Flows.TCPTimeout,
-			UDPTimeout: f.Flows.UDPTimeout, OtherTimeout: f.Flows.OtherTimeout,
-			ClosingTimeout: f.Flows.ClosingTimeout, HelloBuffers: f.Flows.HelloBuffers},
+		Flows:   &flows,
 	}
 }

@@ -24,7 +24,7 @@ func TestFlowsMaxBound(t *testing.T) {
 	} {
 		f, err := Parse("flows.yaml", []byte("flows:\n  max: "+tc.max+"\n"))
 		if tc.want == "" {
-			if err != nil || f.Flows.Max == 0 {
+			if err != nil || f.Flows.Capacity == 0 {
 				t.Errorf("flows.max %s: %v", tc.max, err)
 			}
 			continue

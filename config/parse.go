@@ -10,9 +10,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/qguard/qguard/internal/yamlpos"
+	"github.com/qguard/qguard/names"
 	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
 	"github.com/qguard/qguard/rules"
+	"github.com/qguard/qguard/verdict"
 	"github.com/qguard/qguard/xdp"
 )
 
@@ -309,9 +311,9 @@ func (d *decoder) record(r *Record, n *yaml.Node) {
 	})
 }
 
-func (d *decoder) flows(f *Flows, n *yaml.Node) {
+func (d *decoder) flows(f *verdict.FlowConfig, n *yaml.Node) {
 	d.mapping(n, "flows", fields{
-		"max":             func(v *yaml.Node) { f.Max = d.flowMax(v, f.Max) },
+		"max":             func(v *yaml.Node) { f.Capacity = d.flowMax(v, f.Capacity) },
 		"tcp_timeout":     d.duration(&f.TCPTimeout, "flows.tcp_timeout"),
 		"udp_timeout":     d.duration(&f.UDPTimeout, "flows.udp_timeout"),
 		"other_timeout":   d.duration(&f.OtherTimeout, "flows.other_timeout"),
@@ -321,12 +323,15 @@ func (d *decoder) flows(f *Flows, n *yaml.Node) {
 }
 
 func (d *decoder) names1(nm *Names, n *yaml.Node) {
-	var minPos, maxPos *yaml.Node
 	d.mapping(n, "names", fields{
-		"min_ttl":      func(v *yaml.Node) { minPos = v; d.duration(&nm.MinTTL, "names.min_ttl")(v) },
-		"max_ttl":      func(v *yaml.Node) { maxPos = v; d.duration(&nm.MaxTTL, "names.max_ttl")(v) },
-		"max_bindings": func(v *yaml.Node) { nm.MaxBindings = d.intIn(v, "names.max_bindings", 1, 1<<24, nm.MaxBindings) },
-		"max_pending":  func(v *yaml.Node) { nm.MaxPending = d.intIn(v, "names.max_pending", 1, 1<<20, nm.MaxPending) },
+		"min_ttl": d.positive(&nm.MinTTL, "names.min_ttl"),
+		"max_ttl": d.positive(&nm.MaxTTL, "names.max_ttl"),
+		"max_bindings": func(v *yaml.Node) {
+			nm.MaxBindings = d.intIn(v, "names.max_bindings", 1, names.MaxBindingsLimit, nm.MaxBindings)
+		},
+		"max_pending": func(v *yaml.Node) {
+			nm.MaxPending = d.intIn(v, "names.max_pending", 1, names.MaxPendingLimit, nm.MaxPending)
+		},
 		"servers": func(v *yaml.Node) {
 			var sets []string
 			if nm.Servers, sets = d.prefixes(v, "names.servers"); len(sets) > 0 {
@@ -339,23 +344,15 @@ func (d *decoder) names1(nm *Names, n *yaml.Node) {
 			}
 		},
 	})
-	for _, c := range []struct {
-		v   *yaml.Node
-		key string
-		dur time.Duration
-	}{{minPos, "min_ttl", nm.MinTTL}, {maxPos, "max_ttl", nm.MaxTTL}} {
-		if c.v != nil && c.dur <= 0 {
-			d.errf(c.v, "names.%s: expected a positive duration like 60s", c.key)
+}
+
+// positive is a duration that must not be 0 when written (the owner reads 0
+// as its default).
+func (d *decoder) positive(dst *time.Duration, what string) func(*yaml.Node) {
+	return func(v *yaml.Node) {
+		d.duration(dst, what)(v)
+		if *dst <= 0 {
+			d.errf(v, "%s: expected a positive duration like 60s", what)
 		}
-	}
-	if nm.MinTTL > nm.MaxTTL {
-		at := maxPos
-		if at == nil {
-			at = minPos
-		}
-		if at == nil {
-			at = n
-		}
-		d.errf(at, "names.min_ttl %v is above names.max_ttl %v; expected min_ttl <= max_ttl", nm.MinTTL, nm.MaxTTL)
 	}
 }

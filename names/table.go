@@ -23,6 +23,19 @@ const (
 	DefaultUpdates = 4096
 )
 
+// Bounds of Config's counts.
+const (
+	MaxBindingsLimit = 1 << 24
+	MaxPendingLimit  = 1 << 20
+)
+
+// DefaultConfig returns the defaults a zero field means, spelled out (the
+// configuration file's names section when it sets nothing).
+func DefaultConfig() *Config {
+	return &Config{MinTTL: DefaultMinTTL, MaxTTL: DefaultMaxTTL, MaxBindings: DefaultMaxBindings,
+		MaxPending: DefaultMaxPending, PendingTimeout: DefaultPendingTimeout}
+}
+
 // ErrConfig is wrapped by Config.Validate.
 var ErrConfig = errors.New("invalid names configuration")
 
@@ -87,10 +100,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: negative duration", ErrConfig)
 	case o.MinTTL > o.MaxTTL:
 		return fmt.Errorf("%w: min_ttl %v is above max_ttl %v", ErrConfig, o.MinTTL, o.MaxTTL)
-	case o.MaxBindings < 0 || o.MaxBindings > 1<<24:
-		return fmt.Errorf("%w: max_bindings %d: expected 1 to %d", ErrConfig, o.MaxBindings, 1<<24)
-	case o.MaxPending < 0 || o.MaxPending > 1<<20:
-		return fmt.Errorf("%w: max_pending %d: expected 1 to %d", ErrConfig, o.MaxPending, 1<<20)
+	case o.MaxBindings < 0 || o.MaxBindings > MaxBindingsLimit:
+		return fmt.Errorf("%w: max_bindings %d: expected 1 to %d", ErrConfig, o.MaxBindings, MaxBindingsLimit)
+	case o.MaxPending < 0 || o.MaxPending > MaxPendingLimit:
+		return fmt.Errorf("%w: max_pending %d: expected 1 to %d", ErrConfig, o.MaxPending, MaxPendingLimit)
 	}
 	for _, p := range o.Servers {
 		if !p.IsValid() {

@@ -29,6 +29,14 @@ type FlowConfig struct {
 	Streams int
 }
 
+// DefaultFlowConfig returns the defaults a zero field means, spelled out
+// (Streams stays 0: it follows Capacity). The configuration file's flows
+// section is this when it sets nothing.
+func DefaultFlowConfig() *FlowConfig {
+	return &FlowConfig{Capacity: DefaultFlowCapacity, TCPTimeout: DefaultTCPTimeout, UDPTimeout: DefaultUDPTimeout,
+		OtherTimeout: DefaultOtherTimeout, ClosingTimeout: DefaultClosingTimeout, HelloBuffers: DefaultHelloBuffers}
+}
+
 // Flow table defaults.
 const (
 	DefaultFlowCapacity   = 1 << 18

@@ -291,7 +291,8 @@ func TestCheckRunAgreeProtocols(t *testing.T) {
 }
 
 // TestCheckRunAgreeOwnerChecks: what the owning packages refuse after
-// decoding (rules.Config, xdp.Config) both refuse alike, at the key named.
+// decoding (rules.Config, names.Config, xdp.Config) both refuse alike, at
+// the key named.
 func TestCheckRunAgreeOwnerChecks(t *testing.T) {
 	dir := t.TempDir()
 	for i, c := range []struct{ body, want string }{
@@ -305,6 +306,8 @@ func TestCheckRunAgreeOwnerChecks(t *testing.T) {
 			`1:16: rules.hooks: invalid rules configuration: hooks[1]: hook "input" listed twice`},
 		{"rules: {protocols: [icmp], dports: [80]}\n",
 			"1:20: rules.protocols: invalid rules configuration: ports given but none of protocols [icmp] has ports (tcp, udp, sctp, udplite)"},
+		{"names:\n  min_ttl: 2h\n  max_ttl: 1h\n",
+			"2:3: names: invalid names configuration: min_ttl 2h0m0s is above max_ttl 1h0m0s"},
 		{"xdp: {interfaces: [eth0, eth0]}\n",
 			`1:6: xdp: config: Interfaces[1] "eth0" listed twice: invalid argument`},
 	} {

@@ -53,7 +53,10 @@ type NameBinding struct {
 }
 
 // namesConfig is the names section as the table's config.
-func namesConfig(cfg *config.File) *names.Config { return cfg.Names.Table() }
+func namesConfig(cfg *config.File) *names.Config {
+	c := cfg.Names.Config
+	return &c
+}
 
 func (e *Engine) openNames(set *settings) error {
 	var c names.Config

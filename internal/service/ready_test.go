@@ -12,7 +12,7 @@ import (
 
 func TestReadyOffline(t *testing.T) {
 	cfg := config.Default()
-	cfg.Flows.Max = 1024 // the default table takes longer to allocate than the test runs
+	cfg.Flows.Capacity = 1024 // the default table takes longer to allocate than the test runs
 	e, err := engine.New(cfg, &engine.Options{Offline: true})
 	if err != nil {
 		t.Fatal(err)
