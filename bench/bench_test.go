@@ -159,19 +159,6 @@ func TestReportOutputs(t *testing.T) {
 	}
 }
 
-func TestSnmpField(t *testing.T) {
-	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 10 0 3 9 7 0\nUdpLite: InDatagrams RcvbufErrors\nUdpLite: 0 5\n"
-	if v := snmpField(snmp, "Udp:", "RcvbufErrors"); v != 7 {
-		t.Errorf("Udp RcvbufErrors = %d", v)
-	}
-	if v := snmpField(snmp, "Udp:", "Missing"); v != 0 {
-		t.Errorf("missing field = %d", v)
-	}
-	if v := snmpField("Udp: RcvbufErrors\n", "Udp:", "RcvbufErrors"); v != 0 {
-		t.Errorf("header without values = %d", v)
-	}
-}
-
 func TestWithDefaults(t *testing.T) {
 	c := (*Config)(nil).withDefaults()
 	if c.Duration != 3*time.Second || c.Runs != 1 || c.Nice != -10 || len(c.Batches) != 2 || c.GenCPU == nil || len(c.HandlerCPUs) == 0 ||

@@ -451,7 +451,7 @@ func udpRcvbufErrors(ns topo.NS) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	total += snmpField(snmp, "Udp:", "RcvbufErrors")
+	total += topo.SNMPField(snmp, "Udp:", "RcvbufErrors")
 	if s6, err := readNetFile(ns, "snmp6"); err == nil {
 		for _, line := range strings.Split(s6, "\n") {
 			if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
@@ -461,25 +461,6 @@ func udpRcvbufErrors(ns topo.NS) (uint64, error) {
 		}
 	}
 	return total, nil
-}
-
-// snmpField finds a counter in /proc/net/snmp's header/value line pairs.
-func snmpField(s, prefix, name string) uint64 {
-	lines := strings.Split(s, "\n")
-	for i := 0; i+1 < len(lines); i++ {
-		if !strings.HasPrefix(lines[i], prefix) || !strings.HasPrefix(lines[i+1], prefix) {
-			continue
-		}
-		h, v := strings.Fields(lines[i]), strings.Fields(lines[i+1])
-		for j := range h {
-			if h[j] == name && j < len(v) {
-				n, _ := strconv.ParseUint(v[j], 10, 64)
-				return n
-			}
-		}
-		return 0
-	}
-	return 0
 }
 
 // warmUp floods until the sink sees what is sent: IPv6 neighbour discovery

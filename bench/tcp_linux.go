@@ -209,10 +209,10 @@ func measureStream(ctx context.Context, e *env, r *modeRun) (Sample, error) {
 func tcpRetrans(ns topo.NS) [2]uint64 {
 	var r [2]uint64
 	if snmp, err := readNetFile(ns, "snmp"); err == nil {
-		r[0] = snmpField(snmp, "Tcp:", "RetransSegs")
+		r[0] = topo.SNMPField(snmp, "Tcp:", "RetransSegs")
 	}
 	if netstat, err := readNetFile(ns, "netstat"); err == nil {
-		r[1] = snmpField(netstat, "TcpExt:", "TCPTimeouts")
+		r[1] = topo.SNMPField(netstat, "TcpExt:", "TCPTimeouts")
 	}
 	return r
 }

@@ -409,7 +409,7 @@ func udpLossDiag(t *testing.T, top *topo.Topology) string {
 		}
 		fmt.Fprintf(&b, "%s:", ns.Name)
 		for _, f := range v4 {
-			fmt.Fprintf(&b, " udp %s %d", f, snmpField(out4, "Udp:", f))
+			fmt.Fprintf(&b, " udp %s %d", f, topo.SNMPField(out4, "Udp:", f))
 		}
 		for _, f := range v6 {
 			for _, l := range strings.Split(out6, "\n") {

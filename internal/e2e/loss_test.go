@@ -195,7 +195,7 @@ func readDrops(t *testing.T, top *topo.Topology) dropCounters {
 	t.Helper()
 	var d dropCounters
 	if out, err := top.Server.Output("cat", "/proc/net/snmp"); err == nil {
-		d.sinkRcvbuf = snmpField(out, "Udp:", "RcvbufErrors")
+		d.sinkRcvbuf = topo.SNMPField(out, "Udp:", "RcvbufErrors")
 	}
 	if b, err := os.ReadFile("/proc/net/softnet_stat"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -206,24 +206,6 @@ func readDrops(t *testing.T, top *topo.Topology) dropCounters {
 		}
 	}
 	return d
-}
-
-// snmpField reads one counter from /proc/net/snmp's header/value line pairs.
-func snmpField(out, proto, name string) uint64 {
-	lines := strings.Split(out, "\n")
-	for i := 0; i+1 < len(lines); i++ {
-		if !strings.HasPrefix(lines[i], proto) || !strings.HasPrefix(lines[i+1], proto) {
-			continue
-		}
-		names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
-		for j := range names {
-			if names[j] == name && j < len(vals) {
-				n, _ := strconv.ParseUint(vals[j], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
 }
 
 // queued is the number of packets the daemon received from its queues.
