@@ -72,8 +72,6 @@ const wantListing = `table inet qguard {
 	}
 
 	chain forward_g1 {
-		ip saddr @block4 counter packets 0 bytes 0 drop comment "qguard: blocked source"
-		ip6 saddr @block6 counter packets 0 bytes 0 drop comment "qguard: blocked source"
 		ct mark & 0x00ff0000 == 0x00010000 counter packets 0 bytes 0 accept comment "qguard: offloaded flow accepted"
 		ct mark & 0x00ff0000 == 0x00020000 counter packets 0 bytes 0 drop comment "qguard: offloaded flow dropped"
 		ip saddr . ip daddr . meta l4proto . th sport . th dport @dropflow4 counter packets 0 bytes 0 drop comment "qguard: dropped flow"

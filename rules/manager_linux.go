@@ -25,6 +25,13 @@ type Manager struct {
 	want       *tableState // the table as the last own change left it (guard_linux.go)
 	// nameSets are the current generation's name sets (names_linux.go).
 	nameSets map[string]bool
+	// hooks are the current generation's hook chains ("<hook>_g<n>").
+	hooks []string
+	// blocking says the hook chains hold the block set lookups: from the
+	// first install that finds a reason (a policy rule with block_source,
+	// elements left in the sets) or the first BlockSource, which adds
+	// them, for the Manager's life.
+	blocking bool
 }
 
 // New validates cfg (nil: DefaultConfig), probes the kernel and picks the
@@ -183,7 +190,7 @@ func (m *Manager) Chains() []string {
 func (m *Manager) Remove() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.bases, m.gen = nil, nil
+	m.bases, m.gen, m.hooks = nil, nil, nil
 	defer m.record()
 	return removeTable(m.dial, m.cfg.Table)
 }
@@ -223,12 +230,29 @@ func (m *Manager) BlockSource(a netip.Addr, d time.Duration) error {
 	m.mu.Lock()
 	table := m.cfg.Table
 	timeout := m.cfg.BlockSetTimeout
-	m.mu.Unlock()
+	arm := !m.blocking && len(m.hooks) > 0
+	if arm {
+		// The first block: its element and the lookups go in one
+		// transaction, under the lock, so no generation switch comes
+		// between and the element never sits in a set nothing reads.
+		defer m.mu.Unlock()
+	} else {
+		m.mu.Unlock()
+	}
 	c, err := m.dial()
 	if err != nil {
 		return fmt.Errorf("block source %s: %w", a, err)
 	}
-	s4, s6 := blockSets(inetTable(table), timeout)
+	t := inetTable(table)
+	if arm {
+		for _, name := range m.hooks {
+			ch := &nftables.Chain{Name: name, Table: t}
+			// Each goes to the chain's top: block6 first, so block4 leads.
+			c.InsertRule(blockRule(t, ch, true))
+			c.InsertRule(blockRule(t, ch, false))
+		}
+	}
+	s4, s6 := blockSets(t, timeout)
 	s := s4
 	if a.Is6() {
 		s = s6
@@ -242,7 +266,34 @@ func (m *Manager) BlockSource(a netip.Addr, d time.Duration) error {
 		}
 		return fmt.Errorf("block source %s: %w", a, err)
 	}
+	if arm {
+		m.blocking = true
+		m.record()
+	}
 	return nil
+}
+
+// needBlocks reports whether the generation install builds for cfg needs
+// the block set lookups: they were added before, the policy can block, or
+// the sets hold elements (a table taken over from an earlier run).
+func (m *Manager) needBlocks(c *nftables.Conn, t *nftables.Table, cfg *Config, sets map[string]bool) (bool, error) {
+	if m.blocking || cfg.canBlock() {
+		return true, nil
+	}
+	s4, s6 := blockSets(t, cfg.BlockSetTimeout)
+	for _, s := range []*nftables.Set{s4, s6} {
+		if !sets[s.Name] {
+			continue
+		}
+		el, err := c.GetSetElements(s)
+		if err != nil {
+			return false, fmt.Errorf("list set %s: %w", s.Name, err)
+		}
+		if len(el) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // install brings table cfg.Table to cfg by a generation switch, in three
@@ -292,8 +343,13 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 	gen := nextGen(chains, sets)
 	hookOf, added := planBases(t, cfg, chains)
 
+	blocks, err := m.needBlocks(c, t, cfg, sets)
+	if err != nil {
+		return false, err
+	}
 	tab := c.AddTable(t)
 	b := m.builder(c, cfg, tab, sets, gen)
+	b.blocks = blocks
 	if err := b.addSets(); err != nil {
 		return false, err
 	}
@@ -358,6 +414,11 @@ func (m *Manager) install(cfg *Config, oldTable string, steerAway bool) (switche
 	for _, ch := range fresh {
 		m.gen = append(m.gen, ch.Name)
 	}
+	m.hooks = m.hooks[:0]
+	for _, h := range cfg.Hooks {
+		m.hooks = append(m.hooks, genName(h.Name, gen))
+	}
+	m.blocking = blocks
 	m.noteNameSets(b.used)
 	var old []*nftables.Chain
 	for _, name := range sortedNames(chains) {

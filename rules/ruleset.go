@@ -40,6 +40,9 @@ type builder struct {
 	sets, used map[string]bool
 	gen        uint64
 	ruleIdx    int // the policy rule being compiled, for its name sets
+	// blocks adds the block set lookups to the hook chains (see
+	// Manager.blocking).
+	blocks bool
 }
 
 func inetTable(name string) *nftables.Table {
@@ -58,6 +61,37 @@ func dropFlowSets(t *nftables.Table, timeout time.Duration) (s4, s6 *nftables.Se
 			HasTimeout: true, Timeout: timeout, Dynamic: true}
 	}
 	return mk(DropFlow4Set, false), mk(DropFlow6Set, true)
+}
+
+// blockNote is the comment of the block set lookups.
+const blockNote = "blocked source"
+
+// blockRule is `ip saddr @block4 drop` (v6: ip6, block6) in ch. The hook
+// chains hold the two only while a block can be in the sets: they are
+// the first rules every packet meets, and an empty set's lookup is a
+// hash of every packet's source for nothing.
+func blockRule(t *nftables.Table, ch *nftables.Chain, v6 bool) *nftables.Rule {
+	fam, set := byte(unix.NFPROTO_IPV4), Block4Set
+	if v6 {
+		fam, set = unix.NFPROTO_IPV6, Block6Set
+	}
+	exprs := append(nfproto(fam), addrLoad(v6, true), &expr.Lookup{SourceRegister: 1, SetName: set},
+		&expr.Counter{}, verdict(expr.VerdictDrop))
+	return &nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: comment(blockNote)}
+}
+
+// canBlock reports whether a rule of the policy puts sources in the block
+// sets: in the kernel (a dynset in the policy chain) or through user space.
+func (c *Config) canBlock() bool {
+	if c.Policy == nil {
+		return false
+	}
+	for i := range c.Policy.Rules {
+		if c.Policy.Rules[i].BlockSource > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func baseChain(t *nftables.Table, h Hook) *nftables.Chain {
@@ -102,10 +136,11 @@ var families = []struct {
 func (b *builder) chainRules(ch *nftables.Chain, hook string, steerAway bool) error {
 	m := b.cfg.Marks
 	counter := func() expr.Any { return &expr.Counter{} }
-	b.rule(ch, "blocked source", nfproto(unix.NFPROTO_IPV4),
-		one(addrLoad(false, true), &expr.Lookup{SourceRegister: 1, SetName: Block4Set}, counter(), verdict(expr.VerdictDrop)))
-	b.rule(ch, "blocked source", nfproto(unix.NFPROTO_IPV6),
-		one(addrLoad(true, true), &expr.Lookup{SourceRegister: 1, SetName: Block6Set}, counter(), verdict(expr.VerdictDrop)))
+	if b.blocks {
+		for _, v6 := range []bool{false, true} {
+			b.c.AddRule(blockRule(b.t, ch, v6))
+		}
+	}
 	// The connection's mark decides most packets (every later packet of a
 	// flow decided as a whole, both ways): test it right after the block
 	// sets, before the verdict-mark rules, which only re-injected packets
