@@ -132,14 +132,24 @@ func (r *Report) writeChecks(w io.Writer) {
 	if obs != nil && libct != nil {
 		costLine("daemon-observe / qguard-conntrack", obs, libct)
 	}
-	if kf != nil && kernel != nil {
-		if kf.VsKernel > 0 {
-			lines = append(lines, fmt.Sprintf("daemon-kfirst flood: delivered %.2fx kernel-only", kf.VsKernel))
+	// Kernel-first keeps per-flow verdicts (a reply follows its flow), so
+	// it needs conntrack: kernel-conntrack is its floor and comes first.
+	if kf != nil && kct != nil && kct.DeliveredPPS.Median > 0 {
+		s := fmt.Sprintf("daemon-kfirst flood: delivered %.2fx kernel-conntrack's (the floor of a per-flow firewall)",
+			kf.DeliveredPPS.Median/kct.DeliveredPPS.Median)
+		if p := paired(kf.Samples, kct.Samples, func(x Sample) float64 { return x.rate(UDP64) }); r.Runs > 1 && p.Median > 0 {
+			s += fmt.Sprintf(" (paired %s..%sx)", digits3(p.Min), digits3(p.Max))
 		}
-		costLine("daemon-kfirst / kernel", kf, kernel)
-	}
-	if kf != nil && kct != nil {
+		if kf.VsKernel > 0 {
+			s += fmt.Sprintf(", %.2fx kernel-only", kf.VsKernel)
+		}
+		lines = append(lines, s)
 		costLine("daemon-kfirst / kernel-conntrack", kf, kct)
+	} else if kf != nil && kernel != nil && kf.VsKernel > 0 {
+		lines = append(lines, fmt.Sprintf("daemon-kfirst flood: delivered %.2fx kernel-only", kf.VsKernel))
+	}
+	if kf != nil && kernel != nil {
+		costLine("daemon-kfirst / kernel", kf, kernel)
 	}
 	if kfl7 != nil && l7 != nil && l7.DeliveredPPS.Median > 0 {
 		lines = append(lines, fmt.Sprintf("daemon-kfirst-l7 flood: delivered %.2fx daemon-l7's (the same policy in queue-all)",
@@ -148,7 +158,7 @@ func (r *Report) writeChecks(w io.Writer) {
 	if len(lines) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nThe daemon against the library and kernel-first against kernel-only (medians; paired: run by run):")
+	fmt.Fprintln(w, "\nThe daemon against the library, kernel-first against kernel-conntrack and kernel-only (medians; paired: run by run):")
 	for _, l := range lines {
 		io.WriteString(w, wrap(l, tableWidth, "    "))
 	}
