@@ -107,56 +107,65 @@ func stallAndQuiesce(t *testing.T, q *Queues, seen *atomic.Int64) uint32 {
 	return held
 }
 
+// quiesceRun is a flood to a port whose packets a stalled handler holds
+// while the queue quiesces (see stallAndQuiesce).
+type quiesceRun struct {
+	count    func(idle time.Duration) int // distinct datagrams the server got
+	stopSend func() uint32                // stops the flood: how many were sent
+	seen     atomic.Int64                 // packets the handler saw
+	held     uint32                       // packets the kernel held at the release
+}
+
+func (e *qenv) floodAndQuiesce(t *testing.T, q *Queues, port int) *quiesceRun {
+	t.Helper()
+	srv := e.sink(t, port)
+	_ = srv.SetReadBuffer(16 << 20)
+	r := &quiesceRun{count: distinct(srv)}
+	r.stopSend = flood(t, e.client(t, e.top.ServerIP4, port))
+	r.held = stallAndQuiesce(t, q, &r.seen)
+	return r
+}
+
 func (e *qenv) testQuiesceFailOpen(t *testing.T) {
 	e.steer(t, "-p udp --dport 9011 -j NFQUEUE --queue-num 19 --queue-bypass")
 	q := e.open(t, &Config{Num: 19, MaxLen: 8192, Flags: FlagFailOpen})
-	srv := e.sink(t, 9011)
-	_ = srv.SetReadBuffer(16 << 20)
-	count := distinct(srv)
-	stopSend := flood(t, e.client(t, e.top.ServerIP4, 9011))
-	var seen atomic.Int64
-	held := stallAndQuiesce(t, q, &seen)
+	r := e.floodAndQuiesce(t, q, 9011)
 	s := q.Stats()[0]
-	after := seen.Load()
+	after := r.seen.Load()
 	time.Sleep(100 * time.Millisecond) // traffic passes fail-open, unseen
-	if seen.Load() != after || s.Kernel.QueueTotal != 0 {
+	if r.seen.Load() != after || s.Kernel.QueueTotal != 0 {
 		t.Errorf("after Quiesce the handler still saw packets (%d -> %d) or the kernel holds %d",
-			after, seen.Load(), s.Kernel.QueueTotal)
+			after, r.seen.Load(), s.Kernel.QueueTotal)
 	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // unbound: the rule's bypass accepts
-	sent := stopSend()
-	got := count(200 * time.Millisecond)
+	sent := r.stopSend()
+	got := r.count(200 * time.Millisecond)
 	s = q.Stats()[0]
 	verdicts := s.Accepted + s.Dropped + s.Repeated + s.Queued
 	t.Logf("sent %d, arrived %d; %d held in the queue when it quiesced; handler saw %d, verdicts %d",
-		sent, got, held, seen.Load(), verdicts)
-	if held == 0 {
+		sent, got, r.held, r.seen.Load(), verdicts)
+	if r.held == 0 {
 		t.Error("no backlog in the kernel queue during the stall: the test proves nothing")
 	}
-	if got != int(sent) || uint64(seen.Load()) != s.Received || verdicts != s.Received {
-		t.Fatalf("%d of %d lost; handler saw %d, received %d, verdicts %d", int(sent)-got, sent, seen.Load(), s.Received, verdicts)
+	if got != int(sent) || uint64(r.seen.Load()) != s.Received || verdicts != s.Received {
+		t.Fatalf("%d of %d lost; handler saw %d, received %d, verdicts %d", int(sent)-got, sent, r.seen.Load(), s.Received, verdicts)
 	}
 }
 
 func (e *qenv) testQuiesceFailClosed(t *testing.T) {
 	e.steer(t, "-p udp --dport 9012 -j NFQUEUE --queue-num 20")
 	q := e.open(t, &Config{Num: 20, MaxLen: 8192})
-	srv := e.sink(t, 9012)
-	_ = srv.SetReadBuffer(16 << 20)
-	count := distinct(srv)
-	stopSend := flood(t, e.client(t, e.top.ServerIP4, 9012))
-	var seen atomic.Int64
-	held := stallAndQuiesce(t, q, &seen)
+	r := e.floodAndQuiesce(t, q, 9012)
 	time.Sleep(100 * time.Millisecond) // new packets find the queue full
-	sent := stopSend()
-	got := count(200 * time.Millisecond)
+	sent := r.stopSend()
+	got := r.count(200 * time.Millisecond)
 	s := q.Stats()[0]
-	t.Logf("sent %d, arrived %d, handler saw %d; %d held when it quiesced; kernel dropped %d", sent, got, seen.Load(), held, s.Kernel.QueueDropped)
-	if held == 0 || int64(got) != seen.Load() || s.Kernel.QueueTotal != 0 {
-		t.Fatalf("held %d; arrived %d but the handler accepted %d; kernel holds %d", held, got, seen.Load(), s.Kernel.QueueTotal)
+	t.Logf("sent %d, arrived %d, handler saw %d; %d held when it quiesced; kernel dropped %d", sent, got, r.seen.Load(), r.held, s.Kernel.QueueDropped)
+	if r.held == 0 || int64(got) != r.seen.Load() || s.Kernel.QueueTotal != 0 {
+		t.Fatalf("held %d; arrived %d but the handler accepted %d; kernel holds %d", r.held, got, r.seen.Load(), s.Kernel.QueueTotal)
 	}
 	if uint64(got)+uint64(s.Kernel.QueueDropped) != uint64(sent) || s.Kernel.QueueDropped < 1000 {
 		t.Fatalf("sent %d = arrived %d + dropped at the full queue %d does not hold (or too few dropped)", sent, got, s.Kernel.QueueDropped)
