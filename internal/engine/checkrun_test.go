@@ -239,6 +239,41 @@ func TestCheckRunAgreeDocumentedKeys(t *testing.T) {
 	}
 }
 
+// TestEveryKeyDocumented: the keys each section accepts (as the message
+// about an unknown key lists them) are the keys examples/qguard.yaml
+// documents, so the walk above misses none (a policy rule's match keys and
+// options have a file each in examples/policies).
+func TestEveryKeyDocumented(t *testing.T) {
+	documented := map[string][]string{} // section path: its keys
+	for _, k := range documentedKeys(t) {
+		for i := 1; i <= len(k.path); i++ {
+			parent := strings.Join(k.path[:i-1], ".")
+			if !slices.Contains(documented[parent], k.path[i-1]) {
+				documented[parent] = append(documented[parent], k.path[i-1])
+			}
+		}
+	}
+	for section, keys := range documented {
+		path := []string{}
+		if section != "" {
+			path = strings.Split(section, ".")
+		}
+		body, _, _ := documentedKey{path: append(path, "no_such_key")}.file("1")
+		_, err := config.Parse("keys.yaml", []byte(body))
+		_, list, ok := strings.Cut(fmt.Sprint(err), "; expected one of: ")
+		if !ok {
+			t.Errorf("section %q: no list of keys in %v", section, err)
+			continue
+		}
+		accepted := strings.Split(strings.SplitN(list, "\n", 2)[0], ", ")
+		slices.Sort(accepted)
+		slices.Sort(keys)
+		if !slices.Equal(accepted, keys) {
+			t.Errorf("section %q accepts %v; examples/qguard.yaml documents %v", section, accepted, keys)
+		}
+	}
+}
+
 // refused checks that both refuse k set to v, at v's place, naming the
 // key; it returns the message.
 func refused(t *testing.T, write func(string) string, k documentedKey, v, key string) string {
