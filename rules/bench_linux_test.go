@@ -59,10 +59,7 @@ func benchForward(b *testing.B, mode string) {
 		n, _ := io.Copy(io.Discard, c)
 		got <- n
 	}()
-	c, err := dial(tp.Client, "tcp", tp.ServerIP4, 7200)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := mustDial(b, tp.Client, "tcp", tp.ServerIP4, 7200)
 	buf := make([]byte, 1<<20)
 	b.SetBytes(int64(len(buf)))
 	b.ResetTimer()

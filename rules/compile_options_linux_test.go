@@ -45,10 +45,7 @@ func TestIntegrationKernelOptions(t *testing.T) {
 	}
 	nft(t, tp.Firewall, "list", "table", "inet", "kopts") // nft itself can read what qguard wrote
 	exchange := func(src netip.Addr, port uint16) error {
-		c, err := dialFrom(tp.Client, "udp", src, srv, port)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := mustDialFrom(t, tp.Client, "udp", src, srv, port)
 		defer c.Close()
 		return udpExchange(c, 300*time.Millisecond)
 	}
@@ -137,14 +134,7 @@ func TestIntegrationKernelRateLimit(t *testing.T) {
 		}
 	}
 	client := netip.MustParseAddr("198.18.1.2")
-	conn := func(src netip.Addr, port uint16) net.Conn {
-		c, err := dialFrom(tp.Client, "udp", src, srv, port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	conn := func(src netip.Addr, port uint16) net.Conn { return mustDialFrom(t, tp.Client, "udp", src, srv, port) }
 	// outcomes runs n exchanges on c: "." answered, "x" not.
 	outcomes := func(c net.Conn, n int) string {
 		out := ""

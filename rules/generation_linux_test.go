@@ -84,11 +84,7 @@ type seqSender struct {
 
 func newSeqSender(t testing.TB, tp *topo.Topology, port uint16) *seqSender {
 	t.Helper()
-	c, err := dial(tp.Client, "udp", tp.ServerIP4, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := mustDial(t, tp.Client, "udp", tp.ServerIP4, port)
 	return &seqSender{t: t, c: c}
 }
 

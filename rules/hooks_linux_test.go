@@ -28,10 +28,7 @@ func TestIntegrationQueueRange(t *testing.T) {
 			q := bindQueues(t, tp.Firewall, 4, 2, func(flowKey) answer { return accept })
 			udpServer(t, tp.Server, tp.ServerIP4, 7090)
 			for _, src := range srcs {
-				u, err := dialFrom(tp.Client, "udp", src, tp.ServerIP4, 7090)
-				if err != nil {
-					t.Fatal(err)
-				}
+				u := mustDialFrom(t, tp.Client, "udp", src, tp.ServerIP4, 7090)
 				if err := udpExchange(u, time.Second); err != nil {
 					t.Fatal(err)
 				}
@@ -80,10 +77,7 @@ func TestIntegrationLocalHooks(t *testing.T) {
 	udpServer(t, ns, lo, 7100)
 	other := udpServer(t, ns, lo, 7101)
 	for _, port := range []uint16{7100, 7101} {
-		u, err := dial(ns, "udp", lo, port)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := mustDial(t, ns, "udp", lo, port)
 		if err := udpExchange(u, time.Second); err != nil {
 			t.Fatal(err)
 		}

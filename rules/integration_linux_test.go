@@ -134,11 +134,7 @@ func testOffload(t *testing.T, impl QueueImpl) {
 		t.Run(map[bool]string{true: "ipv4", false: "ipv6"}[srv.Is4()], func(t *testing.T) {
 			before := q.count(flowKey{6, 7001})
 			tcpServer(t, tp.Server, srv, 7001)
-			c, err := dial(tp.Client, "tcp", srv, 7001)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := mustDial(t, tp.Client, "tcp", srv, 7001)
 			if err := echo(c, 20); err != nil {
 				t.Fatal(err)
 			}
@@ -153,11 +149,7 @@ func testOffload(t *testing.T, impl QueueImpl) {
 
 			before = q.count(flowKey{6, 7003})
 			tcpServer(t, tp.Server, srv, 7003)
-			c2, err := dial(tp.Client, "tcp", srv, 7003)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c2.Close()
+			c2 := mustDial(t, tp.Client, "tcp", srv, 7003)
 			if err := echo(c2, 5); err != nil {
 				t.Fatal(err)
 			}
@@ -167,11 +159,7 @@ func testOffload(t *testing.T, impl QueueImpl) {
 
 			before = q.count(flowKey{17, 7002})
 			got := udpServer(t, tp.Server, srv, 7002)
-			u, err := dial(tp.Client, "udp", srv, 7002)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer u.Close()
+			u := mustDial(t, tp.Client, "udp", srv, 7002)
 			for i := 0; i < 5; i++ {
 				if err := udpExchange(u, 200*time.Millisecond); !isTimeout(err) {
 					t.Fatalf("dropped UDP flow, datagram %d: %v, want a timeout", i, err)
@@ -213,10 +201,7 @@ func TestIntegrationSteering(t *testing.T) {
 		tcpServer(t, tp.Server, tp.ServerIP4, port)
 		tcpServer(t, tp.Server, tp.ServerIP6, port)
 		for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
-			c, err := dial(tp.Client, "tcp", srv, port)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := mustDial(t, tp.Client, "tcp", srv, port)
 			if err := echo(c, 3); err != nil {
 				t.Fatal(err)
 			}
@@ -224,10 +209,7 @@ func TestIntegrationSteering(t *testing.T) {
 		}
 	}
 	udp := udpServer(t, tp.Server, tp.ServerIP4, 7020)
-	u, err := dial(tp.Client, "udp", tp.ServerIP4, 7020)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustDial(t, tp.Client, "udp", tp.ServerIP4, 7020)
 	if err := udpExchange(u, time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -224,11 +224,7 @@ func reloadConfigs(fd int, bypass bool, num uint16) (a, b *Config) {
 // cfgs[i%len(cfgs)], and returns how many it sent.
 func replaceWhileSending(t testing.TB, tp *topo.Topology, port uint16, m *Manager, n int, cfgs ...*Config) uint32 {
 	t.Helper()
-	u, err := dial(tp.Client, "udp", tp.ServerIP4, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
+	u := mustDial(t, tp.Client, "udp", tp.ServerIP4, port)
 	var sent atomic.Uint32
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -333,11 +329,7 @@ func TestIntegrationReloadQueued(t *testing.T) {
 func TestIntegrationBypass(t *testing.T) {
 	tp, fd := newTopo(t)
 	got := udpServer(t, tp.Server, tp.ServerIP4, 7060)
-	u, err := dial(tp.Client, "udp", tp.ServerIP4, 7060)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
+	u := mustDial(t, tp.Client, "udp", tp.ServerIP4, 7060)
 
 	m := applied(t, fwConfig(fd, QueueAuto))
 	if err := udpExchange(u, time.Second); err != nil {
@@ -391,11 +383,7 @@ func TestIntegrationBlockSource(t *testing.T) {
 	bindQueue(t, tp.Firewall, 0, func(flowKey) answer { return accept })
 	for _, srv := range []netip.Addr{tp.ServerIP4, tp.ServerIP6} {
 		udpServer(t, tp.Server, srv, 7070)
-		u, err := dial(tp.Client, "udp", srv, 7070)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer u.Close()
+		u := mustDial(t, tp.Client, "udp", srv, 7070)
 		if err := udpExchange(u, time.Second); err != nil {
 			t.Fatal(err)
 		}

@@ -77,6 +77,24 @@ func dial(ns topo.NS, network string, addr netip.Addr, port uint16) (net.Conn, e
 	return dialFrom(ns, network, netip.Addr{}, addr, port)
 }
 
+// mustDial is dial for a test: it fails the test on an error and closes
+// the connection when the test ends.
+func mustDial(t testing.TB, ns topo.NS, network string, addr netip.Addr, port uint16) net.Conn {
+	t.Helper()
+	return mustDialFrom(t, ns, network, netip.Addr{}, addr, port)
+}
+
+// mustDialFrom is mustDial with a chosen source address.
+func mustDialFrom(t testing.TB, ns topo.NS, network string, src, addr netip.Addr, port uint16) net.Conn {
+	t.Helper()
+	c, err := dialFrom(ns, network, src, addr, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // dialFrom is dial with a chosen source address (zero: the kernel's).
 func dialFrom(ns topo.NS, network string, src, addr netip.Addr, port uint16) (net.Conn, error) {
 	d := net.Dialer{Timeout: 2 * time.Second}
@@ -142,10 +160,7 @@ func checkRejected(t testing.TB, tp *topo.Topology, ns topo.NS, srv netip.Addr, 
 		t.Errorf("TCP from %s to %v: %v after %v, want ECONNREFUSED (reset)", ns.Name, srv, err, time.Since(start))
 	}
 	udpServer(t, tp.Server, srv, udpPort)
-	u, err := dial(ns, "udp", srv, udpPort)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustDial(t, ns, "udp", srv, udpPort)
 	err = udpExchange(u, time.Second)
 	_ = u.Close()
 	if !isRefused(err) {
