@@ -118,6 +118,12 @@ type Guard struct {
 	o     GuardOptions
 	table string
 	conn  *netlink.Conn
+	// gen asks for the ruleset generation (rulesetGen); lastGen is the
+	// one read before the last verify that found the table intact, while
+	// genOK. Loop goroutine only.
+	gen     *netlink.Conn
+	lastGen uint32
+	genOK   bool
 	kick  chan struct{}
 	stop  chan struct{}
 	done  sync.WaitGroup
@@ -164,6 +170,10 @@ func (m *Manager) Guard(o *GuardOptions) (*Guard, error) {
 	}
 	_ = conn.SetReadBuffer(1 << 20)
 	g.conn = conn
+	// Without it every periodic verify reads the whole table.
+	if gc, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: cfg.NetNS}); err == nil {
+		g.gen = gc
+	}
 	g.st.Intact = true
 	g.done.Add(2)
 	go g.watch()
@@ -181,6 +191,9 @@ func (g *Guard) Stop() {
 		close(g.stop)
 		g.conn.Close()
 		g.done.Wait()
+		if g.gen != nil {
+			g.gen.Close()
+		}
 	})
 }
 
@@ -292,10 +305,12 @@ func (g *Guard) loop() {
 	defer tick.Stop()
 	var retry <-chan time.Time
 	for {
+		periodic := false
 		select {
 		case <-g.stop:
 			return
 		case <-tick.C:
+			periodic = true
 		case <-retry:
 		case <-g.kick:
 			g.settle()
@@ -304,10 +319,36 @@ func (g *Guard) loop() {
 		if g.stopped() {
 			return
 		}
+		gen, err := g.readGen()
+		if periodic && err == nil && g.genOK && gen == g.lastGen {
+			// Nothing was committed in the namespace since the table was
+			// last found intact: the full read can wait.
+			continue
+		}
+		g.genOK = false
 		if !g.check() {
 			retry = time.After(guardRetry)
+		} else if err == nil && g.intactNow() {
+			g.lastGen, g.genOK = gen, true
 		}
 	}
+}
+
+// readGen reads the ruleset generation before a verify: a change between
+// the two moves it, so the next periodic verify is not skipped.
+func (g *Guard) readGen() (uint32, error) {
+	if g.gen == nil {
+		return 0, errNoGenID
+	}
+	return rulesetGen(g.gen)
+}
+
+// intactNow reports whether the last verify found the table as qguard
+// left it, with no change Apply could not undo pending.
+func (g *Guard) intactNow() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.st.Intact && g.good == nil
 }
 
 // settle waits until notifications pause (or guardBurst passed).
