@@ -64,8 +64,9 @@ func setMode(c *rules.Config, f *config.File) {
 		c.Mode, c.Policy = rules.KernelFirst, kernelPolicy(&f.Policy, kernelOptsOf(f))
 	}
 	// ct matchers read the queue's conntrack metadata and flow records
-	// conntrack's destroy events: both need tracking on.
-	c.Conntrack = f.Queue.Flags&queue.FlagConntrack != 0 || f.Record.Flows
+	// conntrack's destroy events: both need tracking on. record.flows
+	// (default true) records nothing without record.output.
+	c.Conntrack = f.Queue.Flags&queue.FlagConntrack != 0 || f.Record.Flows && f.Record.Output != ""
 	if usesNames(&f.Policy) {
 		c.NamePorts = f.Names.Ports // the answers must reach the queue
 	}
