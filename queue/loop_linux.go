@@ -63,6 +63,11 @@ type loop struct {
 	pkt       Packet
 	pending   int
 	pendSince time.Time
+	// recvAt is when the last receive returned (Packet.Received); fresh
+	// says no verdict was flushed since, so the first pending verdict may
+	// take that time instead of reading the clock again.
+	recvAt time.Time
+	fresh  bool
 
 	c   counters
 	pub statsCell
@@ -170,6 +175,7 @@ func (l *loop) step() (int, error) {
 // take handles the n datagrams the last receive returned.
 func (l *loop) take(n int) {
 	l.c.recvCalls++
+	l.recvAt, l.fresh = time.Now(), true
 	for i := range n {
 		m := &l.mm[i]
 		size := min(int(m.Len), l.slot)
@@ -214,7 +220,7 @@ func (l *loop) packet(body []byte, trunc bool) {
 	p.reset()
 	l.c.received++
 	res := decodePacket(body, p)
-	p.Queue = l.queue
+	p.Queue, p.Received = l.queue, l.recvAt
 	if trunc && res == decodeOK {
 		res = decodeBad
 	}
@@ -288,7 +294,10 @@ func (l *loop) verdict(p *Packet) {
 	l.pending++
 	switch {
 	case l.pending == 1:
-		l.pendSince = time.Now()
+		l.pendSince = l.recvAt
+		if !l.fresh {
+			l.pendSince = time.Now()
+		}
 	case l.pending%timeCheckEvery == 0 && time.Since(l.pendSince) > l.cfg.FlushInterval:
 		l.flush()
 	}
@@ -324,7 +333,7 @@ func (l *loop) flush() {
 	l.c.verdictMsgs += uint64(l.enc.msgs)
 	l.c.batches += uint64(l.enc.batches)
 	l.enc.reset()
-	l.pending = 0
+	l.pending, l.fresh = 0, false
 	if l.flushes++; l.flushes%16 == 0 {
 		l.c.publish(&l.pub)
 	}
@@ -417,6 +426,7 @@ func (l *loop) takeStash() {
 	if l.sock == nil {
 		return
 	}
+	l.recvAt, l.fresh = time.Now(), true
 	for _, d := range l.sock.stash {
 		l.datagram(d)
 	}

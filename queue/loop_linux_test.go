@@ -109,6 +109,33 @@ func TestLoopBatchesAcceptRun(t *testing.T) {
 	}
 }
 
+// TestLoopReceivedTime: every packet of a receive carries that receive's
+// time, read once (the handler need not read the clock), and the next
+// receive a later one.
+func TestLoopReceivedTime(t *testing.T) {
+	l, k := newTestLoop(t, nil)
+	var got []time.Time
+	l.h = func(p *Packet) {
+		got = append(got, p.Received)
+		p.Accept()
+	}
+	before := time.Now()
+	for id := uint32(1); id <= 3; id++ {
+		k.send(pktMsg(1, id, 10))
+	}
+	if n, err := l.step(); n != 3 || err != nil {
+		t.Fatalf("step: %d, %v", n, err)
+	}
+	k.send(pktMsg(1, 4, 10))
+	if n, err := l.step(); n != 1 || err != nil {
+		t.Fatalf("step: %d, %v", n, err)
+	}
+	if len(got) != 4 || got[0].Before(before) || got[1] != got[0] || got[2] != got[0] || !got[3].After(got[0]) ||
+		got[3].After(time.Now()) {
+		t.Fatalf("receive times %v (the loop started at %v)", got, before)
+	}
+}
+
 func TestLoopMixedVerdicts(t *testing.T) {
 	l, k := newTestLoop(t, nil)
 	l.h = func(p *Packet) {

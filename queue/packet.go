@@ -61,6 +61,11 @@ type Packet struct {
 	HwAddrLen                        uint8
 	Has                              Attr
 
+	// Received is when the loop read the packet's batch from the socket:
+	// one clock read per receive, shared by the batch, so a handler need
+	// not read the clock for every packet.
+	Received time.Time
+
 	Payload []byte // network header on; valid until the handler returns
 	SecCtx  []byte // security context; valid until the handler returns
 

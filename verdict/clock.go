@@ -1,35 +1,15 @@
 package verdict
 
-import (
-	"sync"
-	"sync/atomic"
-	"time"
-)
+import "time"
 
-// A packet needs the time only to a millisecond or so (idle timeouts, token
-// buckets), and reading the clock costs tens of nanoseconds on some virtual
-// machines: a quarter of a cached decision. One goroutine per process
-// refreshes a shared coarse clock every coarseTick instead, started by the
-// first pipeline that uses it.
-const coarseTick = time.Millisecond
+// clockStart anchors monoNow: a pipeline's times are nanoseconds on a
+// monotonic clock, only ever compared with each other.
+var clockStart = time.Now()
 
-var (
-	coarseOnce  sync.Once
-	coarseStart = time.Now()
-	coarseNanos atomic.Int64
-)
-
-// coarseNow returns the nanoseconds since coarseStart, updated every
-// coarseTick.
-func coarseNow() int64 {
-	coarseOnce.Do(func() {
-		coarseNanos.Store(int64(time.Since(coarseStart)))
-		go func() {
-			t := time.NewTicker(coarseTick)
-			for range t.C {
-				coarseNanos.Store(int64(time.Since(coarseStart)))
-			}
-		}()
-	})
-	return coarseNanos.Load()
-}
+// monoNow is the clock of a pipeline whose Options give none and of a flow
+// table's QUIC buffers outside a pipeline: one monotonic clock read. (A
+// clock refreshed by a ticker goroutine instead costs the whole process a
+// wake-up every tick, which under a steady packet rate cost the daemon more
+// than the reads it saved; the engine gives its pipelines the queue's
+// receive time, read once per batch.)
+func monoNow() int64 { return int64(time.Since(clockStart)) }

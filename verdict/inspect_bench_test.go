@@ -107,7 +107,7 @@ func TestDecideAllocsInspected(t *testing.T) {
 // HTTP flows under inspection (every packet evaluated) next to a cached
 // flow's.
 func BenchmarkDecideInspected(b *testing.B) {
-	p := NewPipeline(inspectedPolicy(b), nil)
+	p := NewPipeline(inspectedPolicy(b), &Options{Now: batchClock()})
 	for _, tc := range inspectedCases(p) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()

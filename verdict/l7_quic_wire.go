@@ -152,7 +152,7 @@ func (p *quicPool) init(n int) {
 	p.bufs = make([]*l7.QUICHello, 0, n)
 	p.owner = make([]*flowEntry, 0, n)
 	p.last = make([]int64, 0, n)
-	p.clock = coarseNow
+	p.clock = monoNow // a pipeline sets its own
 }
 
 // get lends a buffer to e and returns its index, or 0 when every buffer

@@ -15,8 +15,10 @@ type Options struct {
 	// for. The zero Rate means DefaultLogRate; Events 0 with a Per disables
 	// logging.
 	LogRate Rate
-	// Now is the clock; nil means a shared clock with millisecond
-	// resolution that costs nothing to read. Tests set it to move time.
+	// Now is the clock; nil means reading the monotonic clock on every
+	// Decide. A caller that knows the time already saves that read: the
+	// engine gives the time its queue received the packet's batch
+	// (queue.Packet.Received). Tests set it to move time.
 	Now func() time.Time
 }
 
@@ -134,6 +136,7 @@ func NewPipeline(c *Compiled, o *Options) *Pipeline {
 	p.logTokens = p.logBurst
 	p.state.Store(newState(c, 1))
 	p.cand = make(bitmap, c.words)
+	p.flows.quics.clock = p.clock
 	return p
 }
 
@@ -248,7 +251,7 @@ func (p *Pipeline) decide(raw []byte, m *Meta, d *Decision) {
 
 func (p *Pipeline) clock() int64 {
 	if p.now == nil {
-		return coarseNow()
+		return monoNow()
 	}
 	return int64(p.now().Sub(p.start))
 }

@@ -220,7 +220,9 @@ func (e *Engine) buildPipelines(compiled *verdict.Compiled) {
 	e.gen.Store(g)
 	e.qs = make([]*queueState, count)
 	for i := range e.qs {
-		e.qs[i] = &queueState{num: set.queue.Num + uint16(i), gen: g, pipe: e.newPipeline(compiled)}
+		qs := &queueState{num: set.queue.Num + uint16(i), gen: g}
+		qs.pipe = e.newPipeline(compiled, qs.clock)
+		e.qs[i] = qs
 	}
 	// Decide and Trace serve tools, not traffic: a small flow table will do.
 	to := verdict.Options{}
@@ -245,8 +247,17 @@ func (e *Engine) buildPipelines(compiled *verdict.Compiled) {
 	e.bypass.failOpen = set.queue.Flags&queue.FlagFailOpen != 0
 }
 
-func (e *Engine) newPipeline(c *verdict.Compiled) *verdict.Pipeline {
-	p := verdict.NewPipeline(c, e.set.pipeline)
+// newPipeline is a queue's pipeline on the given clock (unless the
+// settings bring their own).
+func (e *Engine) newPipeline(c *verdict.Compiled, now func() time.Time) *verdict.Pipeline {
+	var o verdict.Options
+	if e.set.pipeline != nil {
+		o = *e.set.pipeline
+	}
+	if o.Now == nil {
+		o.Now = now
+	}
+	p := verdict.NewPipeline(c, &o)
 	for _, s := range e.opts.Stages {
 		p.Use(s)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/qguard/qguard/internal/pktbuild"
 	"github.com/qguard/qguard/proto"
@@ -191,8 +192,14 @@ func TestHandleAllocs(t *testing.T) {
 		e.Handle(&p)
 	}
 	i := 0
+	batch := time.Now()
 	allocs := testing.AllocsPerRun(1000, func() {
+		// Half with the queue's receive time (the pipeline's clock), half
+		// made by hand without one (the clock is read).
 		p = queue.Packet{Payload: pkts[i%len(pkts)]}
+		if i&1 == 0 {
+			p.Received = batch
+		}
 		e.Handle(&p)
 		i++
 	})
@@ -201,13 +208,38 @@ func TestHandleAllocs(t *testing.T) {
 	}
 }
 
+// TestHandleClock: the pipeline's clock is the time the queue received the
+// packet, so flows expire by it (the packet path reads no clock of its own).
+func TestHandleClock(t *testing.T) {
+	e := offline(t, testPolicy(), true)
+	pkt := udp4("198.18.1.2", "198.18.2.2", 1000, 80, "hello")
+	t0 := time.Now()
+	for _, c := range []struct {
+		at     time.Duration
+		cached bool
+	}{
+		{0, false},
+		{time.Second, true},
+		{2 * time.Second, true},
+		{2*time.Second + verdict.DefaultUDPTimeout + time.Second, false}, // idle longer than the UDP timeout
+		{3*time.Second + verdict.DefaultUDPTimeout + time.Second, true},
+	} {
+		p := queue.Packet{Payload: pkt, Received: t0.Add(c.at)}
+		e.Handle(&p)
+		if d := e.qs[0].dec; d.Cached != c.cached {
+			t.Errorf("packet received at +%v: cached %t, want %t", c.at, d.Cached, c.cached)
+		}
+	}
+}
+
 func BenchmarkHandle(b *testing.B) {
 	e := offline(b, testPolicy(), true)
 	pkt := udp4("198.18.1.2", "198.18.2.2", 1000, 80, "hello")
 	var p queue.Packet
+	now := time.Now() // the queue's receive time: one clock read per batch
 	b.ReportAllocs()
 	for b.Loop() {
-		p = queue.Packet{Payload: pkt}
+		p = queue.Packet{Payload: pkt, Received: now}
 		e.Handle(&p)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
@@ -264,6 +296,7 @@ func BenchmarkPipelineOnly(b *testing.B) {
 	e := offline(b, testPolicy(), true)
 	pkt := udp4("198.18.1.2", "198.18.2.2", 1000, 80, "hello")
 	pipe := e.qs[0].pipe
+	e.qs[0].now = time.Now() // as Handle sets it from the packet
 	var m verdict.Meta
 	var d verdict.Decision
 	b.ReportAllocs()

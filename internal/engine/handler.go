@@ -26,6 +26,19 @@ type queueState struct {
 	// a queue's packets in order and delivers them in order, so a gap is
 	// packets it numbered but could not deliver (socket buffer full).
 	lastID uint32
+	// now is the packet's queue.Packet.Received: the pipeline's clock
+	// (clock), so the packet path reads the clock once per receive batch.
+	now time.Time
+}
+
+// clock is the pipeline's Options.Now: the receive time of the packet
+// being decided, or the time now for a packet that has none (one made by
+// hand, or Decide outside the queue loop).
+func (qs *queueState) clock() time.Time {
+	if qs.now.IsZero() {
+		return time.Now()
+	}
+	return qs.now
 }
 
 // Handle is the per-packet handler given to queue.Queues.Run. It is
@@ -43,7 +56,7 @@ func (e *Engine) Handle(p *queue.Packet) {
 	if gap := p.ID - qs.lastID - 1; gap != 0 && gap < 1<<31 {
 		qs.c.idGaps.Add(uint64(gap))
 	}
-	qs.lastID = p.ID
+	qs.lastID, qs.now = p.ID, p.Received
 	// A reload publishes a new generation; the queue's own goroutine swaps
 	// its pipeline before the next packet, so each packet is decided by
 	// exactly one policy and counted against that policy's rules.
