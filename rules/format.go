@@ -231,26 +231,25 @@ func (f *formatter) keyText(reg uint32) string {
 	return strings.Join(parts, " . ")
 }
 
+// payloadField is a payload load: which header, where in it and how long.
+type payloadField struct {
+	base        expr.PayloadBase
+	offset, len uint32
+}
+
+// payloadOperands names the payload loads qguard writes, as nft does.
+var payloadOperands = map[payloadField]operand{
+	{expr.PayloadBaseNetworkHeader, 12, 4}:  {text: "ip saddr", kind: kindAddr},
+	{expr.PayloadBaseNetworkHeader, 16, 4}:  {text: "ip daddr", kind: kindAddr},
+	{expr.PayloadBaseNetworkHeader, 8, 16}:  {text: "ip6 saddr", kind: kindAddr},
+	{expr.PayloadBaseNetworkHeader, 24, 16}: {text: "ip6 daddr", kind: kindAddr},
+	{expr.PayloadBaseTransportHeader, 0, 2}: {text: "th sport", kind: kindPort},
+	{expr.PayloadBaseTransportHeader, 2, 2}: {text: "th dport", kind: kindPort},
+}
+
 func payloadOperand(e *expr.Payload) operand {
-	switch e.Base {
-	case expr.PayloadBaseNetworkHeader:
-		switch {
-		case e.Len == 4 && e.Offset == 12:
-			return operand{text: "ip saddr", kind: kindAddr}
-		case e.Len == 4 && e.Offset == 16:
-			return operand{text: "ip daddr", kind: kindAddr}
-		case e.Len == 16 && e.Offset == 8:
-			return operand{text: "ip6 saddr", kind: kindAddr}
-		case e.Len == 16 && e.Offset == 24:
-			return operand{text: "ip6 daddr", kind: kindAddr}
-		}
-	case expr.PayloadBaseTransportHeader:
-		switch {
-		case e.Len == 2 && e.Offset == 0:
-			return operand{text: "th sport", kind: kindPort}
-		case e.Len == 2 && e.Offset == 2:
-			return operand{text: "th dport", kind: kindPort}
-		}
+	if o, ok := payloadOperands[payloadField{e.Base, e.Offset, e.Len}]; ok {
+		return o
 	}
 	return operand{text: fmt.Sprintf("payload base %d offset %d len %d", e.Base, e.Offset, e.Len)}
 }

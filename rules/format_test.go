@@ -33,6 +33,9 @@ func TestFormatNftSpelling(t *testing.T) {
 		{metaKeyName(expr.MetaKeyPRIORITY), "key2"},
 		{ctKeyName(expr.CtKeySTATUS), "status"},
 		{ctKeyName(expr.CtKeyEXPIRATION), "key5"},
+		{payloadOperand(&expr.Payload{Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16}).text, "ip6 daddr"},
+		{payloadOperand(&expr.Payload{Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}).text, "th dport"},
+		{payloadOperand(&expr.Payload{Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 4}).text, "payload base 2 offset 2 len 4"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%q, want %q", tc.got, tc.want)

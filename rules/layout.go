@@ -1,7 +1,8 @@
 package rules
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -119,11 +120,6 @@ func hookName(ch *nftables.Chain) string {
 	return "hook" + strconv.FormatUint(uint64(*ch.Hooknum), 10)
 }
 
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+// sortedNames returns m's keys in order: chains and sets are walked so,
+// for batches and reports that do not depend on map order.
+func sortedNames[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -193,7 +193,7 @@ func (want *tableState) diff(have *tableState, table string) []string {
 	if want.Flags != have.Flags {
 		out = append(out, fmt.Sprintf("table flags %#x, want %#x", have.Flags, want.Flags))
 	}
-	for _, name := range sortedKeys(want.Chains) {
+	for _, name := range sortedNames(want.Chains) {
 		w := want.Chains[name]
 		h, ok := have.Chains[name]
 		if !ok {
@@ -205,12 +205,12 @@ func (want *tableState) diff(have *tableState, table string) []string {
 		}
 		out = append(out, diffRules(name, w.Rules, h.Rules)...)
 	}
-	for _, name := range sortedKeys(have.Chains) {
+	for _, name := range sortedNames(have.Chains) {
 		if _, ok := want.Chains[name]; !ok {
 			out = append(out, "chain "+name+" added")
 		}
 	}
-	for _, name := range sortedKeys(want.Sets) {
+	for _, name := range sortedNames(want.Sets) {
 		h, ok := have.Sets[name]
 		switch {
 		case !ok:
@@ -219,7 +219,7 @@ func (want *tableState) diff(have *tableState, table string) []string {
 			out = append(out, "set "+name+" elements changed")
 		}
 	}
-	for _, name := range sortedKeys(have.Sets) {
+	for _, name := range sortedNames(have.Sets) {
 		if _, ok := want.Sets[name]; !ok && !strings.HasPrefix(name, "__set") {
 			out = append(out, "set "+name+" added")
 		}
@@ -260,14 +260,5 @@ func diffRules(chain string, want, have []ruleState) []string {
 			}
 		}
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
