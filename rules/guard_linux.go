@@ -124,10 +124,10 @@ type Guard struct {
 	gen     *netlink.Conn
 	lastGen uint32
 	genOK   bool
-	kick  chan struct{}
-	stop  chan struct{}
-	done  sync.WaitGroup
-	once  sync.Once
+	kick    chan struct{}
+	stop    chan struct{}
+	done    sync.WaitGroup
+	once    sync.Once
 
 	// good is the state before a change Apply did not undo, while that
 	// change is in the table; loop goroutine only.
