@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"time"
 
+	"github.com/qguard/qguard/internal/daemonlog"
 	"github.com/qguard/qguard/names"
 	"github.com/qguard/qguard/proto"
 	"github.com/qguard/qguard/queue"
@@ -53,9 +54,9 @@ type Control struct {
 
 // Log is the log section.
 type Log struct {
-	Format    string       // text or json
-	Level     string       // debug, info, warn or error
-	Decisions verdict.Rate // rate limit of per-decision log lines; zero Events: none
+	Format    daemonlog.Format // text or json
+	Level     daemonlog.Level  // debug, info, warn or error
+	Decisions verdict.Rate     // rate limit of per-decision log lines; zero Events: none
 }
 
 // Record is the record section: JSON lines, one per decision and one per
@@ -85,7 +86,7 @@ func defaults() *File {
 		XDP:     xdp.Config{Mode: xdp.ModeAuto},
 		Metrics: Metrics{Listen: "127.0.0.1:9477"},
 		Control: Control{Socket: ""},
-		Log:     Log{Format: "text", Level: "info", Decisions: verdict.Rate{Events: 10, Per: time.Second}},
+		Log:     Log{Format: daemonlog.Text, Level: daemonlog.Info, Decisions: verdict.Rate{Events: 10, Per: time.Second}},
 		Record:  Record{Sample: 1, Rate: verdict.Rate{Events: 1000, Per: time.Second}, Buffer: 4096, Flows: true},
 		Flows:   *verdict.DefaultFlowConfig(),
 		Names:   Names{Config: *names.DefaultConfig(), Ports: []proto.PortRange{{Lo: 53, Hi: 53}}},

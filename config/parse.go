@@ -291,8 +291,8 @@ func (d *decoder) xdp(x *xdp.Config, n *yaml.Node) {
 
 func (d *decoder) log(l *Log, n *yaml.Node) {
 	d.mapping(n, "log", fields{
-		"format":    d.oneOf(&l.Format, "log.format", "text", "json"),
-		"level":     d.oneOf(&l.Level, "log.level", "debug", "info", "warn", "error"),
+		"format":    d.text(&l.Format, "log.format"),
+		"level":     d.text(&l.Level, "log.level"),
 		"decisions": func(v *yaml.Node) { l.Decisions = d.rate(v, "log.decisions", true, l.Decisions) },
 	})
 }

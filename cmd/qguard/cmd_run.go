@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qguard/qguard/config"
+	"github.com/qguard/qguard/internal/daemonlog"
 	"github.com/qguard/qguard/internal/engine"
 	"github.com/qguard/qguard/internal/metrics"
 	"github.com/qguard/qguard/internal/service"
@@ -120,8 +121,8 @@ EXIT STATUS
 	fl.BoolVar(&f.noXDP, "no-xdp", false, "attach no XDP program")
 	fl.StringVar(&f.metrics, "metrics", "", "metrics listen address (overrides the file; \"\" in the file disables)")
 	fl.StringVar(&f.control, "control", "", "control socket path (overrides the file)")
-	fl.StringVar(&f.logFormat, "log-format", "", "log format: text or json (overrides the file)")
-	fl.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides the file)")
+	fl.StringVar(&f.logFormat, "log-format", "", "log format: "+strings.Join(daemonlog.FormatNames(), " or ")+" (overrides the file)")
+	fl.StringVar(&f.logLevel, "log-level", "", "log level: "+strings.Join(daemonlog.LevelNames(), ", ")+" (overrides the file)")
 	root.AddCommand(c)
 }
 
@@ -150,22 +151,22 @@ func parseQueueRange(s string) (*engine.QueueRange, error) {
 	return &engine.QueueRange{Num: uint16(lo), Count: uint16(hi - lo + 1)}, nil
 }
 
+// newLogger is the daemon's logger; format and level are the names
+// daemonlog takes ("" for the default text and info).
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if level == "" {
-		level = "info"
+	var f daemonlog.Format
+	var l daemonlog.Level
+	if format != "" {
+		if err := f.UnmarshalText([]byte(format)); err != nil {
+			return nil, fmt.Errorf("--log-format: %w", err) // the file's was checked when it was read
+		}
 	}
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	if level != "" {
+		if err := l.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("--log-level: %w", err)
+		}
 	}
-	o := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, o)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)), nil
-	}
-	return nil, fmt.Errorf("log format %q: want text or json", format)
+	return daemonlog.New(w, f, l), nil
 }
 
 // loadConfig reads path, or returns the embedded default for "".
@@ -245,8 +246,8 @@ func resolveRun(cmd *cobra.Command, f *runFlags, cfg *config.File) runSettings {
 	rs := runSettings{
 		metrics:   cfg.Metrics.Listen,
 		control:   cfg.Control.Socket,
-		logFormat: cfg.Log.Format,
-		logLevel:  cfg.Log.Level,
+		logFormat: cfg.Log.Format.String(),
+		logLevel:  cfg.Log.Level.String(),
 	}
 	if cmd.Flags().Changed("metrics") {
 		rs.metrics = f.metrics

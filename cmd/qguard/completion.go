@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qguard/qguard/bench"
+	"github.com/qguard/qguard/internal/daemonlog"
 )
 
 // registerCompletions teaches the shell completions (qguard completion
@@ -24,8 +25,8 @@ func registerCompletions() {
 		cmd, flag string
 		fn        cobra.CompletionFunc
 	}{
-		{"run", "log-format", words("text", "json")},
-		{"run", "log-level", words("debug", "info", "warn", "error")},
+		{"run", "log-format", words(daemonlog.FormatNames()...)},
+		{"run", "log-level", words(daemonlog.LevelNames()...)},
 		{"run", "config", yaml},
 		{"rules show", "config", yaml},
 		{"status", "config", yaml},

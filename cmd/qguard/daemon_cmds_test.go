@@ -62,7 +62,7 @@ func TestNewLogger(t *testing.T) {
 	if s := b.String(); strings.Contains(s, "hidden") || !strings.Contains(s, `"msg":"shown"`) {
 		t.Errorf("json logger output %q", s)
 	}
-	if _, err := newLogger(&b, "xml", ""); err == nil || !strings.Contains(err.Error(), "text or json") {
+	if _, err := newLogger(&b, "xml", ""); err == nil || !strings.Contains(err.Error(), "expected one of: text, json") {
 		t.Errorf("bad format: %v", err)
 	}
 	if _, err := newLogger(&b, "text", "loud"); err == nil || !strings.Contains(err.Error(), "loud") {
