@@ -37,11 +37,7 @@ func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil 
 // own, as Config.DefaultVerdict must. Repeat and Queue need a mark or a
 // queue number beside them and are set by code, not text.
 func (v *Verdict) UnmarshalText(b []byte) error {
-	i, err := enumtext.Parse(b, "verdict", ErrConfig, "", "accept", "drop")
-	if err == nil {
-		*v = Verdict(i)
-	}
-	return err
+	return enumtext.Set(v, b, "verdict", ErrConfig, "", "accept", "drop")
 }
 
 func (v Verdict) valid() bool { return v >= Accept && v <= Queue }
@@ -83,11 +79,7 @@ func (m VerdictMode) MarshalText() ([]byte, error) { return []byte(m.String()), 
 
 // UnmarshalText parses "batch", "vectored" or "per-packet".
 func (m *VerdictMode) UnmarshalText(b []byte) error {
-	i, err := enumtext.Parse(b, "verdict mode", ErrConfig, modeNames[:]...)
-	if err == nil {
-		*m = VerdictMode(i)
-	}
-	return err
+	return enumtext.Set(m, b, "verdict mode", ErrConfig, modeNames[:]...)
 }
 
 // Accept sets the verdict to Accept.

@@ -40,11 +40,7 @@ func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
 // UnmarshalText parses "kernel-first" or "queue-all".
 func (m *Mode) UnmarshalText(b []byte) error {
-	i, err := enumtext.Parse(b, "rules mode", ErrInvalidConfig, modeNames[:]...)
-	if err == nil {
-		*m = Mode(i)
-	}
-	return err
+	return enumtext.Set(m, b, "rules mode", ErrInvalidConfig, modeNames[:]...)
 }
 
 // ParseMode returns the mode named s ("kernel-first", "queue-all").

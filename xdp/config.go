@@ -45,11 +45,7 @@ func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 // UnmarshalText parses "auto", "native" or "generic", as written in the
 // configuration file's xdp.mode.
 func (m *Mode) UnmarshalText(b []byte) error {
-	i, err := enumtext.Parse(b, "xdp mode", ErrInvalid, modeNames[:]...)
-	if err == nil {
-		*m = Mode(i)
-	}
-	return err
+	return enumtext.Set(m, b, "xdp mode", ErrInvalid, modeNames[:]...)
 }
 
 // ParseMode is UnmarshalText of a string.

@@ -33,11 +33,7 @@ func (f Format) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
 
 // UnmarshalText parses "text" or "json".
 func (f *Format) UnmarshalText(b []byte) error {
-	i, err := enumtext.Parse(b, "log format", ErrInvalid, formatNames[:]...)
-	if err == nil {
-		*f = Format(i)
-	}
-	return err
+	return enumtext.Set(f, b, "log format", ErrInvalid, formatNames[:]...)
 }
 
 // Level is the least severe record written. The zero value has no name;
@@ -66,11 +62,7 @@ func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
 // UnmarshalText parses "debug", "info", "warn" or "error".
 func (l *Level) UnmarshalText(b []byte) error {
-	i, err := enumtext.Parse(b, "log level", ErrInvalid, levelNames[:]...)
-	if err == nil {
-		*l = Level(i)
-	}
-	return err
+	return enumtext.Set(l, b, "log level", ErrInvalid, levelNames[:]...)
 }
 
 // Slog returns the level as slog's.

@@ -28,6 +28,16 @@ func accepted(names []string) []string {
 	return out
 }
 
+// Set parses text as Parse does and stores the index in *dst: the body of
+// an enum's UnmarshalText.
+func Set[T ~uint8](dst *T, text []byte, kind string, sentinel error, names ...string) error {
+	i, err := Parse(text, kind, sentinel, names...)
+	if err == nil {
+		*dst = T(i)
+	}
+	return err
+}
+
 // Error is a text that names none of an enum's values.
 type Error struct {
 	Kind     string   // what was asked for: "verdict mode"

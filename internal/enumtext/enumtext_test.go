@@ -22,3 +22,14 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestSet(t *testing.T) {
+	type mode uint8
+	m := mode(9)
+	if err := Set(&m, []byte("b"), "mode", errTest, "", "a", "b"); err != nil || m != 2 {
+		t.Errorf("Set b: %d, %v", m, err)
+	}
+	if err := Set(&m, []byte("c"), "mode", errTest, "", "a", "b"); !errors.Is(err, errTest) || m != 2 {
+		t.Errorf("Set c: %d, %v; want the value kept and the sentinel", m, err)
+	}
+}
