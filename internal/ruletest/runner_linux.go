@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -133,17 +134,8 @@ func runFile(ctx context.Context, f *File, idx int, opts *Options) (res FileResu
 	}()
 	fail := func(err error) FileResult {
 		res.Error = err.Error()
-		res.Cases = res.Cases[:0]
-		for i := range f.Cases {
-			c := &f.Cases[i]
-			cr := CaseResult{File: f.Path, Line: c.Line, Name: c.Name, Expected: c.Expect.String(),
-				ExpectedRule: c.Rule, Outcome: Errored.String(), Detail: "file setup failed",
-				Failures: []string{"setup: " + err.Error()}}
-			res.Cases = append(res.Cases, cr)
-			if opts.OnCase != nil {
-				opts.OnCase(cr)
-			}
-		}
+		res.Cases = unrun(f, opts, CaseResult{Outcome: Errored.String(), Detail: "file setup failed",
+			Failures: []string{"setup: " + err.Error()}})
 		return res
 	}
 	if err := ctx.Err(); err != nil {
@@ -226,15 +218,22 @@ func (r *fileRun) runCases(ctx context.Context) []CaseResult {
 
 // skip reports every case of f as skipped for reason.
 func skip(f *File, opts *Options, reason string) FileResult {
-	res := FileResult{Path: f.Path}
+	return FileResult{Path: f.Path, Cases: unrun(f, opts, CaseResult{Skipped: true, Detail: reason})}
+}
+
+// unrun gives every case of f the result res (with the case's own file,
+// line, name and expectation) without running it, and tells opts.OnCase.
+func unrun(f *File, opts *Options, res CaseResult) []CaseResult {
+	var out []CaseResult
 	for i := range f.Cases {
 		c := &f.Cases[i]
-		cr := CaseResult{File: f.Path, Line: c.Line, Name: c.Name, Expected: c.Expect.String(),
-			ExpectedRule: c.Rule, Skipped: true, Detail: reason}
-		res.Cases = append(res.Cases, cr)
+		cr := res
+		cr.File, cr.Line, cr.Name, cr.Expected, cr.ExpectedRule = f.Path, c.Line, c.Name, c.Expect.String(), c.Rule
+		cr.Failures = slices.Clone(res.Failures)
+		out = append(out, cr)
 		if opts.OnCase != nil {
 			opts.OnCase(cr)
 		}
 	}
-	return res
+	return out
 }

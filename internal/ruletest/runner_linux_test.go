@@ -78,3 +78,35 @@ func TestIntegrationRunnerStandIn(t *testing.T) {
 		t.Errorf("left behind: %v %v", left, err)
 	}
 }
+
+// TestRunCancelled: a run cancelled before a file starts reports every case
+// of it, each under its own name and line, as a setup failure saying why,
+// and tells OnCase of each.
+func TestRunCancelled(t *testing.T) {
+	f, err := Parse("cancelled.yaml", []byte(runnerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var told []CaseResult
+	rep := Run(ctx, []*File{f}, &Options{OnCase: func(c CaseResult) { told = append(told, c) }})
+	if len(rep.Files) != 1 || !strings.Contains(rep.Files[0].Error, "not run: context canceled") {
+		t.Fatalf("report %+v", rep)
+	}
+	got := rep.Files[0].Cases
+	if len(got) != len(f.Cases) || len(told) != len(f.Cases) {
+		t.Fatalf("%d cases reported, %d told, want %d", len(got), len(told), len(f.Cases))
+	}
+	for i, c := range got {
+		want := &f.Cases[i]
+		if c.File != "cancelled.yaml" || c.Line != want.Line || c.Name != want.Name || c.Expected != want.Expect.String() ||
+			c.Outcome != Errored.String() || c.Passed || c.Detail != "file setup failed" ||
+			len(c.Failures) != 1 || c.Failures[0] != "setup: not run: context canceled" {
+			t.Errorf("case %d: %+v", i, c)
+		}
+		if told[i].Name != c.Name {
+			t.Errorf("OnCase %d told %q, reported %q", i, told[i].Name, c.Name)
+		}
+	}
+}
