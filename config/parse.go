@@ -193,7 +193,7 @@ func (d *decoder) queue(q *queue.Config, n *yaml.Node) {
 		"conntrack":       d.flag(&q.Flags, queue.FlagConntrack, "queue.conntrack"),
 		"rcvbuf":          func(v *yaml.Node) { q.RcvBuf = int(d.sizeIn(v, "queue.rcvbuf", 0, 1<<31-1, int64(q.RcvBuf))) },
 		"verdict_mode":    d.text(&q.VerdictMode, "queue.verdict_mode"),
-		"batch_size":      func(v *yaml.Node) { q.BatchSize = d.intIn(v, "queue.batch_size", 1, 1024, q.BatchSize) },
+		"batch_size":      func(v *yaml.Node) { q.BatchSize = d.intIn(v, "queue.batch_size", 1, queue.MaxBatchSize, q.BatchSize) },
 		"flush_interval":  d.duration(&q.FlushInterval, "queue.flush_interval"),
 		"default_verdict": d.text(&q.DefaultVerdict, "queue.default_verdict"),
 	})

@@ -66,7 +66,7 @@ type Config struct {
 	// VerdictMode defaults to Batch.
 	VerdictMode VerdictMode
 	// BatchSize is the most packets read per recvmmsg and verdicts held
-	// before a flush (default DefaultBatchSize, at most 1024). Verdicts
+	// before a flush (default DefaultBatchSize, at most MaxBatchSize). Verdicts
 	// are also flushed whenever the socket runs dry, so a large batch only
 	// fills under a backlog, where it makes every packet cheaper.
 	BatchSize int
@@ -111,6 +111,8 @@ const (
 	DefaultFlushInterval = time.Millisecond
 	// MaxCopyRange is NFQNL_MAX_COPY_RANGE: 0xffff less an attribute header.
 	MaxCopyRange = nfqMaxCopyRange
+	// MaxBatchSize bounds BatchSize: UIO_MAXIOV bounds recvmmsg's vlen.
+	MaxBatchSize = 1024
 	// DefaultFlags are fail-open and GSO super-packets whole: the
 	// configuration file's defaults (queue.fail_open, queue.gso). A zero
 	// Flags field means no flags, not these.
@@ -118,7 +120,6 @@ const (
 )
 
 const (
-	maxBatchSize     = 1024 // UIO_MAXIOV bounds recvmmsg's vlen
 	defaultDrain     = 2 * time.Second
 	defaultDrainIdle = 20 * time.Millisecond
 )
@@ -185,8 +186,8 @@ func (c *Config) resolve() (Config, error) {
 	if r.BatchSize <= 0 {
 		r.BatchSize = DefaultBatchSize
 	}
-	if r.BatchSize > maxBatchSize {
-		return r, fmt.Errorf("%w: BatchSize %d > %d", ErrConfig, r.BatchSize, maxBatchSize)
+	if r.BatchSize > MaxBatchSize {
+		return r, fmt.Errorf("%w: BatchSize %d > %d", ErrConfig, r.BatchSize, MaxBatchSize)
 	}
 	if r.FlushInterval <= 0 {
 		r.FlushInterval = DefaultFlushInterval
