@@ -313,6 +313,30 @@ func ping(ns topo.NS, dst string, count int) error {
 	return err
 }
 
+// noTable fails t if the firewall namespace fw holds a qguard table.
+func noTable(t *testing.T, fw topo.NS, when string) {
+	t.Helper()
+	if out, err := fw.Output("nft", "list", "tables"); err != nil || strings.Contains(out, "qguard") {
+		t.Errorf("%s: table left behind: %q %v", when, out, err)
+	}
+}
+
+// runFor runs argv in ns, killed after d, and returns its combined output
+// and exit code (-1 when it did not exit by itself).
+func runFor(ns topo.NS, d time.Duration, argv ...string) (string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	out, err := ns.Command(ctx, argv...).CombinedOutput()
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(interface{ ExitCode() int }); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return string(out), code
+}
+
 // deleteSteerRule deletes the steering rule from qguard's table in fw, in
 // whichever chain holds it, as someone else would.
 func deleteSteerRule(t *testing.T, fw topo.NS) {

@@ -123,9 +123,7 @@ func TestIntegrationStopUnderLoad(t *testing.T) {
 	top := newTopo(t, "qes")
 	d := startDaemon(t, top, "")
 	stopUnderLoad(t, top, d)
-	if out, err := top.Firewall.Output("nft", "list", "tables"); err != nil || strings.Contains(out, "qguard") {
-		t.Errorf("table left behind after SIGTERM: %q %v", out, err)
-	}
+	noTable(t, top.Firewall, "after SIGTERM")
 	if _, err := os.Stat(d.control); !os.IsNotExist(err) {
 		t.Errorf("control socket left after a clean stop: %v", err)
 	}

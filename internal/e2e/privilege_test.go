@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -204,24 +203,15 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	}
 
 	// A control socket directory nobody may write: refused, saying what to do.
-	ctx0, cancel0 := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel0()
-	b0, _ := top.Firewall.Command(ctx0, asNobody(caps, bin, "run", "--config", cfg, "--control", filepath.Join(dir, "c.sock"),
-		"--metrics", "")...).CombinedOutput()
-	if !strings.Contains(string(b0), "permission denied (the daemon's user must be able to create the socket") {
+	b0, _ := runFor(top.Firewall, 10*time.Second, asNobody(caps, bin, "run", "--config", cfg, "--control", filepath.Join(dir, "c.sock"),
+		"--metrics", "")...)
+	if !strings.Contains(b0, "permission denied (the daemon's user must be able to create the socket") {
 		t.Errorf("control socket in a directory nobody cannot write:\n%s", b0)
 	}
 
 	// Without CAP_NET_ADMIN: a clear refusal, exit 1, nothing installed.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := top.Firewall.Command(ctx, asNobody("", bin, "run", "--config", cfg, "--control", control,
-		"--metrics", "")...).CombinedOutput()
-	out = string(b)
-	code := -1
-	if ee, ok := err.(interface{ ExitCode() int }); ok {
-		code = ee.ExitCode()
-	}
+	out, code := runFor(top.Firewall, 10*time.Second, asNobody("", bin, "run", "--config", cfg, "--control", control,
+		"--metrics", "")...)
 	if code != 1 || !strings.Contains(out, "CAP_NET_ADMIN in this network namespace") ||
 		strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
 		t.Errorf("without CAP_NET_ADMIN: exit %d, want 1 and a message naming the capability:\n%s", code, out)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,14 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// noQguardTable fails the test if a qguard table is in the firewall.
-func noQguardTable(t *testing.T, d *daemon, when string) {
-	t.Helper()
-	if out, err := d.fw.Output("nft", "list", "tables"); err != nil || strings.Contains(out, "qguard") {
-		t.Errorf("%s: table left behind: %q %v", when, out, err)
-	}
-}
 
 // TestIntegrationStopTwoSignals: two stop signals delivered together are
 // one request: the daemon stops cleanly (table removed, exit 0) instead of
@@ -37,7 +28,7 @@ func TestIntegrationStopTwoSignals(t *testing.T) {
 	if s := d.log.String(); !strings.Contains(s, `"msg":"stopped"`) || strings.Contains(s, "exiting now") {
 		t.Errorf("not a clean stop:\n%s", s)
 	}
-	noQguardTable(t, d, "after two signals")
+	noTable(t, d.fw, "after two signals")
 }
 
 // TestIntegrationStopUnderTimeout: GNU timeout signals the daemon and then
@@ -49,21 +40,13 @@ func TestIntegrationStopUnderTimeout(t *testing.T) {
 		t.Skip("no GNU timeout")
 	}
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := top.Firewall.Command(ctx, "timeout", "-s", "TERM", "2", qguardBin, "run", "--log-format", "json",
-		"--control", filepath.Join(dir, "c.sock"), "--metrics", "").CombinedOutput()
-	code := -1
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
+	out, code := runFor(top.Firewall, 30*time.Second, "timeout", "-s", "TERM", "2", qguardBin, "run", "--log-format", "json",
+		"--control", filepath.Join(dir, "c.sock"), "--metrics", "")
 	// 124: timeout's "the command timed out", after the command exited 0.
-	if code != 124 || !strings.Contains(string(out), `"msg":"stopped"`) || strings.Contains(string(out), "exiting now") {
-		t.Errorf("under timeout: exit %d (%v), want 124 after a clean stop:\n%s", code, err, out)
+	if code != 124 || !strings.Contains(out, `"msg":"stopped"`) || strings.Contains(out, "exiting now") {
+		t.Errorf("under timeout: exit %d, want 124 after a clean stop:\n%s", code, out)
 	}
-	if tables, err := top.Firewall.Output("nft", "list", "tables"); err != nil || strings.Contains(tables, "qguard") {
-		t.Errorf("table left behind: %q %v", tables, err)
-	}
+	noTable(t, top.Firewall, "under timeout")
 }
 
 // TestIntegrationReloadFIFO: a reload whose prefix set file is a FIFO fails
@@ -90,7 +73,7 @@ func TestIntegrationReloadFIFO(t *testing.T) {
 	if err := d.wait(10 * time.Second); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	noQguardTable(t, d, "after SIGTERM")
+	noTable(t, d.fw, "after SIGTERM")
 }
 
 // TestIntegrationStopDuringSlowReload: SIGTERM while a reload is compiling a
@@ -127,6 +110,6 @@ func TestIntegrationStopDuringSlowReload(t *testing.T) {
 	if strings.Contains(s, `"msg":"reloaded"`) || !strings.Contains(s, "the reload is abandoned") || !strings.Contains(s, `"msg":"stopped"`) {
 		t.Errorf("the stop waited for the reload (%v):\n%s", took, s)
 	}
-	noQguardTable(t, d, "after SIGTERM during a reload")
+	noTable(t, d.fw, "after SIGTERM during a reload")
 	t.Logf("stopped %v after SIGTERM during the reload", took.Round(time.Millisecond))
 }

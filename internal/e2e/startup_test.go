@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,24 +14,7 @@ func TestIntegrationStartFailures(t *testing.T) {
 	top := newTopo(t, "qef")
 	dir := t.TempDir()
 	run := func(args ...string) (string, int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		argv := append([]string{qguardBin, "run", "--log-format", "json"}, args...)
-		out, err := top.Firewall.Command(ctx, argv...).CombinedOutput()
-		code := 0
-		if err != nil {
-			code = -1
-			if ee, ok := err.(interface{ ExitCode() int }); ok {
-				code = ee.ExitCode()
-			}
-		}
-		return string(out), code
-	}
-	noTable := func(when string) {
-		t.Helper()
-		if out, err := top.Firewall.Output("nft", "list", "tables"); err != nil || strings.Contains(out, "qguard") {
-			t.Errorf("%s: table left behind: %q %v", when, out, err)
-		}
+		return runFor(top.Firewall, 10*time.Second, append([]string{qguardBin, "run", "--log-format", "json"}, args...)...)
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
@@ -41,13 +23,13 @@ func TestIntegrationStartFailures(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "bad.yaml:5") {
 		t.Errorf("bad config: exit %d, want 1 and bad.yaml:5 in the message:\n%s", code, out)
 	}
-	noTable("bad config")
+	noTable(t, top.Firewall, "bad config")
 
 	out, code = run("--queue", "9:11", "--metrics", "not-an-address", "--control", filepath.Join(dir, "c2.sock"))
 	if code != 1 || !strings.Contains(out, "metrics") {
 		t.Errorf("bad metrics address: exit %d:\n%s", code, out)
 	}
-	noTable("bad metrics address")
+	noTable(t, top.Firewall, "bad metrics address")
 
 	// A second daemon on a queue that is taken fails before touching the
 	// first one's table.
@@ -71,5 +53,5 @@ func TestIntegrationStartFailures(t *testing.T) {
 	if err := d.wait(10 * time.Second); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	noTable("after SIGTERM")
+	noTable(t, top.Firewall, "after SIGTERM")
 }
