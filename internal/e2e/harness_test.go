@@ -280,30 +280,29 @@ func dialIn(ns topo.NS, network, addr string, timeout time.Duration) (net.Conn, 
 	return nsDialer(ns)(ctx, network, addr)
 }
 
+// listenIn listens on addr inside ns until t ends.
 func listenIn(t *testing.T, ns topo.NS, network, addr string) net.Listener {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) {
-		ln, err = net.Listen(network, addr)
-		return err
-	}); err != nil {
-		t.Fatalf("listen %s %s in %s: %v", network, addr, ns.Name, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
+	return openIn(t, ns, network, addr, net.Listen)
 }
 
+// listenPacketIn opens a packet socket on addr inside ns until t ends.
 func listenPacketIn(t *testing.T, ns topo.NS, network, addr string) net.PacketConn {
 	t.Helper()
-	var pc net.PacketConn
+	return openIn(t, ns, network, addr, net.ListenPacket)
+}
+
+func openIn[C io.Closer](t *testing.T, ns topo.NS, network, addr string, open func(network, addr string) (C, error)) C {
+	t.Helper()
+	var c C
 	if err := ns.Do(func() (err error) {
-		pc, err = net.ListenPacket(network, addr)
+		c, err = open(network, addr)
 		return err
 	}); err != nil {
 		t.Fatalf("listen %s %s in %s: %v", network, addr, ns.Name, err)
 	}
-	t.Cleanup(func() { pc.Close() })
-	return pc
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // ping sends count echo requests from ns to dst and reports whether all

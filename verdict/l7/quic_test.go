@@ -403,13 +403,18 @@ func TestQUICStreamWrite(t *testing.T) {
 	}
 }
 
+// helloInitials is a ClientHello for name with pad bytes of padding, cut
+// into the Initials (1100 bytes of CRYPTO each) of one version 1 connection.
+func helloInitials(tb testing.TB, name string, pad int) [][]byte {
+	c := &quicConn{t: tb, version: quicVersion1, dcid: []byte{4, 3, 2, 1, 4, 3, 2, 1}}
+	return c.splitCrypto(quicTestHello(name, pad), 1100)
+}
+
 // TestQUICAllocs: after a connection's first Initial, Feed allocates
 // nothing; the first Initial allocates only the connection's AES/GCM
 // states.
 func TestQUICAllocs(t *testing.T) {
-	c := &quicConn{t: t, version: quicVersion1, dcid: []byte{4, 3, 2, 1, 4, 3, 2, 1}}
-	hello := quicTestHello("alloc.example", 2500)
-	pkts := c.splitCrypto(hello, 1100)
+	pkts := helloInitials(t, "alloc.example", 2500)
 	q := NewQUICHello()
 	later := func() {
 		q.initials = 0 // stay under QUICMaxInitials: each run is one more retransmission
@@ -438,9 +443,7 @@ func TestQUICAllocs(t *testing.T) {
 }
 
 func BenchmarkQUICInitial(b *testing.B) {
-	c := &quicConn{t: b, version: quicVersion1, dcid: []byte{4, 3, 2, 1, 4, 3, 2, 1}}
-	hello := quicTestHello("bench.example", 1800)
-	pkts := c.splitCrypto(hello, 1100)
+	pkts := helloInitials(b, "bench.example", 1800)
 	q := NewQUICHello()
 	b.Run("later", func(b *testing.B) {
 		b.ReportAllocs()
