@@ -337,6 +337,8 @@ func TestCheckRunAgreeOwnerChecks(t *testing.T) {
 			"2:77: rules.marks.reject: invalid rules configuration: marks.drop_flow and marks.reject are both 0x20000"},
 		{"rules:\n  marks: {mask: 0xff}\n",
 			"2:10: rules.marks.accept_flow: invalid rules configuration: marks.accept_flow 0x10000 must be non-zero and inside mask 0xff"},
+		{"rules: {hooks: [{hook: forwrd}]}\n",
+			`1:24: hook: unknown value "forwrd"; expected one of: prerouting, input, forward, output, postrouting`},
 		{"rules: {hooks: [{hook: input}, {hook: input, priority: 5}]}\n",
 			`1:16: rules.hooks: invalid rules configuration: hooks[1]: hook "input" listed twice`},
 		{"rules: {protocols: [icmp], dports: [80]}\n",
