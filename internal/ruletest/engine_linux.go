@@ -19,8 +19,8 @@ import (
 	"github.com/qguard/qguard/verdict/packet"
 )
 
-// defaultMarkMask is rules.Marks.Mask's default (docs/DESIGN.md).
-const defaultMarkMask = 0x00ff0000
+// defaultMarkMask is rules.Marks.Mask's default.
+var defaultMarkMask = rules.DefaultMarks.Mask
 
 // maxRecorded bounds the packets kept per flow for traces, maxFlows the
 // flows: a file sends a few dozen; a runaway policy must not eat memory.
