@@ -205,7 +205,7 @@ func (b *bypassMeter) failures(e *Engine) uint64 {
 			continue
 		}
 		f := qs.c.idGaps.Load()
-		handled := qs.c.packets.Load() + k.undecoded
+		handled := qs.pipe.Stats().Packets + k.undecoded
 		if lb := int64(k.id) - int64(handled) - int64(k.pending); lb > int64(f) {
 			f = uint64(lb)
 		}

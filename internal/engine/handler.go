@@ -26,6 +26,8 @@ type queueState struct {
 	// a queue's packets in order and delivers them in order, so a gap is
 	// packets it numbered but could not deliver (socket buffer full).
 	lastID uint32
+	// sampled counts packets for the latency sample (sampleMask).
+	sampled uint64
 	// now is the packet's queue.Packet.Received: the pipeline's clock
 	// (clock), so the packet path reads the clock once per receive batch.
 	now time.Time
@@ -68,9 +70,10 @@ func (e *Engine) Handle(p *queue.Packet) {
 	fillMeta(m, p)
 	d := &qs.dec
 	c := &qs.c
-	n := c.packets.Add(1)
+	// Packets and cached ones are the pipeline's counts (one Decide per
+	// packet): a locked add per packet the engine need not repeat.
 	c.bytes.Add(uint64(len(p.Payload)))
-	if n&sampleMask == 0 {
+	if qs.sampled++; qs.sampled&sampleMask == 0 {
 		t0 := time.Now()
 		qs.pipe.Decide(p.Payload, m, d)
 		c.observe(time.Since(t0))
@@ -113,9 +116,6 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, genFlo
 	if d.SetMark {
 		base = d.Mark
 		c.marked.Add(1)
-	}
-	if d.Cached {
-		c.cached.Add(1)
 	}
 	switch d.Alert {
 	case verdict.ActionDrop:

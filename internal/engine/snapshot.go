@@ -91,6 +91,7 @@ func (e *Engine) addPipelineStats(out []QueueStats) uint64 {
 	var logDenied uint64
 	for i, qs := range e.qs {
 		ps := qs.pipe.Stats()
+		out[i].Packets, out[i].Cached = ps.Packets, ps.Cached
 		out[i].FlowEntries = uint64(ps.Flows.Size)
 		out[i].FlowEvictions = ps.Flows.Evictions
 		logDenied += ps.LogDenied

@@ -119,13 +119,13 @@ type Stats struct {
 // uncontended locked add. The padding keeps queues off each other's cache
 // lines.
 type counters struct {
-	packets, bytes, accepted, dropped, rejected atomic.Uint64
-	offloaded, marked, cached, blocked          atomic.Uint64
-	latCount, latSumNanos                       atomic.Uint64
-	idGaps                                      atomic.Uint64 // see queueState.lastID
-	alertDrop, alertReject                      atomic.Uint64
-	latBuckets                                  [12]atomic.Uint64
-	_                                           [64]byte
+	bytes, accepted, dropped, rejected atomic.Uint64
+	offloaded, marked, blocked         atomic.Uint64
+	latCount, latSumNanos              atomic.Uint64
+	idGaps                             atomic.Uint64 // see queueState.lastID
+	alertDrop, alertReject             atomic.Uint64
+	latBuckets                         [12]atomic.Uint64
+	_                                  [64]byte
 }
 
 func (c *counters) observe(d time.Duration) {
@@ -150,9 +150,9 @@ func (c *counters) snapshot(q uint16) QueueStats {
 		h.Buckets[i] = c.latBuckets[i].Load()
 	}
 	return QueueStats{
-		Queue: q, Packets: c.packets.Load(), Bytes: c.bytes.Load(),
+		Queue: q, Bytes: c.bytes.Load(),
 		Accepted: c.accepted.Load(), Dropped: c.dropped.Load(), Rejected: c.rejected.Load(),
-		Offloaded: c.offloaded.Load(), Marked: c.marked.Load(), Cached: c.cached.Load(),
+		Offloaded: c.offloaded.Load(), Marked: c.marked.Load(),
 		Blocked: c.blocked.Load(), Latency: h, AlertDrop: c.alertDrop.Load(), AlertReject: c.alertReject.Load(),
 	}
 }
