@@ -349,7 +349,7 @@ func (d *decoder) ifaces(n *yaml.Node, what string) (names []string, idx []uint3
 		if !ok {
 			return
 		}
-		if !validIfName(s) {
+		if !proto.ValidIfName(s) {
 			d.errf(it, "%s: %q is not an interface name; expected up to 15 characters without '/', ':' or spaces, or an index", what, s)
 			return
 		}

@@ -273,10 +273,6 @@ func (d *decoder) ident(dst *string, n *yaml.Node, what string) {
 	*dst = s
 }
 
-func validIfName(s string) bool {
-	return s != "" && len(s) < 16 && !strings.ContainsAny(s, "/ \t\n:") && s != "." && s != ".."
-}
-
 func (d *decoder) ifaceNames(n *yaml.Node, what string) []string {
 	var out []string
 	d.list(n, what, func(it *yaml.Node) {
@@ -284,7 +280,7 @@ func (d *decoder) ifaceNames(n *yaml.Node, what string) []string {
 		if !ok {
 			return
 		}
-		if !validIfName(s) {
+		if !proto.ValidIfName(s) {
 			d.errf(it, "%s: %q is not an interface name; expected up to 15 characters without '/', ':' or spaces", what, s)
 			return
 		}

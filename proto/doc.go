@@ -1,5 +1,5 @@
 // Package proto is qguard's shared vocabulary: IP protocol numbers and
-// their names, and transport port ranges.
+// their names, transport port ranges and what makes an interface name.
 //
 // # One table
 //

@@ -48,3 +48,16 @@ func TestParsePortRange(t *testing.T) {
 		t.Errorf("%v.Contains is wrong at an edge", r)
 	}
 }
+
+func TestValidIfName(t *testing.T) {
+	for _, s := range []string{"eth0", "wg0", "veth*", "a-very-long-nam", "br.100", "..."} {
+		if !ValidIfName(s) {
+			t.Errorf("%q refused", s)
+		}
+	}
+	for _, s := range []string{"", ".", "..", "a-very-long-name", "eth0:1", "a/b", "a b", "a\tb", "a\x00"} {
+		if ValidIfName(s) {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}

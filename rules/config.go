@@ -293,7 +293,7 @@ func (c *Config) checkSteer() error {
 		v    []string
 	}{{"in_ifaces", s.InIfs}, {"out_ifaces", s.OutIfs}} {
 		for i, n := range list.v {
-			if n == "" || len(n) > 15 || strings.ContainsAny(n, "*/\x00 ") {
+			if !proto.ValidIfName(n) || strings.Contains(n, "*") {
 				return fieldErr(list.name, fmt.Errorf("%w: %s[%d]: bad interface name %q (1-15 characters, no wildcards)", ErrInvalidConfig, list.name, i, n))
 			}
 		}

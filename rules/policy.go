@@ -9,6 +9,7 @@ import (
 
 	"github.com/qguard/qguard/internal/enumtext"
 	"github.com/qguard/qguard/names"
+	"github.com/qguard/qguard/proto"
 )
 
 // Mode says how much of the policy the kernel decides.
@@ -238,7 +239,7 @@ func (p *Policy) check() error {
 			return at("%v", err)
 		}
 		for _, n := range append(append([]string(nil), r.InIfs...), r.OutIfs...) {
-			if n == "" || len(n) > 15 || strings.ContainsRune(n, 0) {
+			if !proto.ValidIfName(n) {
 				return at("bad interface name %q", n)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qguard/qguard/internal/enumtext"
+	"github.com/qguard/qguard/proto"
 )
 
 // Mode selects how the program is attached to an interface.
@@ -125,7 +126,7 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	seen := make(map[string]bool, len(out.Interfaces))
 	for i, name := range out.Interfaces {
-		if name == "" || len(name) >= 16 {
+		if !proto.ValidIfName(name) {
 			return out, fmt.Errorf("xdp: config: Interfaces[%d] %q is not a valid interface name: %w", i, name, ErrInvalid)
 		}
 		if seen[name] {
