@@ -28,7 +28,7 @@ func AllModes(c *Config) []Mode {
 	ms := []Mode{
 		{Name: "kernel", Group: GroupLimit, Family: FamilyKernel, Traffic: UDP64, cost: true, About: "kernel forwarding, no queue (the limit)"},
 		{Name: "kernel-conntrack", Group: GroupLimit, Family: FamilyKernel, Traffic: UDP64, cost: true, measure: withConntrack(measureForward),
-			About: "kernel forwarding with connection tracking on, as qguard's table has it (a stateful firewall's floor)"},
+			About: "kernel forwarding with connection tracking on, as qguard's table has it for offload or kernel-first (a stateful firewall's floor)"},
 		peer("c-nfq", FamilyC, cPeer(pb), true, fmt.Sprintf("C on libnetfilter_queue, nfq_set_verdict_batch every %d or when dry", pb)),
 		peer("c-nfq-perpkt", FamilyC, cPeer(1), true, "C on libnetfilter_queue, nfq_set_verdict per packet"),
 	}
@@ -56,10 +56,11 @@ func AllModes(c *Config) []Mode {
 		lib(fmt.Sprintf("qguard-policy%d", o.PolicyRules), 1, qguardLib(queue.Batch, main, libPolicy),
 			fmt.Sprintf("qguard engine's handler (internal/engine, offline) in the library peer, %d-rule policy, all accepted", o.PolicyRules)),
 	)
-	// The daemon's table turns connection tracking on; this mode tells
-	// its cost from the daemon's own.
+	// The daemon's table turns connection tracking on for flow offload,
+	// kernel-first or flow records (observe mode runs without); this mode
+	// tells its cost from the daemon's own.
 	ct := lib("qguard-conntrack", 1, qguardLib(queue.Batch, main, libAccept),
-		fmt.Sprintf("qguard, batch verdicts, batch size %d, connection tracking on (as the daemon's table has it)", main))
+		fmt.Sprintf("qguard, batch verdicts, batch size %d, connection tracking on (as the daemon's table has it for offload or kernel-first)", main))
 	ct.measure, ct.drain = withConntrack(measureForward), false
 	ms = append(ms, ct)
 	ms = append(ms, daemonModes(&o, main)...)
