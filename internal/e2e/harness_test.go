@@ -77,11 +77,11 @@ func buildTopo(t *testing.T, o *topo.Options) *topo.Topology {
 }
 
 // warmUp resolves the neighbours on both sides before any daemon runs.
-// Right after the links come up, IPv6 neighbour resolution on the client
-// takes about a second and releases the packets it held as one burst. Packets
-// of one new conntrack entry queued together are a known kernel race:
-// conntrack confirms the first and drops the others (insert_failed; only UDP
-// has clash resolution), seen here as lost echo requests. It is not what
+// Neighbour resolution holds the first packets to a neighbour and releases
+// them as one burst. Packets of one new conntrack entry queued together are
+// a known kernel race: conntrack confirms the first and drops the others
+// (insert_failed; only UDP has clash resolution), seen here as lost echo
+// requests. It is not what
 // these tests are about, and exact packet counts need a quiet start.
 func warmUp(t *testing.T, top *topo.Topology) {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -20,6 +21,10 @@ import (
 // ErrNotRoot is returned when the caller lacks the privileges to create
 // namespaces.
 var ErrNotRoot = errors.New("topo: need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
+
+// ErrIPv6NotReady is returned when the kernel does not configure IPv6 on a
+// topology link in time.
+var ErrIPv6NotReady = errors.New("topo: IPv6 not configured on a link")
 
 // NS is one named network namespace.
 type NS struct {
@@ -236,7 +241,45 @@ func NewTopology(o *Options) (t *Topology, err error) {
 			return t, err
 		}
 	}
+	for _, l := range []struct {
+		ns   NS
+		link string
+	}{{t.Client, t.ClientLink}, {t.Firewall, t.FwClientLink}, {t.Firewall, t.FwServerLink}, {t.Server, t.ServerLink}} {
+		if err = waitIPv6(l.ns, l.link); err != nil {
+			return t, err
+		}
+	}
 	return t, nil
+}
+
+// ipv6ReadyTimeout bounds waitIPv6; the kernel normally takes at most a
+// second (its link-event rate limit), more only when its workers starve.
+const ipv6ReadyTimeout = 10 * time.Second
+
+// waitIPv6 waits until the kernel has configured IPv6 on link: until then
+// the link has no multicast route and drops every neighbour solicitation
+// it receives (IP_INNOROUTES), so the first IPv6 packets across it wait
+// for a retransmission a second later, or fail. IPv6 is configured when
+// the kernel's link-event worker sees the carrier; it handles the events
+// of a veth whose peer has the same interface index (eth0 and fw-c are
+// both index 2 in their fresh namespaces) as non-urgent, up to a second
+// late, and later still on a busy machine. The link-local address is
+// added in the same step, after the multicast route, so it is the sign.
+func waitIPv6(n NS, link string) error {
+	deadline := time.Now().Add(ipv6ReadyTimeout)
+	for {
+		out, err := n.Output("ip", "-6", "-o", "addr", "show", "dev", link, "scope", "link")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s in %s has no usable link-local address after %v (%q)", ErrIPv6NotReady, link, n.Name, ipv6ReadyTimeout, strings.TrimSpace(out))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func veth(a NS, aName string, b NS, bName string) error {
