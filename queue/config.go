@@ -93,6 +93,11 @@ type Config struct {
 	// Logger receives rate-limited reports of ENOBUFS, handler panics and
 	// kernel errors (default slog.Default()).
 	Logger *slog.Logger
+	// BatchDone, when set, runs on a queue's goroutine once the handler has
+	// seen every packet of a receive, before the verdicts left are sent: a
+	// handler that counts in plain fields publishes them here, once a batch
+	// instead of a locked add per packet.
+	BatchDone func(queue uint16)
 }
 
 // DefaultBatchSize is Config.BatchSize's default. Verdicts flush whenever

@@ -184,6 +184,13 @@ func (l *loop) take(n int) {
 		}
 		l.datagram(l.buf[i*l.stride : i*l.stride+size])
 	}
+	l.batchDone()
+}
+
+func (l *loop) batchDone() {
+	if l.cfg.BatchDone != nil {
+		l.cfg.BatchDone(l.queue)
+	}
 }
 
 // datagram handles every netlink message in one received skb.
@@ -430,6 +437,7 @@ func (l *loop) takeStash() {
 	for _, d := range l.sock.stash {
 		l.datagram(d)
 	}
+	l.batchDone()
 	l.sock.stash = nil
 	l.flush()
 }

@@ -136,6 +136,37 @@ func TestLoopReceivedTime(t *testing.T) {
 	}
 }
 
+// TestLoopBatchDone: BatchDone runs once per receive, after the handler saw
+// every packet of it and before their verdicts are sent.
+func TestLoopBatchDone(t *testing.T) {
+	var calls, seenAtDone int
+	var k *fakeKernel
+	seen := 0
+	l, k := newTestLoop(t, &Config{BatchDone: func(q uint16) {
+		calls++
+		seenAtDone = seen
+		if q != 1 {
+			t.Errorf("BatchDone(%d), want queue 1", q)
+		}
+		if v, _ := k.verdicts(); len(v) != 0 {
+			t.Errorf("verdicts sent before BatchDone: %+v", v)
+		}
+	}})
+	l.h = func(p *Packet) { seen++; p.Accept() }
+	for id := uint32(1); id <= 5; id++ {
+		k.send(pktMsg(1, id, 10))
+	}
+	if n, err := l.step(); n != 5 || err != nil {
+		t.Fatalf("step: %d, %v", n, err)
+	}
+	if calls != 1 || seenAtDone != 5 {
+		t.Fatalf("BatchDone ran %d times, after %d packets; want once, after 5", calls, seenAtDone)
+	}
+	if v, _ := k.verdicts(); len(v) != 1 || v[0].id != 5 {
+		t.Fatalf("verdicts after the batch: %+v", v)
+	}
+}
+
 func TestLoopMixedVerdicts(t *testing.T) {
 	l, k := newTestLoop(t, nil)
 	l.h = func(p *Packet) {

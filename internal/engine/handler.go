@@ -20,8 +20,13 @@ type queueState struct {
 	meta verdict.Meta
 	dec  verdict.Decision
 	c    counters
-	rec  recQueue // record.go
-	ev   recEvent
+	// t holds what this queue counted since the last publish (tally.go):
+	// with the queue engine's BatchDone it is published once per receive
+	// batch, otherwise after every packet.
+	t       tally
+	batched bool
+	rec     recQueue // record.go
+	ev      recEvent
 	// lastID is the id of the queue's previous packet: the kernel numbers
 	// a queue's packets in order and delivers them in order, so a gap is
 	// packets it numbered but could not deliver (socket buffer full).
@@ -72,7 +77,8 @@ func (e *Engine) Handle(p *queue.Packet) {
 	c := &qs.c
 	// Packets and cached ones are the pipeline's counts (one Decide per
 	// packet): a locked add per packet the engine need not repeat.
-	c.bytes.Add(uint64(len(p.Payload)))
+	t := &qs.t
+	t.bytes += uint64(len(p.Payload))
 	if qs.sampled++; qs.sampled&sampleMask == 0 {
 		t0 := time.Now()
 		qs.pipe.Decide(p.Payload, m, d)
@@ -80,8 +86,8 @@ func (e *Engine) Handle(p *queue.Packet) {
 	} else {
 		qs.pipe.Decide(p.Payload, m, d)
 	}
-	qs.gen.hit(d, i)
-	e.apply(p, d, c, qs.gen.flowMarks)
+	t.hit(qs.gen.counter(d), i)
+	e.apply(p, d, t, qs.gen.flowMarks)
 	if d.Log {
 		e.logDecision(p.Payload, d, qs.gen)
 	}
@@ -90,6 +96,9 @@ func (e *Engine) Handle(p *queue.Packet) {
 	}
 	if d.BlockSource > 0 {
 		e.requestBlock(p.Payload, d.BlockSource, c)
+	}
+	if !qs.batched {
+		t.publish(c, i)
 	}
 }
 
@@ -111,25 +120,25 @@ func fillMeta(m *verdict.Meta, p *queue.Packet) {
 // Without qguard's rules nobody would act on that mark and the packet would
 // come back forever, so rejects degrade to drops and offload to a plain
 // verdict.
-func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, genFlowMarks bool) {
+func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, t *tally, genFlowMarks bool) {
 	base := p.Mark
 	if d.SetMark {
 		base = d.Mark
-		c.marked.Add(1)
+		t.marked++
 	}
 	switch d.Alert {
 	case verdict.ActionDrop:
-		c.alertDrop.Add(1)
+		t.alertDrop++
 	case verdict.ActionReject:
-		c.alertReject.Add(1)
+		t.alertReject++
 	}
 	marks := e.marks
 	flowMarks := e.rejectMarks && genFlowMarks
 	switch d.Action {
 	case verdict.ActionDrop:
-		c.dropped.Add(1)
+		t.dropped++
 		if d.Offload && flowMarks {
-			c.offloaded.Add(1)
+			t.offloaded++
 			p.SetMark(base&^marks.Mask | marks.DropFlow)
 			p.Repeat()
 			return
@@ -137,7 +146,7 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, genFlo
 		p.Drop()
 		return
 	case verdict.ActionReject:
-		c.rejected.Add(1)
+		t.rejected++
 		if e.rejectMarks {
 			p.SetMark(base&^marks.Mask | marks.Reject)
 			p.Repeat()
@@ -146,9 +155,9 @@ func (e *Engine) apply(p *queue.Packet, d *verdict.Decision, c *counters, genFlo
 		p.Drop()
 		return
 	case verdict.ActionAccept:
-		c.accepted.Add(1)
+		t.accepted++
 		if d.Offload && flowMarks {
-			c.offloaded.Add(1)
+			t.offloaded++
 			p.SetMark(base&^marks.Mask | marks.AcceptFlow)
 			p.Repeat()
 			return

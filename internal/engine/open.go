@@ -94,11 +94,15 @@ func (e *Engine) probeKernel(u *undoStack) (rules.Capabilities, error) {
 func (e *Engine) openQueues(u *undoStack) error {
 	qc := e.set.queue
 	qc.Logger = e.log
+	qc.BatchDone = e.batchDone
 	q, err := queue.Open(&qc)
 	if err != nil {
 		return fmt.Errorf("bind queues %d..%d: %w", qc.Num, qc.Num+qc.Count-1, err)
 	}
 	e.q = q
+	for _, qs := range e.qs {
+		qs.batched = true // before Start: no packet yet
+	}
 	u.push(func() { _ = q.Close() })
 	return nil
 }

@@ -21,6 +21,13 @@ type policyState struct {
 }
 
 func (g *policyState) hit(d *verdict.Decision, q int) {
+	if rc := g.counter(d); rc != nil {
+		rc.perQueue[q].n.Add(1)
+	}
+}
+
+// counter is the rule counter of d's rule, nil for none.
+func (g *policyState) counter(d *verdict.Decision) *ruleCounter {
 	var rc *ruleCounter
 	switch r := d.Rule; {
 	case r >= 0 && r < len(g.rules):
@@ -35,10 +42,8 @@ func (g *policyState) hit(d *verdict.Decision, q int) {
 		rc = g.stage
 	case r == verdict.RuleUndecided:
 		rc = g.undecided
-	default:
-		return
 	}
-	rc.perQueue[q].n.Add(1)
+	return rc
 }
 
 // ruleRegistry keeps one counter per rule name for the engine's lifetime,
